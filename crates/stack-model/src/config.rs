@@ -1,0 +1,414 @@
+//! Per-stage settings: built-in defaults, optionally overridden by a YAML file.
+//!
+//! ```yaml
+//! # pipeline.yaml
+//! defaults:            # applies to every stage
+//!   region: us-east-1
+//! stages:
+//!   prod:
+//!     protected: true  # retained data, termination protection, teardown refused
+//!     lambda: { memory_mb: 3008, timeout_seconds: 300 }
+//!     emr: { release_label: emr-7.5.0, core_instance_count: 2 }
+//!     log_retention_days: 365
+//! ```
+//!
+//! Every error names the file, the key (`stages.prod.lambda.memory_mb`) and the problem.
+
+use crate::resource::logs::Retention;
+use crate::stage::{StageName, MAX_REGION_LEN};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Lambda settings of a stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LambdaSettings {
+    /// 128 to 10240 MB.
+    pub memory_mb: u32,
+    /// 1 to 900 seconds.
+    pub timeout_seconds: u32,
+}
+
+/// The transient EMR cluster the EMR starter requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmrSettings {
+    /// `emr-7.x.y`: Spark 3.5, which the Spark job is tested with.
+    pub release_label: String,
+    pub master_instance_type: String,
+    pub core_instance_type: String,
+    /// 0 runs everything on the master node.
+    pub core_instance_count: u32,
+    /// The cluster terminates itself after this long without work.
+    pub idle_timeout_minutes: u32,
+}
+
+/// The validated settings of one stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageConfig {
+    pub stage: StageName,
+    pub region: String,
+    /// Stateful resources are retained on delete and replacement, the stack gets termination
+    /// protection, and teardown is refused unless forced.
+    pub protected: bool,
+    pub lambda: LambdaSettings,
+    pub emr: EmrSettings,
+    pub log_retention: Retention,
+}
+
+/// The EMR release requested by default (Spark 3.5.2).
+pub const DEFAULT_EMR_RELEASE: &str = "emr-7.5.0";
+
+impl StageConfig {
+    /// The built-in defaults (the original's settings where it had them).
+    pub fn defaults(stage: StageName) -> StageConfig {
+        StageConfig {
+            stage,
+            region: "us-east-1".into(),
+            protected: false,
+            lambda: LambdaSettings {
+                memory_mb: 2048,
+                timeout_seconds: 60,
+            },
+            emr: EmrSettings {
+                release_label: DEFAULT_EMR_RELEASE.into(),
+                master_instance_type: "m5.xlarge".into(),
+                core_instance_type: "m5.xlarge".into(),
+                core_instance_count: 0,
+                idle_timeout_minutes: 10,
+            },
+            log_retention: Retention::Days30,
+        }
+    }
+
+    /// Loads the settings of `stage`: defaults, then the file's `defaults:`, then its
+    /// `stages.<stage>:` (when a file is given).
+    pub fn load(stage: StageName, file: Option<&Path>) -> Result<StageConfig, ConfigError> {
+        let mut config = StageConfig::defaults(stage);
+        let Some(path) = file else {
+            return Ok(config);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+            location: None,
+        })?;
+        let parsed = parse_file(path, &text)?;
+        for (name, _) in &parsed.stages {
+            StageName::parse(name).map_err(|e| ConfigError {
+                file: path.to_path_buf(),
+                key: format!("stages.{name}"),
+                message: e.to_string(),
+                location: None,
+            })?;
+        }
+        let ctx = |key: String| (path.to_path_buf(), key);
+        parsed.defaults.apply(&mut config, &ctx, "defaults")?;
+        if let Some(o) = parsed.stages.get(config.stage.as_str()) {
+            let prefix = format!("stages.{}", config.stage);
+            o.apply(&mut config, &ctx, &prefix)?;
+        }
+        for (what, name, max) in config.stage.derived_names(&config.region) {
+            if name.len() > max {
+                return Err(ConfigError {
+                    file: path.to_path_buf(),
+                    key: "region".into(),
+                    message: format!("{what} `{name}` would be {} characters; the limit is {max}", name.len()),
+                    location: None,
+                });
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// A dotted path such as `stages.prod.lambda.memory_mb`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+    /// Line and column (1-based) where the parser saw it.
+    pub location: Option<(usize, usize)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.location {
+            write!(f, ":{line}:{column}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    defaults: Overrides,
+    #[serde(default)]
+    stages: BTreeMap<String, Overrides>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overrides {
+    region: Option<String>,
+    protected: Option<bool>,
+    lambda: Option<LambdaOverrides>,
+    emr: Option<EmrOverrides>,
+    log_retention_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LambdaOverrides {
+    memory_mb: Option<u32>,
+    timeout_seconds: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmrOverrides {
+    release_label: Option<String>,
+    master_instance_type: Option<String>,
+    core_instance_type: Option<String>,
+    core_instance_count: Option<u32>,
+    idle_timeout_minutes: Option<u32>,
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(ConfigFile::default());
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let location = inner.location().map(|l| (l.line(), l.column()));
+        // serde_yaml_ng appends " at line L column C"; the location is shown in front instead.
+        let mut message = inner.to_string();
+        if let Some(cut) = message.find(" at line ") {
+            message.truncate(cut);
+        }
+        ConfigError {
+            file: path.to_path_buf(),
+            key: if key == "." { String::new() } else { key },
+            message,
+            location,
+        }
+    })
+}
+
+impl Overrides {
+    fn apply(
+        &self,
+        c: &mut StageConfig,
+        ctx: &dyn Fn(String) -> (PathBuf, String),
+        prefix: &str,
+    ) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| {
+            let (file, key) = ctx(format!("{prefix}.{key}"));
+            ConfigError {
+                file,
+                key,
+                message,
+                location: None,
+            }
+        };
+        if let Some(region) = &self.region {
+            check_region(region).map_err(|m| fail("region", m))?;
+            c.region = region.clone();
+        }
+        if let Some(p) = self.protected {
+            c.protected = p;
+        }
+        if let Some(l) = &self.lambda {
+            if let Some(m) = l.memory_mb {
+                in_range(m, 128, 10240, "MB of Lambda memory").map_err(|e| fail("lambda.memory_mb", e))?;
+                c.lambda.memory_mb = m;
+            }
+            if let Some(t) = l.timeout_seconds {
+                in_range(t, 1, 900, "seconds of Lambda timeout").map_err(|e| fail("lambda.timeout_seconds", e))?;
+                c.lambda.timeout_seconds = t;
+            }
+        }
+        if let Some(e) = &self.emr {
+            if let Some(r) = &e.release_label {
+                check_release(r).map_err(|m| fail("emr.release_label", m))?;
+                c.emr.release_label = r.clone();
+            }
+            if let Some(t) = &e.master_instance_type {
+                check_instance_type(t).map_err(|m| fail("emr.master_instance_type", m))?;
+                c.emr.master_instance_type = t.clone();
+            }
+            if let Some(t) = &e.core_instance_type {
+                check_instance_type(t).map_err(|m| fail("emr.core_instance_type", m))?;
+                c.emr.core_instance_type = t.clone();
+            }
+            if let Some(n) = e.core_instance_count {
+                in_range(n, 0, 100, "core instances").map_err(|m| fail("emr.core_instance_count", m))?;
+                c.emr.core_instance_count = n;
+            }
+            if let Some(n) = e.idle_timeout_minutes {
+                // EMR's auto-termination idle timeout is 1 minute to 7 days.
+                in_range(n, 1, 7 * 24 * 60, "minutes of idle timeout")
+                    .map_err(|m| fail("emr.idle_timeout_minutes", m))?;
+                c.emr.idle_timeout_minutes = n;
+            }
+        }
+        if let Some(days) = self.log_retention_days {
+            c.log_retention = Retention::from_days(days).ok_or_else(|| {
+                let allowed: Vec<String> = Retention::ALL.iter().map(|r| r.days().to_string()).collect();
+                fail(
+                    "log_retention_days",
+                    format!("{days} is not a retention CloudWatch Logs accepts; use one of {}", allowed.join(", ")),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn in_range(v: u32, min: u32, max: u32, what: &str) -> Result<(), String> {
+    if (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("{v} is out of range: {min} to {max} {what}"))
+    }
+}
+
+fn check_region(region: &str) -> Result<(), String> {
+    // `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: letters-only parts, a final number.
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && region.len() <= MAX_REGION_LEN
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{region}` is not an AWS region name (such as `us-east-1`, at most {MAX_REGION_LEN} characters)"
+        ))
+    }
+}
+
+fn check_release(release: &str) -> Result<(), String> {
+    let version = release.strip_prefix("emr-").unwrap_or("");
+    let nums: Vec<&str> = version.split('.').collect();
+    let well_formed = nums.len() == 3 && nums.iter().all(|n| !n.is_empty() && n.parse::<u32>().is_ok());
+    if !well_formed {
+        return Err(format!("`{release}` is not an EMR release label (such as `{DEFAULT_EMR_RELEASE}`)"));
+    }
+    if nums[0] != "7" {
+        return Err(format!(
+            "`{release}` is not supported: the Spark job is built and tested for Spark 3.5, which EMR 7.x releases ship"
+        ));
+    }
+    Ok(())
+}
+
+fn check_instance_type(t: &str) -> Result<(), String> {
+    let ok = match t.split_once('.') {
+        Some((family, size)) => {
+            !family.is_empty()
+                && !size.is_empty()
+                && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{t}` is not an EC2 instance type (such as `m5.xlarge`)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, stage: &str) -> Result<StageConfig, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("stack-model-config-{}-{stage}-{}", std::process::id(), yaml.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pipeline.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        StageConfig::load(StageName::parse(stage).unwrap(), Some(&path))
+    }
+
+    #[test]
+    fn no_file_gives_the_defaults() {
+        let c = StageConfig::load(StageName::parse("alice").unwrap(), None).unwrap();
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.lambda.memory_mb, 2048);
+        assert!(!c.protected);
+    }
+
+    #[test]
+    fn stage_overrides_apply_over_file_defaults() {
+        let yaml = "defaults:\n  region: eu-west-1\n  log_retention_days: 14\nstages:\n  prod:\n    protected: true\n    lambda: {memory_mb: 3008}\n    emr: {core_instance_count: 2}\n";
+        let prod = load(yaml, "prod").unwrap();
+        assert!(prod.protected);
+        assert_eq!(prod.region, "eu-west-1");
+        assert_eq!(prod.lambda.memory_mb, 3008);
+        assert_eq!(prod.lambda.timeout_seconds, 60);
+        assert_eq!(prod.emr.core_instance_count, 2);
+        assert_eq!(prod.log_retention, Retention::Days14);
+        let alice = load(yaml, "alice").unwrap();
+        assert!(!alice.protected);
+        assert_eq!(alice.region, "eu-west-1");
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let e = load("stages:\n  prod:\n    lambda:\n      memory_mb: 64\n", "prod").unwrap_err();
+        assert_eq!(e.key, "stages.prod.lambda.memory_mb");
+        assert!(e.to_string().ends_with("pipeline.yaml: `stages.prod.lambda.memory_mb`: 64 is out of range: 128 to 10240 MB of Lambda memory"), "{e}");
+
+        let e = load("stages:\n  prod:\n    lambda:\n      memory_mb: lots\n", "prod").unwrap_err();
+        assert_eq!(e.key, "stages.prod.lambda.memory_mb");
+        assert_eq!(e.location, Some((4, 18)));
+        assert!(e.message.contains("invalid type: string \"lots\""), "{e}");
+
+        let e = load("stages:\n  prod:\n    lamda: {}\n", "prod").unwrap_err();
+        assert_eq!(e.key, "stages.prod.lamda");
+        assert!(e.message.contains("unknown field `lamda`"), "{e}");
+
+        let e = load("stages:\n  Prod: {}\n", "prod").unwrap_err();
+        assert_eq!(e.key, "stages.Prod");
+        assert!(e.message.contains("uppercase letter"), "{e}");
+
+        let e = load("defaults:\n  log_retention_days: 10\n", "alice").unwrap_err();
+        assert_eq!(e.key, "defaults.log_retention_days");
+        assert!(e.message.contains("use one of 1, 3, 5, 7, 14"), "{e}");
+
+        let e = load("defaults:\n  region: moon-base\n", "alice").unwrap_err();
+        assert!(e.message.contains("is not an AWS region name"), "{e}");
+
+        let e = load("stages:\n  alice: {emr: {release_label: emr-6.15.0}}\n", "alice").unwrap_err();
+        assert_eq!(e.key, "stages.alice.emr.release_label");
+        assert!(e.message.contains("Spark 3.5"), "{e}");
+
+        let e = load("stages: [1, 2]\n", "alice").unwrap_err();
+        assert_eq!(e.key, "stages");
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let e = StageConfig::load(StageName::parse("alice").unwrap(), Some(Path::new("/nonexistent/pipeline.yaml"))).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/pipeline.yaml: cannot read the file"), "{e}");
+    }
+}

@@ -1,0 +1,17 @@
+//! The pipeline's infrastructure as typed values: stage names and settings, typed
+//! CloudFormation resources, the pipeline's template, and its canonical rendering.
+//!
+//! No AWS SDK and no I/O beyond reading the optional config file: everything here is
+//! unit-testable and fast.
+
+pub mod config;
+pub mod pipeline;
+pub mod resource;
+pub mod stage;
+pub mod template;
+pub mod value;
+pub mod warehouse;
+
+pub use config::{ConfigError, StageConfig};
+pub use stage::{StageName, StageNameError};
+pub use template::{Format, Template, TemplateError};

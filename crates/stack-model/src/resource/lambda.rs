@@ -1,0 +1,137 @@
+//! AWS Lambda: `AWS::Lambda::Function`, `AWS::Lambda::Permission`.
+
+use super::{attributes, is_empty, NoAttributes, Resource, Tag};
+use crate::value::Value;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// `AWS::Lambda::Function`. `Ref` returns the function name.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Function {
+    /// At most 64 characters. Update: **Replacement**.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_name: Option<Value>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Update: in place.
+    pub runtime: Runtime,
+    /// For `provided.*` runtimes the bootstrap ignores it; kept for the console. Update: in place.
+    pub handler: String,
+    /// Update: in place.
+    pub architectures: Vec<Architecture>,
+    /// The deployment package. Update: in place (new code on the next invocation).
+    pub code: Code,
+    /// Execution role ARN. Update: in place.
+    pub role: Value,
+    /// 128 to 10240 MB. Update: in place.
+    pub memory_size: u32,
+    /// 1 to 900 seconds. Update: in place.
+    pub timeout: u32,
+    /// X-Ray. Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing_config: Option<TracingConfig>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+    /// Where the function logs. Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging_config: Option<LoggingConfig>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+attributes!(
+    /// `Fn::GetAtt` attributes of `AWS::Lambda::Function`.
+    FunctionAttr {
+        Arn => "Arn",
+    }
+);
+
+impl Resource for Function {
+    const TYPE: &'static str = "AWS::Lambda::Function";
+    type Attr = FunctionAttr;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Runtime {
+    /// Amazon Linux 2023 custom runtime: the zip holds an executable `bootstrap`.
+    #[serde(rename = "provided.al2023")]
+    ProvidedAl2023,
+    #[serde(rename = "python3.12")]
+    Python312,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Architecture {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+/// A deployment package in S3.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Code {
+    pub s3_bucket: Value,
+    pub s3_key: Value,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TracingConfig {
+    pub mode: TracingMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum TracingMode {
+    Active,
+    PassThrough,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Environment {
+    pub variables: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LoggingConfig {
+    /// Log group name.
+    pub log_group: Value,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum LogFormat {
+    Text,
+    #[serde(rename = "JSON")]
+    Json,
+}
+
+/// `AWS::Lambda::Permission`: lets a service invoke a function. Every property is create-only.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Permission {
+    /// `lambda:InvokeFunction`. Update: **Replacement**.
+    pub action: String,
+    /// Function name or ARN. Update: **Replacement**.
+    pub function_name: Value,
+    /// Such as `s3.amazonaws.com`. Update: **Replacement**.
+    pub principal: String,
+    /// The only resource that may invoke. Update: **Replacement**.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_arn: Option<Value>,
+    /// For S3, whose ARNs carry no account: the bucket owner. Update: **Replacement**.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_account: Option<Value>,
+}
+
+impl Resource for Permission {
+    const TYPE: &'static str = "AWS::Lambda::Permission";
+    type Attr = NoAttributes;
+}

@@ -1,0 +1,255 @@
+//! Amazon S3: `AWS::S3::Bucket`, `AWS::S3::BucketPolicy`.
+
+use super::{attributes, is_empty, NoAttributes, Resource, Tag};
+use crate::resource::iam::PolicyDocument;
+use crate::value::Value;
+use serde::Serialize;
+
+/// `AWS::S3::Bucket`. `Ref` returns the bucket name.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Bucket {
+    /// Globally unique, 3 to 63 characters. Update: **Replacement** (a new, empty bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_name: Option<Value>,
+    /// Default encryption of new objects. Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_encryption: Option<BucketEncryption>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_access_block_configuration: Option<PublicAccessBlockConfiguration>,
+    /// Update: in place. Once enabled, versioning can only be suspended, never removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versioning_configuration: Option<VersioningConfiguration>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_configuration: Option<LifecycleConfiguration>,
+    /// Event notifications. S3 checks that it may invoke each target when the configuration is
+    /// set, so the `AWS::Lambda::Permission` must exist first (`DependsOn`). Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_configuration: Option<NotificationConfiguration>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership_controls: Option<OwnershipControls>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+attributes!(
+    /// `Fn::GetAtt` attributes of `AWS::S3::Bucket`.
+    BucketAttr {
+        /// `arn:aws:s3:::name`.
+        Arn => "Arn",
+        /// `name.s3.amazonaws.com`.
+        DomainName => "DomainName",
+        /// `name.s3.<region>.amazonaws.com`.
+        RegionalDomainName => "RegionalDomainName",
+    }
+);
+
+impl Resource for Bucket {
+    const TYPE: &'static str = "AWS::S3::Bucket";
+    type Attr = BucketAttr;
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BucketEncryption {
+    pub server_side_encryption_configuration: Vec<ServerSideEncryptionRule>,
+}
+
+impl BucketEncryption {
+    /// One default rule with the given algorithm and S3 Bucket Keys on (fewer KMS calls).
+    pub fn default_with(algorithm: SseAlgorithm) -> BucketEncryption {
+        BucketEncryption {
+            server_side_encryption_configuration: vec![ServerSideEncryptionRule {
+                server_side_encryption_by_default: ServerSideEncryptionByDefault {
+                    sse_algorithm: algorithm,
+                    kms_master_key_id: None,
+                },
+                bucket_key_enabled: Some(true),
+            }],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServerSideEncryptionRule {
+    pub server_side_encryption_by_default: ServerSideEncryptionByDefault,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_key_enabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerSideEncryptionByDefault {
+    #[serde(rename = "SSEAlgorithm")]
+    pub sse_algorithm: SseAlgorithm,
+    /// Without it, `aws:kms` uses the account's AWS managed key `aws/s3`.
+    #[serde(rename = "KMSMasterKeyID", skip_serializing_if = "Option::is_none")]
+    pub kms_master_key_id: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SseAlgorithm {
+    /// SSE-S3: keys managed by S3.
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS.
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+    /// Dual-layer SSE-KMS.
+    #[serde(rename = "aws:kms:dsse")]
+    AwsKmsDsse,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublicAccessBlockConfiguration {
+    pub block_public_acls: bool,
+    pub block_public_policy: bool,
+    pub ignore_public_acls: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlockConfiguration {
+    /// Every public access path blocked.
+    pub fn all_blocked() -> Self {
+        PublicAccessBlockConfiguration {
+            block_public_acls: true,
+            block_public_policy: true,
+            ignore_public_acls: true,
+            restrict_public_buckets: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VersioningConfiguration {
+    pub status: VersioningStatus,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum VersioningStatus {
+    Enabled,
+    Suspended,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleConfiguration {
+    pub rules: Vec<LifecycleRule>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleRule {
+    pub id: String,
+    pub status: RuleStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_in_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noncurrent_version_expiration: Option<NoncurrentVersionExpiration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_incomplete_multipart_upload: Option<AbortIncompleteMultipartUpload>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RuleStatus {
+    Enabled,
+    Disabled,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NoncurrentVersionExpiration {
+    pub noncurrent_days: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AbortIncompleteMultipartUpload {
+    pub days_after_initiation: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NotificationConfiguration {
+    pub lambda_configurations: Vec<LambdaConfiguration>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LambdaConfiguration {
+    /// Such as `s3:ObjectCreated:*`.
+    pub event: String,
+    /// The function's ARN.
+    pub function: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<NotificationFilter>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NotificationFilter {
+    pub s3_key: S3KeyFilter,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct S3KeyFilter {
+    pub rules: Vec<FilterRule>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FilterRule {
+    pub name: FilterRuleName,
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterRuleName {
+    Prefix,
+    Suffix,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OwnershipControls {
+    pub rules: Vec<OwnershipControlsRule>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OwnershipControlsRule {
+    pub object_ownership: ObjectOwnership,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ObjectOwnership {
+    /// ACLs disabled; the bucket owner owns every object.
+    BucketOwnerEnforced,
+    BucketOwnerPreferred,
+    ObjectWriter,
+}
+
+/// `AWS::S3::BucketPolicy`. `Ref` returns the bucket name.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BucketPolicy {
+    /// Update: **Replacement** (the policy is detached and attached to the new bucket).
+    pub bucket: Value,
+    /// Update: in place.
+    pub policy_document: PolicyDocument,
+}
+
+impl Resource for BucketPolicy {
+    const TYPE: &'static str = "AWS::S3::BucketPolicy";
+    type Attr = NoAttributes;
+}

@@ -1,0 +1,291 @@
+//! The warehouse's tables: names, folders, columns and types.
+//!
+//! This is the one definition that the Glue tables in the template and the etl crate's writers
+//! share. Column names are the names the writers put in the files (as in the original's output);
+//! the Glue catalog stores them lowercased, and Athena matches Parquet columns by name,
+//! ignoring case.
+
+/// The two datasets of the warehouse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Base {
+    /// Built by the ETL function from the JSON exports.
+    A,
+    /// Built by the Spark job from the site events.
+    B,
+}
+
+impl Base {
+    /// The top-level folder of the base in the source and warehouse buckets.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Base::A => "a",
+            Base::B => "b",
+        }
+    }
+}
+
+/// A column's type, as the writers produce it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    String,
+    BigInt,
+    Boolean,
+    Timestamp,
+    Date,
+}
+
+impl ColumnType {
+    /// The Hive type name Glue and Athena use.
+    pub fn hive(self) -> &'static str {
+        match self {
+            ColumnType::String => "string",
+            ColumnType::BigInt => "bigint",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Date => "date",
+        }
+    }
+}
+
+/// A column of a warehouse table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnDef {
+    pub name: &'static str,
+    pub kind: ColumnType,
+}
+
+const fn col(name: &'static str, kind: ColumnType) -> ColumnDef {
+    ColumnDef { name, kind }
+}
+
+use ColumnType::{BigInt, Boolean, Date, String as Str, Timestamp};
+
+/// A warehouse table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableDef {
+    /// The Glue/Athena table name (lowercase, underscores).
+    pub name: &'static str,
+    pub base: Base,
+    /// The folder under the base's folder, as SYSTEM.md names it (`events-by-city`).
+    pub folder: &'static str,
+    pub description: &'static str,
+    pub columns: &'static [ColumnDef],
+    /// Hive-style partition columns (`event_date=2019-11-01/`), after `columns`.
+    pub partition_keys: &'static [ColumnDef],
+}
+
+impl TableDef {
+    /// The table's key prefix in the warehouse bucket, with a trailing slash: `a/students/`.
+    pub fn prefix(&self) -> String {
+        format!("{}/{}/", self.base.folder(), self.folder)
+    }
+
+    /// The Glue/Athena logical id suffix: `events_by_city` -> `EventsByCity`.
+    pub fn pascal_name(&self) -> String {
+        self.name
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+/// The object a writer puts in a table's folder once the table's data is complete. The
+/// warehouse bucket notifies the table refresher of these objects only.
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// Every table of the warehouse.
+pub const TABLES: &[TableDef] = &[
+    TableDef {
+        name: "students",
+        base: Base::A,
+        folder: "students",
+        description: "Students with their course and university names",
+        columns: &[
+            col("Id", Str),
+            col("Date", Str),
+            col("State", Str),
+            col("City", Str),
+            col("University", Str),
+            col("Course", Str),
+            col("SignupSource", Str),
+        ],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "follows",
+        base: Base::A,
+        folder: "follows",
+        description: "Subjects followed by students",
+        columns: &[col("StudentId", Str), col("Subject", Str), col("Date", Str)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "sessions",
+        base: Base::A,
+        folder: "sessions",
+        description: "Student sessions",
+        columns: &[col("StudentId", Str), col("StartTime", Str), col("Client", Str)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "subscriptions",
+        base: Base::A,
+        folder: "subscriptions",
+        description: "Student subscription payments",
+        columns: &[col("StudentId", Str), col("Date", Str), col("Type", Str)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "events",
+        base: Base::B,
+        folder: "events",
+        description: "Site events with student id and client type, partitioned by event date",
+        columns: &[
+            col("at", Str),
+            col("event_time", Timestamp),
+            col("browser", Str),
+            col("carrier", Str),
+            col("country", Str),
+            col("custom_1", Str),
+            col("custom_2", Str),
+            col("custom_4", Str),
+            col("device_new", Boolean),
+            col("install_uuid", Str),
+            col("language", Str),
+            col("library_ver", Str),
+            col("model", Str),
+            col("name", Str),
+            col("nth", BigInt),
+            col("os_ver", Str),
+            col("platform", Str),
+            col("session_uuid", Str),
+            col("type", Str),
+            col("user_type", Str),
+            col("uuid", Str),
+            col("page_name", Str),
+            col("page_category", Str),
+            col("page_category_1", Str),
+            col("page_category_2", Str),
+            col("page_category_3", Str),
+            col("last_accessed_url", Str),
+            col("first_accessed_page", Str),
+            col("marketing_source", Str),
+            col("marketing_medium", Str),
+            col("marketing_campaign", Str),
+            col("student_id", Str),
+            col("client_type", Str),
+        ],
+        partition_keys: &[col("event_date", Date)],
+    },
+    TableDef {
+        name: "events_by_city",
+        base: Base::B,
+        folder: "events-by-city",
+        description: "Events per city of the student",
+        columns: &[col("city", Str), col("events", BigInt)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "events_by_state",
+        base: Base::B,
+        folder: "events-by-state",
+        description: "Events per state of the student",
+        columns: &[col("state", Str), col("events", BigInt)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "sessions_by_campaign",
+        base: Base::B,
+        folder: "sessions-by-campaign",
+        description: "Distinct sessions (and events) per marketing campaign",
+        columns: &[
+            col("marketing_source", Str),
+            col("marketing_medium", Str),
+            col("marketing_campaign", Str),
+            col("sessions", BigInt),
+            col("events", BigInt),
+        ],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "events_by_pagename",
+        base: Base::B,
+        folder: "events-by-pagename",
+        description: "Visits per page",
+        columns: &[col("page_name", Str), col("visits", BigInt)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "events_by_client_type",
+        base: Base::B,
+        folder: "events-by-client-type",
+        description: "Events per client type",
+        columns: &[col("client_type", Str), col("events", BigInt)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "events_by_university",
+        base: Base::B,
+        folder: "events-by-university",
+        description: "Events per university (custom_1)",
+        columns: &[col("custom_1", Str), col("events", BigInt)],
+        partition_keys: &[],
+    },
+    TableDef {
+        name: "events_by_course",
+        base: Base::B,
+        folder: "events-by-course",
+        description: "Events per course (custom_2)",
+        columns: &[col("custom_2", Str), col("events", BigInt)],
+        partition_keys: &[],
+    },
+];
+
+/// The tables of one base, in declaration order.
+pub fn tables_of(base: Base) -> impl Iterator<Item = &'static TableDef> {
+    TABLES.iter().filter(move |t| t.base == base)
+}
+
+/// A table by its Glue name.
+pub fn table(name: &str) -> Option<&'static TableDef> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn bases_hold_the_tables_system_md_lists() {
+        let a: Vec<_> = tables_of(Base::A).map(|t| t.name).collect();
+        assert_eq!(a, ["students", "follows", "sessions", "subscriptions"]);
+        assert_eq!(tables_of(Base::B).count(), 8);
+        assert_eq!(table("events_by_city").unwrap().prefix(), "b/events-by-city/");
+    }
+
+    #[test]
+    fn names_folders_and_columns_are_unique_and_athena_safe() {
+        let mut names = HashSet::new();
+        let mut prefixes = HashSet::new();
+        for t in TABLES {
+            assert!(names.insert(t.name), "duplicate table {}", t.name);
+            assert!(prefixes.insert(t.prefix()), "duplicate folder {}", t.prefix());
+            assert!(t
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+            let mut cols = HashSet::new();
+            for c in t.columns.iter().chain(t.partition_keys) {
+                // Glue lowercases column names: two that differ only in case would collide.
+                assert!(cols.insert(c.name.to_ascii_lowercase()), "{}.{}", t.name, c.name);
+            }
+        }
+        assert_eq!(table("events_by_client_type").unwrap().pascal_name(), "EventsByClientType");
+    }
+}
