@@ -11,6 +11,7 @@ pub mod stage;
 pub mod template;
 pub mod value;
 pub mod warehouse;
+pub mod yaml;
 
 pub use config::{ConfigError, StageConfig};
 pub use stage::{StageName, StageNameError};

@@ -315,7 +315,7 @@ impl Template {
             }
             // The long form of intrinsics (`Fn::GetAtt`) is rendered: short tags (`!GetAtt`) do
             // not survive a serde round trip.
-            Format::Yaml => serde_yaml_ng::to_string(&value).expect("JSON values serialize to YAML"),
+            Format::Yaml => crate::yaml::to_string(&value),
         })
     }
 
