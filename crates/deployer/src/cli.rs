@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CONFIG: &str = "pipeline.yaml";
 
 #[derive(Debug, Parser)]
-#[command(name = "deployer", version, about = "Defines, deploys and runs the per-stage data pipeline")]
+#[command(
+    name = "deployer",
+    version,
+    about = "Defines, deploys and runs the per-stage data pipeline"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

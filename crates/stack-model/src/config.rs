@@ -95,7 +95,7 @@ impl StageConfig {
             location: None,
         })?;
         let parsed = parse_file(path, &text)?;
-        for (name, _) in &parsed.stages {
+        for name in parsed.stages.keys() {
             StageName::parse(name).map_err(|e| ConfigError {
                 file: path.to_path_buf(),
                 key: format!("stages.{name}"),
@@ -114,7 +114,10 @@ impl StageConfig {
                 return Err(ConfigError {
                     file: path.to_path_buf(),
                     key: "region".into(),
-                    message: format!("{what} `{name}` would be {} characters; the limit is {max}", name.len()),
+                    message: format!(
+                        "{what} `{name}` would be {} characters; the limit is {max}",
+                        name.len()
+                    ),
                     location: None,
                 });
             }
@@ -233,11 +236,13 @@ impl Overrides {
         }
         if let Some(l) = &self.lambda {
             if let Some(m) = l.memory_mb {
-                in_range(m, 128, 10240, "MB of Lambda memory").map_err(|e| fail("lambda.memory_mb", e))?;
+                in_range(m, 128, 10240, "MB of Lambda memory")
+                    .map_err(|e| fail("lambda.memory_mb", e))?;
                 c.lambda.memory_mb = m;
             }
             if let Some(t) = l.timeout_seconds {
-                in_range(t, 1, 900, "seconds of Lambda timeout").map_err(|e| fail("lambda.timeout_seconds", e))?;
+                in_range(t, 1, 900, "seconds of Lambda timeout")
+                    .map_err(|e| fail("lambda.timeout_seconds", e))?;
                 c.lambda.timeout_seconds = t;
             }
         }
@@ -255,7 +260,8 @@ impl Overrides {
                 c.emr.core_instance_type = t.clone();
             }
             if let Some(n) = e.core_instance_count {
-                in_range(n, 0, 100, "core instances").map_err(|m| fail("emr.core_instance_count", m))?;
+                in_range(n, 0, 100, "core instances")
+                    .map_err(|m| fail("emr.core_instance_count", m))?;
                 c.emr.core_instance_count = n;
             }
             if let Some(n) = e.idle_timeout_minutes {
@@ -267,10 +273,16 @@ impl Overrides {
         }
         if let Some(days) = self.log_retention_days {
             c.log_retention = Retention::from_days(days).ok_or_else(|| {
-                let allowed: Vec<String> = Retention::ALL.iter().map(|r| r.days().to_string()).collect();
+                let allowed: Vec<String> = Retention::ALL
+                    .iter()
+                    .map(|r| r.days().to_string())
+                    .collect();
                 fail(
                     "log_retention_days",
-                    format!("{days} is not a retention CloudWatch Logs accepts; use one of {}", allowed.join(", ")),
+                    format!(
+                        "{days} is not a retention CloudWatch Logs accepts; use one of {}",
+                        allowed.join(", ")
+                    ),
                 )
             })?;
         }
@@ -308,9 +320,14 @@ fn check_region(region: &str) -> Result<(), String> {
 fn check_release(release: &str) -> Result<(), String> {
     let version = release.strip_prefix("emr-").unwrap_or("");
     let nums: Vec<&str> = version.split('.').collect();
-    let well_formed = nums.len() == 3 && nums.iter().all(|n| !n.is_empty() && n.parse::<u32>().is_ok());
+    let well_formed = nums.len() == 3
+        && nums
+            .iter()
+            .all(|n| !n.is_empty() && n.parse::<u32>().is_ok());
     if !well_formed {
-        return Err(format!("`{release}` is not an EMR release label (such as `{DEFAULT_EMR_RELEASE}`)"));
+        return Err(format!(
+            "`{release}` is not an EMR release label (such as `{DEFAULT_EMR_RELEASE}`)"
+        ));
     }
     if nums[0] != "7" {
         return Err(format!(
@@ -325,15 +342,21 @@ fn check_instance_type(t: &str) -> Result<(), String> {
         Some((family, size)) => {
             !family.is_empty()
                 && !size.is_empty()
-                && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && family
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && size
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         }
         None => false,
     };
     if ok {
         Ok(())
     } else {
-        Err(format!("`{t}` is not an EC2 instance type (such as `m5.xlarge`)"))
+        Err(format!(
+            "`{t}` is not an EC2 instance type (such as `m5.xlarge`)"
+        ))
     }
 }
 
@@ -342,7 +365,11 @@ mod tests {
     use super::*;
 
     fn load(yaml: &str, stage: &str) -> Result<StageConfig, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("stack-model-config-{}-{stage}-{}", std::process::id(), yaml.len()));
+        let dir = std::env::temp_dir().join(format!(
+            "stack-model-config-{}-{stage}-{}",
+            std::process::id(),
+            yaml.len()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pipeline.yaml");
         std::fs::write(&path, yaml).unwrap();
@@ -374,11 +401,19 @@ mod tests {
 
     #[test]
     fn errors_name_file_key_and_problem() {
-        let e = load("stages:\n  prod:\n    lambda:\n      memory_mb: 64\n", "prod").unwrap_err();
+        let e = load(
+            "stages:\n  prod:\n    lambda:\n      memory_mb: 64\n",
+            "prod",
+        )
+        .unwrap_err();
         assert_eq!(e.key, "stages.prod.lambda.memory_mb");
         assert!(e.to_string().ends_with("pipeline.yaml: `stages.prod.lambda.memory_mb`: 64 is out of range: 128 to 10240 MB of Lambda memory"), "{e}");
 
-        let e = load("stages:\n  prod:\n    lambda:\n      memory_mb: lots\n", "prod").unwrap_err();
+        let e = load(
+            "stages:\n  prod:\n    lambda:\n      memory_mb: lots\n",
+            "prod",
+        )
+        .unwrap_err();
         assert_eq!(e.key, "stages.prod.lambda.memory_mb");
         assert_eq!(e.location, Some((4, 18)));
         assert!(e.message.contains("invalid type: string \"lots\""), "{e}");
@@ -398,7 +433,11 @@ mod tests {
         let e = load("defaults:\n  region: moon-base\n", "alice").unwrap_err();
         assert!(e.message.contains("is not an AWS region name"), "{e}");
 
-        let e = load("stages:\n  alice: {emr: {release_label: emr-6.15.0}}\n", "alice").unwrap_err();
+        let e = load(
+            "stages:\n  alice: {emr: {release_label: emr-6.15.0}}\n",
+            "alice",
+        )
+        .unwrap_err();
         assert_eq!(e.key, "stages.alice.emr.release_label");
         assert!(e.message.contains("Spark 3.5"), "{e}");
 
@@ -408,7 +447,15 @@ mod tests {
 
     #[test]
     fn unreadable_file_is_named() {
-        let e = StageConfig::load(StageName::parse("alice").unwrap(), Some(Path::new("/nonexistent/pipeline.yaml"))).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/pipeline.yaml: cannot read the file"), "{e}");
+        let e = StageConfig::load(
+            StageName::parse("alice").unwrap(),
+            Some(Path::new("/nonexistent/pipeline.yaml")),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/pipeline.yaml: cannot read the file"),
+            "{e}"
+        );
     }
 }

@@ -9,26 +9,29 @@
 
 use crate::config::StageConfig;
 use crate::resource::athena::{
-    EncryptionConfiguration, EncryptionOption, ResultConfiguration, WorkGroup, WorkGroupConfiguration,
-    WorkGroupState,
+    EncryptionConfiguration, EncryptionOption, ResultConfiguration, WorkGroup,
+    WorkGroupConfiguration, WorkGroupState,
 };
 use crate::resource::glue::{
-    CatalogTarget, Column, Crawler, Database, DatabaseInput, DeleteBehavior, RecrawlBehavior, RecrawlPolicy,
-    SchemaChangePolicy, SerdeInfo, StorageDescriptor, Table, TableInput, TableType, Targets, UpdateBehavior,
+    CatalogTarget, Column, Crawler, Database, DatabaseInput, DeleteBehavior, RecrawlBehavior,
+    RecrawlPolicy, SchemaChangePolicy, SerdeInfo, StorageDescriptor, Table, TableInput, TableType,
+    Targets, UpdateBehavior,
 };
 use crate::resource::iam::{
-    Condition, Effect, InlinePolicy, InstanceProfile, PolicyDocument, Principal, Role, RoleAttr, Statement,
+    Condition, Effect, InlinePolicy, InstanceProfile, PolicyDocument, Principal, Role, RoleAttr,
+    Statement,
 };
 use crate::resource::lambda::{
-    Architecture, Code, Environment, Function, FunctionAttr, LogFormat, LoggingConfig, Permission, Runtime,
-    TracingConfig, TracingMode,
+    Architecture, Code, Environment, Function, FunctionAttr, LogFormat, LoggingConfig, Permission,
+    Runtime, TracingConfig, TracingMode,
 };
 use crate::resource::logs::LogGroup;
 use crate::resource::s3::{
-    AbortIncompleteMultipartUpload, Bucket, BucketAttr, BucketEncryption, BucketPolicy, FilterRule, FilterRuleName,
-    LambdaConfiguration, LifecycleConfiguration, LifecycleRule, NoncurrentVersionExpiration, NotificationConfiguration,
-    NotificationFilter, ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
-    RuleStatus, S3KeyFilter, SseAlgorithm, VersioningConfiguration, VersioningStatus,
+    AbortIncompleteMultipartUpload, Bucket, BucketAttr, BucketEncryption, BucketPolicy, FilterRule,
+    FilterRuleName, LambdaConfiguration, LifecycleConfiguration, LifecycleRule,
+    NoncurrentVersionExpiration, NotificationConfiguration, NotificationFilter, ObjectOwnership,
+    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, RuleStatus,
+    S3KeyFilter, SseAlgorithm, VersioningConfiguration, VersioningStatus,
 };
 use crate::resource::sns::{Protocol, Subscription, Topic};
 use crate::resource::Tag;
@@ -118,8 +121,10 @@ impl<'a> Pipeline<'a> {
         let key_pattern = "^[A-Za-z0-9!_.*'()/-]+$";
         let artifacts = t.parameter(
             params::ARTIFACTS_BUCKET,
-            Parameter::string("Bucket of build artifacts (created by `deployer deploy`)")
-                .pattern("^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", "an S3 bucket name without dots"),
+            Parameter::string("Bucket of build artifacts (created by `deployer deploy`)").pattern(
+                "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+                "an S3 bucket name without dots",
+            ),
         );
         let lambda_key = t.parameter(
             params::LAMBDA_CODE_KEY,
@@ -128,7 +133,8 @@ impl<'a> Pipeline<'a> {
         );
         let spark_key = t.parameter(
             params::SPARK_JOB_KEY,
-            Parameter::string("Key of the Spark job script (content hash)").pattern(key_pattern, "an S3 key"),
+            Parameter::string("Key of the Spark job script (content hash)")
+                .pattern(key_pattern, "an S3 key"),
         );
         Pipeline {
             c,
@@ -160,7 +166,13 @@ impl<'a> Pipeline<'a> {
     }
 
     fn build(mut self) -> Template {
-        let source = self.bucket("SourceBucket", BucketRole::Source, vec![], None, Options::default());
+        let source = self.bucket(
+            "SourceBucket",
+            BucketRole::Source,
+            vec![],
+            None,
+            Options::default(),
+        );
         let jobs = self.bucket(
             "JobsBucket",
             BucketRole::Jobs,
@@ -222,15 +234,25 @@ impl<'a> Pipeline<'a> {
                 "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole",
             )],
             vec![
-                Statement::allow("ListWarehouse", &["s3:ListBucket"], vec![warehouse_arn.clone()]),
-                Statement::allow("ReadWarehouse", &["s3:GetObject"], vec![objects(&warehouse_arn, "*")]),
+                Statement::allow(
+                    "ListWarehouse",
+                    &["s3:ListBucket"],
+                    vec![warehouse_arn.clone()],
+                ),
+                Statement::allow(
+                    "ReadWarehouse",
+                    &["s3:GetObject"],
+                    vec![objects(&warehouse_arn, "*")],
+                ),
             ],
         );
         let crawler = self.t.add(
             "WarehouseCrawler",
             Crawler {
                 name: self.c.stage.crawler_name().into(),
-                description: Some("Refreshes the schemas and partitions of the declared warehouse tables".into()),
+                description: Some(
+                    "Refreshes the schemas and partitions of the declared warehouse tables".into(),
+                ),
                 role: crawler_role.get_att(RoleAttr::Arn),
                 targets: Targets {
                     catalog_targets: vec![CatalogTarget {
@@ -259,7 +281,11 @@ impl<'a> Pipeline<'a> {
             vec![Value::sub(
                 "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2",
             )],
-            vec![pass_role("PassInstanceRole", emr_instance_role_arn.clone(), "ec2.amazonaws.com")],
+            vec![pass_role(
+                "PassInstanceRole",
+                emr_instance_role_arn.clone(),
+                "ec2.amazonaws.com",
+            )],
         );
         let emr_instance = self.role(
             "EmrInstanceRole",
@@ -273,7 +299,11 @@ impl<'a> Pipeline<'a> {
                     &["s3:ListBucket"],
                     vec![source_arn.clone(), warehouse_arn.clone(), jobs_arn.clone()],
                 ),
-                Statement::allow("ReadEvents", &["s3:GetObject"], vec![objects(&source_arn, "b/*")]),
+                Statement::allow(
+                    "ReadEvents",
+                    &["s3:GetObject"],
+                    vec![objects(&source_arn, "b/*")],
+                ),
                 Statement::allow(
                     "ReadStudents",
                     &["s3:GetObject"],
@@ -294,7 +324,10 @@ impl<'a> Pipeline<'a> {
                     &["s3:GetObject"],
                     vec![Value::sub_with(
                         "${Bucket}/${Key}",
-                        [("Bucket", artifacts_arn.clone()), ("Key", self.spark_key.r#ref())],
+                        [
+                            ("Bucket", artifacts_arn.clone()),
+                            ("Key", self.spark_key.r#ref()),
+                        ],
                     )],
                 ),
             ],
@@ -302,7 +335,9 @@ impl<'a> Pipeline<'a> {
         let instance_profile = self.t.add(
             "EmrInstanceProfile",
             InstanceProfile {
-                instance_profile_name: Some(Value::sub(self.c.stage.role_name_sub(RoleKind::EmrInstance))),
+                instance_profile_name: Some(Value::sub(
+                    self.c.stage.role_name_sub(RoleKind::EmrInstance),
+                )),
                 roles: vec![emr_instance.r#ref()],
             },
         );
@@ -314,7 +349,11 @@ impl<'a> Pipeline<'a> {
                 self.c.stage.log_group_name(f)
             ))
         };
-        let crawl = Statement::allow("StartCrawler", &["glue:StartCrawler", "glue:GetCrawler"], vec![crawler_arn]);
+        let crawl = Statement::allow(
+            "StartCrawler",
+            &["glue:StartCrawler", "glue:GetCrawler"],
+            vec![crawler_arn],
+        );
 
         let etl_statements = vec![
             Statement::allow(
@@ -322,7 +361,11 @@ impl<'a> Pipeline<'a> {
                 &["s3:ListBucket"],
                 vec![source_arn.clone(), warehouse_arn.clone()],
             ),
-            Statement::allow("ReadExports", &["s3:GetObject"], vec![objects(&source_arn, "a/*")]),
+            Statement::allow(
+                "ReadExports",
+                &["s3:GetObject"],
+                vec![objects(&source_arn, "a/*")],
+            ),
             Statement::allow(
                 "WriteBaseA",
                 &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
@@ -347,16 +390,33 @@ impl<'a> Pipeline<'a> {
             "SPARK_JOB_URI".into(),
             Value::sub_with(
                 "s3://${Bucket}/${Key}",
-                [("Bucket", self.artifacts.r#ref()), ("Key", self.spark_key.r#ref())],
+                [
+                    ("Bucket", self.artifacts.r#ref()),
+                    ("Key", self.spark_key.r#ref()),
+                ],
             ),
         );
-        starter_env.insert("EMR_RELEASE_LABEL".into(), self.c.emr.release_label.clone().into());
-        starter_env.insert("EMR_MASTER_INSTANCE_TYPE".into(), self.c.emr.master_instance_type.clone().into());
-        starter_env.insert("EMR_CORE_INSTANCE_TYPE".into(), self.c.emr.core_instance_type.clone().into());
-        starter_env.insert("EMR_CORE_INSTANCE_COUNT".into(), self.c.emr.core_instance_count.to_string().into());
+        starter_env.insert(
+            "EMR_RELEASE_LABEL".into(),
+            self.c.emr.release_label.clone().into(),
+        );
+        starter_env.insert(
+            "EMR_MASTER_INSTANCE_TYPE".into(),
+            self.c.emr.master_instance_type.clone().into(),
+        );
+        starter_env.insert(
+            "EMR_CORE_INSTANCE_TYPE".into(),
+            self.c.emr.core_instance_type.clone().into(),
+        );
+        starter_env.insert(
+            "EMR_CORE_INSTANCE_COUNT".into(),
+            self.c.emr.core_instance_count.to_string().into(),
+        );
         starter_env.insert(
             "EMR_IDLE_TIMEOUT_SECONDS".into(),
-            (u64::from(self.c.emr.idle_timeout_minutes) * 60).to_string().into(),
+            (u64::from(self.c.emr.idle_timeout_minutes) * 60)
+                .to_string()
+                .into(),
         );
         starter_env.insert("EMR_SERVICE_ROLE".into(), emr_service.r#ref());
         starter_env.insert("EMR_INSTANCE_PROFILE".into(), instance_profile.r#ref());
@@ -389,7 +449,11 @@ impl<'a> Pipeline<'a> {
         refresher_env.insert("WAREHOUSE_BUCKET".into(), warehouse_name.clone());
         refresher_env.insert("CRAWLER_NAME".into(), crawler.r#ref());
         let refresher_statements = vec![
-            Statement::allow("ListWarehouse", &["s3:ListBucket"], vec![warehouse_arn.clone()]),
+            Statement::allow(
+                "ListWarehouse",
+                &["s3:ListBucket"],
+                vec![warehouse_arn.clone()],
+            ),
             crawl,
             logs_statement(logs_arn(FunctionRole::TableRefresher)),
             xray_statement(),
@@ -439,7 +503,10 @@ impl<'a> Pipeline<'a> {
             "AthenaWorkGroup",
             WorkGroup {
                 name: self.c.stage.workgroup_name().into(),
-                description: Some(format!("Queries of the {PROJECT} warehouse, stage {}", self.c.stage)),
+                description: Some(format!(
+                    "Queries of the {PROJECT} warehouse, stage {}",
+                    self.c.stage
+                )),
                 state: WorkGroupState::Enabled,
                 recursive_delete_option: true,
                 work_group_configuration: WorkGroupConfiguration {
@@ -460,20 +527,56 @@ impl<'a> Pipeline<'a> {
         use outputs as o;
         let t = &mut self.t;
         t.output(o::STAGE, "Stage name", self.c.stage.as_str().into());
-        t.output(o::SOURCE_BUCKET, "Raw exports: a/<entity>.json, b/part-*.json", source.r#ref());
-        t.output(o::WAREHOUSE_BUCKET, "Curated tables, crawled by Glue", warehouse.r#ref());
+        t.output(
+            o::SOURCE_BUCKET,
+            "Raw exports: a/<entity>.json, b/part-*.json",
+            source.r#ref(),
+        );
+        t.output(
+            o::WAREHOUSE_BUCKET,
+            "Curated tables, crawled by Glue",
+            warehouse.r#ref(),
+        );
         t.output(o::JOBS_BUCKET, "EMR logs and Athena results", jobs.r#ref());
-        t.output(o::ETL_TOPIC, "Publish here to run the base-a ETL", etl_topic.r#ref());
-        t.output(o::EMR_TOPIC, "Publish here to run the Spark job on EMR", emr_topic.r#ref());
+        t.output(
+            o::ETL_TOPIC,
+            "Publish here to run the base-a ETL",
+            etl_topic.r#ref(),
+        );
+        t.output(
+            o::EMR_TOPIC,
+            "Publish here to run the Spark job on EMR",
+            emr_topic.r#ref(),
+        );
         t.output(o::ETL_FUNCTION, "ETL function", etl.r#ref());
-        t.output(o::EMR_STARTER_FUNCTION, "EMR starter function", starter.r#ref());
-        t.output(o::TABLE_REFRESHER_FUNCTION, "Table refresher function", refresher.r#ref());
-        t.output(o::DATABASE, "Glue database to query with Athena", database.r#ref());
+        t.output(
+            o::EMR_STARTER_FUNCTION,
+            "EMR starter function",
+            starter.r#ref(),
+        );
+        t.output(
+            o::TABLE_REFRESHER_FUNCTION,
+            "Table refresher function",
+            refresher.r#ref(),
+        );
+        t.output(
+            o::DATABASE,
+            "Glue database to query with Athena",
+            database.r#ref(),
+        );
         t.output(o::CRAWLER, "Glue crawler of the warehouse", crawler.r#ref());
         t.output(o::WORKGROUP, "Athena work group", workgroup.r#ref());
-        t.output(o::ATHENA_RESULTS, "Where Athena writes query results", results);
+        t.output(
+            o::ATHENA_RESULTS,
+            "Where Athena writes query results",
+            results,
+        );
         t.output(o::EMR_SERVICE_ROLE, "EMR service role", emr_service.r#ref());
-        t.output(o::EMR_INSTANCE_PROFILE, "EMR EC2 instance profile", instance_profile.r#ref());
+        t.output(
+            o::EMR_INSTANCE_PROFILE,
+            "EMR EC2 instance profile",
+            instance_profile.r#ref(),
+        );
         self.t
     }
 
@@ -490,7 +593,9 @@ impl<'a> Pipeline<'a> {
             status: RuleStatus::Enabled,
             prefix: None,
             expiration_in_days: None,
-            noncurrent_version_expiration: Some(NoncurrentVersionExpiration { noncurrent_days: 30 }),
+            noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+                noncurrent_days: 30,
+            }),
             abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
                 days_after_initiation: 7,
             }),
@@ -501,7 +606,9 @@ impl<'a> Pipeline<'a> {
             Bucket {
                 bucket_name: Some(Value::sub(self.c.stage.bucket_name_sub(role))),
                 bucket_encryption: Some(BucketEncryption::default_with(SseAlgorithm::Aes256)),
-                public_access_block_configuration: Some(PublicAccessBlockConfiguration::all_blocked()),
+                public_access_block_configuration: Some(
+                    PublicAccessBlockConfiguration::all_blocked(),
+                ),
                 versioning_configuration: Some(VersioningConfiguration {
                     status: VersioningStatus::Enabled,
                 }),
@@ -568,10 +675,19 @@ impl<'a> Pipeline<'a> {
         for key in def.partition_keys {
             parameters.insert("projection.enabled".into(), "true".into());
             parameters.insert(format!("projection.{}.type", key.name), "date".into());
-            parameters.insert(format!("projection.{}.format", key.name), "yyyy-MM-dd".into());
-            parameters.insert(format!("projection.{}.range", key.name), "2000-01-01,NOW".into());
+            parameters.insert(
+                format!("projection.{}.format", key.name),
+                "yyyy-MM-dd".into(),
+            );
+            parameters.insert(
+                format!("projection.{}.range", key.name),
+                "2000-01-01,NOW".into(),
+            );
             parameters.insert(format!("projection.{}.interval", key.name), "1".into());
-            parameters.insert(format!("projection.{}.interval.unit", key.name), "DAYS".into());
+            parameters.insert(
+                format!("projection.{}.interval.unit", key.name),
+                "DAYS".into(),
+            );
         }
         self.t.add(
             &format!("{}Table", def.pascal_name()),
@@ -751,7 +867,11 @@ fn pass_role(sid: &str, role_arn: Value, service: &str) -> Statement {
 }
 
 fn logs_statement(log_group_arn: Value) -> Statement {
-    Statement::allow("WriteOwnLogs", &["logs:CreateLogStream", "logs:PutLogEvents"], vec![log_group_arn])
+    Statement::allow(
+        "WriteOwnLogs",
+        &["logs:CreateLogStream", "logs:PutLogEvents"],
+        vec![log_group_arn],
+    )
 }
 
 fn xray_statement() -> Statement {
@@ -805,7 +925,10 @@ mod tests {
         ] {
             assert!(types.contains(ty), "missing {ty}");
         }
-        let tables = t.resource_types().filter(|(_, ty)| *ty == "AWS::Glue::Table").count();
+        let tables = t
+            .resource_types()
+            .filter(|(_, ty)| *ty == "AWS::Glue::Table")
+            .count();
         assert_eq!(tables, TABLES.len());
     }
 
@@ -813,7 +936,13 @@ mod tests {
     fn protected_stage_retains_stateful_resources_only() {
         let v = template(&config("prod", true)).to_json().unwrap();
         let r = &v["Resources"];
-        for id in ["SourceBucket", "WarehouseBucket", "JobsBucket", "GlueDatabase", "EtlLogGroup"] {
+        for id in [
+            "SourceBucket",
+            "WarehouseBucket",
+            "JobsBucket",
+            "GlueDatabase",
+            "EtlLogGroup",
+        ] {
             assert_eq!(r[id]["DeletionPolicy"], "Retain", "{id}");
             assert_eq!(r[id]["UpdateReplacePolicy"], "Retain", "{id}");
         }
@@ -830,8 +959,14 @@ mod tests {
         let v = template(&c).to_json().unwrap();
         let f = &v["Resources"]["EmrStarterFunction"]["Properties"];
         assert_eq!(f["MemorySize"], 1024);
-        assert_eq!(f["Environment"]["Variables"]["EMR_CORE_INSTANCE_COUNT"], "3");
-        assert_eq!(f["Environment"]["Variables"]["EMR_RELEASE_LABEL"], "emr-7.5.0");
+        assert_eq!(
+            f["Environment"]["Variables"]["EMR_CORE_INSTANCE_COUNT"],
+            "3"
+        );
+        assert_eq!(
+            f["Environment"]["Variables"]["EMR_RELEASE_LABEL"],
+            "emr-7.5.0"
+        );
     }
 
     #[test]
@@ -880,7 +1015,10 @@ mod tests {
             }
             let tags = &r["Properties"]["Tags"];
             let text = tags.to_string();
-            assert!(text.contains("Stage") && text.contains("alice"), "{id} is not tagged: {tags}");
+            assert!(
+                text.contains("Stage") && text.contains("alice"),
+                "{id} is not tagged: {tags}"
+            );
         }
     }
 }

@@ -77,8 +77,18 @@ impl StageName {
                         position,
                     })
                 }
-                '.' => return Err(StageNameError::Dot { name: owned(), position }),
-                '_' => return Err(StageNameError::Underscore { name: owned(), position }),
+                '.' => {
+                    return Err(StageNameError::Dot {
+                        name: owned(),
+                        position,
+                    })
+                }
+                '_' => {
+                    return Err(StageNameError::Underscore {
+                        name: owned(),
+                        position,
+                    })
+                }
                 _ => {
                     return Err(StageNameError::InvalidChar {
                         name: owned(),
@@ -96,10 +106,14 @@ impl StageName {
             });
         }
         if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return Err(StageNameError::BadStart { name: name.to_string() });
+            return Err(StageNameError::BadStart {
+                name: name.to_string(),
+            });
         }
         if name.ends_with('-') || name.contains("--") {
-            return Err(StageNameError::BadHyphen { name: name.to_string() });
+            return Err(StageNameError::BadHyphen {
+                name: name.to_string(),
+            });
         }
         Ok(StageName(name.to_string()))
     }
@@ -120,7 +134,11 @@ impl StageName {
 
     /// A bucket's name as a `Fn::Sub` text (account and region resolved at deploy time).
     pub fn bucket_name_sub(&self, role: BucketRole) -> String {
-        format!("{}-{}-${{AWS::AccountId}}-${{AWS::Region}}", self.prefix(), role.as_str())
+        format!(
+            "{}-{}-${{AWS::AccountId}}-${{AWS::Region}}",
+            self.prefix(),
+            role.as_str()
+        )
     }
 
     /// A bucket's name in a known account and region.
@@ -176,7 +194,11 @@ impl StageName {
             ("stack name".to_string(), self.stack_name(), 128),
             ("Glue database name".to_string(), self.database_name(), 255),
             ("Glue crawler name".to_string(), self.crawler_name(), 255),
-            ("Athena work group name".to_string(), self.workgroup_name(), 128),
+            (
+                "Athena work group name".to_string(),
+                self.workgroup_name(),
+                128,
+            ),
         ];
         for &role in BucketRole::ALL {
             names.push((
@@ -186,14 +208,30 @@ impl StageName {
             ));
         }
         for &f in FunctionRole::ALL {
-            names.push((format!("{} function name", f.as_str()), self.function_name(f), 64));
-            names.push((format!("{} log group name", f.as_str()), self.log_group_name(f), 512));
+            names.push((
+                format!("{} function name", f.as_str()),
+                self.function_name(f),
+                64,
+            ));
+            names.push((
+                format!("{} log group name", f.as_str()),
+                self.log_group_name(f),
+                512,
+            ));
         }
         for &t in TopicRole::ALL {
-            names.push((format!("{} topic name", t.as_str()), self.topic_name(t), 256));
+            names.push((
+                format!("{} topic name", t.as_str()),
+                self.topic_name(t),
+                256,
+            ));
         }
         for &r in RoleKind::ALL {
-            names.push((format!("{} role name", r.as_str()), self.role_name(r, region), 64));
+            names.push((
+                format!("{} role name", r.as_str()),
+                self.role_name(r, region),
+                64,
+            ));
         }
         names
     }
@@ -303,7 +341,11 @@ mod tests {
         let region = "us-isof-south-1";
         assert_eq!(region.len(), MAX_REGION_LEN);
         for (what, name, max) in stage.derived_names(region) {
-            assert!(name.len() <= max, "{what} `{name}` is {} > {max}", name.len());
+            assert!(
+                name.len() <= max,
+                "{what} `{name}` is {} > {max}",
+                name.len()
+            );
         }
         let bucket = stage.bucket_name(BucketRole::Warehouse, "123456789012", region);
         assert_eq!(bucket.len(), 63, "the limit is reached exactly: {bucket}");
@@ -321,6 +363,9 @@ mod tests {
             s.bucket_name_sub(BucketRole::Jobs),
             "pdcase-my-dev-jobs-${AWS::AccountId}-${AWS::Region}"
         );
-        assert_eq!(s.log_group_name(FunctionRole::Etl), "/aws/lambda/pdcase-my-dev-etl");
+        assert_eq!(
+            s.log_group_name(FunctionRole::Etl),
+            "/aws/lambda/pdcase-my-dev-etl"
+        );
     }
 }

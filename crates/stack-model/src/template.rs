@@ -31,9 +31,13 @@ use std::marker::PhantomData;
 pub enum TemplateError {
     #[error("logical id `{0}` is declared twice")]
     DuplicateLogicalId(String),
-    #[error("logical id `{0}` is invalid: CloudFormation allows 1 to 255 ASCII letters and digits")]
+    #[error(
+        "logical id `{0}` is invalid: CloudFormation allows 1 to 255 ASCII letters and digits"
+    )]
     InvalidLogicalId(String),
-    #[error("`{from}` refers to `{target}`, which is not a resource or parameter of this template")]
+    #[error(
+        "`{from}` refers to `{target}`, which is not a resource or parameter of this template"
+    )]
     UnknownReference { from: String, target: String },
     #[error("`{from}` reads attribute `{attribute}` of `{target}` ({type_name}), which has no such attribute")]
     UnknownAttribute {
@@ -231,25 +235,35 @@ impl Template {
     /// Declares an output.
     pub fn output(&mut self, name: &str, description: impl Into<String>, value: Value) {
         if !valid_logical_id(name) {
-            self.errors.push(TemplateError::InvalidLogicalId(name.to_string()));
+            self.errors
+                .push(TemplateError::InvalidLogicalId(name.to_string()));
         }
-        if self.outputs.insert(name.to_string(), (description.into(), value)).is_some() {
-            self.errors.push(TemplateError::DuplicateLogicalId(name.to_string()));
+        if self
+            .outputs
+            .insert(name.to_string(), (description.into(), value))
+            .is_some()
+        {
+            self.errors
+                .push(TemplateError::DuplicateLogicalId(name.to_string()));
         }
     }
 
     fn check_new_id(&mut self, id: &str) {
         if !valid_logical_id(id) {
-            self.errors.push(TemplateError::InvalidLogicalId(id.to_string()));
+            self.errors
+                .push(TemplateError::InvalidLogicalId(id.to_string()));
         }
         if self.resources.contains_key(id) || self.parameters.contains_key(id) {
-            self.errors.push(TemplateError::DuplicateLogicalId(id.to_string()));
+            self.errors
+                .push(TemplateError::DuplicateLogicalId(id.to_string()));
         }
     }
 
     /// Logical ids and types of the declared resources, sorted by id.
     pub fn resource_types(&self) -> impl Iterator<Item = (&str, &'static str)> {
-        self.resources.iter().map(|(id, e)| (id.as_str(), e.type_name))
+        self.resources
+            .iter()
+            .map(|(id, e)| (id.as_str(), e.type_name))
     }
 
     /// The template as a JSON value, after checking every reference.
@@ -295,7 +309,10 @@ impl Template {
         root.insert("AWSTemplateFormatVersion".into(), json!("2010-09-09"));
         root.insert("Description".into(), json!(self.description));
         if !self.parameters.is_empty() {
-            root.insert("Parameters".into(), serde_json::to_value(&self.parameters).expect("parameters serialize"));
+            root.insert(
+                "Parameters".into(),
+                serde_json::to_value(&self.parameters).expect("parameters serialize"),
+            );
         }
         root.insert("Resources".into(), Json::Object(resources));
         if !outputs.is_empty() {
@@ -322,7 +339,9 @@ impl Template {
     /// Walks a rendered value and checks its `Ref`, `Fn::GetAtt` and `Fn::Sub` targets.
     fn check_references(&self, from: &str, value: &Json) -> Result<(), TemplateError> {
         match value {
-            Json::Array(items) => items.iter().try_for_each(|v| self.check_references(from, v)),
+            Json::Array(items) => items
+                .iter()
+                .try_for_each(|v| self.check_references(from, v)),
             Json::Object(map) => {
                 if map.len() == 1 {
                     if let Some(Json::String(target)) = map.get("Ref") {
@@ -337,7 +356,8 @@ impl Template {
                         return self.check_sub(from, sub);
                     }
                 }
-                map.values().try_for_each(|v| self.check_references(from, v))
+                map.values()
+                    .try_for_each(|v| self.check_references(from, v))
             }
             _ => Ok(()),
         }
@@ -397,7 +417,8 @@ impl Template {
             }
         }
         if let Some(vars) = vars {
-            vars.values().try_for_each(|v| self.check_references(from, v))?;
+            vars.values()
+                .try_for_each(|v| self.check_references(from, v))?;
         }
         Ok(())
     }
@@ -465,7 +486,10 @@ mod tests {
         let mut t = Template::new("t");
         t.add("A", log_group());
         t.add("A", log_group());
-        assert_eq!(t.to_json().unwrap_err(), TemplateError::DuplicateLogicalId("A".into()));
+        assert_eq!(
+            t.to_json().unwrap_err(),
+            TemplateError::DuplicateLogicalId("A".into())
+        );
         let mut t = Template::new("t");
         t.add("has-hyphen", log_group());
         assert_eq!(
@@ -481,7 +505,9 @@ mod tests {
         t.add_with(
             "B",
             log_group(),
-            Options::default().depends_on(&a).removal(RemovalPolicy::Retain),
+            Options::default()
+                .depends_on(&a)
+                .removal(RemovalPolicy::Retain),
         );
         let v = t.to_json().unwrap();
         assert_eq!(v["Resources"]["B"]["DependsOn"], json!(["A"]));

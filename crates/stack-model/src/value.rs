@@ -78,7 +78,10 @@ impl Value {
     }
 
     /// `Fn::Sub` with named variables, such as `("${Bucket}/*", [("Bucket", bucket.arn())])`.
-    pub fn sub_with<'a>(text: impl Into<String>, vars: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    pub fn sub_with<'a>(
+        text: impl Into<String>,
+        vars: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Value {
         Value::Sub(
             text.into(),
             vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -131,7 +134,11 @@ impl Serialize for Value {
     }
 }
 
-fn single<S: Serializer, V: Serialize + ?Sized>(serializer: S, key: &str, value: &V) -> Result<S::Ok, S::Error> {
+fn single<S: Serializer, V: Serialize + ?Sized>(
+    serializer: S,
+    key: &str,
+    value: &V,
+) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(1))?;
     map.serialize_entry(key, value)?;
     map.end()

@@ -129,7 +129,11 @@ pub const TABLES: &[TableDef] = &[
         base: Base::A,
         folder: "sessions",
         description: "Student sessions",
-        columns: &[col("StudentId", Str), col("StartTime", Str), col("Client", Str)],
+        columns: &[
+            col("StudentId", Str),
+            col("StartTime", Str),
+            col("Client", Str),
+        ],
         partition_keys: &[],
     },
     TableDef {
@@ -266,7 +270,10 @@ mod tests {
         let a: Vec<_> = tables_of(Base::A).map(|t| t.name).collect();
         assert_eq!(a, ["students", "follows", "sessions", "subscriptions"]);
         assert_eq!(tables_of(Base::B).count(), 8);
-        assert_eq!(table("events_by_city").unwrap().prefix(), "b/events-by-city/");
+        assert_eq!(
+            table("events_by_city").unwrap().prefix(),
+            "b/events-by-city/"
+        );
     }
 
     #[test]
@@ -275,17 +282,26 @@ mod tests {
         let mut prefixes = HashSet::new();
         for t in TABLES {
             assert!(names.insert(t.name), "duplicate table {}", t.name);
-            assert!(prefixes.insert(t.prefix()), "duplicate folder {}", t.prefix());
-            assert!(t
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(
+                prefixes.insert(t.prefix()),
+                "duplicate folder {}",
+                t.prefix()
+            );
+            assert!(t.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
             let mut cols = HashSet::new();
             for c in t.columns.iter().chain(t.partition_keys) {
                 // Glue lowercases column names: two that differ only in case would collide.
-                assert!(cols.insert(c.name.to_ascii_lowercase()), "{}.{}", t.name, c.name);
+                assert!(
+                    cols.insert(c.name.to_ascii_lowercase()),
+                    "{}.{}",
+                    t.name,
+                    c.name
+                );
             }
         }
-        assert_eq!(table("events_by_client_type").unwrap().pascal_name(), "EventsByClientType");
+        assert_eq!(
+            table("events_by_client_type").unwrap().pascal_name(),
+            "EventsByClientType"
+        );
     }
 }

@@ -116,7 +116,24 @@ fn is_plain_safe(s: &str) -> bool {
     let first_ok = first.is_ascii_alphabetic() || matches!(first, '/' | '$' | '_');
     let rest_ok = s.chars().all(|c| {
         c.is_ascii_alphanumeric()
-            || matches!(c, ' ' | '_' | '.' | '/' | ':' | '$' | '{' | '}' | '(' | ')' | '*' | ',' | '@' | '+' | '=' | '-')
+            || matches!(
+                c,
+                ' ' | '_'
+                    | '.'
+                    | '/'
+                    | ':'
+                    | '$'
+                    | '{'
+                    | '}'
+                    | '('
+                    | ')'
+                    | '*'
+                    | ','
+                    | '@'
+                    | '+'
+                    | '='
+                    | '-'
+            )
     });
     first_ok
         && rest_ok
@@ -132,12 +149,34 @@ mod tests {
 
     #[test]
     fn ambiguous_strings_are_quoted() {
-        for s in ["yes", "On", "n", "2012-10-17", "12:30", "1_000", "0", "-", "a: b", "x:", "", "~", "#c", "null", "it's"] {
+        for s in [
+            "yes",
+            "On",
+            "n",
+            "2012-10-17",
+            "12:30",
+            "1_000",
+            "0",
+            "-",
+            "a: b",
+            "x:",
+            "",
+            "~",
+            "#c",
+            "null",
+            "it's",
+        ] {
             assert_ne!(quote(s), s, "{s} must be quoted");
         }
         assert_eq!(quote("it's 1"), "'it''s 1'");
         assert_eq!(quote("a\nb"), "\"a\\nb\"");
-        for s in ["Ref", "arn:${AWS::Partition}:s3:::x", "/aws/lambda/x", "s3:ObjectCreated:*", "Fn::Sub"] {
+        for s in [
+            "Ref",
+            "arn:${AWS::Partition}:s3:::x",
+            "/aws/lambda/x",
+            "s3:ObjectCreated:*",
+            "Fn::Sub",
+        ] {
             assert_eq!(quote(s), s);
         }
     }

@@ -27,7 +27,9 @@ impl PolicyDocument {
         PolicyDocument::new(vec![Statement {
             sid: None,
             effect: Effect::Allow,
-            principal: Some(Principal::Service(services.iter().map(|s| s.to_string()).collect())),
+            principal: Some(Principal::Service(
+                services.iter().map(|s| s.to_string()).collect(),
+            )),
             action: vec!["sts:AssumeRole".into()],
             resource: vec![],
             condition: Condition::default(),

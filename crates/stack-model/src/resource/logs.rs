@@ -55,10 +55,28 @@ macro_rules! retention {
 }
 
 retention!(
-    Days1 = 1, Days3 = 3, Days5 = 5, Days7 = 7, Days14 = 14, Days30 = 30, Days60 = 60,
-    Days90 = 90, Days120 = 120, Days150 = 150, Days180 = 180, Days365 = 365, Days400 = 400,
-    Days545 = 545, Days731 = 731, Days1096 = 1096, Days1827 = 1827, Days2192 = 2192,
-    Days2557 = 2557, Days2922 = 2922, Days3288 = 3288, Days3653 = 3653,
+    Days1 = 1,
+    Days3 = 3,
+    Days5 = 5,
+    Days7 = 7,
+    Days14 = 14,
+    Days30 = 30,
+    Days60 = 60,
+    Days90 = 90,
+    Days120 = 120,
+    Days150 = 150,
+    Days180 = 180,
+    Days365 = 365,
+    Days400 = 400,
+    Days545 = 545,
+    Days731 = 731,
+    Days1096 = 1096,
+    Days1827 = 1827,
+    Days2192 = 2192,
+    Days2557 = 2557,
+    Days2922 = 2922,
+    Days3288 = 3288,
+    Days3653 = 3653,
 );
 
 impl Serialize for Retention {
