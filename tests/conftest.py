@@ -71,3 +71,31 @@ def rendered(deployer, config_file, tmp_path_factory):
             assert r.returncode == 0, r.stderr
             paths[(stage, fmt)] = path
     return paths
+
+
+# --- Spark ----------------------------------------------------------------------------------
+
+SPARK_JOB_DIR = ROOT / "crates" / "etl" / "spark"
+sys.path.insert(0, str(SPARK_JOB_DIR))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local PySpark session (2 cores, as on this machine), shared by the Spark tests."""
+    from pyspark.sql import SparkSession
+
+    # Loopback only: Spark otherwise binds its driver to the first network interface.
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .appName("site-events-tests")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -157,6 +157,7 @@ pub const TABLES: &[TableDef] = &[
             col("country", Str),
             col("custom_1", Str),
             col("custom_2", Str),
+            col("custom_3", Str),
             col("custom_4", Str),
             col("device_new", Boolean),
             col("install_uuid", Str),
