@@ -1,4 +1,35 @@
-//! The pipeline's runtime code: the Spark job for base b (a PySpark script shipped as an
-//! artifact), and the warehouse contract it writes by.
+//! The pipeline's runtime code.
+//!
+//! - Base b: the Spark job (`spark/site_events.py`), a PySpark script that the deployer
+//!   uploads as an artifact and the EMR starter's cluster runs with `spark-submit`. It is tested
+//!   with real PySpark in `tests/spark/`.
+//! - The warehouse contract both bases write by (re-exported from stack-model).
 
 pub use stack_model::warehouse;
+
+/// The Spark job's file name, as uploaded (under a content-hash key) and submitted.
+pub const SPARK_JOB_FILE: &str = "site_events.py";
+
+/// The Spark job's source, embedded so the deployer ships exactly the tested script.
+pub const SPARK_JOB: &str = include_str!("../spark/site_events.py");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_writes_every_base_b_table_of_the_contract() {
+        // Each table's folder appears in the job as the place it writes to.
+        for table in warehouse::tables_of(warehouse::Base::B) {
+            let needle = format!("\"{}\"", table.folder);
+            let written =
+                SPARK_JOB.contains(&needle) || SPARK_JOB.contains(&format!("/{}\"", table.folder));
+            assert!(
+                written,
+                "the Spark job never names the folder of `{}`",
+                table.name
+            );
+        }
+        assert!(SPARK_JOB.contains("def main("));
+    }
+}

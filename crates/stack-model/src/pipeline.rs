@@ -376,54 +376,56 @@ impl<'a> Pipeline<'a> {
             xray_statement(),
         ];
         let mut etl_env = self.env(ETL.role);
-        etl_env.insert("SOURCE_BUCKET".into(), source.r#ref());
-        etl_env.insert("WAREHOUSE_BUCKET".into(), warehouse_name.clone());
-        etl_env.insert("CRAWLER_NAME".into(), crawler.r#ref());
-        etl_env.insert("DATABASE_NAME".into(), database.r#ref());
+        etl_env.extend([
+            ("SOURCE_BUCKET", source.r#ref()),
+            ("WAREHOUSE_BUCKET", warehouse_name.clone()),
+            ("CRAWLER_NAME", crawler.r#ref()),
+            ("DATABASE_NAME", database.r#ref()),
+        ]);
         let etl = self.function(&ETL, etl_statements, etl_env);
 
         let mut starter_env = self.env(EMR_STARTER.role);
-        starter_env.insert("SOURCE_BUCKET".into(), source.r#ref());
-        starter_env.insert("WAREHOUSE_BUCKET".into(), warehouse_name.clone());
-        starter_env.insert("JOBS_BUCKET".into(), jobs.r#ref());
-        starter_env.insert(
-            "SPARK_JOB_URI".into(),
-            Value::sub_with(
-                "s3://${Bucket}/${Key}",
-                [
-                    ("Bucket", self.artifacts.r#ref()),
-                    ("Key", self.spark_key.r#ref()),
-                ],
+        let emr = &self.c.emr;
+        starter_env.extend([
+            ("SOURCE_BUCKET", source.r#ref()),
+            ("WAREHOUSE_BUCKET", warehouse_name.clone()),
+            ("JOBS_BUCKET", jobs.r#ref()),
+            (
+                "SPARK_JOB_URI",
+                Value::sub_with(
+                    "s3://${Bucket}/${Key}",
+                    [
+                        ("Bucket", self.artifacts.r#ref()),
+                        ("Key", self.spark_key.r#ref()),
+                    ],
+                ),
             ),
-        );
-        starter_env.insert(
-            "EMR_RELEASE_LABEL".into(),
-            self.c.emr.release_label.clone().into(),
-        );
-        starter_env.insert(
-            "EMR_MASTER_INSTANCE_TYPE".into(),
-            self.c.emr.master_instance_type.clone().into(),
-        );
-        starter_env.insert(
-            "EMR_CORE_INSTANCE_TYPE".into(),
-            self.c.emr.core_instance_type.clone().into(),
-        );
-        starter_env.insert(
-            "EMR_CORE_INSTANCE_COUNT".into(),
-            self.c.emr.core_instance_count.to_string().into(),
-        );
-        starter_env.insert(
-            "EMR_IDLE_TIMEOUT_SECONDS".into(),
-            (u64::from(self.c.emr.idle_timeout_minutes) * 60)
-                .to_string()
-                .into(),
-        );
-        starter_env.insert("EMR_SERVICE_ROLE".into(), emr_service.r#ref());
-        starter_env.insert("EMR_INSTANCE_PROFILE".into(), instance_profile.r#ref());
-        starter_env.insert(
-            "EMR_LOG_URI".into(),
-            Value::sub_with("s3://${Bucket}/logs/", [("Bucket", jobs.r#ref())]),
-        );
+            ("EMR_RELEASE_LABEL", emr.release_label.clone().into()),
+            (
+                "EMR_MASTER_INSTANCE_TYPE",
+                emr.master_instance_type.clone().into(),
+            ),
+            (
+                "EMR_CORE_INSTANCE_TYPE",
+                emr.core_instance_type.clone().into(),
+            ),
+            (
+                "EMR_CORE_INSTANCE_COUNT",
+                emr.core_instance_count.to_string().into(),
+            ),
+            (
+                "EMR_IDLE_TIMEOUT_SECONDS",
+                (u64::from(emr.idle_timeout_minutes) * 60)
+                    .to_string()
+                    .into(),
+            ),
+            ("EMR_SERVICE_ROLE", emr_service.r#ref()),
+            ("EMR_INSTANCE_PROFILE", instance_profile.r#ref()),
+            (
+                "EMR_LOG_URI",
+                Value::sub_with("s3://${Bucket}/logs/", [("Bucket", jobs.r#ref())]),
+            ),
+        ]);
         let starter_statements = vec![
             // RunJobFlow has no resource-level permissions: `*` is the narrowest AWS allows.
             // The tag condition keeps the starter to clusters tagged as this stage's.
@@ -446,8 +448,10 @@ impl<'a> Pipeline<'a> {
         let starter = self.function(&EMR_STARTER, starter_statements, starter_env);
 
         let mut refresher_env = self.env(TABLE_REFRESHER.role);
-        refresher_env.insert("WAREHOUSE_BUCKET".into(), warehouse_name.clone());
-        refresher_env.insert("CRAWLER_NAME".into(), crawler.r#ref());
+        refresher_env.extend([
+            ("WAREHOUSE_BUCKET", warehouse_name.clone()),
+            ("CRAWLER_NAME", crawler.r#ref()),
+        ]);
         let refresher_statements = vec![
             Statement::allow(
                 "ListWarehouse",
@@ -748,11 +752,11 @@ impl<'a> Pipeline<'a> {
         )
     }
 
-    fn env(&self, role: FunctionRole) -> BTreeMap<String, Value> {
+    fn env(&self, role: FunctionRole) -> BTreeMap<&'static str, Value> {
         BTreeMap::from([
-            (FUNCTION_ENV.to_string(), Value::from(role.as_str())),
-            ("STAGE".to_string(), self.c.stage.as_str().into()),
-            ("RUST_LOG".to_string(), "info".into()),
+            (FUNCTION_ENV, Value::from(role.as_str())),
+            ("STAGE", self.c.stage.as_str().into()),
+            ("RUST_LOG", "info".into()),
         ])
     }
 
@@ -760,8 +764,12 @@ impl<'a> Pipeline<'a> {
         &mut self,
         spec: &FunctionSpec,
         statements: Vec<Statement>,
-        variables: BTreeMap<String, Value>,
+        variables: BTreeMap<&'static str, Value>,
     ) -> Handle<Function> {
+        let variables = variables
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let kind = match spec.role {
             FunctionRole::Etl => RoleKind::Etl,
             FunctionRole::EmrStarter => RoleKind::EmrStarter,

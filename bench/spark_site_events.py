@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""The base-b Spark job against the original plan, on the same generated data, in local[2].
+
+    python bench/spark_site_events.py --students 100000 --data /tmp/bench-b   # with the venv's python
+
+The original plan, as SYSTEM.md describes it: for each of the eight output tables, read the
+events JSON again (schema inferred), rename, split `studentId_clientType` with
+`split(...)[1]`, join the students, aggregate, and write JSON. This job: one scan with an explicit
+schema, cached, Parquet output. Both read the same students table (Parquet), both run in a fresh
+JVM with the same settings; wall time is measured around each whole process.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GEN = ROOT.parent / "shared" / "bench" / "gen.py"
+JOB = ROOT / "crates" / "etl" / "spark" / "site_events.py"
+
+SPARK_CONF = {
+    "spark.master": "local[2]",
+    "spark.driver.memory": "6g",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+
+def session(name):
+    from pyspark.sql import SparkSession
+
+    b = SparkSession.builder.appName(name)
+    for k, v in SPARK_CONF.items():
+        b = b.config(k, v)
+    s = b.getOrCreate()
+    s.sparkContext.setLogLevel("ERROR")
+    return s
+
+
+def original(events, students, output):
+    """The original plan: one scan (with schema inference) per output table, JSON output."""
+    from pyspark.sql import functions as F
+
+    spark = session("original-plan")
+    renames = {
+        "Page Name": "page_name", "Page Category": "page_category", "Page Category 1": "page_category_1",
+        "Page Category 2": "page_category_2", "Page Category 3": "page_category_3",
+        "Last Accessed Url": "last_accessed_url", "first-accessed-page": "first_accessed_page",
+    }
+
+    def load():
+        df = spark.read.json(events)
+        for old, new in renames.items():
+            df = df.withColumnRenamed(old, new)
+        parts = F.split(F.col("studentId_clientType"), "@")
+        return df.withColumn("student_id", parts[0]).withColumn("client_type", parts[1])
+
+    def with_students():
+        s = spark.read.parquet(students).select(F.col("Id").alias("student_id"), F.col("City").alias("city"),
+                                                F.col("State").alias("state"))
+        return load().join(s, "student_id")
+
+    load().write.mode("overwrite").json(f"{output}/events")
+    with_students().groupBy("city").agg(F.count("*").alias("events")).write.mode("overwrite").json(f"{output}/events-by-city")
+    with_students().groupBy("state").agg(F.count("*").alias("events")).write.mode("overwrite").json(f"{output}/events-by-state")
+    (load().groupBy("marketing_source", "marketing_medium", "marketing_campaign").agg(F.count("*").alias("sessions"))
+     .write.mode("overwrite").json(f"{output}/sessions-by-campaign"))
+    load().groupBy("page_name").agg(F.count("*").alias("visits")).write.mode("overwrite").json(f"{output}/events-by-pagename")
+    load().groupBy("client_type").agg(F.count("*").alias("events")).write.mode("overwrite").json(f"{output}/events-by-client-type")
+    load().groupBy("custom_1").agg(F.count("*").alias("events")).write.mode("overwrite").json(f"{output}/events-by-university")
+    load().groupBy("custom_2").agg(F.count("*").alias("events")).write.mode("overwrite").json(f"{output}/events-by-course")
+    spark.stop()
+
+
+def job(events, students, output):
+    sys.path.insert(0, str(JOB.parent))
+    import site_events
+
+    spark = session("site-events")
+    site_events.run(spark, site_events.parse_args(["--events", events, "--students", students, "--output", output]))
+    spark.stop()
+
+
+def prepare(data: Path, n: int):
+    if not (data / "b").exists():
+        subprocess.run([sys.executable, str(GEN), "--students", str(n), "--out", str(data), "--jobs", "2"], check=True)
+    students = data / "students.parquet"
+    if not students.exists():
+        spark = session("prepare")
+        spark.read.json(str(data / "a" / "students.json"), multiLine=True).write.parquet(str(students))
+        spark.stop()
+    return str(data / "b"), str(students)
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--students", type=int, default=100_000)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--run", choices=["original", "job"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    events, students = prepare(args.data, args.students)
+    if args.run:
+        (original if args.run == "original" else job)(events, students, str(args.data / f"out-{args.run}"))
+        return
+    lines = sum(1 for p in Path(events).glob("part-*.json") for _ in open(p, "rb"))
+    print(f"{args.students} students, {lines} events, {du(Path(events)) / 1e6:.0f} MB of NDJSON, local[2]")
+    times = {}
+    for plan in ("original", "job"):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--students", str(args.students), "--data", str(args.data), "--run", plan],
+                       check=True)
+        times[plan] = time.perf_counter() - start
+        size = du(args.data / f"out-{plan}")
+        print(f"{plan:<9} {times[plan]:7.1f} s   output {size / 1e6:7.1f} MB")
+    print(f"speed-up: {times['original'] / times['job']:.2f}x (original / job)")
+
+
+if __name__ == "__main__":
+    main()
