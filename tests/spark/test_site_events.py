@@ -167,3 +167,16 @@ def test_outputs_match_the_warehouse_contract(spark, tmp_path, deployer):
 def test_command_line_refuses_a_bad_ratio_before_starting_spark():
     r = run([sys.executable, SPARK_JOB_DIR / "site_events.py", "--events", "e", "--students", "s", "--output", "o", "--max-bad-ratio", "2"])
     assert r.returncode == 2 and "--max-bad-ratio must be between 0 and 1, not 2.0" in r.stderr
+
+
+# Spark versions of EMR releases (AWS EMR release guide, "Spark release history").
+EMR_SPARK = {"emr-7.5.0": "3.5.2"}
+
+
+def test_pinned_pyspark_is_the_spark_of_the_requested_emr_release(deployer):
+    """Tests must see what production runs: bumping either side alone fails here."""
+    import pyspark
+
+    template = json.loads(run([deployer, "synth", "--stage", "alice", "--format", "json"]).stdout)
+    env = template["Resources"]["EmrStarterFunction"]["Properties"]["Environment"]["Variables"]
+    assert pyspark.__version__ == EMR_SPARK[env["EMR_RELEASE_LABEL"]]
