@@ -7,19 +7,20 @@
 Works with `s3://` URIs on EMR and local paths in tests; nothing about the stage is hard-coded.
 
 Compared with the original job: the events are parsed once, with an explicit schema (no
-inference pass), and kept in Spark's cache for all eight tables (the original re-read and
-re-inferred the JSON for every table); output is zstd Parquet, `events` partitioned by date;
-`sessions-by-campaign` counts distinct sessions (the original counted events) and keeps the
-event count beside it.
+inference pass), and written once as the (staged) `events` table, from which the seven
+aggregates are computed (the original re-read and re-inferred the JSON for every table);
+output is zstd Parquet, `events` partitioned by date; `sessions-by-campaign` counts distinct
+sessions (the original counted events) and keeps the event count beside it.
 
 Dirty input is counted, reported in the log (one JSON line starting with `site-events report`)
 and never crashes the job: malformed lines, a missing or null `studentId_clientType`, one
 without `@`, unknown students, an unparseable `at`, key spellings that differ between exports
 (`Page Name` / `PageName`). It is correct with `spark.sql.ansi.enabled` on or off (no
 `split(...)[1]`, no plain casts of text). The job fails, before writing anything, only when the
-share of malformed lines is above `--max-bad-ratio`: the previous tables are left as they were.
+share of malformed lines is above `--max-bad-ratio`: the previous tables are left as they were
+(the events are staged under `_staging/` and published only after the check).
 
-Each table's folder gets a `_SUCCESS` marker when its write commits: the warehouse bucket
+Each table's folder gets a `_SUCCESS` marker once it is complete: the warehouse bucket
 notifies the table refresher of those markers only, once per table.
 """
 
@@ -29,10 +30,11 @@ import argparse
 import json
 import logging
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -59,6 +61,7 @@ PLAIN = [
 MARKETING = ["marketing_source", "marketing_medium", "marketing_campaign"]
 KEY = "studentId_clientType"
 CORRUPT = "_corrupt_record"
+SUCCESS = "_SUCCESS"
 
 # The `events` table's columns, in the order of the warehouse contract
 # (crates/stack-model/src/warehouse.rs); `event_date` is the partition column.
@@ -157,7 +160,6 @@ def derive(raw: DataFrame) -> DataFrame:
         key.isNull().alias("_key_missing"),
         (key.isNotNull() & ~has_at).alias("_key_without_at"),
         F.col(CORRUPT),
-        F.input_file_name().alias("_file"),
     ]
     return raw.select(*cols).withColumn("event_date", F.to_date("event_time"))
 
@@ -179,23 +181,65 @@ def read_students(spark: SparkSession, path: str, fmt: str) -> DataFrame:
     )
 
 
-def report_counts(events: DataFrame) -> dict:
-    row = events.agg(
+def report_metrics() -> list[Column]:
+    """The report's counts, gathered by `observe` during the one pass over the events."""
+    ok = F.col(CORRUPT).isNull()
+    flag = lambda cond: F.sum(F.when(cond, 1).otherwise(0))  # noqa: E731
+    return [
         F.count(F.lit(1)).alias("lines"),
         F.count(CORRUPT).alias("malformed_lines"),
-        F.sum(F.when(F.col(CORRUPT).isNull() & F.col("_key_missing"), 1).otherwise(0)).alias("missing_student_key"),
-        F.sum(F.when(F.col(CORRUPT).isNull() & F.col("_key_without_at"), 1).otherwise(0)).alias("key_without_at"),
-        F.sum(
-            F.when(F.col("student_id").isNotNull() & F.col("_student_key").isNull(), 1).otherwise(0)
-        ).alias("unknown_students"),
-        F.sum(F.when(F.col(CORRUPT).isNull() & F.col("event_time").isNull(), 1).otherwise(0)).alias("unparsed_at"),
-    ).first()
-    return {k: int(row[k] or 0) for k in row.asDict()}
+        flag(ok & F.col("_key_missing")).alias("missing_student_key"),
+        flag(ok & F.col("_key_without_at")).alias("key_without_at"),
+        flag(F.col("student_id").isNotNull() & F.col("_student_key").isNull()).alias("unknown_students"),
+        flag(ok & F.col("event_time").isNull()).alias("unparsed_at"),
+    ]
 
 
-def bad_line_sample(events: DataFrame, limit: int = 3) -> list[dict]:
-    rows = events.where(F.col(CORRUPT).isNotNull()).select("_file", CORRUPT).limit(limit).collect()
-    return [{"file": r["_file"], "line": r[CORRUPT][:200]} for r in rows]
+def bad_line_sample(spark: SparkSession, events: str, limit: int = 3) -> list[dict]:
+    """A few malformed lines and their files (a second scan, made only when there are some)."""
+    rows = (
+        spark.read.schema(SOURCE_SCHEMA).option("columnNameOfCorruptRecord", CORRUPT).json(events)
+        .where(F.col(CORRUPT).isNotNull())
+        # Spark refuses a raw-JSON query whose only column is the corrupt record: add one.
+        .select(F.input_file_name().alias("file"), CORRUPT, "at")
+        .limit(limit)
+        .collect()
+    )
+    return [{"file": r["file"], "line": r[CORRUPT][:200]} for r in rows]
+
+
+class Files:
+    """The Hadoop file system of the output (local, HDFS or S3 through EMRFS)."""
+
+    def __init__(self, spark: SparkSession):
+        self.jvm = spark._jvm
+        self.conf = spark._jsc.hadoopConfiguration()
+
+    def _path(self, p: str):
+        path = self.jvm.org.apache.hadoop.fs.Path(p)
+        return path, path.getFileSystem(self.conf)
+
+    def delete(self, p: str) -> None:
+        path, fs = self._path(p)
+        fs.delete(path, True)
+
+    def delete_if_empty(self, p: str) -> None:
+        path, fs = self._path(p)
+        if fs.exists(path) and len(fs.listStatus(path)) == 0:
+            fs.delete(path, False)
+
+    def rename(self, src: str, dst: str) -> None:
+        s, fs = self._path(src)
+        d, _ = self._path(dst)
+        if not fs.rename(s, d):
+            raise OSError(f"cannot move {src} to {dst}")
+
+    def touch(self, p: str) -> None:
+        path, fs = self._path(p)
+        fs.create(path, True).close()
+
+    def set_success_markers(self, on: bool) -> None:
+        self.conf.set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "true" if on else "false")
 
 
 def aggregate(events: DataFrame, spec: Aggregate) -> DataFrame:
@@ -213,33 +257,48 @@ def aggregate(events: DataFrame, spec: Aggregate) -> DataFrame:
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    """Runs the job; returns the report. Raises TooManyBadLines before writing anything."""
+    """Runs the job; returns the report. Raises TooManyBadLines, publishing nothing."""
     # Parse dates with the Java 8 parser only: under the default policy a text that the
     # legacy parser would read differently raises instead of giving null.
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
     spark.conf.set("spark.sql.parquet.compression.codec", "zstd")
-    spark.sparkContext._jsc.hadoopConfiguration().set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "true")
+    files = Files(spark)
+    out = args.output.rstrip("/")
+    # Under `_`: no table's location, and Athena skips such names anyway.
+    staging = f"{out}/_staging/{uuid.uuid4().hex}"
+    started = time.monotonic()
 
+    students = read_students(spark, args.students, args.students_format).cache()
+    join_students = lambda df: df.join(  # noqa: E731
+        F.broadcast(students) if _small(students) else students,
+        F.col("student_id") == F.col("_student_key"),
+        "left",
+    )
     raw = (
         spark.read.schema(SOURCE_SCHEMA)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT)
         .json(args.events)
     )
-    students = read_students(spark, args.students, args.students_format)
-    events = (
-        derive(raw)
-        .join(F.broadcast(students) if _small(students) else students,
-              F.col("student_id") == F.col("_student_key"), "left")
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    observation = Observation("site-events")
+    # The one pass over the events: parse, derive, count the dirt, write the events table to
+    # staging. Persisting them as Parquet there (rather than in Spark's cache, whose build
+    # cost more than the whole scan) is what every other table is computed from.
+    events = join_students(derive(raw)).observe(observation, *report_metrics())
     try:
-        report = report_counts(events)
+        files.set_success_markers(False)
+        (
+            events.where(F.col(CORRUPT).isNull())
+            .select(*EVENT_COLUMNS, "event_date")
+            .write.partitionBy("event_date")
+            .parquet(f"{staging}/events")
+        )
+        report = {k: int(v or 0) for k, v in observation.get.items()}
         lines, bad = report["lines"], report["malformed_lines"]
         ratio = bad / lines if lines else 0.0
         report["malformed_ratio"] = round(ratio, 6)
         if bad:
-            report["malformed_sample"] = bad_line_sample(events)
+            report["malformed_sample"] = bad_line_sample(spark, args.events)
         if ratio > args.max_bad_ratio:
             LOG.error("site-events report %s", json.dumps(report))
             raise TooManyBadLines(
@@ -247,21 +306,22 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                 f"--max-bad-ratio {args.max_bad_ratio}; nothing was written. First: {report['malformed_sample']}"
             )
 
-        good = events.where(F.col(CORRUPT).isNull())
-        out = args.output.rstrip("/")
-        tables = {}
-        ev = good.select(*EVENT_COLUMNS, "event_date")
-        # One shuffle so that each date's folder gets one file rather than one per task.
-        ev.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(f"{out}/events")
-        tables["events"] = lines - bad
+        files.set_success_markers(True)
+        staged = join_students(spark.read.parquet(f"{staging}/events"))
         for spec in AGGREGATES:
-            table = aggregate(good, spec)
             # Aggregates are small: one file each.
-            table.coalesce(1).write.mode("overwrite").parquet(f"{out}/{spec.folder}")
-            tables[spec.folder] = None
-        report["tables"] = tables
+            aggregate(staged, spec).coalesce(1).write.mode("overwrite").parquet(f"{out}/{spec.folder}")
+        # Publish the events last: swap the folder in, then mark it complete.
+        files.delete(f"{out}/events")
+        files.rename(f"{staging}/events", f"{out}/events")
+        files.touch(f"{out}/events/{SUCCESS}")
+        report["tables"] = ["events"] + [spec.folder for spec in AGGREGATES]
     finally:
-        events.unpersist()
+        files.set_success_markers(True)
+        files.delete(staging)
+        files.delete_if_empty(f"{out}/_staging")
+        students.unpersist()
+    report["seconds"] = round(time.monotonic() - started, 1)
     LOG.info("site-events report %s", json.dumps(report))
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
