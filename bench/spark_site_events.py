@@ -80,6 +80,9 @@ def original(events, students, output):
 
 
 def job(events, students, output):
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     sys.path.insert(0, str(JOB.parent))
     import site_events
 
