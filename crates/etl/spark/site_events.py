@@ -190,6 +190,7 @@ def report_metrics() -> list[Column]:
         F.count(CORRUPT).alias("malformed_lines"),
         flag(ok & F.col("_key_missing")).alias("missing_student_key"),
         flag(ok & F.col("_key_without_at")).alias("key_without_at"),
+        flag(F.col("student_id").isNotNull() & F.col("_student_key").isNull()).alias("unknown_students"),
         flag(ok & F.col("event_time").isNull()).alias("unparsed_at"),
     ]
 
@@ -261,9 +262,6 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     # legacy parser would read differently raises instead of giving null.
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
     spark.conf.set("spark.sql.parquet.compression.codec", "zstd")
-    # Date partitions are written by concurrent writers instead of sorting every task's rows
-    # by date first (the events arrive roughly in time order: few dates per task).
-    spark.conf.set("spark.sql.maxConcurrentOutputFileWriters", "64")
     files = Files(spark)
     out = args.output.rstrip("/")
     # Under `_`: no table's location, and Athena skips such names anyway.
@@ -292,7 +290,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     # The one pass over the events: parse, derive, count the dirt, write the events table to
     # staging. Persisting them as Parquet there (rather than in Spark's cache, whose build
     # cost more than the whole scan) is what every other table is computed from.
-    events = derive(raw).observe(observation, *report_metrics())
+    events = join_students(derive(raw)).observe(observation, *report_metrics())
     try:
         files.set_success_markers(False)
         (
@@ -316,16 +314,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             )
 
         files.set_success_markers(True)
-        # What the aggregates read, joined to the students once, cached (narrow: cheap).
-        needed = sorted({k for spec in AGGREGATES for k in spec.keys} - {"city", "state"})
-        staged = (
-            join_students(spark.read.parquet(f"{staging}/events").select(*needed, "student_id", "uuid", "session_uuid"))
-            .cache()
-        )
-        report["unknown_students"] = staged.where(
-            F.col("student_id").isNotNull() & F.col("_student_key").isNull()
-        ).count()
-        mark = step("cache what the aggregates read", mark)
+        staged = join_students(spark.read.parquet(f"{staging}/events"))
         for spec in AGGREGATES:
             # Aggregates are small: one file each.
             aggregate(staged, spec).coalesce(1).write.mode("overwrite").parquet(f"{out}/{spec.folder}")
@@ -336,7 +325,6 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         files.touch(f"{out}/events/{SUCCESS}")
         step("publish events", mark)
         report["tables"] = ["events"] + [spec.folder for spec in AGGREGATES]
-        staged.unpersist()
     finally:
         files.set_success_markers(True)
         files.delete(staging)
