@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# The project's shared material (fixtures, data generator) sits beside the clone, as in CI.
+SHARED = Path(os.environ.get("PDCASE_SHARED", ROOT.parent / "shared"))
 VENV_BIN = Path(sys.executable).parent
 
 # The stages every template gate runs on: the default stage, `prod` configured as protected
@@ -81,6 +82,8 @@ sys.path.insert(0, str(SPARK_JOB_DIR))
 
 @pytest.fixture(scope="session")
 def spark():
+    if not (SHARED / "fixtures").is_dir():
+        pytest.fail(f"{SHARED} has no fixtures/: clone next to shared/ or set PDCASE_SHARED")
     """A local PySpark session (2 cores, as on this machine), shared by the Spark tests."""
     from pyspark.sql import SparkSession
 
