@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stack_model::{StageConfig, StageName};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG: &str = "pipeline.yaml";
@@ -58,7 +58,7 @@ impl Global {
         let name = StageName::parse(stage)?;
         let file = match &self.config {
             Some(path) => Some(path.clone()),
-            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| Path::new(p).exists()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
         };
         StageConfig::load(name, file.as_deref()).context("invalid configuration")
     }

@@ -275,10 +275,9 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         return now
 
     students = read_students(spark, args.students, args.students_format).cache()
+    students_side = F.broadcast(students) if _small(students) else students
     join_students = lambda df: df.join(  # noqa: E731
-        F.broadcast(students) if _small(students) else students,
-        F.col("student_id") == F.col("_student_key"),
-        "left",
+        students_side, F.col("student_id") == F.col("_student_key"), "left"
     )
     raw = (
         spark.read.schema(SOURCE_SCHEMA)

@@ -88,38 +88,28 @@ impl StageConfig {
         let Some(path) = file else {
             return Ok(config);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            key: String::new(),
-            message: format!("cannot read the file: {e}"),
-            location: None,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, "", format!("cannot read the file: {e}")))?;
         let parsed = parse_file(path, &text)?;
         for name in parsed.stages.keys() {
-            StageName::parse(name).map_err(|e| ConfigError {
-                file: path.to_path_buf(),
-                key: format!("stages.{name}"),
-                message: e.to_string(),
-                location: None,
-            })?;
+            StageName::parse(name)
+                .map_err(|e| ConfigError::new(path, &format!("stages.{name}"), e.to_string()))?;
         }
-        let ctx = |key: String| (path.to_path_buf(), key);
-        parsed.defaults.apply(&mut config, &ctx, "defaults")?;
+        parsed.defaults.apply(&mut config, path, "defaults")?;
         if let Some(o) = parsed.stages.get(config.stage.as_str()) {
             let prefix = format!("stages.{}", config.stage);
-            o.apply(&mut config, &ctx, &prefix)?;
+            o.apply(&mut config, path, &prefix)?;
         }
         for (what, name, max) in config.stage.derived_names(&config.region) {
             if name.len() > max {
-                return Err(ConfigError {
-                    file: path.to_path_buf(),
-                    key: "region".into(),
-                    message: format!(
+                return Err(ConfigError::new(
+                    path,
+                    "region",
+                    format!(
                         "{what} `{name}` would be {} characters; the limit is {max}",
                         name.len()
                     ),
-                    location: None,
-                });
+                ));
             }
         }
         Ok(config)
@@ -147,6 +137,17 @@ impl fmt::Display for ConfigError {
             write!(f, ": `{}`", self.key)?;
         }
         write!(f, ": {}", self.message)
+    }
+}
+
+impl ConfigError {
+    fn new(file: &Path, key: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            message,
+            location: None,
+        }
     }
 }
 
@@ -212,20 +213,9 @@ fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
 }
 
 impl Overrides {
-    fn apply(
-        &self,
-        c: &mut StageConfig,
-        ctx: &dyn Fn(String) -> (PathBuf, String),
-        prefix: &str,
-    ) -> Result<(), ConfigError> {
+    fn apply(&self, c: &mut StageConfig, file: &Path, prefix: &str) -> Result<(), ConfigError> {
         let fail = |key: &str, message: String| {
-            let (file, key) = ctx(format!("{prefix}.{key}"));
-            ConfigError {
-                file,
-                key,
-                message,
-                location: None,
-            }
+            ConfigError::new(file, &format!("{prefix}.{key}"), message)
         };
         if let Some(region) = &self.region {
             check_region(region).map_err(|m| fail("region", m))?;

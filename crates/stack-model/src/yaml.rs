@@ -53,11 +53,7 @@ fn emit_list(out: &mut String, items: &[Value], level: usize, inline_first: bool
                 out.push(' ');
                 emit_list(out, a, level + 2, true);
             }
-            scalar => {
-                out.push(' ');
-                out.push_str(&scalar_text(scalar));
-                out.push('\n');
-            }
+            scalar => scalar_line(out, scalar),
         }
     }
 }
@@ -74,12 +70,15 @@ fn emit_child(out: &mut String, value: &Value, level: usize) {
             out.push('\n');
             emit_list(out, a, level, false);
         }
-        scalar => {
-            out.push(' ');
-            out.push_str(&scalar_text(scalar));
-            out.push('\n');
-        }
+        scalar => scalar_line(out, scalar),
     }
+}
+
+/// ` <scalar>` and the end of the line.
+fn scalar_line(out: &mut String, scalar: &Value) {
+    out.push(' ');
+    out.push_str(&scalar_text(scalar));
+    out.push('\n');
 }
 
 fn scalar_text(v: &Value) -> String {
