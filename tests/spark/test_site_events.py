@@ -3,6 +3,10 @@
 Relies on: PySpark local[2] and the local file system (EMR itself is metadata-only in the
 emulator, so the job is tested here). Expected rows come from tests/spark/expected.py, plain
 Python over the same input that shares no code with the job.
+
+Not run here: the job against `s3://` paths. Staging, delete and rename go through Hadoop's
+FileSystem API, which these tests exercise on the local file system only; on S3 (EMRFS) the
+rename of the staged `events` folder is a copy, so the publish step is not atomic there.
 """
 
 import json
