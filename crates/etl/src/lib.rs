@@ -1,9 +1,24 @@
 //! The pipeline's runtime code.
 //!
+//! - Base a: the ETL ([`run`]), which streams the JSON exports ([`json_array`], [`record`])
+//!   through the joins ([`transform`]) into Parquet or NDJSON ([`sink`]), stages every table
+//!   and then publishes them ([`snapshot`]), through one storage abstraction ([`storage`]):
+//!   S3 or a local folder.
+//! - The Lambda handlers ([`handlers`]) and the `bootstrap` that dispatches to them.
 //! - Base b: the Spark job (`spark/site_events.py`), a PySpark script that the deployer
 //!   uploads as an artifact and the EMR starter's cluster runs with `spark-submit`. It is tested
 //!   with real PySpark in `tests/spark/`.
 //! - The warehouse contract both bases write by (re-exported from stack-model).
+
+pub mod error;
+pub mod handlers;
+pub mod json_array;
+pub mod record;
+pub mod run;
+pub mod sink;
+pub mod snapshot;
+pub mod storage;
+pub mod transform;
 
 pub use stack_model::warehouse;
 

@@ -14,6 +14,7 @@
 //!
 //! Every error names the file, the key (`stages.prod.lambda.memory_mb`) and the problem.
 
+use crate::warehouse::DataFormat;
 use crate::resource::logs::Retention;
 use crate::stage::{StageName, MAX_REGION_LEN};
 use serde::Deserialize;
@@ -54,6 +55,8 @@ pub struct StageConfig {
     pub lambda: LambdaSettings,
     pub emr: EmrSettings,
     pub log_retention: Retention,
+    /// The file format of the base-a tables the ETL writes (and the Glue tables declare).
+    pub table_format: DataFormat,
 }
 
 /// The EMR release requested by default (Spark 3.5.2).
@@ -78,6 +81,7 @@ impl StageConfig {
                 idle_timeout_minutes: 10,
             },
             log_retention: Retention::Days30,
+            table_format: DataFormat::Parquet,
         }
     }
 
@@ -170,6 +174,7 @@ struct Overrides {
     lambda: Option<LambdaOverrides>,
     emr: Option<EmrOverrides>,
     log_retention_days: Option<u32>,
+    table_format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,6 +228,11 @@ impl Overrides {
         }
         if let Some(p) = self.protected {
             c.protected = p;
+        }
+        if let Some(f) = &self.table_format {
+            c.table_format = DataFormat::parse(f).ok_or_else(|| {
+                fail("table_format", format!("`{f}` is not a table format; use `parquet` or `ndjson`"))
+            })?;
         }
         if let Some(l) = &self.lambda {
             if let Some(m) = l.memory_mb {

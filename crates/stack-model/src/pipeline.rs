@@ -38,7 +38,7 @@ use crate::resource::Tag;
 use crate::stage::{BucketRole, FunctionRole, RoleKind, TopicRole, PROJECT};
 use crate::template::{Handle, Options, Parameter, ParameterHandle, RemovalPolicy, Template};
 use crate::value::{Pseudo, Value};
-use crate::warehouse::{TableDef, SUCCESS_MARKER, TABLES};
+use crate::warehouse::{Base, DataFormat, TableDef, SUCCESS_MARKER, TABLES};
 use std::collections::BTreeMap;
 
 /// Names of the template's parameters: what changes with every build, not with the stage.
@@ -69,6 +69,9 @@ pub mod outputs {
     pub const EMR_INSTANCE_PROFILE: &str = "EmrInstanceProfileName";
     pub const ATHENA_RESULTS: &str = "AthenaResultsLocation";
 }
+
+/// Environment variable naming the base-a table format (`parquet` or `ndjson`).
+pub const TABLE_FORMAT_ENV: &str = "TABLE_FORMAT";
 
 /// Environment variable telling the shared `bootstrap` which handler to run.
 pub const FUNCTION_ENV: &str = "PIPELINE_FUNCTION";
@@ -368,7 +371,7 @@ impl<'a> Pipeline<'a> {
             ),
             Statement::allow(
                 "WriteBaseA",
-                &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                &["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                 vec![objects(&warehouse_arn, "a/*")],
             ),
             crawl.clone(),
@@ -381,6 +384,7 @@ impl<'a> Pipeline<'a> {
             ("WAREHOUSE_BUCKET", warehouse_name.clone()),
             ("CRAWLER_NAME", crawler.r#ref()),
             ("DATABASE_NAME", database.r#ref()),
+            (TABLE_FORMAT_ENV, self.c.table_format.as_str().into()),
         ]);
         let etl = self.function(&ETL, etl_statements, etl_env);
 
@@ -390,6 +394,7 @@ impl<'a> Pipeline<'a> {
             ("SOURCE_BUCKET", source.r#ref()),
             ("WAREHOUSE_BUCKET", warehouse_name.clone()),
             ("JOBS_BUCKET", jobs.r#ref()),
+            (TABLE_FORMAT_ENV, self.c.table_format.as_str().into()),
             (
                 "SPARK_JOB_URI",
                 Value::sub_with(
@@ -458,6 +463,12 @@ impl<'a> Pipeline<'a> {
                 &["s3:ListBucket"],
                 vec![warehouse_arn.clone()],
             ),
+            // The markers say which run completed each table.
+            Statement::allow(
+                "ReadMarkers",
+                &["s3:GetObject"],
+                vec![objects(&warehouse_arn, "*/_SUCCESS")],
+            ),
             crawl,
             logs_statement(logs_arn(FunctionRole::TableRefresher)),
             xray_statement(),
@@ -496,7 +507,11 @@ impl<'a> Pipeline<'a> {
         let warehouse = self.bucket(
             "WarehouseBucket",
             BucketRole::Warehouse,
-            vec![],
+            // Staging folders of runs that died before cleaning up (outside every table).
+            vec![
+                expire("ExpireEtlStaging", "a/_staging/", 2),
+                expire("ExpireSparkStaging", "b/_staging/", 2),
+            ],
             Some(notification),
             Options::default().depends_on(&s3_may_invoke),
         );
@@ -669,11 +684,33 @@ impl<'a> Pipeline<'a> {
             self.c.stage.bucket_name_sub(BucketRole::Warehouse),
             def.prefix()
         ));
+        // Base b is Spark's zstd Parquet; base a is what the ETL is configured to write.
+        let (format, compression) = match def.base {
+            Base::A => (self.c.table_format, "SNAPPY"),
+            Base::B => (DataFormat::Parquet, "ZSTD"),
+        };
         let mut parameters = BTreeMap::from([
-            ("classification".to_string(), "parquet".to_string()),
             ("EXTERNAL".to_string(), "TRUE".to_string()),
-            ("parquet.compression".to_string(), "ZSTD".to_string()),
         ]);
+        let (input_format, output_format, serde) = match format {
+            DataFormat::Parquet => {
+                parameters.insert("classification".into(), "parquet".into());
+                parameters.insert("parquet.compression".into(), compression.into());
+                (
+                    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                )
+            }
+            DataFormat::Ndjson => {
+                parameters.insert("classification".into(), "json".into());
+                (
+                    "org.apache.hadoop.mapred.TextInputFormat",
+                    "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                    "org.openx.data.jsonserde.JsonSerDe",
+                )
+            }
+        };
         // Date partitions are projected: Athena sees a new day's folder without a crawl or
         // MSCK REPAIR.
         for key in def.partition_keys {
@@ -707,14 +744,13 @@ impl<'a> Pipeline<'a> {
                     storage_descriptor: StorageDescriptor {
                         columns: def.columns.iter().map(column).collect(),
                         location,
-                        input_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into(),
-                        output_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat".into(),
+                        input_format: input_format.into(),
+                        output_format: output_format.into(),
                         serde_info: SerdeInfo {
-                            serialization_library: "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-                                .into(),
+                            serialization_library: serde.into(),
                             parameters: BTreeMap::new(),
                         },
-                        compressed: true,
+                        compressed: format == DataFormat::Parquet,
                     },
                 },
             },

@@ -24,6 +24,40 @@ impl Base {
     }
 }
 
+/// The file format of the base-a tables. Parquet is the default; NDJSON writes what the
+/// original wrote (every field in place), for readers that need it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DataFormat {
+    #[default]
+    Parquet,
+    Ndjson,
+}
+
+impl DataFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataFormat::Parquet => "parquet",
+            DataFormat::Ndjson => "ndjson",
+        }
+    }
+
+    /// The extension of the table's data object.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DataFormat::Parquet => "parquet",
+            DataFormat::Ndjson => "json",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DataFormat> {
+        match s {
+            "parquet" => Some(DataFormat::Parquet),
+            "ndjson" => Some(DataFormat::Ndjson),
+            _ => None,
+        }
+    }
+}
+
 /// A column's type, as the writers produce it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColumnType {
@@ -98,6 +132,11 @@ impl TableDef {
 /// warehouse bucket notifies the table refresher of these objects only.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 
+/// The column that holds, as one JSON object, the fields of an export that the contract does
+/// not name (the original passed every student and subject field through). Null when a row
+/// has none. Athena reads them with `json_extract_scalar(extra, '$.Field')`.
+pub const EXTRA_COLUMN: &str = "extra";
+
 /// Every table of the warehouse.
 pub const TABLES: &[TableDef] = &[
     TableDef {
@@ -113,6 +152,7 @@ pub const TABLES: &[TableDef] = &[
             col("University", Str),
             col("Course", Str),
             col("SignupSource", Str),
+            col(EXTRA_COLUMN, Str),
         ],
         partition_keys: &[],
     },
@@ -121,7 +161,12 @@ pub const TABLES: &[TableDef] = &[
         base: Base::A,
         folder: "follows",
         description: "Subjects followed by students",
-        columns: &[col("StudentId", Str), col("Subject", Str), col("Date", Str)],
+        columns: &[
+            col("StudentId", Str),
+            col("Subject", Str),
+            col("Date", Str),
+            col(EXTRA_COLUMN, Str),
+        ],
         partition_keys: &[],
     },
     TableDef {

@@ -1,0 +1,96 @@
+//! The Lambda handlers: small async functions over typed events. The logic they call lives
+//! in plain functions (`crate::run`, `crate::snapshot`, [`emr_starter::request`]) that tests
+//! call directly.
+
+pub mod emr_starter;
+pub mod etl;
+pub mod table_refresher;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// A setting the function needs and its environment lacks (the template sets them all).
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}: {problem}")]
+pub struct EnvError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// Reads a required setting through `get` (the process environment in Lambda).
+pub fn required(get: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<String, EnvError> {
+    match get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(EnvError {
+            name,
+            problem: "is not set".into(),
+        }),
+    }
+}
+
+/// The process environment, as [`required`] reads it.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// SDK settings from the standard chain (in Lambda: the function role's credentials).
+/// `AWS_ENDPOINT_URL` is honoured by the chain itself.
+pub async fn aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// An S3 client; path-style addressing when an endpoint override is set (the local
+/// emulator has no per-bucket host names).
+pub fn s3_client(conf: &SdkConfig) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(conf);
+    if conf.endpoint_url().is_some() {
+        b = b.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// Decodes an S3 event's object key (URL-encoded, `+` for spaces).
+pub fn decode_event_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_are_decoded() {
+        assert_eq!(decode_event_key("a/students/_SUCCESS"), "a/students/_SUCCESS");
+        assert_eq!(decode_event_key("b/x+y/%C3%A3%2F_SUCCESS"), "b/x y/ã/_SUCCESS");
+        assert_eq!(decode_event_key("100%"), "100%");
+    }
+
+    #[test]
+    fn missing_settings_are_named() {
+        let env = |n: &str| (n == "SET").then(|| "v".to_string());
+        assert_eq!(required(&env, "SET").unwrap(), "v");
+        assert_eq!(
+            required(&env, "SOURCE_BUCKET").unwrap_err().to_string(),
+            "environment variable SOURCE_BUCKET: is not set"
+        );
+    }
+}

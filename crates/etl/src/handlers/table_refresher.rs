@@ -1,0 +1,104 @@
+//! The table refresher: the warehouse bucket notifies it of every `_SUCCESS` marker; it
+//! starts the crawler once every table of that base is complete (see
+//! [`crate::snapshot::decide`]). A crawler that is already running is logged, not an error.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aws_lambda_events::event::s3::S3Event;
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+
+use super::decode_event_key;
+use crate::snapshot::{decide, marker_key, marker_table, Decision};
+use crate::storage::Storage;
+use crate::warehouse::{tables_of, Base};
+
+/// What the function needs: the warehouse (to read markers) and the crawler to start.
+pub struct RefresherContext {
+    pub warehouse: Arc<dyn Storage>,
+    pub glue: aws_sdk_glue::Client,
+    pub crawler: String,
+}
+
+/// What happened for one base (or one object that is not a marker).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    CrawlerStarted { base: String, run: Option<String> },
+    CrawlerAlreadyRunning { base: String },
+    Waiting { base: String, reason: String },
+    NotAMarker { key: String },
+}
+
+/// What StartCrawler did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrawlerStart {
+    Started,
+    AlreadyRunning,
+}
+
+/// Starts the crawler; `AlreadyRunning` when Glue says it is running (another marker, or a
+/// user, started it first).
+pub async fn start_crawler(glue: &aws_sdk_glue::Client, name: &str) -> Result<CrawlerStart, lambda_runtime::Error> {
+    match glue.start_crawler().name(name).send().await {
+        Ok(_) => Ok(CrawlerStart::Started),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_crawler_running_exception()) => {
+            Ok(CrawlerStart::AlreadyRunning)
+        }
+        Err(e) => Err(format!("starting crawler {name}: {}", aws_sdk_glue::error::DisplayErrorContext(e)).into()),
+    }
+}
+
+/// The bases whose markers the event names, and the keys that are not markers.
+pub fn bases_of(event: &S3Event) -> (BTreeSet<Base>, Vec<String>) {
+    let mut bases = BTreeSet::new();
+    let mut others = Vec::new();
+    for record in &event.records {
+        let key = decode_event_key(record.s3.object.key.as_deref().unwrap_or_default());
+        match marker_table(&key) {
+            Some(t) => {
+                bases.insert(t.base);
+            }
+            None => others.push(key),
+        }
+    }
+    (bases, others)
+}
+
+pub async fn handle(event: LambdaEvent<S3Event>, ctx: Arc<RefresherContext>) -> Result<Vec<Outcome>, lambda_runtime::Error> {
+    let (bases, others) = bases_of(&event.payload);
+    let mut outcomes: Vec<Outcome> = others.into_iter().map(|key| Outcome::NotAMarker { key }).collect();
+    for base in bases {
+        let outcome = refresh(base, &ctx).await?;
+        tracing::info!(outcome = %serde_json::to_string(&outcome)?, "table refresher");
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Reads the base's markers, decides, and starts the crawler when the base is complete.
+pub async fn refresh(base: Base, ctx: &Arc<RefresherContext>) -> Result<Outcome, lambda_runtime::Error> {
+    let warehouse = ctx.warehouse.clone();
+    let markers = tokio::task::spawn_blocking(move || {
+        tables_of(base)
+            .map(|t| Ok((t, warehouse.get(&marker_key(t))?)))
+            .collect::<Result<Vec<_>, crate::error::StorageError>>()
+    })
+    .await??;
+    let name = base.folder().to_owned();
+    Ok(match decide(base, &markers) {
+        Decision::Crawl { run, .. } => match start_crawler(&ctx.glue, &ctx.crawler).await? {
+            CrawlerStart::Started => Outcome::CrawlerStarted { base: name, run },
+            CrawlerStart::AlreadyRunning => Outcome::CrawlerAlreadyRunning { base: name },
+        },
+        Decision::WaitForTables { missing, .. } => Outcome::Waiting {
+            base: name,
+            reason: format!("no marker yet for: {}", missing.join(", ")),
+        },
+        Decision::WaitForRun { runs, .. } => Outcome::Waiting {
+            base: name,
+            reason: format!("markers of different runs: {}", runs.join(", ")),
+        },
+    })
+}

@@ -1,0 +1,536 @@
+//! Streaming reader of a document whose top level is a JSON array of records.
+//!
+//! Written by hand because no library does this well: serde_json's `StreamDeserializer` reads
+//! whitespace-separated values, not the elements of one array, and arrow-json reads only
+//! newline-delimited input (BUILD-NOTES). The reader keeps a window over the input and lets
+//! serde_json parse one element at a time from it, borrowing names and values from the
+//! window. Memory is bounded by the window (1 MiB, or the largest record), not the document.
+//!
+//! Every refusal names the file, the line and column, and the record index where it applies:
+//! a document that is not an array, an empty array, malformed JSON, invalid UTF-8, a record
+//! that is not an object, trailing content.
+
+use std::io::{ErrorKind, Read};
+
+use serde_json::value::RawValue;
+
+use crate::error::{EtlError, InputError, Place, StorageError};
+use crate::record::Record;
+
+const WINDOW: usize = 1 << 20;
+
+/// One record and the means to name places inside it.
+pub struct Element<'a> {
+    /// 0-based position in the array.
+    pub index: usize,
+    pub record: Record<'a>,
+    pub at: Locator<'a>,
+}
+
+/// Turns positions in the current window into file, line and column.
+#[derive(Clone, Copy)]
+pub struct Locator<'a> {
+    file: &'a str,
+    window: &'a [u8],
+    base_line: usize,
+    base_col: usize,
+    start: usize,
+    index: usize,
+}
+
+impl<'a> Locator<'a> {
+    /// The place where the record starts.
+    pub fn record(&self) -> Place {
+        self.place(self.start, Some(self.index))
+    }
+
+    /// The place of a value of this record.
+    pub fn value(&self, raw: &RawValue) -> Place {
+        let offset = (raw.get().as_ptr() as usize).wrapping_sub(self.window.as_ptr() as usize);
+        let offset = if offset <= self.window.len() {
+            offset
+        } else {
+            self.start
+        };
+        self.place(offset, Some(self.index))
+    }
+
+    /// An [`InputError`] about a value of this record.
+    pub fn error_at(&self, raw: &RawValue, problem: impl Into<String>) -> InputError {
+        InputError {
+            place: self.value(raw),
+            problem: problem.into(),
+        }
+    }
+
+    /// An [`InputError`] about the whole record.
+    pub fn error(&self, problem: impl Into<String>) -> InputError {
+        InputError {
+            place: self.record(),
+            problem: problem.into(),
+        }
+    }
+
+    fn place(&self, offset: usize, record: Option<usize>) -> Place {
+        let (line, column) = line_col(self.window, self.base_line, self.base_col, offset);
+        Place {
+            file: self.file.to_owned(),
+            line,
+            column,
+            record,
+        }
+    }
+}
+
+fn line_col(window: &[u8], base_line: usize, base_col: usize, offset: usize) -> (usize, usize) {
+    let before = &window[..offset.min(window.len())];
+    match memchr::memrchr(b'\n', before) {
+        Some(nl) => (
+            base_line + memchr::memchr_iter(b'\n', before).count(),
+            offset - nl,
+        ),
+        None => (base_line, base_col + offset),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    Elements,
+    Done,
+}
+
+/// Reads the records of one document. See the module doc.
+pub struct ArrayReader<R> {
+    src: R,
+    file: String,
+    buf: Vec<u8>,
+    /// Next unread byte.
+    pos: usize,
+    /// Bytes `..end` hold input; `..checked` of them are known to be valid UTF-8.
+    end: usize,
+    checked: usize,
+    eof: bool,
+    /// Line and column of `buf[0]`.
+    base_line: usize,
+    base_col: usize,
+    index: usize,
+    state: State,
+}
+
+impl<R: Read> ArrayReader<R> {
+    /// `file` names the document in messages (`s3://bucket/a/students.json`).
+    pub fn new(src: R, file: impl Into<String>) -> Self {
+        ArrayReader {
+            src,
+            file: file.into(),
+            buf: vec![0; WINDOW],
+            pos: 0,
+            end: 0,
+            checked: 0,
+            eof: false,
+            base_line: 1,
+            base_col: 1,
+            index: 0,
+            state: State::Start,
+        }
+    }
+
+    /// How many records were read.
+    pub fn count(&self) -> usize {
+        self.index
+    }
+
+    /// Calls `f` with each record, in order, then checks the document ends after the array.
+    pub fn for_each<F>(mut self, mut f: F) -> Result<usize, EtlError>
+    where
+        F: FnMut(Element<'_>) -> Result<(), EtlError>,
+    {
+        while self.state != State::Done {
+            self.step(&mut f)?;
+        }
+        Ok(self.index)
+    }
+
+    fn step<F>(&mut self, f: &mut F) -> Result<(), EtlError>
+    where
+        F: FnMut(Element<'_>) -> Result<(), EtlError>,
+    {
+        match self.state {
+            State::Start => {
+                self.fill()?;
+                if self.buf[..self.end].starts_with(b"\xEF\xBB\xBF") {
+                    self.pos = 3;
+                }
+                match self.skip_ws()? {
+                    None => return Err(self.error_here("empty document: expected a JSON array of records").into()),
+                    Some(b'[') => self.pos += 1,
+                    Some(b) => {
+                        return Err(self
+                            .error_here(format!(
+                                "expected a JSON array of records, found {}",
+                                describe_start(b)
+                            ))
+                            .into())
+                    }
+                }
+                match self.skip_ws()? {
+                    Some(b']') => {
+                        return Err(self
+                            .error_here("empty array: the export holds no records")
+                            .into())
+                    }
+                    Some(_) => self.state = State::Elements,
+                    None => return Err(self.unterminated().into()),
+                }
+                self.element(f)
+            }
+            State::Elements => match self.skip_ws()? {
+                Some(b',') => {
+                    self.pos += 1;
+                    match self.skip_ws()? {
+                        Some(b']') => Err(self
+                            .error_here(format!("trailing comma after record {}", self.index - 1))
+                            .into()),
+                        Some(_) => self.element(f),
+                        None => Err(self.unterminated().into()),
+                    }
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    match self.skip_ws()? {
+                        None => {
+                            self.state = State::Done;
+                            Ok(())
+                        }
+                        Some(_) => Err(self
+                            .error_here("unexpected content after the array's closing `]`")
+                            .into()),
+                    }
+                }
+                Some(b) => Err(self
+                    .error_here(format!(
+                        "expected `,` or `]` after record {}, found {}",
+                        self.index - 1,
+                        describe_start(b)
+                    ))
+                    .into()),
+                None => Err(self.unterminated().into()),
+            },
+            State::Done => Ok(()),
+        }
+    }
+
+    /// Parses the element at `pos` and hands it to `f`.
+    fn element<F>(&mut self, f: &mut F) -> Result<(), EtlError>
+    where
+        F: FnMut(Element<'_>) -> Result<(), EtlError>,
+    {
+        enum Step {
+            Done(usize),
+            More,
+            Unterminated,
+            Malformed(serde_json::Error),
+        }
+        loop {
+            let step = {
+                let window = &self.buf[..self.checked];
+                let mut stream =
+                    serde_json::Deserializer::from_slice(&window[self.pos..]).into_iter::<Record>();
+                match stream.next() {
+                    Some(Ok(record)) => {
+                        let consumed = stream.byte_offset();
+                        let at = Locator {
+                            file: &self.file,
+                            window,
+                            base_line: self.base_line,
+                            base_col: self.base_col,
+                            start: self.pos,
+                            index: self.index,
+                        };
+                        f(Element {
+                            index: self.index,
+                            record,
+                            at,
+                        })?;
+                        Step::Done(consumed)
+                    }
+                    Some(Err(e)) if e.is_eof() && !self.eof => Step::More,
+                    Some(Err(e)) if e.is_eof() => Step::Unterminated,
+                    Some(Err(e)) => Step::Malformed(e),
+                    None if !self.eof => Step::More,
+                    None => Step::Unterminated,
+                }
+            };
+            match step {
+                Step::Done(consumed) => {
+                    self.pos += consumed;
+                    self.index += 1;
+                    return Ok(());
+                }
+                Step::More => {
+                    self.fill()?;
+                }
+                Step::Unterminated => return Err(self.unterminated().into()),
+                Step::Malformed(e) => return Err(self.json_error(&e).into()),
+            }
+        }
+    }
+
+    /// Skips whitespace; the next byte, or `None` at the end of the input.
+    fn skip_ws(&mut self) -> Result<Option<u8>, EtlError> {
+        loop {
+            while self.pos < self.checked {
+                match self.buf[self.pos] {
+                    b' ' | b'\t' | b'\n' | b'\r' => self.pos += 1,
+                    b => return Ok(Some(b)),
+                }
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads more input into the window; `false` at the end of the input.
+    fn fill(&mut self) -> Result<bool, EtlError> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            let (line, col) = line_col(&self.buf, self.base_line, self.base_col, self.pos);
+            self.base_line = line;
+            self.base_col = col;
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.checked -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            // One record larger than the window: grow it.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let n = loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StorageError::io(format!("reading {}", self.file), e).into()),
+            }
+        };
+        self.end += n;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.check_utf8()?;
+        Ok(n > 0)
+    }
+
+    fn check_utf8(&mut self) -> Result<(), InputError> {
+        match std::str::from_utf8(&self.buf[self.checked..self.end]) {
+            Ok(_) => self.checked = self.end,
+            Err(e) => {
+                let bad = self.checked + e.valid_up_to();
+                if e.error_len().is_none() && !self.eof {
+                    // A character cut by the end of this read: finish it on the next one.
+                    self.checked = bad;
+                } else {
+                    let (line, column) = line_col(&self.buf, self.base_line, self.base_col, bad);
+                    return Err(InputError {
+                        place: Place {
+                            file: self.file.clone(),
+                            line,
+                            column,
+                            record: (self.state == State::Elements).then_some(self.index),
+                        },
+                        problem: format!(
+                            "invalid UTF-8 (byte 0x{:02X}): exports must be UTF-8 text",
+                            self.buf[bad]
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn error_here(&self, problem: impl Into<String>) -> InputError {
+        let (line, column) = line_col(&self.buf, self.base_line, self.base_col, self.pos);
+        InputError {
+            place: Place {
+                file: self.file.clone(),
+                line,
+                column,
+                record: None,
+            },
+            problem: problem.into(),
+        }
+    }
+
+    fn unterminated(&self) -> InputError {
+        let (line, column) = line_col(&self.buf, self.base_line, self.base_col, self.end);
+        InputError {
+            place: Place {
+                file: self.file.clone(),
+                line,
+                column,
+                record: Some(self.index),
+            },
+            problem: "unexpected end of the document: the array (or a record in it) is not closed"
+                .into(),
+        }
+    }
+
+    /// A serde_json error inside the element at `pos`, placed in the whole document.
+    fn json_error(&self, e: &serde_json::Error) -> InputError {
+        let (line0, col0) = line_col(&self.buf, self.base_line, self.base_col, self.pos);
+        let (line, column) = if e.line() <= 1 {
+            (line0, col0 + e.column().saturating_sub(1))
+        } else {
+            (line0 + e.line() - 1, e.column())
+        };
+        let message = e.to_string();
+        let problem = match message.rsplit_once(" at line ") {
+            Some((m, _)) => m.to_owned(),
+            None => message,
+        };
+        InputError {
+            place: Place {
+                file: self.file.clone(),
+                line,
+                column,
+                record: Some(self.index),
+            },
+            problem: format!("malformed record: {problem}"),
+        }
+    }
+}
+
+fn describe_start(b: u8) -> String {
+    match b {
+        b'{' => "an object (`{`)".into(),
+        b'"' => "a string".into(),
+        b'0'..=b'9' | b'-' => "a number".into(),
+        b't' | b'f' => "a boolean".into(),
+        b'n' => "null".into(),
+        b if b.is_ascii_graphic() => format!("`{}`", b as char),
+        b => format!("byte 0x{b:02X}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out `chunk` bytes at a time, to cut records at every position.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.chunk.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn read_ids(doc: &[u8], chunk: usize) -> Result<Vec<String>, EtlError> {
+        let mut ids = Vec::new();
+        ArrayReader::new(Trickle { data: doc, chunk }, "t.json").for_each(|e| {
+            ids.push(e.record.get("Id").map(|v| v.get().to_owned()).unwrap_or_default());
+            Ok(())
+        })?;
+        Ok(ids)
+    }
+
+    fn input_error(doc: &[u8]) -> String {
+        match read_ids(doc, 7) {
+            Err(EtlError::Input(e)) => e.to_string(),
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_every_record_whatever_the_read_sizes() {
+        let doc = "\u{feff}[\n  {\"Id\": 1, \"Name\": \"São \\\"x\\\"\"},\n  {\"Id\": \"2\"} ,{\"Id\":3}\n]\n";
+        for chunk in 1..doc.len() {
+            assert_eq!(read_ids(doc.as_bytes(), chunk).unwrap(), ["1", "\"2\"", "3"]);
+        }
+    }
+
+    #[test]
+    fn a_record_larger_than_the_window_is_read() {
+        let big = "x".repeat(3 * WINDOW);
+        let doc = format!("[{{\"Id\": 1, \"Big\": \"{big}\"}}, {{\"Id\": 2}}]");
+        assert_eq!(read_ids(doc.as_bytes(), 64 * 1024).unwrap(), ["1", "2"]);
+    }
+
+    #[test]
+    fn refusals_name_the_place() {
+        assert_eq!(input_error(b"  "), "t.json:1:3: empty document: expected a JSON array of records");
+        assert_eq!(
+            input_error(b"{\"Id\": 1}"),
+            "t.json:1:1: expected a JSON array of records, found an object (`{`)"
+        );
+        assert_eq!(input_error(b"[\n ]"), "t.json:2:2: empty array: the export holds no records");
+        assert_eq!(
+            input_error(b"[\n {\"Id\": 1},\n {\"Id\": 2,, }\n]"),
+            "t.json:3:11 (record 1): malformed record: expected `\"` at line 1 column 11"
+                .replace(" at line 1 column 11", "")
+                .as_str()
+        );
+        assert_eq!(
+            input_error(b"[{\"Id\": 1}, 5]"),
+            "t.json:1:13 (record 1): malformed record: invalid type: integer `5`, expected a JSON object (one record)"
+        );
+        assert_eq!(
+            input_error(b"[{\"Id\": 1}\n{\"Id\": 2}]"),
+            "t.json:2:1: expected `,` or `]` after record 0, found an object (`{`)"
+        );
+        assert_eq!(
+            input_error(b"[{\"Id\": 1},]"),
+            "t.json:1:12: trailing comma after record 0"
+        );
+        assert_eq!(
+            input_error(b"[{\"Id\": 1}] x"),
+            "t.json:1:13: unexpected content after the array's closing `]`"
+        );
+        assert_eq!(
+            input_error(b"[{\"Id\": 1}, {\"Id\": "),
+            "t.json:1:19 (record 1): unexpected end of the document: the array (or a record in it) is not closed"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_placed_exactly() {
+        let doc = b"[\n {\"Id\": 1},\n {\"Id\": \"ab\xFFc\"}\n]";
+        assert_eq!(
+            input_error(doc),
+            "t.json:3:12 (record 1): invalid UTF-8 (byte 0xFF): exports must be UTF-8 text"
+        );
+        // A character cut at the end of the input is invalid too.
+        let doc = b"[{\"Id\": \"\xC3";
+        assert!(input_error(doc).contains("invalid UTF-8 (byte 0xC3)"));
+    }
+
+    #[test]
+    fn value_places_point_into_the_record() {
+        let doc = b"[\n  {\"Id\": 1},\n  {\"Id\": 2,\n   \"CourseId\": {}}\n]";
+        let mut places = Vec::new();
+        ArrayReader::new(Trickle { data: doc, chunk: 5 }, "t.json")
+            .for_each(|e| {
+                if let Some(v) = e.record.get("CourseId") {
+                    places.push(e.at.value(v).to_string());
+                }
+                places.push(e.at.record().to_string());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            places,
+            ["t.json:2:3 (record 0)", "t.json:4:16 (record 1)", "t.json:3:3 (record 1)"]
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! One record of an input array, parsed without copying: field names and raw JSON values
+//! borrow the reader's window.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use smallvec::SmallVec;
+
+/// A field name as it appears in a record: borrowed unless it held escapes.
+pub type Name<'a> = Cow<'a, str>;
+
+/// The fields of one JSON object, in document order. Values stay raw JSON text until a
+/// writer needs them, so fields that only pass through are never decoded.
+#[derive(Debug, Default)]
+pub struct Record<'a> {
+    pub fields: SmallVec<[(Name<'a>, &'a RawValue); 12]>,
+}
+
+impl<'a> Record<'a> {
+    /// The value of `name`. With duplicate names the last wins, as in `JSON.parse`.
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+struct BorrowedName<'a>(Name<'a>);
+
+impl<'de> Deserialize<'de> for BorrowedName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BorrowedName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedName(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedName(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Record<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object (one record)")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = SmallVec::new();
+                while let Some(BorrowedName(name)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.push((name, value));
+                }
+                Ok(Record { fields })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// What a raw value is, for messages: `a string`, `an object`...
+pub fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ if is_integer(raw) => "an integer",
+        _ => "a number with a fraction or exponent",
+    }
+}
+
+fn is_integer(raw: &RawValue) -> bool {
+    let s = raw.get().as_bytes();
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// The text form of a join key, as the original compared keys (`"1"` matches `1`).
+/// `Ok(None)` for null (no match); `Err(kind)` for a value that cannot be a key.
+pub fn key_text(raw: &RawValue) -> Result<Option<Cow<'_, str>>, &'static str> {
+    let s = raw.get();
+    match s.as_bytes()[0] {
+        b'"' => Ok(Some(unquote(s))),
+        b'n' => Ok(None),
+        _ if is_integer(raw) => Ok(Some(Cow::Borrowed(s))),
+        _ => Err(kind_of(raw)),
+    }
+}
+
+/// The text of a raw value as a string column holds it: strings unescaped, null as `None`,
+/// numbers, booleans, objects and arrays as their JSON text.
+pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    match s.as_bytes()[0] {
+        b'"' => Some(unquote(s)),
+        b'n' => None,
+        _ => Some(Cow::Borrowed(s)),
+    }
+}
+
+/// A JSON string literal's content; borrowed when it has no escapes (the common case).
+fn unquote(s: &str) -> Cow<'_, str> {
+    let inner = &s[1..s.len() - 1];
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        Cow::Borrowed(inner)
+    } else {
+        // The reader already parsed this literal, so it is valid JSON.
+        Cow::Owned(serde_json::from_str(s).expect("a string literal the parser accepted"))
+    }
+}
+
+/// Writes `name` as a JSON string literal.
+pub fn write_name(out: &mut Vec<u8>, name: &str) {
+    let plain = name
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, name).expect("writing to a Vec cannot fail");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> &RawValue {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn keys_compare_by_text_form() {
+        assert_eq!(key_text(raw("\"1\"")).unwrap().unwrap(), "1");
+        assert_eq!(key_text(raw("1")).unwrap().unwrap(), "1");
+        assert_eq!(key_text(raw("-12")).unwrap().unwrap(), "-12");
+        assert_eq!(key_text(raw("\"a\\u0062\"")).unwrap().unwrap(), "ab");
+        assert_eq!(key_text(raw("null")).unwrap(), None);
+        assert_eq!(key_text(raw("1.5")).unwrap_err(), "a number with a fraction or exponent");
+        assert_eq!(key_text(raw("{\"a\":1}")).unwrap_err(), "an object");
+        assert_eq!(key_text(raw("true")).unwrap_err(), "a boolean");
+    }
+
+    #[test]
+    fn records_keep_order_and_the_last_duplicate_wins() {
+        let r: Record = serde_json::from_str(r#"{"b": 1, "a\n": "x", "b": 2}"#).unwrap();
+        let names: Vec<&str> = r.fields.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, ["b", "a\n", "b"]);
+        assert_eq!(r.get("b").unwrap().get(), "2");
+        assert!(matches!(r.fields[1].0, Cow::Owned(_)));
+        assert!(matches!(r.fields[0].0, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn text_decodes_strings_and_keeps_other_json() {
+        assert_eq!(text(raw("\"S\\u00e3o\"")).unwrap(), "São");
+        assert_eq!(text(raw("12")).unwrap(), "12");
+        assert_eq!(text(raw("[1, 2]")).unwrap(), "[1, 2]");
+        assert_eq!(text(raw("null")), None);
+    }
+
+    #[test]
+    fn names_are_written_as_json_strings() {
+        let mut out = Vec::new();
+        write_name(&mut out, "Page \"Name\"");
+        write_name(&mut out, "Id");
+        assert_eq!(String::from_utf8(out).unwrap(), r#""Page \"Name\"""Id""#);
+    }
+}

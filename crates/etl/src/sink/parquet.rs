@@ -1,0 +1,133 @@
+//! Parquet through arrow's writer: one string column per contract column, snappy pages,
+//! dictionary encoding (most columns repeat: states, cities, clients, plans).
+//!
+//! Memory is bounded by one batch of builders plus one row group of encoded pages.
+
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::{extras_json, TableSink};
+use crate::record::text;
+use crate::storage::ObjectWrite;
+use crate::transform::{Row, Table};
+use crate::warehouse::EXTRA_COLUMN;
+
+const BATCH_ROWS: usize = 32 * 1024;
+const ROW_GROUP_ROWS: usize = 512 * 1024;
+
+pub struct ParquetSink {
+    writer: ArrowWriter<Box<dyn ObjectWrite>>,
+    schema: SchemaRef,
+    /// One builder per contract column; the last is `extra` when the table has it.
+    builders: Vec<StringBuilder>,
+    data_columns: usize,
+    has_extra: bool,
+    slots: Vec<Option<usize>>,
+    extra: Vec<u8>,
+    batch_rows: usize,
+    rows: u64,
+}
+
+fn parquet_error(e: parquet::errors::ParquetError) -> std::io::Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+            Ok(io) => *io,
+            Err(other) => std::io::Error::other(other),
+        },
+        other => std::io::Error::other(other),
+    }
+}
+
+impl ParquetSink {
+    pub fn new(table: Table, out: Box<dyn ObjectWrite>) -> std::io::Result<Self> {
+        let def = table.def();
+        let schema: SchemaRef = Arc::new(Schema::new(
+            def.columns
+                .iter()
+                .map(|c| ArrowField::new(c.name, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let has_extra = def.columns.iter().any(|c| c.name == EXTRA_COLUMN);
+        let data_columns = def.columns.len() - usize::from(has_extra);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_created_by(format!("pdcase etl {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer =
+            ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(parquet_error)?;
+        Ok(ParquetSink {
+            writer,
+            builders: (0..def.columns.len())
+                .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
+                .collect(),
+            schema,
+            data_columns,
+            has_extra,
+            slots: vec![None; data_columns],
+            extra: Vec::with_capacity(256),
+            batch_rows: 0,
+            rows: 0,
+        })
+    }
+
+    fn flush_batch(&mut self) -> std::io::Result<()> {
+        if self.batch_rows == 0 {
+            return Ok(());
+        }
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(std::io::Error::other)?;
+        self.writer.write(&batch).map_err(parquet_error)?;
+        self.batch_rows = 0;
+        Ok(())
+    }
+}
+
+impl TableSink for ParquetSink {
+    fn push(&mut self, row: &Row<'_>) -> std::io::Result<()> {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        for (i, f) in row.iter().enumerate() {
+            if let Some(c) = f.col {
+                // A later field with the same column wins, as a later duplicate key does.
+                self.slots[usize::from(c)] = Some(i);
+            }
+        }
+        for (c, slot) in self.slots.iter().enumerate() {
+            let value = slot.and_then(|i| text(row[i].value));
+            self.builders[c].append_option(value);
+        }
+        if self.has_extra {
+            let b = &mut self.builders[self.data_columns];
+            if extras_json(row, &mut self.extra) {
+                b.append_value(std::str::from_utf8(&self.extra).expect("JSON built from UTF-8 text"));
+            } else {
+                b.append_null();
+            }
+        }
+        self.batch_rows += 1;
+        self.rows += 1;
+        if self.batch_rows == BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> std::io::Result<u64> {
+        self.flush_batch()?;
+        let rows = self.rows;
+        let out = self.writer.into_inner().map_err(parquet_error)?;
+        out.finish()?;
+        Ok(rows)
+    }
+}

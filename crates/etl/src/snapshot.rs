@@ -1,0 +1,166 @@
+//! The warehouse's snapshot layout for base a, and the rule the table refresher applies.
+//!
+//! A table's Glue location is fixed (`s3://<warehouse>/a/students/`), and what Athena and the
+//! crawler read under it must be exactly one complete snapshot. S3 has no rename, but it
+//! replaces one object atomically, so each table is **one object** with a fixed name:
+//!
+//! ```text
+//! a/_staging/<run>/students.parquet   written first, for all four tables
+//! a/students/data.parquet             then each is copied over its table's object (atomic)
+//! a/students/_SUCCESS                 and last, every table's marker: {"run": "<run>", ...}
+//! ```
+//!
+//! A run that fails while staging leaves the published objects untouched. The markers are
+//! written only once every table is published, and the refresher starts the crawler only
+//! when every table of the base carries a marker of the same run, so the crawler never sees
+//! a half-published base. A re-run replaces the objects instead of adding copies.
+
+use serde::{Deserialize, Serialize};
+
+use crate::warehouse::{tables_of, Base, DataFormat, TableDef, SUCCESS_MARKER};
+
+/// The folder runs stage their tables in: under `a/`, outside every table's location.
+pub const STAGING: &str = "a/_staging/";
+
+/// The staged object of `table` in `run`.
+pub fn staging_key(run: &str, table: &TableDef, format: DataFormat) -> String {
+    format!("{STAGING}{run}/{}.{}", table.folder, format.extension())
+}
+
+/// The one data object of a published table.
+pub fn data_key(table: &TableDef, format: DataFormat) -> String {
+    format!("{}data.{}", table.prefix(), format.extension())
+}
+
+/// The table's marker.
+pub fn marker_key(table: &TableDef) -> String {
+    format!("{}{SUCCESS_MARKER}", table.prefix())
+}
+
+/// What a base-a marker says. (The Spark job's markers are empty: they carry no run.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    pub run: String,
+    pub table: String,
+    pub rows: u64,
+    pub format: String,
+    pub object: String,
+}
+
+/// Parses a marker's body; `None` for an empty or foreign marker (no run id).
+pub fn parse_marker(body: &[u8]) -> Option<Marker> {
+    serde_json::from_slice(body).ok()
+}
+
+/// The table and base a warehouse key is the marker of, if it is one.
+pub fn marker_table(key: &str) -> Option<&'static TableDef> {
+    crate::warehouse::TABLES.iter().find(|t| marker_key(t) == key)
+}
+
+/// What the refresher does about a base.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Every table has a marker of the same run (or, for markers without runs, every table
+    /// has one): start the crawler.
+    Crawl { base: Base, run: Option<String> },
+    /// Some tables have no marker yet.
+    WaitForTables { base: Base, missing: Vec<&'static str> },
+    /// Every table has a marker, but not of one run: a run is still publishing.
+    WaitForRun { base: Base, runs: Vec<String> },
+}
+
+/// Decides from the markers of every table of `base` (`None`: no marker object).
+pub fn decide(base: Base, markers: &[(&'static TableDef, Option<Vec<u8>>)]) -> Decision {
+    let missing: Vec<&'static str> = markers
+        .iter()
+        .filter(|(_, m)| m.is_none())
+        .map(|(t, _)| t.name)
+        .collect();
+    let expected = tables_of(base).count();
+    if !missing.is_empty() || markers.len() < expected {
+        return Decision::WaitForTables { base, missing };
+    }
+    let mut runs: Vec<Option<String>> = markers
+        .iter()
+        .map(|(_, m)| m.as_deref().and_then(parse_marker).map(|m| m.run))
+        .collect();
+    runs.sort();
+    runs.dedup();
+    if runs.len() == 1 {
+        Decision::Crawl {
+            base,
+            run: runs.pop().flatten(),
+        }
+    } else {
+        Decision::WaitForRun {
+            base,
+            runs: runs.into_iter().map(|r| r.unwrap_or_else(|| "(no run id)".into())).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warehouse::table;
+
+    fn marker(run: &str) -> Option<Vec<u8>> {
+        Some(
+            serde_json::to_vec(&Marker {
+                run: run.into(),
+                table: "t".into(),
+                rows: 1,
+                format: "parquet".into(),
+                object: "o".into(),
+            })
+            .unwrap(),
+        )
+    }
+
+    fn base_a(runs: [Option<&str>; 4]) -> Decision {
+        let markers: Vec<_> = ["students", "follows", "sessions", "subscriptions"]
+            .iter()
+            .zip(runs)
+            .map(|(t, r)| (table(t).unwrap(), r.and_then(marker)))
+            .collect();
+        decide(Base::A, &markers)
+    }
+
+    #[test]
+    fn the_crawler_starts_only_when_every_table_has_the_same_run() {
+        assert_eq!(
+            base_a([Some("r2"), Some("r2"), Some("r2"), Some("r2")]),
+            Decision::Crawl { base: Base::A, run: Some("r2".into()) }
+        );
+        assert_eq!(
+            base_a([Some("r2"), Some("r2"), Some("r1"), Some("r1")]),
+            Decision::WaitForRun { base: Base::A, runs: vec!["r1".into(), "r2".into()] }
+        );
+        assert_eq!(
+            base_a([Some("r2"), None, Some("r2"), None]),
+            Decision::WaitForTables { base: Base::A, missing: vec!["follows", "subscriptions"] }
+        );
+    }
+
+    #[test]
+    fn empty_spark_markers_count_as_complete() {
+        let markers: Vec<_> = tables_of(Base::B).map(|t| (t, Some(Vec::new()))).collect();
+        assert_eq!(decide(Base::B, &markers), Decision::Crawl { base: Base::B, run: None });
+        let mut partial = markers.clone();
+        partial.pop();
+        assert!(matches!(decide(Base::B, &partial), Decision::WaitForTables { .. }));
+    }
+
+    #[test]
+    fn keys_stay_inside_their_table_or_the_staging_folder() {
+        let students = table("students").unwrap();
+        assert_eq!(data_key(students, DataFormat::Parquet), "a/students/data.parquet");
+        assert_eq!(staging_key("r1", students, DataFormat::Ndjson), "a/_staging/r1/students.json");
+        assert_eq!(marker_table("a/students/_SUCCESS").unwrap().name, "students");
+        assert_eq!(marker_table("b/events-by-city/_SUCCESS").unwrap().name, "events_by_city");
+        assert!(marker_table("a/students/data.parquet").is_none());
+        for t in crate::warehouse::TABLES {
+            assert!(!STAGING.starts_with(&t.prefix()));
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! A local folder standing for a bucket: `<root>/<key>`.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ObjectWrite, Storage};
+use crate::error::StorageError;
+
+/// A folder that mirrors a bucket's layout.
+#[derive(Clone, Debug)]
+pub struct LocalDir {
+    root: PathBuf,
+}
+
+impl LocalDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalDir { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    /// A temporary sibling of `path`, renamed over it when complete (same folder, so the
+    /// rename is atomic).
+    fn temp_for(path: &Path) -> PathBuf {
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
+    }
+
+    fn parent_dirs(&self, path: &Path) -> Result<(), StorageError> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| StorageError::io(dir.display().to_string(), e))?;
+        }
+        Ok(())
+    }
+}
+
+struct LocalWrite {
+    file: BufWriter<File>,
+    temp: PathBuf,
+    target: PathBuf,
+    done: bool,
+}
+
+impl Write for LocalWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl ObjectWrite for LocalWrite {
+    fn finish(mut self: Box<Self>) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_all()?;
+        fs::rename(&self.temp, &self.target)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for LocalWrite {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+impl Storage for LocalDir {
+    fn describe(&self, key: &str) -> String {
+        self.path(key).display().to_string()
+    }
+
+    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StorageError> {
+        let path = self.path(key);
+        match File::open(&path) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StorageError::NotFound(path.display().to_string()))
+            }
+            Err(e) => Err(StorageError::io(path.display().to_string(), e)),
+        }
+    }
+
+    fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError> {
+        let target = self.path(key);
+        self.parent_dirs(&target)?;
+        let temp = Self::temp_for(&target);
+        let file = File::create(&temp).map_err(|e| StorageError::io(temp.display().to_string(), e))?;
+        Ok(Box::new(LocalWrite {
+            file: BufWriter::with_capacity(1 << 20, file),
+            temp,
+            target,
+            done: false,
+        }))
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.path(key);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(path.display().to_string(), e)),
+        }
+    }
+
+    fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
+        let mut w = self.create(key)?;
+        let what = || self.describe(key);
+        w.write_all(body).map_err(|e| StorageError::io(what(), e))?;
+        w.finish().map_err(|e| StorageError::io(what(), e))
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (src, dst) = (self.path(from), self.path(to));
+        self.parent_dirs(&dst)?;
+        let temp = Self::temp_for(&dst);
+        let io = |e| StorageError::io(format!("copying {} to {}", src.display(), dst.display()), e);
+        fs::copy(&src, &temp).map_err(io)?;
+        fs::rename(&temp, &dst).map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io(e)
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        // The folder part of the prefix, then a filter on the rest, as S3 matches prefixes.
+        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let mut keys = Vec::new();
+        let mut stack = vec![self.path(dir)];
+        while let Some(d) = stack.pop() {
+            let entries = match fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io(d.display().to_string(), e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StorageError::io(d.display().to_string(), e))?;
+                let path = entry.path();
+                let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                if is_dir {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&self.root).expect("listed under the root");
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let temp = key.rsplit('/').next().is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+                if key.starts_with(prefix) && !temp {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        for key in keys {
+            let path = self.path(key);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(path.display().to_string(), e)),
+            }
+        }
+        Ok(())
+    }
+}

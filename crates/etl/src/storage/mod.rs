@@ -1,0 +1,49 @@
+//! The one storage abstraction: the same ETL code runs against S3 (and the local emulator)
+//! and a local folder that mirrors a bucket's layout.
+//!
+//! The interface is blocking: the transformation is CPU-bound plain code that runs on a
+//! blocking thread, and the S3 implementation drives the SDK's futures from there.
+
+mod local;
+mod s3;
+
+pub use local::LocalDir;
+pub use s3::S3Bucket;
+
+use std::io::{Read, Write};
+
+use crate::error::StorageError;
+
+/// An object being written. Nothing is visible under its key until [`ObjectWrite::finish`]
+/// returns; dropping it unfinished abandons the write.
+pub trait ObjectWrite: Write + Send {
+    fn finish(self: Box<Self>) -> std::io::Result<()>;
+}
+
+/// A bucket, or a folder standing for one. Keys use `/` whatever the platform.
+pub trait Storage: Send + Sync {
+    /// How messages name `key`: `s3://bucket/key` or a path.
+    fn describe(&self, key: &str) -> String;
+
+    /// Streams an object. [`StorageError::NotFound`] when it does not exist.
+    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StorageError>;
+
+    /// Starts writing an object; it replaces `key` atomically when finished.
+    fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError>;
+
+    /// A small object's bytes, or `None` when it does not exist.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Writes a small object, replacing `key` atomically.
+    fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError>;
+
+    /// Copies `from` over `to`. Readers of `to` see the old object or the new one, never a
+    /// mix or nothing: this is how a staged table is published.
+    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError>;
+
+    /// Every key under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Deletes the keys; missing ones are not an error.
+    fn delete(&self, keys: &[String]) -> Result<(), StorageError>;
+}

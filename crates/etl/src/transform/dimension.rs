@@ -1,0 +1,109 @@
+//! Dimension indexes: id (text form) -> name and the other fields that the join merges in.
+
+use rustc_hash::FxHashMap;
+use serde_json::value::RawValue;
+
+use crate::error::EtlError;
+use crate::json_array::Element;
+use crate::record::key_text;
+
+/// The three dimension exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DimensionKind {
+    Courses,
+    Universities,
+    Subjects,
+}
+
+impl DimensionKind {
+    pub const ALL: [DimensionKind; 3] = [
+        DimensionKind::Courses,
+        DimensionKind::Universities,
+        DimensionKind::Subjects,
+    ];
+
+    /// The export's key in the source bucket.
+    pub fn source_key(self) -> &'static str {
+        match self {
+            DimensionKind::Courses => "a/courses.json",
+            DimensionKind::Universities => "a/universities.json",
+            DimensionKind::Subjects => "a/subjects.json",
+        }
+    }
+}
+
+/// What a join merges into a fact row: the dimension's `Name` and its fields other than `Id`.
+#[derive(Debug, Default)]
+pub struct Entry {
+    pub name: Option<Box<RawValue>>,
+    pub extras: Vec<(Box<str>, Box<RawValue>)>,
+}
+
+/// An index of one dimension export.
+#[derive(Debug, Default)]
+pub struct Dimension {
+    entries: FxHashMap<Box<str>, Entry>,
+}
+
+impl Dimension {
+    /// Adds one record. Its `Id` is required and must be a string or an integer; a later
+    /// record with the same id replaces an earlier one, as in the original.
+    pub fn add(&mut self, e: &Element<'_>) -> Result<(), EtlError> {
+        let id = e
+            .record
+            .get("Id")
+            .ok_or_else(|| e.at.error("missing required field `Id`"))?;
+        let key = match key_text(id) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Err(e.at.error_at(id, "field `Id` is null; a dimension row needs an id").into()),
+            Err(kind) => {
+                return Err(e
+                    .at
+                    .error_at(id, format!("field `Id` must be a string or an integer, found {kind}"))
+                    .into())
+            }
+        };
+        let mut entry = Entry::default();
+        for (name, value) in e.record.fields.iter() {
+            match name.as_ref() {
+                "Id" => {}
+                "Name" => entry.name = Some((*value).to_owned()),
+                _ => entry.extras.push((name.as_ref().into(), (*value).to_owned())),
+            }
+        }
+        if entry.name.is_none() && !e.record.fields.iter().any(|(n, _)| n == "Name") {
+            return Err(e.at.error("missing required field `Name`").into());
+        }
+        self.entries.insert(key.as_ref().into(), entry);
+        Ok(())
+    }
+
+    /// The entry a fact's key field points to. `Ok(None)` when the key is null or has no
+    /// match (the row is kept without the joined fields).
+    pub fn lookup<'d>(
+        &'d self,
+        e: &Element<'_>,
+        field: &str,
+        key: &RawValue,
+    ) -> Result<Option<&'d Entry>, EtlError> {
+        match key_text(key) {
+            Ok(Some(k)) => Ok(self.entries.get(k.as_ref())),
+            Ok(None) => Ok(None),
+            Err(kind) => Err(e
+                .at
+                .error_at(
+                    key,
+                    format!("key field `{field}` must be a string, an integer or null, found {kind}"),
+                )
+                .into()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,223 @@
+//! The four fact tables: how each record becomes a row.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+use smallvec::SmallVec;
+
+use super::dimension::{Dimension, Entry};
+use crate::error::EtlError;
+use crate::json_array::Element;
+use crate::record::key_text;
+use crate::warehouse::{self, TableDef};
+
+/// One output field: its name, its column in the table's contract (`None`: it passes
+/// through, into `extra`), and its raw JSON value.
+#[derive(Clone, Debug)]
+pub struct Field<'a> {
+    pub name: Cow<'a, str>,
+    pub col: Option<u8>,
+    pub value: &'a RawValue,
+}
+
+/// A transformed row, fields in output order.
+pub type Row<'a> = SmallVec<[Field<'a>; 12]>;
+
+/// The dimensions the facts join to.
+pub struct Dimensions<'d> {
+    pub courses: &'d Dimension,
+    pub universities: &'d Dimension,
+    pub subjects: &'d Dimension,
+}
+
+/// The base-a tables the ETL writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    Students,
+    Follows,
+    Sessions,
+    Subscriptions,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [
+        Table::Students,
+        Table::Follows,
+        Table::Sessions,
+        Table::Subscriptions,
+    ];
+
+    /// The export this table is made from, in the source bucket.
+    pub fn source_key(self) -> &'static str {
+        match self {
+            Table::Students => "a/students.json",
+            Table::Follows => "a/student_follow_subject.json",
+            Table::Sessions => "a/sessions.json",
+            Table::Subscriptions => "a/subscriptions.json",
+        }
+    }
+
+    /// The table's contract: name, folder, columns.
+    pub fn def(self) -> &'static TableDef {
+        let name = match self {
+            Table::Students => "students",
+            Table::Follows => "follows",
+            Table::Sessions => "sessions",
+            Table::Subscriptions => "subscriptions",
+        };
+        warehouse::table(name).expect("every ETL table is in the warehouse contract")
+    }
+
+    /// The column an output field goes to, by the contract's order (see the test that pins
+    /// these against `warehouse::TABLES`).
+    fn col(self, name: &str) -> Option<u8> {
+        match self {
+            Table::Students => match name {
+                "Id" => Some(0),
+                "Date" => Some(1),
+                "State" => Some(2),
+                "City" => Some(3),
+                "University" => Some(4),
+                "Course" => Some(5),
+                "SignupSource" => Some(6),
+                _ => None,
+            },
+            Table::Follows => match name {
+                "StudentId" => Some(0),
+                "Subject" => Some(1),
+                "Date" => Some(2),
+                _ => None,
+            },
+            Table::Sessions => match name {
+                "StudentId" => Some(0),
+                "StartTime" => Some(1),
+                "Client" => Some(2),
+                _ => None,
+            },
+            Table::Subscriptions => match name {
+                "StudentId" => Some(0),
+                "Date" => Some(1),
+                "Type" => Some(2),
+                _ => None,
+            },
+        }
+    }
+
+    /// Transforms one record into `row` (cleared first). The row borrows from the record
+    /// (`'x`) and the dimensions (`'d`); `Record` is invariant in its lifetime (it holds a
+    /// SmallVec), hence three lifetimes.
+    pub fn transform<'a, 'x: 'a, 'd: 'a>(
+        self,
+        e: &Element<'x>,
+        dims: &Dimensions<'d>,
+        row: &mut Row<'a>,
+    ) -> Result<(), EtlError> {
+        row.clear();
+        match self {
+            Table::Students => {
+                self.required_key(e, "Id")?;
+                for (name, value) in e.record.fields.iter() {
+                    match name.as_ref() {
+                        "CourseId" => {
+                            let course = dims.courses.lookup(e, "CourseId", value)?;
+                            self.merge(row, course, "Course");
+                        }
+                        "UniversityId" => {
+                            let university = dims.universities.lookup(e, "UniversityId", value)?;
+                            self.merge(row, university, "University");
+                        }
+                        "RegisteredDate" => self.push(row, Cow::Borrowed("Date"), value),
+                        _ => self.push(row, name.clone(), value),
+                    }
+                }
+            }
+            Table::Follows => {
+                self.required_key(e, "StudentId")?;
+                for (name, value) in e.record.fields.iter() {
+                    match name.as_ref() {
+                        "SubjectId" => {
+                            let subject = dims.subjects.lookup(e, "SubjectId", value)?;
+                            self.merge(row, subject, "Subject");
+                        }
+                        "FollowDate" => self.push(row, Cow::Borrowed("Date"), value),
+                        _ => self.push(row, name.clone(), value),
+                    }
+                }
+            }
+            Table::Sessions => {
+                let id = self.required_key(e, "StudentId")?;
+                self.push(row, Cow::Borrowed("StudentId"), id);
+                self.pick(e, row, "SessionStartTime", "StartTime");
+                self.pick(e, row, "StudentClient", "Client");
+            }
+            Table::Subscriptions => {
+                let id = self.required_key(e, "StudentId")?;
+                self.push(row, Cow::Borrowed("StudentId"), id);
+                self.pick(e, row, "PaymentDate", "Date");
+                self.pick(e, row, "PlanType", "Type");
+            }
+        }
+        Ok(())
+    }
+
+    fn push<'a>(self, row: &mut Row<'a>, name: Cow<'a, str>, value: &'a RawValue) {
+        let col = self.col(&name);
+        row.push(Field { name, col, value });
+    }
+
+    fn pick<'a, 'x: 'a>(self, e: &Element<'x>, row: &mut Row<'a>, from: &str, to: &'static str) {
+        if let Some(value) = e.record.get(from) {
+            self.push(row, Cow::Borrowed(to), value);
+        }
+    }
+
+    /// The join: the dimension's name under `as_name`, then its other fields; nothing when
+    /// there is no match (the key field is dropped either way).
+    fn merge<'a>(self, row: &mut Row<'a>, entry: Option<&'a Entry>, as_name: &'static str) {
+        let Some(entry) = entry else { return };
+        if let Some(name) = &entry.name {
+            self.push(row, Cow::Borrowed(as_name), name);
+        }
+        for (n, v) in &entry.extras {
+            self.push(row, Cow::Borrowed(n), v);
+        }
+    }
+
+    fn required_key<'x>(self, e: &Element<'x>, field: &str) -> Result<&'x RawValue, EtlError> {
+        let value = e
+            .record
+            .get(field)
+            .ok_or_else(|| e.at.error(format!("missing required field `{field}`")))?;
+        match key_text(value) {
+            Ok(Some(_)) => Ok(value),
+            Ok(None) => Err(e.at.error_at(value, format!("required field `{field}` is null")).into()),
+            Err(kind) => Err(e
+                .at
+                .error_at(value, format!("key field `{field}` must be a string or an integer, found {kind}"))
+                .into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_follow_the_warehouse_contract() {
+        for table in Table::ALL {
+            let def = table.def();
+            let data_columns: Vec<&str> = def
+                .columns
+                .iter()
+                .map(|c| c.name)
+                .filter(|n| *n != warehouse::EXTRA_COLUMN)
+                .collect();
+            for (i, name) in data_columns.iter().enumerate() {
+                assert_eq!(table.col(name), Some(i as u8), "{}.{name}", def.name);
+            }
+            assert_eq!(table.col("Unknown"), None);
+            assert!(def.columns.iter().all(|c| c.kind == warehouse::ColumnType::String));
+        }
+    }
+}
