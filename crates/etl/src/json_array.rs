@@ -158,7 +158,7 @@ impl<R: Read> ArrayReader<R> {
     {
         match self.state {
             State::Start => {
-                self.fill()?;
+                while self.end < 3 && self.fill()? {}
                 if self.buf[..self.end].starts_with(b"\xEF\xBB\xBF") {
                     self.pos = 3;
                 }
@@ -477,9 +477,7 @@ mod tests {
         assert_eq!(input_error(b"[\n ]"), "t.json:2:2: empty array: the export holds no records");
         assert_eq!(
             input_error(b"[\n {\"Id\": 1},\n {\"Id\": 2,, }\n]"),
-            "t.json:3:11 (record 1): malformed record: expected `\"` at line 1 column 11"
-                .replace(" at line 1 column 11", "")
-                .as_str()
+            "t.json:3:11 (record 1): malformed record: key must be a string"
         );
         assert_eq!(
             input_error(b"[{\"Id\": 1}, 5]"),
@@ -499,7 +497,7 @@ mod tests {
         );
         assert_eq!(
             input_error(b"[{\"Id\": 1}, {\"Id\": "),
-            "t.json:1:19 (record 1): unexpected end of the document: the array (or a record in it) is not closed"
+            "t.json:1:20 (record 1): unexpected end of the document: the array (or a record in it) is not closed"
         );
     }
 

@@ -233,8 +233,8 @@ mod tests {
         assert_eq!(instances.keep_job_flow_alive_when_no_steps(), Some(false));
         let groups = instances.instance_groups();
         assert_eq!(groups.len(), 2);
-        assert_eq!(groups[1].instance_type(), "m5.2xlarge");
-        assert_eq!(groups[1].instance_count(), 2);
+        assert_eq!(groups[1].instance_type(), Some("m5.2xlarge"));
+        assert_eq!(groups[1].instance_count(), Some(2));
         assert_eq!(
             input.get_auto_termination_policy().as_ref().unwrap().idle_timeout(),
             Some(600)
@@ -267,7 +267,7 @@ mod tests {
         let req = request(&client(), &s, "r1");
         let groups = req.as_input().get_instances().as_ref().unwrap().instance_groups().to_vec();
         assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].instance_role(), &InstanceRoleType::Master);
+        assert_eq!(groups[0].instance_role(), Some(&InstanceRoleType::Master));
     }
 
     #[test]
