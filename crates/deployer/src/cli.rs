@@ -32,6 +32,55 @@ pub struct Global {
 pub enum Command {
     /// Render a stage's CloudFormation template without deploying.
     Synth(SynthArgs),
+    /// Run a function's real handler code in this process.
+    Invoke(InvokeArgs),
+    /// Build the artifacts a stage runs (the Lambda zip, the Spark job) into a folder.
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Where to write `lambda.zip` and the Spark job.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Use this `bootstrap` binary instead of building one.
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The function: etl, emr-starter or table-refresher.
+    #[arg(value_enum)]
+    pub function: FunctionArg,
+    /// Run here instead of invoking the deployed function.
+    #[arg(long)]
+    pub local: bool,
+    /// The stage (its settings, such as the table format).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// A folder laid out as the source bucket (`a/<entity>.json`).
+    #[arg(long, value_name = "DIR", requires = "warehouse")]
+    pub source: Option<PathBuf>,
+    /// A folder laid out as the warehouse bucket; tables are published under `a/<table>/`.
+    #[arg(long, value_name = "DIR", requires = "source")]
+    pub warehouse: Option<PathBuf>,
+    /// Table format (default: the stage's, else parquet).
+    #[arg(long, value_enum)]
+    pub table_format: Option<TableFormatArg>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FunctionArg {
+    Etl,
+    EmrStarter,
+    TableRefresher,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TableFormatArg {
+    Parquet,
+    Ndjson,
 }
 
 #[derive(Debug, Args)]

@@ -1,0 +1,47 @@
+//! `deployer invoke <function> --local`: the real handler code, run in this process.
+//!
+//! With `--source DIR --warehouse DIR` the ETL reads and writes local folders laid out as the
+//! buckets are; nothing touches AWS.
+
+use anyhow::{bail, Context};
+use etl::storage::LocalDir;
+use etl::warehouse::DataFormat;
+
+use crate::cli::{FunctionArg, Global, InvokeArgs, TableFormatArg};
+
+pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
+    if !args.local {
+        bail!("only `--local` runs are supported by invoke; trigger a deployed function with `deployer trigger`");
+    }
+    let stage_format = match &args.stage {
+        Some(stage) => Some(global.stage_config(stage)?.table_format),
+        None => None,
+    };
+    let format = match args.table_format {
+        Some(TableFormatArg::Parquet) => DataFormat::Parquet,
+        Some(TableFormatArg::Ndjson) => DataFormat::Ndjson,
+        None => stage_format.unwrap_or_default(),
+    };
+    match (args.function, &args.source, &args.warehouse) {
+        (FunctionArg::Etl, Some(source), Some(warehouse)) => {
+            if !source.is_dir() {
+                bail!("--source {}: not a folder", source.display());
+            }
+            std::fs::create_dir_all(warehouse)
+                .with_context(|| format!("--warehouse {}", warehouse.display()))?;
+            let opts = etl::run::Options::new(format);
+            let report = etl::run::run(&LocalDir::new(source), &LocalDir::new(warehouse), &opts)
+                .context("the ETL failed; the warehouse folder's published tables are unchanged")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        (FunctionArg::Etl, _, _) => bail!("give the folders to run on: --source DIR --warehouse DIR"),
+        (f, _, _) => bail!(
+            "`{}` calls AWS services (EMR, Glue); run it against a stage's resources once the stage is deployed",
+            match f {
+                FunctionArg::EmrStarter => "emr-starter",
+                _ => "table-refresher",
+            }
+        ),
+    }
+}
