@@ -234,9 +234,14 @@ impl<R: Read> ArrayReader<R> {
         }
         loop {
             let step = {
-                let window = &self.buf[..self.checked];
+                // SAFETY: `check_utf8` validated `buf[..checked]`, and the window only ever
+                // grows through it; compaction keeps a suffix starting at `pos`, which sits
+                // after ASCII structure or a whole value, so on a character boundary. Parsing
+                // from `&str` spares serde_json a second validation of every value.
+                let text = unsafe { std::str::from_utf8_unchecked(&self.buf[..self.checked]) };
+                let window = text.as_bytes();
                 let mut stream =
-                    serde_json::Deserializer::from_slice(&window[self.pos..]).into_iter::<Record>();
+                    serde_json::Deserializer::from_str(&text[self.pos..]).into_iter::<Record>();
                 match stream.next() {
                     Some(Ok(record)) => {
                         let consumed = stream.byte_offset();

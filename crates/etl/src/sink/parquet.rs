@@ -10,7 +10,8 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::{extras_json, TableSink};
 use crate::record::text;
@@ -55,11 +56,19 @@ impl ParquetSink {
         ));
         let has_extra = def.columns.iter().any(|c| c.name == EXTRA_COLUMN);
         let data_columns = def.columns.len() - usize::from(has_extra);
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_created_by(format!("pdcase etl {}", env!("CARGO_PKG_VERSION")))
-            .build();
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_created_by(format!("pdcase etl {}", env!("CARGO_PKG_VERSION")));
+        // Ids and timestamps are (nearly) unique: a dictionary would only be built to be
+        // abandoned. The other columns repeat a few values and compress well with one.
+        for c in def.columns {
+            if matches!(c.name, "Id" | "StudentId" | "Date" | "StartTime" | EXTRA_COLUMN) {
+                props = props.set_column_dictionary_enabled(ColumnPath::from(c.name), false);
+            }
+        }
+        let props = props.build();
         let writer =
             ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(parquet_error)?;
         Ok(ParquetSink {

@@ -39,10 +39,23 @@ pub struct Entry {
     pub extras: Vec<(Box<str>, Box<RawValue>)>,
 }
 
-/// An index of one dimension export.
+/// An index of one dimension export. Keys compare by text; canonical decimal integers (the
+/// usual ids, whether written `1` or `"1"`) are kept as numbers, which hash and compare
+/// without touching the heap.
 #[derive(Debug, Default)]
 pub struct Dimension {
-    entries: FxHashMap<Box<str>, Entry>,
+    ints: FxHashMap<u64, Entry>,
+    texts: FxHashMap<Box<str>, Entry>,
+}
+
+/// `Some(n)` when `text` is the canonical decimal form of `n` (no sign, no leading zero), so
+/// that equal texts and equal numbers are the same keys.
+fn canonical_int(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.is_empty() || b.len() > 19 || (b[0] == b'0' && b.len() > 1) || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 impl Dimension {
@@ -74,7 +87,10 @@ impl Dimension {
         if entry.name.is_none() && !e.record.fields.iter().any(|(n, _)| n == "Name") {
             return Err(e.at.error("missing required field `Name`").into());
         }
-        self.entries.insert(key.as_ref().into(), entry);
+        match canonical_int(&key) {
+            Some(n) => self.ints.insert(n, entry),
+            None => self.texts.insert(key.as_ref().into(), entry),
+        };
         Ok(())
     }
 
@@ -87,7 +103,10 @@ impl Dimension {
         key: &RawValue,
     ) -> Result<Option<&'d Entry>, EtlError> {
         match key_text(key) {
-            Ok(Some(k)) => Ok(self.entries.get(k.as_ref())),
+            Ok(Some(k)) => Ok(match canonical_int(&k) {
+                Some(n) => self.ints.get(&n),
+                None => self.texts.get(k.as_ref()),
+            }),
             Ok(None) => Ok(None),
             Err(kind) => Err(e
                 .at
@@ -100,10 +119,26 @@ impl Dimension {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.ints.len() + self.texts.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_int;
+
+    #[test]
+    fn only_canonical_integers_become_numbers() {
+        assert_eq!(canonical_int("0"), Some(0));
+        assert_eq!(canonical_int("123"), Some(123));
+        assert_eq!(canonical_int("0123"), None, "`0123` is not the text of 123");
+        assert_eq!(canonical_int("-1"), None);
+        assert_eq!(canonical_int("1a"), None);
+        assert_eq!(canonical_int(""), None);
+        assert_eq!(canonical_int("99999999999999999999"), None);
     }
 }

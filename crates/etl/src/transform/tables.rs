@@ -21,7 +21,7 @@ pub struct Field<'a> {
 }
 
 /// A transformed row, fields in output order.
-pub type Row<'a> = SmallVec<[Field<'a>; 12]>;
+pub type Row<'a> = SmallVec<[Field<'a>; 8]>;
 
 /// The dimensions the facts join to.
 pub struct Dimensions<'d> {
@@ -115,7 +115,7 @@ impl Table {
         row.clear();
         match self {
             Table::Students => {
-                self.required_key(e, "Id")?;
+                let mut id = None;
                 for (name, value) in e.record.fields.iter() {
                     match name.as_ref() {
                         "CourseId" => {
@@ -126,35 +126,63 @@ impl Table {
                             let university = dims.universities.lookup(e, "UniversityId", value)?;
                             self.merge(row, university, "University");
                         }
-                        "RegisteredDate" => self.push(row, Cow::Borrowed("Date"), value),
+                        "RegisteredDate" => push_col(row, Cow::Borrowed("Date"), Some(1), value),
+                        "Id" => {
+                            id = Some(*value);
+                            push_col(row, Cow::Borrowed("Id"), Some(0), value);
+                        }
+                        "State" => push_col(row, Cow::Borrowed("State"), Some(2), value),
+                        "City" => push_col(row, Cow::Borrowed("City"), Some(3), value),
+                        "SignupSource" => push_col(row, Cow::Borrowed("SignupSource"), Some(6), value),
                         _ => self.push(row, name.clone(), value),
                     }
                 }
+                self.required_key(e, "Id", id)?;
             }
             Table::Follows => {
-                self.required_key(e, "StudentId")?;
+                let mut id = None;
                 for (name, value) in e.record.fields.iter() {
                     match name.as_ref() {
                         "SubjectId" => {
                             let subject = dims.subjects.lookup(e, "SubjectId", value)?;
                             self.merge(row, subject, "Subject");
                         }
-                        "FollowDate" => self.push(row, Cow::Borrowed("Date"), value),
+                        "FollowDate" => push_col(row, Cow::Borrowed("Date"), Some(2), value),
+                        "StudentId" => {
+                            id = Some(*value);
+                            push_col(row, Cow::Borrowed("StudentId"), Some(0), value);
+                        }
                         _ => self.push(row, name.clone(), value),
                     }
                 }
+                self.required_key(e, "StudentId", id)?;
             }
-            Table::Sessions => {
-                let id = self.required_key(e, "StudentId")?;
-                self.push(row, Cow::Borrowed("StudentId"), id);
-                self.pick(e, row, "SessionStartTime", "StartTime");
-                self.pick(e, row, "StudentClient", "Client");
-            }
-            Table::Subscriptions => {
-                let id = self.required_key(e, "StudentId")?;
-                self.push(row, Cow::Borrowed("StudentId"), id);
-                self.pick(e, row, "PaymentDate", "Date");
-                self.pick(e, row, "PlanType", "Type");
+            Table::Sessions | Table::Subscriptions => {
+                // Three fields picked by name, in a fixed order; the rest is dropped.
+                let (time_field, kind_field) = match self {
+                    Table::Sessions => ("SessionStartTime", "StudentClient"),
+                    _ => ("PaymentDate", "PlanType"),
+                };
+                let (mut id, mut time, mut kind) = (None, None, None);
+                for (name, value) in e.record.fields.iter() {
+                    let n = name.as_ref();
+                    if n == "StudentId" {
+                        id = Some(*value);
+                    } else if n == time_field {
+                        time = Some(*value);
+                    } else if n == kind_field {
+                        kind = Some(*value);
+                    }
+                }
+                let id = self.required_key(e, "StudentId", id)?;
+                let [_, time_name, kind_name] = self.output_names();
+                push_col(row, Cow::Borrowed("StudentId"), Some(0), id);
+                if let Some(v) = time {
+                    push_col(row, Cow::Borrowed(time_name), Some(1), v);
+                }
+                if let Some(v) = kind {
+                    push_col(row, Cow::Borrowed(kind_name), Some(2), v);
+                }
             }
         }
         Ok(())
@@ -163,12 +191,6 @@ impl Table {
     fn push<'a>(self, row: &mut Row<'a>, name: Cow<'a, str>, value: &'a RawValue) {
         let col = self.col(&name);
         row.push(Field { name, col, value });
-    }
-
-    fn pick<'a, 'x: 'a>(self, e: &Element<'x>, row: &mut Row<'a>, from: &str, to: &'static str) {
-        if let Some(value) = e.record.get(from) {
-            self.push(row, Cow::Borrowed(to), value);
-        }
     }
 
     /// The join: the dimension's name under `as_name`, then its other fields; nothing when
@@ -183,11 +205,22 @@ impl Table {
         }
     }
 
-    fn required_key<'x>(self, e: &Element<'x>, field: &str) -> Result<&'x RawValue, EtlError> {
-        let value = e
-            .record
-            .get(field)
-            .ok_or_else(|| e.at.error(format!("missing required field `{field}`")))?;
+    /// The output names of a three-column table (sessions, subscriptions).
+    fn output_names(self) -> [&'static str; 3] {
+        match self {
+            Table::Sessions => ["StudentId", "StartTime", "Client"],
+            _ => ["StudentId", "Date", "Type"],
+        }
+    }
+
+    /// Checks the record's own id: present, and a string or an integer.
+    fn required_key<'x>(
+        self,
+        e: &Element<'x>,
+        field: &str,
+        value: Option<&'x RawValue>,
+    ) -> Result<&'x RawValue, EtlError> {
+        let value = value.ok_or_else(|| e.at.error(format!("missing required field `{field}`")))?;
         match key_text(value) {
             Ok(Some(_)) => Ok(value),
             Ok(None) => Err(e.at.error_at(value, format!("required field `{field}` is null")).into()),
@@ -197,6 +230,10 @@ impl Table {
                 .into()),
         }
     }
+}
+
+fn push_col<'a>(row: &mut Row<'a>, name: Cow<'a, str>, col: Option<u8>, value: &'a RawValue) {
+    row.push(Field { name, col, value });
 }
 
 #[cfg(test)]
