@@ -41,14 +41,27 @@ pub fn workspace_root() -> anyhow::Result<PathBuf> {
             return Ok(dir.to_path_buf());
         }
     }
-    bail!("no Cargo workspace at or above {}: run deployer from the project's clone", start.display())
+    bail!(
+        "no Cargo workspace at or above {}: run deployer from the project's clone",
+        start.display()
+    )
 }
 
 /// Builds the `bootstrap` in release mode for [`LAMBDA_TARGET`] and returns its path.
 pub fn build_bootstrap(root: &Path) -> anyhow::Result<PathBuf> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["build", "--release", "--locked", "-p", "etl", "--bin", "bootstrap", "--target", LAMBDA_TARGET])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "etl",
+            "--bin",
+            "bootstrap",
+            "--target",
+            LAMBDA_TARGET,
+        ])
         .status()
         .context("running cargo")?;
     if !status.success() {
@@ -59,7 +72,10 @@ pub fn build_bootstrap(root: &Path) -> anyhow::Result<PathBuf> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    Ok(target_dir.join(LAMBDA_TARGET).join("release").join("bootstrap"))
+    Ok(target_dir
+        .join(LAMBDA_TARGET)
+        .join("release")
+        .join("bootstrap"))
 }
 
 /// The Lambda zip: one entry, `bootstrap`, executable (Lambda refuses it otherwise), with a
@@ -86,7 +102,10 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let b = lambda_zip(b"\x7fELF binary").unwrap();
         assert_eq!(a, b, "same input, same bytes (no timestamps)");
-        assert_ne!(Artifact::new(a.clone()).sha256, Artifact::new(lambda_zip(b"other").unwrap()).sha256);
+        assert_ne!(
+            Artifact::new(a.clone()).sha256,
+            Artifact::new(lambda_zip(b"other").unwrap()).sha256
+        );
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
         assert_eq!(archive.len(), 1);
         let mut entry = archive.by_index(0).unwrap();

@@ -15,11 +15,14 @@ pub fn run(args: &PackageArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", bootstrap_path.display()))?;
     let zip = Artifact::new(lambda_zip(&bootstrap)?);
     let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let zip_path = args.out.join("lambda.zip");
     let spark_path = args.out.join(etl::SPARK_JOB_FILE);
-    std::fs::write(&zip_path, &zip.bytes).with_context(|| format!("writing {}", zip_path.display()))?;
-    std::fs::write(&spark_path, &spark.bytes).with_context(|| format!("writing {}", spark_path.display()))?;
+    std::fs::write(&zip_path, &zip.bytes)
+        .with_context(|| format!("writing {}", zip_path.display()))?;
+    std::fs::write(&spark_path, &spark.bytes)
+        .with_context(|| format!("writing {}", spark_path.display()))?;
     let report = json!({
         "lambda": {"path": zip_path, "sha256": zip.sha256, "bytes": zip.bytes.len(),
                    "bootstrap": bootstrap_path, "bootstrap_bytes": bootstrap.len()},

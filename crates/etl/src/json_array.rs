@@ -163,7 +163,11 @@ impl<R: Read> ArrayReader<R> {
                     self.pos = 3;
                 }
                 match self.skip_ws()? {
-                    None => return Err(self.error_here("empty document: expected a JSON array of records").into()),
+                    None => {
+                        return Err(self
+                            .error_here("empty document: expected a JSON array of records")
+                            .into())
+                    }
                     Some(b'[') => self.pos += 1,
                     Some(b) => {
                         return Err(self
@@ -444,7 +448,12 @@ mod tests {
     fn read_ids(doc: &[u8], chunk: usize) -> Result<Vec<String>, EtlError> {
         let mut ids = Vec::new();
         ArrayReader::new(Trickle { data: doc, chunk }, "t.json").for_each(|e| {
-            ids.push(e.record.get("Id").map(|v| v.get().to_owned()).unwrap_or_default());
+            ids.push(
+                e.record
+                    .get("Id")
+                    .map(|v| v.get().to_owned())
+                    .unwrap_or_default(),
+            );
             Ok(())
         })?;
         Ok(ids)
@@ -461,7 +470,10 @@ mod tests {
     fn reads_every_record_whatever_the_read_sizes() {
         let doc = "\u{feff}[\n  {\"Id\": 1, \"Name\": \"São \\\"x\\\"\"},\n  {\"Id\": \"2\"} ,{\"Id\":3}\n]\n";
         for chunk in 1..doc.len() {
-            assert_eq!(read_ids(doc.as_bytes(), chunk).unwrap(), ["1", "\"2\"", "3"]);
+            assert_eq!(
+                read_ids(doc.as_bytes(), chunk).unwrap(),
+                ["1", "\"2\"", "3"]
+            );
         }
     }
 
@@ -474,12 +486,18 @@ mod tests {
 
     #[test]
     fn refusals_name_the_place() {
-        assert_eq!(input_error(b"  "), "t.json:1:3: empty document: expected a JSON array of records");
+        assert_eq!(
+            input_error(b"  "),
+            "t.json:1:3: empty document: expected a JSON array of records"
+        );
         assert_eq!(
             input_error(b"{\"Id\": 1}"),
             "t.json:1:1: expected a JSON array of records, found an object (`{`)"
         );
-        assert_eq!(input_error(b"[\n ]"), "t.json:2:2: empty array: the export holds no records");
+        assert_eq!(
+            input_error(b"[\n ]"),
+            "t.json:2:2: empty array: the export holds no records"
+        );
         assert_eq!(
             input_error(b"[\n {\"Id\": 1},\n {\"Id\": 2,, }\n]"),
             "t.json:3:11 (record 1): malformed record: key must be a string"
@@ -522,18 +540,28 @@ mod tests {
     fn value_places_point_into_the_record() {
         let doc = b"[\n  {\"Id\": 1},\n  {\"Id\": 2,\n   \"CourseId\": {}}\n]";
         let mut places = Vec::new();
-        ArrayReader::new(Trickle { data: doc, chunk: 5 }, "t.json")
-            .for_each(|e| {
-                if let Some(v) = e.record.get("CourseId") {
-                    places.push(e.at.value(v).to_string());
-                }
-                places.push(e.at.record().to_string());
-                Ok(())
-            })
-            .unwrap();
+        ArrayReader::new(
+            Trickle {
+                data: doc,
+                chunk: 5,
+            },
+            "t.json",
+        )
+        .for_each(|e| {
+            if let Some(v) = e.record.get("CourseId") {
+                places.push(e.at.value(v).to_string());
+            }
+            places.push(e.at.record().to_string());
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(
             places,
-            ["t.json:2:3 (record 0)", "t.json:4:16 (record 1)", "t.json:3:3 (record 1)"]
+            [
+                "t.json:2:3 (record 0)",
+                "t.json:4:16 (record 1)",
+                "t.json:3:3 (record 1)"
+            ]
         );
     }
 }

@@ -129,9 +129,7 @@ fn unquote(s: &str) -> Cow<'_, str> {
 
 /// Writes `name` as a JSON string literal.
 pub fn write_name(out: &mut Vec<u8>, name: &str) {
-    let plain = name
-        .bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    let plain = name.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
     if plain {
         out.push(b'"');
         out.extend_from_slice(name.as_bytes());
@@ -156,7 +154,10 @@ mod tests {
         assert_eq!(key_text(raw("-12")).unwrap().unwrap(), "-12");
         assert_eq!(key_text(raw("\"a\\u0062\"")).unwrap().unwrap(), "ab");
         assert_eq!(key_text(raw("null")).unwrap(), None);
-        assert_eq!(key_text(raw("1.5")).unwrap_err(), "a number with a fraction or exponent");
+        assert_eq!(
+            key_text(raw("1.5")).unwrap_err(),
+            "a number with a fraction or exponent"
+        );
         assert_eq!(key_text(raw("{\"a\":1}")).unwrap_err(), "an object");
         assert_eq!(key_text(raw("true")).unwrap_err(), "a boolean");
     }

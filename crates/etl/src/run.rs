@@ -11,8 +11,8 @@ use crate::json_array::ArrayReader;
 use crate::sink;
 use crate::snapshot::{data_key, marker_key, staging_key, Marker, STAGING};
 use crate::storage::Storage;
-use crate::transform::{Dimension, DimensionKind, Row, Table};
 use crate::transform::tables::Dimensions;
+use crate::transform::{Dimension, DimensionKind, Row, Table};
 use crate::warehouse::DataFormat;
 
 /// How to run.
@@ -30,7 +30,9 @@ impl Options {
         Options {
             format,
             run_id: new_run_id(),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4),
+            workers: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(1, 4),
         }
     }
 }
@@ -38,7 +40,11 @@ impl Options {
 /// `20261124T093000Z-4f1c2a`: UTC time, then random hex so concurrent runs never share one.
 pub fn new_run_id() -> String {
     let rand = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &rand[..6])
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &rand[..6]
+    )
 }
 
 /// What a run did.
@@ -68,7 +74,11 @@ pub struct TableReport {
 ///
 /// Nothing under a table's location changes unless every table was staged; see
 /// [`crate::snapshot`] for the layout and what a failure leaves behind.
-pub fn run(source: &dyn Storage, warehouse: &dyn Storage, opts: &Options) -> Result<Report, EtlError> {
+pub fn run(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+) -> Result<Report, EtlError> {
     let started = Instant::now();
     check_inputs(source)?;
     let mut dims = Vec::with_capacity(3);
@@ -127,7 +137,10 @@ fn check_inputs(source: &dyn Storage) -> Result<(), EtlError> {
     Ok(())
 }
 
-fn open(source: &dyn Storage, key: &str) -> Result<ArrayReader<Box<dyn std::io::Read + Send>>, EtlError> {
+fn open(
+    source: &dyn Storage,
+    key: &str,
+) -> Result<ArrayReader<Box<dyn std::io::Read + Send>>, EtlError> {
     match source.open(key) {
         Ok(r) => Ok(ArrayReader::new(r, source.describe(key))),
         Err(StorageError::NotFound(file)) => Err(EtlError::MissingInput { file }),
@@ -150,7 +163,12 @@ fn stage_all(
     opts: &Options,
 ) -> Result<Vec<(Table, u64)>, EtlError> {
     // Sessions are 10 rows per student, follows 5: start them first.
-    const ORDER: [Table; 4] = [Table::Sessions, Table::Follows, Table::Students, Table::Subscriptions];
+    const ORDER: [Table; 4] = [
+        Table::Sessions,
+        Table::Follows,
+        Table::Students,
+        Table::Subscriptions,
+    ];
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let results = Mutex::new(Vec::new());
@@ -166,7 +184,10 @@ fn stage_all(
                 if r.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
-                results.lock().expect("no worker panics holding it").push((table, r));
+                results
+                    .lock()
+                    .expect("no worker panics holding it")
+                    .push((table, r));
             });
         }
     });
@@ -217,7 +238,11 @@ fn stage_one(
 
 /// Copies each staged table over its table's object, removes anything else under the
 /// table's location, then writes every marker.
-fn publish(warehouse: &dyn Storage, opts: &Options, rows: &[(Table, u64)]) -> Result<Vec<TableReport>, EtlError> {
+fn publish(
+    warehouse: &dyn Storage,
+    opts: &Options,
+    rows: &[(Table, u64)],
+) -> Result<Vec<TableReport>, EtlError> {
     let mut done: Vec<String> = Vec::new();
     let mut reports = Vec::new();
     for table in Table::ALL {
@@ -242,7 +267,10 @@ fn publish(warehouse: &dyn Storage, opts: &Options, rows: &[(Table, u64)]) -> Re
             .collect();
         warehouse.delete(&stale).map_err(|e| fail(&done, e))?;
         done.push(def.name.to_owned());
-        let n = rows.iter().find(|(t, _)| *t == table).map_or(0, |(_, n)| *n);
+        let n = rows
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map_or(0, |(_, n)| *n);
         reports.push(TableReport {
             table: def.name,
             rows: n,
@@ -274,7 +302,10 @@ fn publish(warehouse: &dyn Storage, opts: &Options, rows: &[(Table, u64)]) -> Re
 /// lifecycle rule expires it.
 fn remove_staging(warehouse: &dyn Storage, run: &str) {
     let prefix = format!("{STAGING}{run}/");
-    match warehouse.list(&prefix).and_then(|keys| warehouse.delete(&keys)) {
+    match warehouse
+        .list(&prefix)
+        .and_then(|keys| warehouse.delete(&keys))
+    {
         Ok(()) => {}
         Err(e) => tracing::warn!(error = %e, "could not remove the staging folder {prefix}"),
     }

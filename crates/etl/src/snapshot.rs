@@ -54,7 +54,9 @@ pub fn parse_marker(body: &[u8]) -> Option<Marker> {
 
 /// The table and base a warehouse key is the marker of, if it is one.
 pub fn marker_table(key: &str) -> Option<&'static TableDef> {
-    crate::warehouse::TABLES.iter().find(|t| marker_key(t) == key)
+    crate::warehouse::TABLES
+        .iter()
+        .find(|t| marker_key(t) == key)
 }
 
 /// What the refresher does about a base.
@@ -64,7 +66,10 @@ pub enum Decision {
     /// has one): start the crawler.
     Crawl { base: Base, run: Option<String> },
     /// Some tables have no marker yet.
-    WaitForTables { base: Base, missing: Vec<&'static str> },
+    WaitForTables {
+        base: Base,
+        missing: Vec<&'static str>,
+    },
     /// Every table has a marker, but not of one run: a run is still publishing.
     WaitForRun { base: Base, runs: Vec<String> },
 }
@@ -94,7 +99,10 @@ pub fn decide(base: Base, markers: &[(&'static TableDef, Option<Vec<u8>>)]) -> D
     } else {
         Decision::WaitForRun {
             base,
-            runs: runs.into_iter().map(|r| r.unwrap_or_else(|| "(no run id)".into())).collect(),
+            runs: runs
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| "(no run id)".into()))
+                .collect(),
         }
     }
 }
@@ -130,34 +138,64 @@ mod tests {
     fn the_crawler_starts_only_when_every_table_has_the_same_run() {
         assert_eq!(
             base_a([Some("r2"), Some("r2"), Some("r2"), Some("r2")]),
-            Decision::Crawl { base: Base::A, run: Some("r2".into()) }
+            Decision::Crawl {
+                base: Base::A,
+                run: Some("r2".into())
+            }
         );
         assert_eq!(
             base_a([Some("r2"), Some("r2"), Some("r1"), Some("r1")]),
-            Decision::WaitForRun { base: Base::A, runs: vec!["r1".into(), "r2".into()] }
+            Decision::WaitForRun {
+                base: Base::A,
+                runs: vec!["r1".into(), "r2".into()]
+            }
         );
         assert_eq!(
             base_a([Some("r2"), None, Some("r2"), None]),
-            Decision::WaitForTables { base: Base::A, missing: vec!["follows", "subscriptions"] }
+            Decision::WaitForTables {
+                base: Base::A,
+                missing: vec!["follows", "subscriptions"]
+            }
         );
     }
 
     #[test]
     fn empty_spark_markers_count_as_complete() {
         let markers: Vec<_> = tables_of(Base::B).map(|t| (t, Some(Vec::new()))).collect();
-        assert_eq!(decide(Base::B, &markers), Decision::Crawl { base: Base::B, run: None });
+        assert_eq!(
+            decide(Base::B, &markers),
+            Decision::Crawl {
+                base: Base::B,
+                run: None
+            }
+        );
         let mut partial = markers.clone();
         partial.pop();
-        assert!(matches!(decide(Base::B, &partial), Decision::WaitForTables { .. }));
+        assert!(matches!(
+            decide(Base::B, &partial),
+            Decision::WaitForTables { .. }
+        ));
     }
 
     #[test]
     fn keys_stay_inside_their_table_or_the_staging_folder() {
         let students = table("students").unwrap();
-        assert_eq!(data_key(students, DataFormat::Parquet), "a/students/data.parquet");
-        assert_eq!(staging_key("r1", students, DataFormat::Ndjson), "a/_staging/r1/students.json");
-        assert_eq!(marker_table("a/students/_SUCCESS").unwrap().name, "students");
-        assert_eq!(marker_table("b/events-by-city/_SUCCESS").unwrap().name, "events_by_city");
+        assert_eq!(
+            data_key(students, DataFormat::Parquet),
+            "a/students/data.parquet"
+        );
+        assert_eq!(
+            staging_key("r1", students, DataFormat::Ndjson),
+            "a/_staging/r1/students.json"
+        );
+        assert_eq!(
+            marker_table("a/students/_SUCCESS").unwrap().name,
+            "students"
+        );
+        assert_eq!(
+            marker_table("b/events-by-city/_SUCCESS").unwrap().name,
+            "events_by_city"
+        );
         assert!(marker_table("a/students/data.parquet").is_none());
         for t in crate::warehouse::TABLES {
             assert!(!STAGING.starts_with(&t.prefix()));

@@ -9,13 +9,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arrow_array::{Array, StringArray};
 use etl::error::{EtlError, StorageError};
 use etl::json_array::ArrayReader;
 use etl::run::{run, Options};
 use etl::storage::{LocalDir, ObjectWrite, Storage};
 use etl::warehouse::DataFormat;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use arrow_array::{Array, StringArray};
 use serde_json::Value;
 
 fn shared() -> PathBuf {
@@ -26,7 +26,11 @@ fn shared() -> PathBuf {
 
 fn reference() -> PathBuf {
     let p = shared().join("fixtures/reference");
-    assert!(p.is_dir(), "the shared fixtures are missing at {}", p.display());
+    assert!(
+        p.is_dir(),
+        "the shared fixtures are missing at {}",
+        p.display()
+    );
     p
 }
 
@@ -44,17 +48,18 @@ fn source_from_reference() -> tempfile::TempDir {
 /// Records of a JSON array, each as (names in order, values).
 fn ordered_records(bytes: &[u8]) -> Vec<Vec<(String, Value)>> {
     let mut out = Vec::new();
-    ArrayReader::new(bytes, "expected").for_each(|e| {
-        out.push(
-            e.record
-                .fields
-                .iter()
-                .map(|(n, v)| (n.to_string(), serde_json::from_str(v.get()).unwrap()))
-                .collect(),
-        );
-        Ok(())
-    })
-    .unwrap();
+    ArrayReader::new(bytes, "expected")
+        .for_each(|e| {
+            out.push(
+                e.record
+                    .fields
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), serde_json::from_str(v.get()).unwrap()))
+                    .collect(),
+            );
+            Ok(())
+        })
+        .unwrap();
     out
 }
 
@@ -66,17 +71,29 @@ fn ndjson_records(path: &Path) -> Vec<Vec<(String, Value)>> {
 
 fn parquet_rows(path: &Path) -> (Vec<String>, Vec<Vec<Option<String>>>) {
     let file = fs::File::open(path).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
     let mut names = Vec::new();
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.unwrap();
-        names = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        names = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         for r in 0..batch.num_rows() {
             rows.push(
                 (0..batch.num_columns())
                     .map(|c| {
-                        let col = batch.column(c).as_any().downcast_ref::<StringArray>().unwrap();
+                        let col = batch
+                            .column(c)
+                            .as_any()
+                            .downcast_ref::<StringArray>()
+                            .unwrap();
                         (!col.is_null(r)).then(|| col.value(r).to_owned())
                     })
                     .collect(),
@@ -105,12 +122,22 @@ fn opts(format: DataFormat, run_id: &str) -> Options {
 fn ndjson_output_equals_every_reference_output_field_for_field_in_order() {
     let src = source_from_reference();
     let wh = tempfile::tempdir().unwrap();
-    let report = run(&LocalDir::new(src.path()), &LocalDir::new(wh.path()), &opts(DataFormat::Ndjson, "r1")).unwrap();
+    let report = run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Ndjson, "r1"),
+    )
+    .unwrap();
     for (table, expected) in PAIRS {
         let want = ordered_records(&fs::read(reference().join("outputs").join(expected)).unwrap());
         let got = ndjson_records(&wh.path().join(format!("a/{table}/data.json")));
         assert_eq!(got, want, "table {table} against {expected}");
-        let rows = report.tables.iter().find(|t| t.table == table).unwrap().rows;
+        let rows = report
+            .tables
+            .iter()
+            .find(|t| t.table == table)
+            .unwrap()
+            .rows;
         assert_eq!(rows as usize, want.len());
     }
 }
@@ -119,19 +146,32 @@ fn ndjson_output_equals_every_reference_output_field_for_field_in_order() {
 fn parquet_output_holds_the_reference_values_by_column() {
     let src = source_from_reference();
     let wh = tempfile::tempdir().unwrap();
-    run(&LocalDir::new(src.path()), &LocalDir::new(wh.path()), &opts(DataFormat::Parquet, "r1")).unwrap();
+    run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Parquet, "r1"),
+    )
+    .unwrap();
     for (table, expected) in PAIRS {
         let want = ordered_records(&fs::read(reference().join("outputs").join(expected)).unwrap());
         let (names, rows) = parquet_rows(&wh.path().join(format!("a/{table}/data.parquet")));
-        let contract: Vec<&str> = etl::warehouse::table(table).unwrap().columns.iter().map(|c| c.name).collect();
+        let contract: Vec<&str> = etl::warehouse::table(table)
+            .unwrap()
+            .columns
+            .iter()
+            .map(|c| c.name)
+            .collect();
         assert_eq!(names, contract);
         assert_eq!(rows.len(), want.len());
         for (row, record) in rows.iter().zip(&want) {
             for (name, value) in names.iter().zip(row) {
-                let expected = record.iter().find(|(n, _)| n == name).map(|(_, v)| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
+                let expected = record
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
                 if name == "extra" {
                     // The fixtures have no fields beyond the contract.
                     assert_eq!(value, &None, "{table}.extra");
@@ -168,21 +208,37 @@ fn joins_match_keys_by_text_keep_unmatched_rows_and_let_the_last_duplicate_win()
         ),
     ]);
     let wh = tempfile::tempdir().unwrap();
-    run(&LocalDir::new(src.path()), &LocalDir::new(wh.path()), &opts(DataFormat::Ndjson, "r1")).unwrap();
+    run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Ndjson, "r1"),
+    )
+    .unwrap();
     let got = fs::read_to_string(wh.path().join("a/students/data.json")).unwrap();
     assert_eq!(
         got,
         concat!(
-            r#"{"Id":10,"Date":"2019-01-01 11:00:00.0000","Course":"New","Area":"Exatas","Nick":"z\u00e9"}"#, "\n",
-            r#"{"Id":"11","University":"University 1"}"#, "\n",
-            r#"{"Id":"12","Course":null}"#, "\n",
+            r#"{"Id":10,"Date":"2019-01-01 11:00:00.0000","Course":"New","Area":"Exatas","Nick":"z\u00e9"}"#,
+            "\n",
+            r#"{"Id":"11","University":"University 1"}"#,
+            "\n",
+            r#"{"Id":"12","Course":null}"#,
+            "\n",
         )
     );
-    run(&LocalDir::new(src.path()), &LocalDir::new(wh.path()), &opts(DataFormat::Parquet, "r2")).unwrap();
+    run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Parquet, "r2"),
+    )
+    .unwrap();
     let (_, rows) = parquet_rows(&wh.path().join("a/students/data.parquet"));
     assert_eq!(rows[0][0].as_deref(), Some("10"));
     assert_eq!(rows[0][5].as_deref(), Some("New"));
-    assert_eq!(rows[0][7].as_deref(), Some(r#"{"Area":"Exatas","Nick":"z\u00e9"}"#));
+    assert_eq!(
+        rows[0][7].as_deref(),
+        Some(r#"{"Area":"Exatas","Nick":"z\u00e9"}"#)
+    );
     assert_eq!(rows[1][4].as_deref(), Some("University 1"));
     assert_eq!(rows[2][5], None);
     // Switching format removed the other format's object: one snapshot per table.
@@ -203,7 +259,11 @@ fn a_rerun_replaces_the_snapshot_instead_of_adding_rows() {
     run(&s, &w, &opts(DataFormat::Parquet, "r1")).unwrap();
     let first = keys_under(wh.path());
     run(&s, &w, &opts(DataFormat::Parquet, "r2")).unwrap();
-    assert_eq!(keys_under(wh.path()), first, "the same objects, no second copy");
+    assert_eq!(
+        keys_under(wh.path()),
+        first,
+        "the same objects, no second copy"
+    );
     for (table, expected) in PAIRS {
         let want = ordered_records(&fs::read(reference().join("outputs").join(expected)).unwrap());
         // Everything a reader of the table's folder sees (the marker is skipped by readers,
@@ -215,10 +275,16 @@ fn a_rerun_replaces_the_snapshot_instead_of_adding_rows() {
             }
         }
         assert_eq!(total, want.len(), "{table}");
-        let marker: Value = serde_json::from_slice(&fs::read(wh.path().join(format!("a/{table}/_SUCCESS"))).unwrap()).unwrap();
+        let marker: Value = serde_json::from_slice(
+            &fs::read(wh.path().join(format!("a/{table}/_SUCCESS"))).unwrap(),
+        )
+        .unwrap();
         assert_eq!(marker["run"], "r2");
     }
-    assert!(w.list("a/_staging/").unwrap().is_empty(), "staging is cleaned up");
+    assert!(
+        w.list("a/_staging/").unwrap().is_empty(),
+        "staging is cleaned up"
+    );
 }
 
 /// Local storage that fails the `n`-th object write (counting from 1).
@@ -287,10 +353,19 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn a_write_failure_on_the_third_table_leaves_the_previous_snapshot_intact() {
     let src = source_from_reference();
     let wh = tempfile::tempdir().unwrap();
-    run(&LocalDir::new(src.path()), &LocalDir::new(wh.path()), &opts(DataFormat::Parquet, "r1")).unwrap();
+    run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Parquet, "r1"),
+    )
+    .unwrap();
     let before = snapshot(wh.path());
     // New input, so a published second run would differ.
-    fs::write(src.path().join("a/sessions.json"), r#"[{"StudentId": "9", "SessionStartTime": "t", "StudentClient": "Android"}]"#).unwrap();
+    fs::write(
+        src.path().join("a/sessions.json"),
+        r#"[{"StudentId": "9", "SessionStartTime": "t", "StudentClient": "Android"}]"#,
+    )
+    .unwrap();
     let failing = FailingWrites {
         inner: LocalDir::new(wh.path()),
         fail_on: 3,
@@ -301,8 +376,16 @@ fn a_write_failure_on_the_third_table_leaves_the_previous_snapshot_intact() {
     let err = run(&LocalDir::new(src.path()), &failing, &o).unwrap_err();
     assert!(matches!(err, EtlError::Write { .. }), "{err}");
     assert!(err.to_string().contains("injected: disk full"), "{err}");
-    assert_eq!(failing.writes.load(Ordering::SeqCst), 3, "stopped at the third table");
-    assert_eq!(snapshot(wh.path()), before, "published objects, markers and no staging left");
+    assert_eq!(
+        failing.writes.load(Ordering::SeqCst),
+        3,
+        "stopped at the third table"
+    );
+    assert_eq!(
+        snapshot(wh.path()),
+        before,
+        "published objects, markers and no staging left"
+    );
 }
 
 /// Runs on a source whose `file` is replaced by `body`; returns the error text, and checks
@@ -312,20 +395,36 @@ fn refused(file: &str, body: &[u8]) -> String {
     fs::write(src.path().join("a").join(file), body).unwrap();
     let wh = tempfile::tempdir().unwrap();
     // A previous snapshot that must survive.
-    run(&LocalDir::new(source_from_reference().path()), &LocalDir::new(wh.path()), &opts(DataFormat::Parquet, "r1")).unwrap();
+    run(
+        &LocalDir::new(source_from_reference().path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Parquet, "r1"),
+    )
+    .unwrap();
     let before = snapshot(wh.path());
-    let err = run(&LocalDir::new(src.path()), &LocalDir::new(wh.path()), &opts(DataFormat::Parquet, "r2")).unwrap_err();
+    let err = run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Parquet, "r2"),
+    )
+    .unwrap_err();
     assert_eq!(snapshot(wh.path()), before, "nothing published for {file}");
     let text = err.to_string();
     let file_path = src.path().join("a").join(file).display().to_string();
-    assert!(text.contains(&file_path), "the message names the file: {text}");
+    assert!(
+        text.contains(&file_path),
+        "the message names the file: {text}"
+    );
     text.replace(&file_path, file)
 }
 
 #[test]
 fn bad_inputs_are_refused_with_file_place_and_problem() {
     assert_eq!(
-        refused("students.json", b"[\n  {\"Id\": \"1\",\n   \"City\": \"Rio\"\n  ,\n]"),
+        refused(
+            "students.json",
+            b"[\n  {\"Id\": \"1\",\n   \"City\": \"Rio\"\n  ,\n]"
+        ),
         "bad input: students.json:5:1 (record 0): malformed record: key must be a string"
     );
     assert_eq!(
@@ -345,11 +444,17 @@ fn bad_inputs_are_refused_with_file_place_and_problem() {
         "bad input: students.json:1:9 (record 0): key field `Id` must be a string or an integer, found an object"
     );
     assert_eq!(
-        refused("sessions.json", b"[{\"StudentId\": \"1\"},\n {\"SessionStartTime\": \"2019-01-01\"}]"),
+        refused(
+            "sessions.json",
+            b"[{\"StudentId\": \"1\"},\n {\"SessionStartTime\": \"2019-01-01\"}]"
+        ),
         "bad input: sessions.json:2:2 (record 1): missing required field `StudentId`"
     );
     assert_eq!(
-        refused("subscriptions.json", b"[{\"StudentId\": \"1\", \"PlanType\": \"Anual\xE7\"}]"),
+        refused(
+            "subscriptions.json",
+            b"[{\"StudentId\": \"1\", \"PlanType\": \"Anual\xE7\"}]"
+        ),
         "bad input: subscriptions.json:1:39: invalid UTF-8 (byte 0xE7): exports must be UTF-8 text"
     );
     assert_eq!(
@@ -363,7 +468,12 @@ fn a_missing_export_is_named_and_nothing_is_written() {
     let src = source_from_reference();
     fs::remove_file(src.path().join("a/subscriptions.json")).unwrap();
     let wh = tempfile::tempdir().unwrap();
-    let err = run(&LocalDir::new(src.path()), &LocalDir::new(wh.path()), &opts(DataFormat::Parquet, "r1")).unwrap_err();
+    let err = run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Parquet, "r1"),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(

@@ -14,9 +14,9 @@
 //!
 //! Every error names the file, the key (`stages.prod.lambda.memory_mb`) and the problem.
 
-use crate::warehouse::DataFormat;
 use crate::resource::logs::Retention;
 use crate::stage::{StageName, MAX_REGION_LEN};
+use crate::warehouse::DataFormat;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -231,7 +231,10 @@ impl Overrides {
         }
         if let Some(f) = &self.table_format {
             c.table_format = DataFormat::parse(f).ok_or_else(|| {
-                fail("table_format", format!("`{f}` is not a table format; use `parquet` or `ndjson`"))
+                fail(
+                    "table_format",
+                    format!("`{f}` is not a table format; use `parquet` or `ndjson`"),
+                )
             })?;
         }
         if let Some(l) = &self.lambda {

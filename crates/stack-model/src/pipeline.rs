@@ -371,7 +371,12 @@ impl<'a> Pipeline<'a> {
             ),
             Statement::allow(
                 "WriteBaseA",
-                &["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                &[
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                ],
                 vec![objects(&warehouse_arn, "a/*")],
             ),
             crawl.clone(),
@@ -689,9 +694,7 @@ impl<'a> Pipeline<'a> {
             Base::A => (self.c.table_format, "SNAPPY"),
             Base::B => (DataFormat::Parquet, "ZSTD"),
         };
-        let mut parameters = BTreeMap::from([
-            ("EXTERNAL".to_string(), "TRUE".to_string()),
-        ]);
+        let mut parameters = BTreeMap::from([("EXTERNAL".to_string(), "TRUE".to_string())]);
         let (input_format, output_format, serde) = match format {
             DataFormat::Parquet => {
                 parameters.insert("classification".into(), "parquet".into());

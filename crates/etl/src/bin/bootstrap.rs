@@ -22,8 +22,14 @@ async fn main() -> Result<(), Error> {
     match FunctionRole::ALL.iter().find(|f| f.as_str() == function) {
         Some(FunctionRole::Etl) => {
             let settings = etl_handler::EtlSettings::from_env(&process_env)?;
-            let ctx = Arc::new(etl_handler::EtlContext::s3(handlers::s3_client(&conf), &settings));
-            lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| etl_handler::handle(ev, ctx.clone()))).await
+            let ctx = Arc::new(etl_handler::EtlContext::s3(
+                handlers::s3_client(&conf),
+                &settings,
+            ));
+            lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
+                etl_handler::handle(ev, ctx.clone())
+            }))
+            .await
         }
         Some(FunctionRole::EmrStarter) => {
             let settings = Arc::new(emr_starter::JobSettings::from_env(&process_env)?);
@@ -45,11 +51,18 @@ async fn main() -> Result<(), Error> {
                 glue: aws_sdk_glue::Client::new(&conf),
                 crawler: handlers::required(&process_env, "CRAWLER_NAME")?,
             });
-            lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| table_refresher::handle(ev, ctx.clone()))).await
+            lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
+                table_refresher::handle(ev, ctx.clone())
+            }))
+            .await
         }
         None => Err(format!(
             "{FUNCTION_ENV}=`{function}` names no function; expected one of: {}",
-            FunctionRole::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+            FunctionRole::ALL
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
         .into()),
     }

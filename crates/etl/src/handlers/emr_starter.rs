@@ -166,7 +166,10 @@ pub async fn handle(
         let run = crate::run::new_run_id();
         let req = request(client, settings, &run);
         let name = req.get_name().clone().unwrap_or_default();
-        let out = req.send().await.map_err(|e| format!("RunJobFlow: {}", aws_sdk_emr::error::DisplayErrorContext(e)))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| format!("RunJobFlow: {}", aws_sdk_emr::error::DisplayErrorContext(e)))?;
         let cluster_id = out.job_flow_id().unwrap_or_default().to_owned();
         tracing::info!(
             message_id = %record.sns.message_id,
@@ -224,7 +227,10 @@ mod tests {
         let s = settings();
         let req = request(&client(), &s, "r1");
         let input = req.as_input();
-        assert_eq!(input.get_name().as_deref(), Some("pdcase-alice-site-events-r1"));
+        assert_eq!(
+            input.get_name().as_deref(),
+            Some("pdcase-alice-site-events-r1")
+        );
         assert_eq!(input.get_release_label().as_deref(), Some("emr-7.5.0"));
         assert_eq!(input.get_service_role().as_deref(), Some("svc-role"));
         assert_eq!(input.get_job_flow_role().as_deref(), Some("profile"));
@@ -236,11 +242,17 @@ mod tests {
         assert_eq!(groups[1].instance_type(), Some("m5.2xlarge"));
         assert_eq!(groups[1].instance_count(), Some(2));
         assert_eq!(
-            input.get_auto_termination_policy().as_ref().unwrap().idle_timeout(),
+            input
+                .get_auto_termination_policy()
+                .as_ref()
+                .unwrap()
+                .idle_timeout(),
             Some(600)
         );
         let tags = input.get_tags().as_ref().unwrap();
-        assert!(tags.iter().any(|t| t.key() == Some("Stage") && t.value() == Some("alice")));
+        assert!(tags
+            .iter()
+            .any(|t| t.key() == Some("Stage") && t.value() == Some("alice")));
         let steps = input.get_steps().as_ref().unwrap();
         assert_eq!(steps.len(), 1);
         let args = steps[0].hadoop_jar_step().unwrap().args();
@@ -265,15 +277,28 @@ mod tests {
         let mut s = settings();
         s.core_instance_count = 0;
         let req = request(&client(), &s, "r1");
-        let groups = req.as_input().get_instances().as_ref().unwrap().instance_groups().to_vec();
+        let groups = req
+            .as_input()
+            .get_instances()
+            .as_ref()
+            .unwrap()
+            .instance_groups()
+            .to_vec();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].instance_role(), Some(&InstanceRoleType::Master));
     }
 
     #[test]
     fn a_bad_count_is_named() {
-        let env = |n: &str| (n == "EMR_CORE_INSTANCE_COUNT").then(|| "two".to_string()).or(Some("x".into()));
+        let env = |n: &str| {
+            (n == "EMR_CORE_INSTANCE_COUNT")
+                .then(|| "two".to_string())
+                .or(Some("x".into()))
+        };
         let e = JobSettings::from_env(&env).unwrap_err();
-        assert_eq!(e.to_string(), "environment variable EMR_CORE_INSTANCE_COUNT: `two` is not a whole number");
+        assert_eq!(
+            e.to_string(),
+            "environment variable EMR_CORE_INSTANCE_COUNT: `two` is not a whole number"
+        );
     }
 }

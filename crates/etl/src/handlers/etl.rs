@@ -49,7 +49,11 @@ impl EtlContext {
     pub fn s3(s3: aws_sdk_s3::Client, settings: &EtlSettings) -> Self {
         let handle = Handle::current();
         EtlContext {
-            source: Arc::new(S3Bucket::new(s3.clone(), &settings.source_bucket, handle.clone())),
+            source: Arc::new(S3Bucket::new(
+                s3.clone(),
+                &settings.source_bucket,
+                handle.clone(),
+            )),
             warehouse: Arc::new(S3Bucket::new(s3, &settings.warehouse_bucket, handle)),
             format: settings.format,
         }
@@ -57,7 +61,10 @@ impl EtlContext {
 }
 
 /// Runs the ETL once; the report is the function's result and one log line.
-pub async fn handle(event: LambdaEvent<SnsEvent>, ctx: Arc<EtlContext>) -> Result<Report, lambda_runtime::Error> {
+pub async fn handle(
+    event: LambdaEvent<SnsEvent>,
+    ctx: Arc<EtlContext>,
+) -> Result<Report, lambda_runtime::Error> {
     for record in &event.payload.records {
         tracing::info!(message_id = %record.sns.message_id, message = %record.sns.message, "ETL triggered");
     }
@@ -68,8 +75,10 @@ pub async fn handle(event: LambdaEvent<SnsEvent>, ctx: Arc<EtlContext>) -> Resul
 pub async fn run_blocking(ctx: Arc<EtlContext>) -> Result<Report, lambda_runtime::Error> {
     let opts = Options::new(ctx.format);
     let run_id = opts.run_id.clone();
-    let result = tokio::task::spawn_blocking(move || run::run(ctx.source.as_ref(), ctx.warehouse.as_ref(), &opts))
-        .await?;
+    let result = tokio::task::spawn_blocking(move || {
+        run::run(ctx.source.as_ref(), ctx.warehouse.as_ref(), &opts)
+    })
+    .await?;
     match result {
         Ok(report) => {
             tracing::info!(report = %serde_json::to_string(&report)?, "ETL run published");

@@ -17,7 +17,10 @@ pub struct EnvError {
 }
 
 /// Reads a required setting through `get` (the process environment in Lambda).
-pub fn required(get: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<String, EnvError> {
+pub fn required(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, EnvError> {
     match get(name) {
         Some(v) if !v.trim().is_empty() => Ok(v),
         _ => Err(EnvError {
@@ -79,8 +82,14 @@ mod tests {
 
     #[test]
     fn event_keys_are_decoded() {
-        assert_eq!(decode_event_key("a/students/_SUCCESS"), "a/students/_SUCCESS");
-        assert_eq!(decode_event_key("b/x+y/%C3%A3%2F_SUCCESS"), "b/x y/ã/_SUCCESS");
+        assert_eq!(
+            decode_event_key("a/students/_SUCCESS"),
+            "a/students/_SUCCESS"
+        );
+        assert_eq!(
+            decode_event_key("b/x+y/%C3%A3%2F_SUCCESS"),
+            "b/x y/ã/_SUCCESS"
+        );
         assert_eq!(decode_event_key("100%"), "100%");
     }
 

@@ -40,13 +40,23 @@ pub enum CrawlerStart {
 
 /// Starts the crawler; `AlreadyRunning` when Glue says it is running (another marker, or a
 /// user, started it first).
-pub async fn start_crawler(glue: &aws_sdk_glue::Client, name: &str) -> Result<CrawlerStart, lambda_runtime::Error> {
+pub async fn start_crawler(
+    glue: &aws_sdk_glue::Client,
+    name: &str,
+) -> Result<CrawlerStart, lambda_runtime::Error> {
     match glue.start_crawler().name(name).send().await {
         Ok(_) => Ok(CrawlerStart::Started),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_crawler_running_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_crawler_running_exception()) =>
+        {
             Ok(CrawlerStart::AlreadyRunning)
         }
-        Err(e) => Err(format!("starting crawler {name}: {}", aws_sdk_glue::error::DisplayErrorContext(e)).into()),
+        Err(e) => Err(format!(
+            "starting crawler {name}: {}",
+            aws_sdk_glue::error::DisplayErrorContext(e)
+        )
+        .into()),
     }
 }
 
@@ -66,9 +76,15 @@ pub fn bases_of(event: &S3Event) -> (BTreeSet<Base>, Vec<String>) {
     (bases, others)
 }
 
-pub async fn handle(event: LambdaEvent<S3Event>, ctx: Arc<RefresherContext>) -> Result<Vec<Outcome>, lambda_runtime::Error> {
+pub async fn handle(
+    event: LambdaEvent<S3Event>,
+    ctx: Arc<RefresherContext>,
+) -> Result<Vec<Outcome>, lambda_runtime::Error> {
     let (bases, others) = bases_of(&event.payload);
-    let mut outcomes: Vec<Outcome> = others.into_iter().map(|key| Outcome::NotAMarker { key }).collect();
+    let mut outcomes: Vec<Outcome> = others
+        .into_iter()
+        .map(|key| Outcome::NotAMarker { key })
+        .collect();
     for base in bases {
         let outcome = refresh(base, &ctx).await?;
         tracing::info!(outcome = %serde_json::to_string(&outcome)?, "table refresher");
@@ -78,7 +94,10 @@ pub async fn handle(event: LambdaEvent<S3Event>, ctx: Arc<RefresherContext>) -> 
 }
 
 /// Reads the base's markers, decides, and starts the crawler when the base is complete.
-pub async fn refresh(base: Base, ctx: &Arc<RefresherContext>) -> Result<Outcome, lambda_runtime::Error> {
+pub async fn refresh(
+    base: Base,
+    ctx: &Arc<RefresherContext>,
+) -> Result<Outcome, lambda_runtime::Error> {
     let warehouse = ctx.warehouse.clone();
     let markers = tokio::task::spawn_blocking(move || {
         tables_of(base)

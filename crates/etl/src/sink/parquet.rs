@@ -37,10 +37,12 @@ pub struct ParquetSink {
 
 fn parquet_error(e: parquet::errors::ParquetError) -> std::io::Error {
     match e {
-        parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => *io,
-            Err(other) => std::io::Error::other(other),
-        },
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other),
+            }
+        }
         other => std::io::Error::other(other),
     }
 }
@@ -64,7 +66,10 @@ impl ParquetSink {
         // Ids and timestamps are (nearly) unique: a dictionary would only be built to be
         // abandoned. The other columns repeat a few values and compress well with one.
         for c in def.columns {
-            if matches!(c.name, "Id" | "StudentId" | "Date" | "StartTime" | EXTRA_COLUMN) {
+            if matches!(
+                c.name,
+                "Id" | "StudentId" | "Date" | "StartTime" | EXTRA_COLUMN
+            ) {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(c.name), false);
             }
         }
@@ -95,8 +100,8 @@ impl ParquetSink {
             .iter_mut()
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(std::io::Error::other)?;
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(std::io::Error::other)?;
         self.writer.write(&batch).map_err(parquet_error)?;
         self.batch_rows = 0;
         Ok(())
@@ -119,7 +124,9 @@ impl TableSink for ParquetSink {
         if self.has_extra {
             let b = &mut self.builders[self.data_columns];
             if extras_json(row, &mut self.extra) {
-                b.append_value(std::str::from_utf8(&self.extra).expect("JSON built from UTF-8 text"));
+                b.append_value(
+                    std::str::from_utf8(&self.extra).expect("JSON built from UTF-8 text"),
+                );
             } else {
                 b.append_null();
             }

@@ -25,7 +25,10 @@ impl LocalDir {
     /// A temporary sibling of `path`, renamed over it when complete (same folder, so the
     /// rename is atomic).
     fn temp_for(path: &Path) -> PathBuf {
-        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
     }
 
@@ -91,7 +94,8 @@ impl Storage for LocalDir {
         let target = self.path(key);
         self.parent_dirs(&target)?;
         let temp = Self::temp_for(&target);
-        let file = File::create(&temp).map_err(|e| StorageError::io(temp.display().to_string(), e))?;
+        let file =
+            File::create(&temp).map_err(|e| StorageError::io(temp.display().to_string(), e))?;
         Ok(Box::new(LocalWrite {
             file: BufWriter::with_capacity(1 << 20, file),
             temp,
@@ -147,13 +151,18 @@ impl Storage for LocalDir {
                     stack.push(path);
                     continue;
                 }
-                let rel = path.strip_prefix(&self.root).expect("listed under the root");
+                let rel = path
+                    .strip_prefix(&self.root)
+                    .expect("listed under the root");
                 let key = rel
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                let temp = key.rsplit('/').next().is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+                let temp = key
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
                 if key.starts_with(prefix) && !temp {
                     keys.push(key);
                 }

@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+};
 use aws_sdk_s3::Client;
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
@@ -69,13 +71,20 @@ impl Storage for S3Bucket {
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StorageError> {
-        let out = self
-            .handle
-            .block_on(self.client.get_object().bucket(&self.bucket).key(key).send());
+        let out = self.handle.block_on(
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send(),
+        );
         match out {
             Ok(out) => {
                 let reader = Box::pin(out.body.into_async_read());
-                Ok(Box::new(SyncIoBridge::new_with_handle(reader, self.handle.clone())))
+                Ok(Box::new(SyncIoBridge::new_with_handle(
+                    reader,
+                    self.handle.clone(),
+                )))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 Err(StorageError::NotFound(self.describe(key)))
@@ -98,9 +107,20 @@ impl Storage for S3Bucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let what = || format!("reading {}", self.describe(key));
         self.handle.block_on(async {
-            match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
                 Ok(out) => {
-                    let body = out.body.collect().await.map_err(|e| StorageError::service(what(), e))?;
+                    let body = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| StorageError::service(what(), e))?;
                     Ok(Some(body.to_vec()))
                 }
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
@@ -159,7 +179,11 @@ impl Storage for S3Bucket {
                         .send(),
                 )
                 .map_err(|e| sdk_error(format!("listing {}", self.describe(prefix)), e))?;
-            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
             match out.next_continuation_token() {
                 Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_owned()),
                 _ => break,
@@ -183,7 +207,13 @@ impl Storage for S3Bucket {
                 .map_err(|e| StorageError::service("deleting objects", e))?;
             let out = self
                 .handle
-                .block_on(self.client.delete_objects().bucket(&self.bucket).delete(delete).send())
+                .block_on(
+                    self.client
+                        .delete_objects()
+                        .bucket(&self.bucket)
+                        .delete(delete)
+                        .send(),
+                )
                 .map_err(|e| sdk_error(format!("deleting from s3://{}", self.bucket), e))?;
             if let Some(err) = out.errors().first() {
                 return Err(StorageError::service(
@@ -306,7 +336,9 @@ impl ObjectWrite for S3Write {
                             .key(&self.key)
                             .upload_id(&id)
                             .multipart_upload(
-                                CompletedMultipartUpload::builder().set_parts(Some(parts)).build(),
+                                CompletedMultipartUpload::builder()
+                                    .set_parts(Some(parts))
+                                    .build(),
                             )
                             .send(),
                     )
@@ -345,6 +377,9 @@ mod tests {
 
     #[test]
     fn copy_sources_are_url_encoded_but_for_slashes() {
-        assert_eq!(copy_source("b", "a/_staging/r 1/x+y.parquet"), "b/a/_staging/r%201/x%2By.parquet");
+        assert_eq!(
+            copy_source("b", "a/_staging/r 1/x+y.parquet"),
+            "b/a/_staging/r%201/x%2By.parquet"
+        );
     }
 }

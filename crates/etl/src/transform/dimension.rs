@@ -52,7 +52,11 @@ pub struct Dimension {
 /// that equal texts and equal numbers are the same keys.
 fn canonical_int(text: &str) -> Option<u64> {
     let b = text.as_bytes();
-    if b.is_empty() || b.len() > 19 || (b[0] == b'0' && b.len() > 1) || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty()
+        || b.len() > 19
+        || (b[0] == b'0' && b.len() > 1)
+        || !b.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
     text.parse().ok()
@@ -68,11 +72,19 @@ impl Dimension {
             .ok_or_else(|| e.at.error("missing required field `Id`"))?;
         let key = match key_text(id) {
             Ok(Some(k)) => k,
-            Ok(None) => return Err(e.at.error_at(id, "field `Id` is null; a dimension row needs an id").into()),
+            Ok(None) => {
+                return Err(e
+                    .at
+                    .error_at(id, "field `Id` is null; a dimension row needs an id")
+                    .into())
+            }
             Err(kind) => {
                 return Err(e
                     .at
-                    .error_at(id, format!("field `Id` must be a string or an integer, found {kind}"))
+                    .error_at(
+                        id,
+                        format!("field `Id` must be a string or an integer, found {kind}"),
+                    )
                     .into())
             }
         };
@@ -81,7 +93,9 @@ impl Dimension {
             match name.as_ref() {
                 "Id" => {}
                 "Name" => entry.name = Some((*value).to_owned()),
-                _ => entry.extras.push((name.as_ref().into(), (*value).to_owned())),
+                _ => entry
+                    .extras
+                    .push((name.as_ref().into(), (*value).to_owned())),
             }
         }
         if entry.name.is_none() && !e.record.fields.iter().any(|(n, _)| n == "Name") {
@@ -112,7 +126,9 @@ impl Dimension {
                 .at
                 .error_at(
                     key,
-                    format!("key field `{field}` must be a string, an integer or null, found {kind}"),
+                    format!(
+                        "key field `{field}` must be a string, an integer or null, found {kind}"
+                    ),
                 )
                 .into()),
         }

@@ -133,7 +133,9 @@ impl Table {
                         }
                         "State" => push_col(row, Cow::Borrowed("State"), Some(2), value),
                         "City" => push_col(row, Cow::Borrowed("City"), Some(3), value),
-                        "SignupSource" => push_col(row, Cow::Borrowed("SignupSource"), Some(6), value),
+                        "SignupSource" => {
+                            push_col(row, Cow::Borrowed("SignupSource"), Some(6), value)
+                        }
                         _ => self.push(row, name.clone(), value),
                     }
                 }
@@ -223,10 +225,16 @@ impl Table {
         let value = value.ok_or_else(|| e.at.error(format!("missing required field `{field}`")))?;
         match key_text(value) {
             Ok(Some(_)) => Ok(value),
-            Ok(None) => Err(e.at.error_at(value, format!("required field `{field}` is null")).into()),
+            Ok(None) => Err(e
+                .at
+                .error_at(value, format!("required field `{field}` is null"))
+                .into()),
             Err(kind) => Err(e
                 .at
-                .error_at(value, format!("key field `{field}` must be a string or an integer, found {kind}"))
+                .error_at(
+                    value,
+                    format!("key field `{field}` must be a string or an integer, found {kind}"),
+                )
                 .into()),
         }
     }
@@ -254,7 +262,10 @@ mod tests {
                 assert_eq!(table.col(name), Some(i as u8), "{}.{name}", def.name);
             }
             assert_eq!(table.col("Unknown"), None);
-            assert!(def.columns.iter().all(|c| c.kind == warehouse::ColumnType::String));
+            assert!(def
+                .columns
+                .iter()
+                .all(|c| c.kind == warehouse::ColumnType::String));
         }
     }
 }

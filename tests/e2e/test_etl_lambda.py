@@ -1,0 +1,167 @@
+"""The release `bootstrap` (musl, from `deployer package`) deployed as `provided.al2023`
+functions inside the local emulator: a message on the ETL topic runs the ETL function, which
+reads the exports from the source bucket and publishes Parquet to the warehouse bucket; the
+warehouse's `_SUCCESS` notifications run the table refresher, which starts the crawler once
+every table is complete; Athena (DuckDB inside the emulator) queries a declared Glue table.
+
+Relies on: MiniStack (Lambda as a host process, SNS and S3 notifications, Glue catalog,
+Athena via DuckDB). Not shown here, because the emulator does not enforce them: IAM
+permissions (the template's policies are checked by cfn-lint/checkov and the schema tests).
+"""
+import json
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from conftest import SHARED
+from expected_a import as_columns, tables
+
+ENTITIES = ["courses", "universities", "subjects", "students", "student_follow_subject", "sessions", "subscriptions"]
+TABLES = ["students", "follows", "sessions", "subscriptions"]
+SOURCE, WAREHOUSE, RESULTS = "e2e-source", "e2e-warehouse", "e2e-athena-results"
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def wait_for(what, check, timeout=120, every=0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def function_logs(emulator, name) -> str:
+    logs = emulator.client("logs")
+    try:
+        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+    except Exception as e:  # noqa: BLE001 (diagnostics only)
+        return f"(no logs: {e})"
+    return "\n".join(e["message"].rstrip() for e in events)
+
+
+def create_function(emulator, name, zip_bytes, env):
+    lam = emulator.client("lambda")
+    role = emulator.client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    arn = lam.create_function(
+        FunctionName=name, Runtime="provided.al2023", Handler="bootstrap", Role=role,
+        Code={"ZipFile": zip_bytes}, Timeout=120, MemorySize=2048, Architectures=["x86_64"],
+        Environment={"Variables": {"STAGE": "e2e", "RUST_LOG": "info", **env}},
+    )["FunctionArn"]
+    wait_for(f"{name} active", lambda: lam.get_function(FunctionName=name)["Configuration"].get("State", "Active") == "Active")
+    return arn
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen")
+    subprocess.run([sys.executable, str(SHARED / "bench" / "gen.py"), "--students", "800", "--out", str(out),
+                    "--only", "a", "--seed", "11"], check=True, capture_output=True)
+    inputs = {e: json.loads((out / "a" / f"{e}.json").read_text()) for e in ENTITIES}
+    return out, tables(inputs)
+
+
+def test_the_etl_runs_as_a_lambda_in_the_emulator_and_athena_reads_its_tables(emulator, package, data):
+    emulator.reset()
+    s3 = emulator.client("s3")
+    src_dir, expected = data
+    for b in (SOURCE, WAREHOUSE, RESULTS):
+        s3.create_bucket(Bucket=b)
+    for e in ENTITIES:
+        s3.upload_file(str(src_dir / "a" / f"{e}.json"), SOURCE, f"a/{e}.json")
+    zip_bytes = open(package["lambda"]["path"], "rb").read()
+
+    glue = emulator.client("glue")
+    glue.create_database(DatabaseInput={"Name": "e2e_warehouse"})
+    glue.create_crawler(Name="e2e-crawler", Role="arn:aws:iam::000000000000:role/e2e-crawler",
+                        DatabaseName="e2e_warehouse", Targets={"S3Targets": [{"Path": f"s3://{WAREHOUSE}/a/"}]})
+    refresher = create_function(emulator, "e2e-table-refresher", zip_bytes, {
+        "PIPELINE_FUNCTION": "table-refresher", "WAREHOUSE_BUCKET": WAREHOUSE, "CRAWLER_NAME": "e2e-crawler"})
+    s3.put_bucket_notification_configuration(Bucket=WAREHOUSE, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [{"LambdaFunctionArn": refresher, "Events": ["s3:ObjectCreated:*"],
+                                          "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": "_SUCCESS"}]}}}]})
+    etl = create_function(emulator, "e2e-etl", zip_bytes, {
+        "PIPELINE_FUNCTION": "etl", "SOURCE_BUCKET": SOURCE, "WAREHOUSE_BUCKET": WAREHOUSE, "TABLE_FORMAT": "parquet"})
+    sns = emulator.client("sns")
+    topic = sns.create_topic(Name="e2e-trigger-etl")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=etl)
+    sns.publish(TopicArn=topic, Message=json.dumps({"requested_by": "e2e test"}))
+
+    def markers():
+        found = {}
+        for t in TABLES:
+            try:
+                found[t] = json.loads(s3.get_object(Bucket=WAREHOUSE, Key=f"a/{t}/_SUCCESS")["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                return None
+        return found
+
+    try:
+        found = wait_for("the four markers", markers, timeout=180)
+    except AssertionError:
+        pytest.fail(f"the ETL did not publish.\nETL logs:\n{function_logs(emulator, 'e2e-etl')}\n"
+                    f"emulator:\n{emulator.log_tail()}")
+    assert len({m["run"] for m in found.values()}) == 1, found
+
+    for t in TABLES:
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=WAREHOUSE, Prefix=f"a/{t}/")["Contents"])
+        assert keys == [f"a/{t}/_SUCCESS", f"a/{t}/data.parquet"]
+        body = s3.get_object(Bucket=WAREHOUSE, Key=f"a/{t}/data.parquet")["Body"].read()
+        assert body[:4] == b"PAR1"
+        got = _rows(body)
+        assert got == [as_columns(t, r) for r in expected[t]], t
+        assert found[t]["rows"] == len(expected[t])
+    assert s3.list_objects_v2(Bucket=WAREHOUSE, Prefix="a/_staging/").get("KeyCount", 0) == 0
+
+    # The refresher ran for each marker and started the crawler once all four were there.
+    def crawler_started():
+        text = function_logs(emulator, "e2e-table-refresher")
+        return text if "crawler_started" in text else None
+    try:
+        logs = wait_for("the refresher to start the crawler", crawler_started, timeout=60)
+    except AssertionError:
+        pytest.fail(f"refresher logs:\n{function_logs(emulator, 'e2e-table-refresher')}")
+    assert logs.count("crawler_started") == 1, logs
+
+    # Athena over a declared Glue table (the emulator's crawler creates none).
+    glue.create_table(DatabaseName="e2e_warehouse", TableInput={
+        "Name": "students", "TableType": "EXTERNAL_TABLE",
+        "StorageDescriptor": {
+            "Columns": [{"Name": c.lower(), "Type": "string"} for c in
+                        ["Id", "Date", "State", "City", "University", "Course", "SignupSource", "extra"]],
+            "Location": f"s3://{WAREHOUSE}/a/students/",
+            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}},
+        "Parameters": {"classification": "parquet"}})
+    rows = athena(emulator, "SELECT count(*) AS n, count(DISTINCT id) AS ids, count(course) AS with_course FROM students")
+    students = expected["students"]
+    assert rows == [[str(len(students)), str(len({s["Id"] for s in students})),
+                     str(sum(1 for s in students if s.get("Course") is not None))]]
+
+
+def _rows(parquet_bytes: bytes):
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as f:
+        f.write(parquet_bytes)
+        f.flush()
+        return duckdb.sql(f"SELECT * FROM read_parquet('{f.name}')").fetchall()
+
+
+def athena(emulator, sql):
+    a = emulator.client("athena")
+    qid = a.start_query_execution(QueryString=sql, QueryExecutionContext={"Database": "e2e_warehouse"},
+                                  ResultConfiguration={"OutputLocation": f"s3://{RESULTS}/"})["QueryExecutionId"]
+
+    def done():
+        s = a.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+        return s if s["State"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
+    status = wait_for("the Athena query", done, timeout=60)
+    assert status["State"] == "SUCCEEDED", status
+    result = a.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+    return [[c.get("VarCharValue") for c in r["Data"]] for r in result[1:]]

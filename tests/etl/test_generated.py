@@ -1,0 +1,57 @@
+"""The ETL (`deployer invoke etl --local`) on generated data with its dirt (unmatched and null
+keys, orphans, accented names, null fields), against the plain-Python expectation.
+
+Relies on: the local-folder storage, the release-equivalent code path (debug build), and
+DuckDB (PyPI) to read the Parquet back.
+"""
+import json
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from conftest import SHARED, run
+from expected_a import CONTRACT, as_columns, tables
+
+ENTITIES = ["courses", "universities", "subjects", "students", "student_follow_subject", "sessions", "subscriptions"]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen")
+    subprocess.run([sys.executable, str(SHARED / "bench" / "gen.py"), "--students", "3000", "--out", str(out),
+                    "--only", "a", "--seed", "7"], check=True, capture_output=True)
+    inputs = {e: json.loads((out / "a" / f"{e}.json").read_text()) for e in ENTITIES}
+    return out, tables(inputs)
+
+
+def test_ndjson_output_equals_the_expectation_row_for_row(deployer, generated, tmp_path):
+    src, expected = generated
+    r = run([deployer, "invoke", "etl", "--local", "--source", src, "--warehouse", tmp_path, "--table-format", "ndjson"])
+    assert r.returncode == 0, r.stderr
+    for table, rows in expected.items():
+        lines = (tmp_path / "a" / table / "data.json").read_text().splitlines()
+        got = [json.loads(line) for line in lines]
+        assert len(got) == len(rows), table
+        for i, (g, e) in enumerate(zip(got, rows)):
+            assert list(g.items()) == list(e.items()), f"{table} row {i}"
+
+
+def test_parquet_output_equals_the_expectation_and_a_rerun_adds_nothing(deployer, generated, tmp_path):
+    src, expected = generated
+    for _ in range(2):
+        r = run([deployer, "invoke", "etl", "--local", "--source", src, "--warehouse", tmp_path])
+        assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert {t["table"]: t["rows"] for t in report["tables"]} == {t: len(rows) for t, rows in expected.items()}
+    for table, rows in expected.items():
+        folder = tmp_path / "a" / table
+        # What a reader of the table's location sees: every data file in it.
+        files = sorted(p.name for p in folder.iterdir() if not p.name.startswith("_"))
+        assert files == ["data.parquet"], files
+        got = duckdb.sql(f"SELECT * FROM read_parquet('{folder}/*.parquet')").fetchall()
+        want = [as_columns(table, row) for row in rows]
+        assert got == want, table
+        cols = [c[0] for c in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{folder}/data.parquet')").fetchall()]
+        assert cols[: len(CONTRACT[table])] == CONTRACT[table]

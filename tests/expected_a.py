@@ -1,0 +1,107 @@
+"""The base-a transformation of SYSTEM.md in plain Python: the independent expectation the
+ETL's output is checked against (dicts keep insertion order, as JS objects do)."""
+
+
+def text_key(v):
+    """A join key's text form (`"1"` matches `1`); None for null (no match)."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise ValueError(f"not a key: {v!r}")
+    return str(v)
+
+
+def index(rows):
+    out = {}
+    for r in rows:
+        out[text_key(r["Id"])] = r  # the last duplicate wins
+    return out
+
+
+def merged(row, dim_row, as_name):
+    if dim_row is None:
+        return
+    for k, v in dim_row.items():
+        if k == "Name":
+            row[as_name] = v
+        elif k != "Id":
+            row[k] = v
+
+
+def students(students, courses, universities):
+    c, u = index(courses), index(universities)
+    out = []
+    for s in students:
+        row = {}
+        for k, v in s.items():
+            if k == "CourseId":
+                merged(row, c.get(text_key(v)), "Course")
+            elif k == "UniversityId":
+                merged(row, u.get(text_key(v)), "University")
+            elif k == "RegisteredDate":
+                row["Date"] = v
+            else:
+                row[k] = v
+        out.append(row)
+    return out
+
+
+def follows(follows, subjects):
+    idx = index(subjects)
+    out = []
+    for f in follows:
+        row = {}
+        for k, v in f.items():
+            if k == "SubjectId":
+                merged(row, idx.get(text_key(v)), "Subject")
+            elif k == "FollowDate":
+                row["Date"] = v
+            else:
+                row[k] = v
+        out.append(row)
+    return out
+
+
+def picked(rows, names):
+    out = []
+    for r in rows:
+        row = {"StudentId": r["StudentId"]}
+        for src, dst in names:
+            if src in r:
+                row[dst] = r[src]
+        out.append(row)
+    return out
+
+
+def tables(inputs: dict) -> dict:
+    """{table: rows} from {entity: rows} (the seven exports)."""
+    return {
+        "students": students(inputs["students"], inputs["courses"], inputs["universities"]),
+        "follows": follows(inputs["student_follow_subject"], inputs["subjects"]),
+        "sessions": picked(inputs["sessions"], [("SessionStartTime", "StartTime"), ("StudentClient", "Client")]),
+        "subscriptions": picked(inputs["subscriptions"], [("PaymentDate", "Date"), ("PlanType", "Type")]),
+    }
+
+
+CONTRACT = {
+    "students": ["Id", "Date", "State", "City", "University", "Course", "SignupSource"],
+    "follows": ["StudentId", "Subject", "Date"],
+    "sessions": ["StudentId", "StartTime", "Client"],
+    "subscriptions": ["StudentId", "Date", "Type"],
+}
+
+
+def as_columns(table: str, row: dict) -> tuple:
+    """A row as the Parquet table holds it: contract columns as text, then `extra`."""
+    import json
+
+    def text(v):
+        if v is None or isinstance(v, str):
+            return v
+        return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+    cols = tuple(text(row.get(c)) for c in CONTRACT[table])
+    if table in ("students", "follows"):
+        rest = {k: v for k, v in row.items() if k not in CONTRACT[table]}
+        cols += (json.dumps(rest, separators=(",", ":"), ensure_ascii=False) if rest else None,)
+    return cols
