@@ -31,7 +31,7 @@ stages:
 def deployer_path() -> Path:
     if "DEPLOYER_BIN" in os.environ:
         return Path(os.environ["DEPLOYER_BIN"])
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "pdcase" / "target"))
     return target / "debug" / "deployer"
 
 

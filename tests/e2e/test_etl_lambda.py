@@ -165,3 +165,39 @@ def athena(emulator, sql):
     assert status["State"] == "SUCCEEDED", status
     result = a.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
     return [[c.get("VarCharValue") for c in r["Data"]] for r in result[1:]]
+
+
+def test_the_emr_starter_runs_in_the_emulator_and_requests_the_spark_cluster(emulator, package):
+    """EMR is metadata only in the emulator: the cluster is recorded, nothing runs."""
+    emulator.reset()
+    zip_bytes = open(package["lambda"]["path"], "rb").read()
+    starter = create_function(emulator, "e2e-emr-starter", zip_bytes, {
+        "PIPELINE_FUNCTION": "emr-starter", "SOURCE_BUCKET": SOURCE, "WAREHOUSE_BUCKET": WAREHOUSE,
+        "SPARK_JOB_URI": "s3://e2e-artifacts/spark/abc123/site_events.py", "EMR_RELEASE_LABEL": "emr-7.5.0",
+        "EMR_MASTER_INSTANCE_TYPE": "m5.xlarge", "EMR_CORE_INSTANCE_TYPE": "m5.xlarge",
+        "EMR_CORE_INSTANCE_COUNT": "2", "EMR_IDLE_TIMEOUT_SECONDS": "600",
+        "EMR_SERVICE_ROLE": "e2e-emr-service", "EMR_INSTANCE_PROFILE": "e2e-emr-instance",
+        "EMR_LOG_URI": "s3://e2e-jobs/logs/", "TABLE_FORMAT": "parquet"})
+    sns = emulator.client("sns")
+    topic = sns.create_topic(Name="e2e-trigger-emr")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=starter)
+    sns.publish(TopicArn=topic, Message="{}")
+    emr = emulator.client("emr")
+
+    def cluster():
+        found = [c for c in emr.list_clusters()["Clusters"] if c["Name"].startswith("pdcase-e2e-site-events-")]
+        return found[0] if found else None
+    try:
+        c = wait_for("the cluster", cluster, timeout=60)
+    except AssertionError:
+        pytest.fail(f"starter logs:\n{function_logs(emulator, 'e2e-emr-starter')}")
+    d = emr.describe_cluster(ClusterId=c["Id"])["Cluster"]
+    assert d["ReleaseLabel"] == "emr-7.5.0"
+    assert d["ServiceRole"] == "e2e-emr-service"
+    assert {t["Key"]: t["Value"] for t in d["Tags"]} == {"Project": "pdcase", "Stage": "e2e"}
+    steps = emr.list_steps(ClusterId=c["Id"])["Steps"]
+    assert [s["Name"] for s in steps] == ["site-events"]
+    args = steps[0]["Config"]["Args"]
+    assert args[:4] == ["spark-submit", "--deploy-mode", "cluster", "s3://e2e-artifacts/spark/abc123/site_events.py"]
+    assert args[args.index("--events") + 1] == f"s3://{SOURCE}/b/"
+    assert args[args.index("--students") + 1] == f"s3://{WAREHOUSE}/a/students/"

@@ -403,6 +403,18 @@ mod tests {
     }
 
     #[test]
+    fn the_table_format_is_parquet_or_ndjson() {
+        let c = load("stages:\n  alice:\n    table_format: ndjson\n", "alice").unwrap();
+        assert_eq!(c.table_format, DataFormat::Ndjson);
+        let e = load("defaults:\n  table_format: csv\n", "alice").unwrap_err();
+        assert_eq!(e.key, "defaults.table_format");
+        assert_eq!(
+            e.message,
+            "`csv` is not a table format; use `parquet` or `ndjson`"
+        );
+    }
+
+    #[test]
     fn errors_name_file_key_and_problem() {
         let e = load(
             "stages:\n  prod:\n    lambda:\n      memory_mb: 64\n",

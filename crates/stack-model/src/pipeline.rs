@@ -1017,6 +1017,31 @@ mod tests {
     }
 
     #[test]
+    fn the_table_format_reaches_the_base_a_glue_tables_and_the_functions() {
+        let mut c = config("alice", false);
+        c.table_format = crate::warehouse::DataFormat::Ndjson;
+        let v = template(&c).to_json().unwrap();
+        let serde = |id: &str| {
+            v["Resources"][id]["Properties"]["TableInput"]["StorageDescriptor"]["SerdeInfo"]
+                ["SerializationLibrary"]
+                .clone()
+        };
+        assert_eq!(serde("StudentsTable"), "org.openx.data.jsonserde.JsonSerDe");
+        assert_eq!(
+            serde("EventsTable"),
+            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        );
+        let env = &v["Resources"]["EtlFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(env[TABLE_FORMAT_ENV], "ndjson");
+        let parquet = template(&config("alice", false)).to_json().unwrap();
+        assert_eq!(
+            parquet["Resources"]["StudentsTable"]["Properties"]["TableInput"]["StorageDescriptor"]
+                ["SerdeInfo"]["SerializationLibrary"],
+            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        );
+    }
+
+    #[test]
     fn only_unscopable_actions_use_a_wildcard_resource() {
         let v = template(&config("alice", false)).to_json().unwrap();
         let mut wildcard_actions = std::collections::BTreeSet::new();

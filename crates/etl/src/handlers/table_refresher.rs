@@ -121,3 +121,72 @@ pub async fn refresh(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Glue's answers are mocked at the SDK level (aws-smithy-mocks): the emulator's crawler
+    //! never reports itself busy to a second caller in a way a test can time.
+    use super::*;
+    use aws_sdk_glue::operation::start_crawler::{StartCrawlerError, StartCrawlerOutput};
+    use aws_sdk_glue::types::error::{CrawlerRunningException, EntityNotFoundException};
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+
+    fn glue(rule: aws_smithy_mocks::Rule) -> aws_sdk_glue::Client {
+        let interceptor = MockResponseInterceptor::new()
+            .rule_mode(RuleMode::Sequential)
+            .with_rule(&rule);
+        let conf = aws_sdk_glue::Config::builder()
+            .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+            .region(aws_sdk_glue::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_glue::config::Credentials::new("a", "b", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        aws_sdk_glue::Client::from_conf(conf)
+    }
+
+    #[tokio::test]
+    async fn a_crawler_already_running_is_not_an_error() {
+        let busy = mock!(aws_sdk_glue::Client::start_crawler).then_error(|| {
+            StartCrawlerError::CrawlerRunningException(
+                CrawlerRunningException::builder().message("Crawler is running").build(),
+            )
+        });
+        assert_eq!(start_crawler(&glue(busy), "c").await.unwrap(), CrawlerStart::AlreadyRunning);
+        let ok = mock!(aws_sdk_glue::Client::start_crawler)
+            .match_requests(|r| r.name() == Some("pdcase-alice-warehouse-crawler"))
+            .then_output(|| StartCrawlerOutput::builder().build());
+        assert_eq!(
+            start_crawler(&glue(ok), "pdcase-alice-warehouse-crawler").await.unwrap(),
+            CrawlerStart::Started
+        );
+    }
+
+    #[tokio::test]
+    async fn other_glue_errors_fail_the_invocation_naming_the_crawler() {
+        let missing = mock!(aws_sdk_glue::Client::start_crawler).then_error(|| {
+            StartCrawlerError::EntityNotFoundException(
+                EntityNotFoundException::builder().message("no such crawler").build(),
+            )
+        });
+        let e = start_crawler(&glue(missing), "gone").await.unwrap_err().to_string();
+        assert!(e.starts_with("starting crawler gone: "), "{e}");
+        assert!(e.contains("no such crawler"), "{e}");
+    }
+
+    #[test]
+    fn only_markers_name_a_base() {
+        let event: S3Event = serde_json::from_value(serde_json::json!({"Records": [
+            {"eventTime": "2026-11-24T00:00:00Z", "userIdentity": {}, "requestParameters": {},
+             "s3": {"bucket": {"name": "wh"}, "object": {"key": "a/students/_SUCCESS"}}},
+            {"eventTime": "2026-11-24T00:00:00Z", "userIdentity": {}, "requestParameters": {},
+             "s3": {"bucket": {"name": "wh"}, "object": {"key": "b/events-by-city/_SUCCESS"}}},
+            {"eventTime": "2026-11-24T00:00:00Z", "userIdentity": {}, "requestParameters": {},
+             "s3": {"bucket": {"name": "wh"}, "object": {"key": "a/students/data.parquet"}}}
+        ]}))
+        .unwrap();
+        let (bases, others) = bases_of(&event);
+        assert_eq!(bases.into_iter().collect::<Vec<_>>(), [Base::A, Base::B]);
+        assert_eq!(others, ["a/students/data.parquet"]);
+    }
+}
