@@ -36,6 +36,31 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Build the artifacts a stage runs (the Lambda zip, the Spark job) into a folder.
     Package(PackageArgs),
+    /// Create or update a stage: artifacts bucket, artifacts, then the stage's stack.
+    Deploy(DeployArgs),
+    /// Delete a stage: empty its buckets, delete its stacks.
+    Teardown(TeardownArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[arg(long)]
+    pub stage: String,
+    /// Ship this `bootstrap` (built for x86_64-unknown-linux-musl) instead of building it.
+    #[arg(long, value_name = "FILE")]
+    pub lambda_bootstrap: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    #[arg(long)]
+    pub stage: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Tear down a protected stage (its retained resources stay).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

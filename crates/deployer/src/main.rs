@@ -1,13 +1,29 @@
 //! `deployer`: the pipeline's command-line tool.
+//!
+//! Exit codes: 0 success (including "nothing to change"); 1 error (bad input, configuration,
+//! an AWS call refused); 3 the stack operation failed and rolled back (its root cause is
+//! printed); 4 the stack is in a state that needs a person (the next step is printed);
+//! 5 refused (a protected stage).
 
 mod artifacts;
+mod aws;
 mod cli;
+mod cloudformation;
+mod deploy;
 mod invoke;
 mod package;
 mod synth;
+mod teardown;
 
 use clap::Parser;
 use std::process::ExitCode;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -15,6 +31,14 @@ fn main() -> ExitCode {
         cli::Command::Synth(args) => synth::run(&cli.global, &args),
         cli::Command::Invoke(args) => invoke::run(&cli.global, &args),
         cli::Command::Package(args) => package::run(&args),
+        cli::Command::Teardown(args) => runtime().block_on(teardown::run(&cli.global, &args)),
+        cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

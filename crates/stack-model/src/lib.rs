@@ -4,6 +4,7 @@
 //! No AWS SDK and no I/O beyond reading the optional config file: everything here is
 //! unit-testable and fast.
 
+pub mod bootstrap;
 pub mod config;
 pub mod pipeline;
 pub mod resource;

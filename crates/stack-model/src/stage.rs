@@ -132,6 +132,12 @@ impl StageName {
         self.prefix()
     }
 
+    /// The stack holding the stage's artifacts bucket, deployed before the main stack (its
+    /// bucket must exist before the first upload).
+    pub fn bootstrap_stack_name(&self) -> String {
+        format!("{}-bootstrap", self.prefix())
+    }
+
     /// A bucket's name as a `Fn::Sub` text (account and region resolved at deploy time).
     pub fn bucket_name_sub(&self, role: BucketRole) -> String {
         format!(
@@ -266,6 +272,7 @@ name_roles!(
         Source => "source",
         Warehouse => "warehouse",
         Jobs => "jobs",
+        Artifacts => "artifacts",
     }
 );
 

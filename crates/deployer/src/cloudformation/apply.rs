@@ -1,0 +1,227 @@
+//! Create or update a stack through a change set, streaming its events.
+//!
+//! What AWS does: a change set is computed from the new template and parameters; an empty one
+//! fails with "The submitted information didn't contain changes" (reported here as
+//! [`Applied::NoChanges`]); executing it runs the operation, which either completes or rolls
+//! back. A stack whose first create rolled back (`ROLLBACK_COMPLETE`) can only be deleted.
+
+use std::time::Duration;
+
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
+use aws_sdk_cloudformation::Client;
+
+use super::events::{root_cause, Event, Progress, Watcher};
+use super::status::{describe, next_step, sentiment, state_of, status_of, Sentiment, StackState};
+use crate::aws::error_text;
+
+/// What to deploy.
+pub struct StackSpec {
+    pub name: String,
+    /// The template as sent: compact canonical JSON (under the 51,200-byte inline limit).
+    pub body: String,
+    pub parameters: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub resources: usize,
+    /// A protected stage's dead stack is not deleted for the user.
+    pub protected: bool,
+}
+
+/// How an apply ended well.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    NoChanges,
+    Done {
+        status: String,
+        outputs: Vec<(String, String)>,
+    },
+}
+
+/// How an apply ended badly. Each variant has its exit code (README: Exit codes).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{stack} ended {status}{}", cause.as_ref().map(|c| format!(": {} ({}) {}: {}", c.logical_id, c.resource_type, c.status, c.reason.as_deref().unwrap_or("no reason given"))).unwrap_or_default())]
+    Failed {
+        stack: String,
+        status: String,
+        cause: Option<Event>,
+    },
+    #[error("{0}")]
+    Stuck(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Aws(String),
+}
+
+impl ApplyError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ApplyError::Failed { .. } => 3,
+            ApplyError::Stuck(_) => 4,
+            ApplyError::Refused(_) => 5,
+            ApplyError::Aws(_) => 1,
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApplyError {
+    fn from(e: anyhow::Error) -> Self {
+        ApplyError::Aws(format!("{e:#}"))
+    }
+}
+
+const POLL: Duration = Duration::from_millis(1000);
+
+/// Waits while an operation runs on the stack; returns its settled state.
+pub async fn wait_settled(cfn: &Client, name: &str, progress: Option<&mut Progress>) -> anyhow::Result<StackState> {
+    let mut watcher = Watcher::start(cfn, name).await?;
+    let mut progress = progress;
+    let mut said = false;
+    loop {
+        let state = match describe(cfn, name).await? {
+            None => StackState::Missing,
+            Some(s) => state_of(&status_of(&s)),
+        };
+        for e in watcher.poll(cfn).await? {
+            if let Some(p) = progress.as_deref_mut() {
+                p.event(&e);
+            }
+        }
+        match state {
+            StackState::Busy(status) => {
+                if !said && progress.is_none() {
+                    eprintln!("stack {name} is {status}: waiting for it to finish");
+                    said = true;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+/// Creates or updates the stack. See the module doc.
+pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied, ApplyError> {
+    let mut state = wait_settled(cfn, &spec.name, None).await?;
+    if let StackState::Dead(status) = &state {
+        if spec.protected {
+            return Err(ApplyError::Refused(format!(
+                "stack {} is {status} and the stage is protected: delete it yourself (`deployer teardown --force`) and deploy again",
+                spec.name
+            )));
+        }
+        eprintln!("stack {} is {status} (its first create failed and rolled back): deleting it to create it again", spec.name);
+        super::delete::delete(cfn, &spec.name).await?;
+        state = StackState::Missing;
+    }
+    if let StackState::Stuck(status) = &state {
+        return Err(ApplyError::Stuck(next_step(status, &spec.name)));
+    }
+    let kind = if state == StackState::Missing {
+        ChangeSetType::Create
+    } else {
+        ChangeSetType::Update
+    };
+    let change_set = format!(
+        "deployer-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let created = cfn
+        .create_change_set()
+        .stack_name(&spec.name)
+        .change_set_name(&change_set)
+        .change_set_type(kind.clone())
+        .template_body(&spec.body)
+        .set_parameters(Some(
+            spec.parameters
+                .iter()
+                .map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build())
+                .collect(),
+        ))
+        .set_tags(Some(
+            spec.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect(),
+        ))
+        .capabilities(Capability::CapabilityNamedIam)
+        .send()
+        .await
+        .map_err(|e| ApplyError::Aws(format!("creating a change set for {}: {}", spec.name, error_text(e))))?;
+    let change_set_id = created.id().unwrap_or(&change_set).to_owned();
+    loop {
+        let cs = cfn
+            .describe_change_set()
+            .change_set_name(&change_set_id)
+            .stack_name(&spec.name)
+            .send()
+            .await
+            .map_err(|e| ApplyError::Aws(format!("reading change set {change_set}: {}", error_text(e))))?;
+        match cs.status() {
+            Some(ChangeSetStatus::CreateComplete) => break,
+            Some(ChangeSetStatus::Failed) => {
+                let reason = cs.status_reason().unwrap_or_default().to_owned();
+                let _ = cfn.delete_change_set().change_set_name(&change_set_id).stack_name(&spec.name).send().await;
+                if reason.contains("didn't contain changes") || reason.contains("No updates are to be performed") {
+                    return Ok(Applied::NoChanges);
+                }
+                return Err(ApplyError::Aws(format!("change set for {} failed: {reason}", spec.name)));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    let mut progress = Progress::new(what, spec.resources);
+    let mut watcher = Watcher::start(cfn, &spec.name).await?;
+    cfn.execute_change_set()
+        .change_set_name(&change_set_id)
+        .stack_name(&spec.name)
+        .send()
+        .await
+        .map_err(|e| ApplyError::Aws(format!("executing change set for {}: {}", spec.name, error_text(e))))?;
+    let mut seen: Vec<Event> = Vec::new();
+    let final_stack = loop {
+        tokio::time::sleep(POLL).await;
+        for e in watcher.poll(cfn).await? {
+            progress.event(&e);
+            seen.push(e);
+        }
+        let stack = describe(cfn, &spec.name).await?;
+        let Some(stack) = stack else {
+            break None;
+        };
+        if !status_of(&stack).ends_with("_IN_PROGRESS") {
+            for e in watcher.poll(cfn).await? {
+                progress.event(&e);
+                seen.push(e);
+            }
+            break Some(stack);
+        }
+    };
+    progress.finish();
+    let Some(stack) = final_stack else {
+        return Err(ApplyError::Failed {
+            stack: spec.name.clone(),
+            status: "DELETE_COMPLETE".into(),
+            cause: root_cause(&seen).cloned(),
+        });
+    };
+    let status = status_of(&stack);
+    eprintln!("{what}: {status} in {:.1}s", progress.elapsed().as_secs_f64());
+    if sentiment(&status) != Sentiment::Positive {
+        return Err(ApplyError::Failed {
+            stack: spec.name.clone(),
+            status,
+            cause: root_cause(&seen).cloned(),
+        });
+    }
+    let outputs = stack
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_owned(),
+                o.output_value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    Ok(Applied::Done { status, outputs })
+}

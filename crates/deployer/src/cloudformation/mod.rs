@@ -1,0 +1,7 @@
+//! CloudFormation operations, one module each (as cloudformatious does): stack status,
+//! events, change sets, apply (create or update), delete.
+
+pub mod apply;
+pub mod delete;
+pub mod events;
+pub mod status;

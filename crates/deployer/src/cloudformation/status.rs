@@ -1,0 +1,114 @@
+//! Stack and resource statuses, with the sentiment a user reads from them.
+
+use aws_sdk_cloudformation::types::Stack;
+use aws_sdk_cloudformation::Client;
+
+/// How a status reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sentiment {
+    /// Done and well: `CREATE_COMPLETE`, `UPDATE_COMPLETE`, `IMPORT_COMPLETE`.
+    Positive,
+    /// Still moving: every `*_IN_PROGRESS`.
+    Neutral,
+    /// Failed, or rolled back: `*_FAILED`, `*ROLLBACK_COMPLETE`.
+    Negative,
+}
+
+pub fn sentiment(status: &str) -> Sentiment {
+    if status.ends_with("_IN_PROGRESS") {
+        Sentiment::Neutral
+    } else if status.ends_with("_FAILED") || status.contains("ROLLBACK") {
+        Sentiment::Negative
+    } else {
+        Sentiment::Positive
+    }
+}
+
+/// What a stack's current status means for a deploy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StackState {
+    /// No such stack (or only a deleted one).
+    Missing,
+    /// Settled: updates can start from here (`CREATE_COMPLETE`, `UPDATE_COMPLETE`,
+    /// `UPDATE_ROLLBACK_COMPLETE`, `IMPORT_COMPLETE`...).
+    Ready(String),
+    /// An operation is running; wait for it.
+    Busy(String),
+    /// The first create failed and rolled back: the stack holds nothing and can only be
+    /// deleted (`ROLLBACK_COMPLETE`), or a create was never executed (`REVIEW_IN_PROGRESS`).
+    Dead(String),
+    /// Needs a person: `UPDATE_ROLLBACK_FAILED`, `DELETE_FAILED`, `ROLLBACK_FAILED`...
+    Stuck(String),
+}
+
+pub fn state_of(status: &str) -> StackState {
+    let s = status.to_owned();
+    match status {
+        "DELETE_COMPLETE" => StackState::Missing,
+        "ROLLBACK_COMPLETE" | "REVIEW_IN_PROGRESS" => StackState::Dead(s),
+        _ if status.ends_with("_IN_PROGRESS") => StackState::Busy(s),
+        _ if status.ends_with("_FAILED") => StackState::Stuck(s),
+        _ => StackState::Ready(s),
+    }
+}
+
+/// The next step for a stuck stack, as a user would take it.
+pub fn next_step(status: &str, stack: &str) -> String {
+    match status {
+        "UPDATE_ROLLBACK_FAILED" => format!(
+            "stack {stack} is UPDATE_ROLLBACK_FAILED: fix the resource named in its events, then run \
+             `aws cloudformation continue-update-rollback --stack-name {stack}` (add \
+             `--resources-to-skip` for resources that cannot roll back) and deploy again"
+        ),
+        "DELETE_FAILED" => format!(
+            "stack {stack} is DELETE_FAILED: run `deployer teardown` again (it empties the buckets \
+             first), or delete the resources named in its events and retry"
+        ),
+        "ROLLBACK_FAILED" | "CREATE_FAILED" => format!(
+            "stack {stack} is {status}: delete it (`deployer teardown`) and deploy again"
+        ),
+        other => format!("stack {stack} is {other}: it cannot be updated from this state"),
+    }
+}
+
+/// Describes `name`: `None` when it does not exist.
+pub async fn describe(cfn: &Client, name: &str) -> anyhow::Result<Option<Stack>> {
+    match cfn.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out
+            .stacks()
+            .first()
+            .filter(|s| s.stack_status().map(|st| st.as_str()) != Some("DELETE_COMPLETE"))
+            .cloned()),
+        Err(e) => {
+            let text = crate::aws::error_text(e);
+            if text.contains("does not exist") {
+                Ok(None)
+            } else {
+                anyhow::bail!("describing stack {name}: {text}")
+            }
+        }
+    }
+}
+
+/// The stack's status text.
+pub fn status_of(stack: &Stack) -> String {
+    stack.stack_status().map(|s| s.as_str().to_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_as_users_read_them() {
+        assert_eq!(sentiment("CREATE_COMPLETE"), Sentiment::Positive);
+        assert_eq!(sentiment("UPDATE_ROLLBACK_COMPLETE"), Sentiment::Negative);
+        assert_eq!(sentiment("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"), Sentiment::Neutral);
+        assert_eq!(sentiment("CREATE_FAILED"), Sentiment::Negative);
+        assert_eq!(state_of("ROLLBACK_COMPLETE"), StackState::Dead("ROLLBACK_COMPLETE".into()));
+        assert_eq!(state_of("UPDATE_ROLLBACK_COMPLETE"), StackState::Ready("UPDATE_ROLLBACK_COMPLETE".into()));
+        assert_eq!(state_of("UPDATE_IN_PROGRESS"), StackState::Busy("UPDATE_IN_PROGRESS".into()));
+        assert_eq!(state_of("UPDATE_ROLLBACK_FAILED"), StackState::Stuck("UPDATE_ROLLBACK_FAILED".into()));
+        assert!(next_step("UPDATE_ROLLBACK_FAILED", "s").contains("continue-update-rollback --stack-name s"));
+    }
+}

@@ -1,0 +1,192 @@
+//! `deployer deploy --stage S`: bootstrap stack (artifacts bucket), artifacts uploaded under
+//! content-hash keys (skipping what is there), then the stage's stack through a change set.
+//! Nothing changed (template, parameters, artifact hashes) means no upload and no change set.
+
+use anyhow::Context;
+use aws_sdk_cloudformation::types::TemplateStage;
+use serde_json::Value;
+
+use crate::artifacts::{build_bootstrap, lambda_zip, workspace_root, Artifact};
+use crate::aws::{error_text, Aws};
+use crate::cli::{DeployArgs, Global};
+use crate::cloudformation::apply::{apply, Applied, ApplyError, StackSpec};
+use crate::cloudformation::status::{describe, sentiment, status_of, Sentiment};
+use stack_model::pipeline::{self, params};
+use stack_model::{bootstrap, StageConfig, Template};
+
+/// The template as sent to CloudFormation: canonical compact JSON (keys sorted).
+pub fn body(t: &Template) -> anyhow::Result<(String, Value, usize)> {
+    let v = t.to_json().context("rendering the template")?;
+    let resources = v["Resources"].as_object().map_or(0, |r| r.len());
+    Ok((serde_json::to_string(&v)?, v, resources))
+}
+
+/// The deployed stack's template (as submitted) and parameters, if the stack exists and is
+/// in a settled, good state.
+pub async fn deployed(aws: &Aws, name: &str) -> anyhow::Result<Option<(Value, Vec<(String, String)>, Vec<(String, String)>)>> {
+    let Some(stack) = describe(&aws.cfn, name).await? else {
+        return Ok(None);
+    };
+    if sentiment(&status_of(&stack)) != Sentiment::Positive {
+        return Ok(None);
+    }
+    let out = aws
+        .cfn
+        .get_template()
+        .stack_name(name)
+        .template_stage(TemplateStage::Original)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the template of {name}: {}", error_text(e)))?;
+    let text = out.template_body().unwrap_or_default();
+    let template: Value = serde_json::from_str(text)
+        .or_else(|_| serde_yaml_ng::from_str(text))
+        .with_context(|| format!("the deployed template of {name} is neither JSON nor YAML"))?;
+    let mut parameters: Vec<(String, String)> = stack
+        .parameters()
+        .iter()
+        .map(|p| (p.parameter_key().unwrap_or_default().to_owned(), p.parameter_value().unwrap_or_default().to_owned()))
+        .collect();
+    parameters.sort();
+    let outputs = stack
+        .outputs()
+        .iter()
+        .map(|o| (o.output_key().unwrap_or_default().to_owned(), o.output_value().unwrap_or_default().to_owned()))
+        .collect();
+    Ok(Some((template, parameters, outputs)))
+}
+
+fn tags(c: &StageConfig) -> Vec<(String, String)> {
+    vec![
+        ("Project".into(), stack_model::stage::PROJECT.into()),
+        ("Stage".into(), c.stage.as_str().into()),
+    ]
+}
+
+/// Applies one stack unless the deployed one already has this template and these
+/// parameters. Returns its outputs, and whether anything changed.
+async fn ensure(
+    aws: &Aws,
+    c: &StageConfig,
+    name: &str,
+    template: &Template,
+    mut parameters: Vec<(String, String)>,
+    what: &str,
+) -> Result<(Vec<(String, String)>, bool), ApplyError> {
+    let (text, value, resources) = body(template)?;
+    parameters.sort();
+    if let Some((t, p, outputs)) = deployed(aws, name).await? {
+        if t == value && p == parameters {
+            return Ok((outputs, false));
+        }
+    }
+    let spec = StackSpec {
+        name: name.to_owned(),
+        body: text,
+        parameters,
+        tags: tags(c),
+        resources,
+        protected: c.protected,
+    };
+    match apply(&aws.cfn, &spec, what).await? {
+        Applied::Done { outputs, .. } => Ok((outputs, true)),
+        Applied::NoChanges => {
+            let outputs = deployed(aws, name).await?.map(|d| d.2).unwrap_or_default();
+            Ok((outputs, false))
+        }
+    }
+}
+
+fn output<'a>(outputs: &'a [(String, String)], key: &str) -> anyhow::Result<&'a str> {
+    outputs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .with_context(|| format!("the stack has no output {key}"))
+}
+
+/// Uploads `body` under `key` unless an object is there already (keys are content hashes).
+async fn upload(aws: &Aws, bucket: &str, key: &str, body: &[u8]) -> anyhow::Result<bool> {
+    match aws.s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => return Ok(false),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => anyhow::bail!("checking s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)),
+    }
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("uploading s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    Ok(true)
+}
+
+pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
+    let c = global.stage_config(&args.stage)?;
+    let aws = Aws::connect(&c.region).await;
+    let stage = &c.stage;
+    eprintln!(
+        "deploying stage {stage} to {}{}",
+        c.region,
+        aws.endpoint().map(|e| format!(" at {e}")).unwrap_or_default()
+    );
+
+    // 1. The artifacts bucket.
+    let (boot_outputs, _) = ensure(&aws, &c, &stage.bootstrap_stack_name(), &bootstrap::template(&c), vec![], "bootstrap stack").await?;
+    let bucket = output(&boot_outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)?.to_owned();
+
+    // 2. The artifacts, named by content.
+    let bootstrap_path = match &args.lambda_bootstrap {
+        Some(p) => p.clone(),
+        None => build_bootstrap(&workspace_root()?)?,
+    };
+    let binary = std::fs::read(&bootstrap_path).with_context(|| format!("reading {}", bootstrap_path.display()))?;
+    let zip = Artifact::new(lambda_zip(&binary)?);
+    let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
+    let lambda_key = format!("lambda/{}.zip", zip.sha256);
+    let spark_key = format!("spark/{}/{}", spark.sha256, etl::SPARK_JOB_FILE);
+    let parameters = vec![
+        (params::ARTIFACTS_BUCKET.to_owned(), bucket.clone()),
+        (params::LAMBDA_CODE_KEY.to_owned(), lambda_key.clone()),
+        (params::SPARK_JOB_KEY.to_owned(), spark_key.clone()),
+    ];
+
+    // 3. Nothing changed: say so, touch nothing.
+    let template = pipeline::template(&c);
+    let (_, rendered, _) = body(&template)?;
+    let mut sorted = parameters.clone();
+    sorted.sort();
+    if let Some((t, p, outputs)) = deployed(&aws, &stage.stack_name()).await? {
+        if t == rendered && p == sorted {
+            eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
+            print_outputs(&outputs);
+            return Ok(());
+        }
+    }
+    for (key, artifact, what) in [(&lambda_key, &zip, "Lambda zip"), (&spark_key, &spark, "Spark job")] {
+        let uploaded = upload(&aws, &bucket, key, &artifact.bytes).await?;
+        eprintln!(
+            "{what}: s3://{bucket}/{key} ({} bytes){}",
+            artifact.bytes.len(),
+            if uploaded { " uploaded" } else { " already there" }
+        );
+    }
+
+    // 4. The stage's stack.
+    let (outputs, changed) = ensure(&aws, &c, &stage.stack_name(), &template, parameters, &format!("stage {stage}")).await?;
+    if !changed {
+        eprintln!("stage {stage}: CloudFormation found no changes");
+    }
+    print_outputs(&outputs);
+    Ok(())
+}
+
+fn print_outputs(outputs: &[(String, String)]) {
+    let mut sorted = outputs.to_vec();
+    sorted.sort();
+    for (k, v) in sorted {
+        println!("{k}: {v}");
+    }
+}

@@ -1,0 +1,100 @@
+//! The stage's bootstrap stack: the artifacts bucket the deployer uploads the Lambda zip and
+//! the Spark job to, before the main stack (which reads them) is created or updated.
+
+use crate::config::StageConfig;
+use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
+use crate::resource::s3::{
+    AbortIncompleteMultipartUpload, Bucket, BucketAttr, BucketEncryption, BucketPolicy,
+    LifecycleConfiguration, LifecycleRule, NoncurrentVersionExpiration, ObjectOwnership,
+    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, RuleStatus,
+    SseAlgorithm, VersioningConfiguration, VersioningStatus,
+};
+use crate::resource::Tag;
+use crate::stage::{BucketRole, PROJECT};
+use crate::template::Template;
+use crate::value::Value;
+
+/// The bootstrap stack's output naming the bucket.
+pub const ARTIFACTS_BUCKET_OUTPUT: &str = "ArtifactsBucketName";
+
+/// The bootstrap template of a stage.
+pub fn template(c: &StageConfig) -> Template {
+    let mut t = Template::new(format!(
+        "{PROJECT} artifacts bucket, stage {} (rendered by deployer; do not edit)",
+        c.stage
+    ));
+    let tags = vec![
+        Tag::new("Project", PROJECT),
+        Tag::new("Stage", c.stage.as_str()),
+    ];
+    let bucket = t.add(
+        "ArtifactsBucket",
+        Bucket {
+            bucket_name: Some(Value::sub(c.stage.bucket_name_sub(BucketRole::Artifacts))),
+            bucket_encryption: Some(BucketEncryption::default_with(SseAlgorithm::Aes256)),
+            public_access_block_configuration: Some(PublicAccessBlockConfiguration::all_blocked()),
+            // Versioned, so a key the running stack points at is never lost to an overwrite.
+            versioning_configuration: Some(VersioningConfiguration {
+                status: VersioningStatus::Enabled,
+            }),
+            lifecycle_configuration: Some(LifecycleConfiguration {
+                rules: vec![LifecycleRule {
+                    id: "CleanUpOldVersionsAndUploads".into(),
+                    status: RuleStatus::Enabled,
+                    prefix: None,
+                    expiration_in_days: None,
+                    noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+                        noncurrent_days: 30,
+                    }),
+                    abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+                        days_after_initiation: 7,
+                    }),
+                }],
+            }),
+            notification_configuration: None,
+            ownership_controls: Some(OwnershipControls {
+                rules: vec![OwnershipControlsRule {
+                    object_ownership: ObjectOwnership::BucketOwnerEnforced,
+                }],
+            }),
+            tags,
+        },
+    );
+    let arn = bucket.get_att(BucketAttr::Arn);
+    t.add(
+        "ArtifactsBucketPolicy",
+        BucketPolicy {
+            bucket: bucket.r#ref(),
+            policy_document: PolicyDocument::new(vec![Statement {
+                sid: Some("DenyInsecureTransport".into()),
+                effect: Effect::Deny,
+                principal: Some(Principal::Everyone),
+                action: vec!["s3:*".into()],
+                resource: vec![
+                    arn.clone(),
+                    Value::sub_with("${Arn}/*", [("Arn", arn)]),
+                ],
+                condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
+            }]),
+        },
+    );
+    t.output(ARTIFACTS_BUCKET_OUTPUT, "Bucket of the stage's build artifacts", bucket.r#ref());
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StageName;
+
+    #[test]
+    fn one_bucket_named_for_the_stage_and_its_output() {
+        let c = StageConfig::defaults(StageName::parse("alice").unwrap());
+        let v = template(&c).to_json().unwrap();
+        assert_eq!(
+            v["Resources"]["ArtifactsBucket"]["Properties"]["BucketName"]["Fn::Sub"],
+            "pdcase-alice-artifacts-${AWS::AccountId}-${AWS::Region}"
+        );
+        assert_eq!(v["Outputs"][ARTIFACTS_BUCKET_OUTPUT]["Value"]["Ref"], "ArtifactsBucket");
+    }
+}

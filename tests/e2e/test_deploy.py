@@ -1,0 +1,102 @@
+"""`deployer deploy` and `deployer teardown` against the local emulator, as a user runs them.
+
+Relies on: MiniStack's CloudFormation (change sets, events, real stack states), S3 with
+versioning, Lambda. Not shown here (the emulator does not do it): DELETE_FAILED on a
+non-empty bucket; teardown empties buckets itself, which this test checks by the buckets'
+contents before deletion being gone.
+"""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run
+
+STAGE = "e2edeploy"
+
+
+def bootstrap_binary() -> str:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "pdcase" / "target"))
+    return str(target / "x86_64-unknown-linux-musl" / "release" / "bootstrap")
+
+
+def deployer_cmd(deployer, emulator, *args, config=None):
+    cmd = [deployer]
+    if config:
+        cmd += ["--config", config]
+    return run(cmd + list(args), env=emulator.env(), cwd=ROOT, timeout=600)
+
+
+def outputs(text: str) -> dict:
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+def test_create_noop_update_and_teardown_of_a_stage(deployer, emulator, package, tmp_path):
+    emulator.reset()
+    cfn, s3, lam = emulator.client("cloudformation"), emulator.client("s3"), emulator.client("lambda")
+    binary = package["lambda"]["bootstrap"]
+
+    # Create.
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", STAGE, "--lambda-bootstrap", binary)
+    assert r.returncode == 0, r.stderr
+    out = outputs(r.stdout)
+    stack = cfn.describe_stacks(StackName=f"pdcase-{STAGE}")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert out["SourceBucketName"] == f"pdcase-{STAGE}-source-000000000000-us-east-1"
+    assert "uploaded" in r.stderr
+    artifacts = cfn.describe_stacks(StackName=f"pdcase-{STAGE}-bootstrap")["Stacks"][0]["Outputs"][0]["OutputValue"]
+    versions_before = s3.list_object_versions(Bucket=artifacts).get("Versions", [])
+    assert {v["Key"].split("/")[0] for v in versions_before} == {"lambda", "spark"}
+    fn = lam.get_function_configuration(FunctionName=f"pdcase-{STAGE}-etl")
+    assert fn["MemorySize"] == 2048
+
+    # No-op: no upload (the versioned bucket gains no version), no change set, no stack event.
+    events_before = len(cfn.describe_stack_events(StackName=f"pdcase-{STAGE}")["StackEvents"])
+    change_sets_before = cfn.list_change_sets(StackName=f"pdcase-{STAGE}")["Summaries"]
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", STAGE, "--lambda-bootstrap", binary)
+    assert r.returncode == 0, r.stderr
+    assert "is up to date" in r.stderr
+    assert s3.list_object_versions(Bucket=artifacts).get("Versions", []) == versions_before
+    assert len(cfn.describe_stack_events(StackName=f"pdcase-{STAGE}")["StackEvents"]) == events_before
+    assert cfn.list_change_sets(StackName=f"pdcase-{STAGE}")["Summaries"] == change_sets_before
+    assert outputs(r.stdout) == out
+
+    # Update of a changed property.
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"stages:\n  {STAGE}:\n    lambda: {{memory_mb: 1024}}\n")
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", STAGE, "--lambda-bootstrap", binary, config=config)
+    assert r.returncode == 0, r.stderr
+    assert cfn.describe_stacks(StackName=f"pdcase-{STAGE}")["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+    assert lam.get_function_configuration(FunctionName=f"pdcase-{STAGE}-etl")["MemorySize"] == 1024
+    assert "already there" in r.stderr, "same artifacts: not uploaded again"
+
+    # Teardown of a stage whose versioned buckets hold versions and delete markers.
+    source = out["SourceBucketName"]
+    for body in (b"v1", b"v2"):
+        s3.put_object(Bucket=source, Key="a/students.json", Body=body)
+    s3.delete_object(Bucket=source, Key="a/students.json")
+    listed = s3.list_object_versions(Bucket=source)
+    assert len(listed["Versions"]) == 2 and len(listed["DeleteMarkers"]) == 1
+    r = deployer_cmd(deployer, emulator, "teardown", "--stage", STAGE, "--yes")
+    assert r.returncode == 0, r.stderr
+    assert f"s3://{source}: empty (3 object versions deleted)" in r.stderr
+    assert "nothing left behind" in r.stderr
+    names = [s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"]
+    assert f"pdcase-{STAGE}" not in names and f"pdcase-{STAGE}-bootstrap" not in names
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert not [b for b in buckets if b.startswith(f"pdcase-{STAGE}-")], buckets
+
+
+def test_teardown_of_a_stage_that_does_not_exist_is_not_an_error(deployer, emulator):
+    r = deployer_cmd(deployer, emulator, "teardown", "--stage", "neverdeployed", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert "nothing to tear down" in r.stderr
+
+
+def test_teardown_refuses_a_protected_stage_and_asks_when_not_told(deployer, emulator, tmp_path):
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("stages:\n  prod:\n    protected: true\n")
+    r = deployer_cmd(deployer, emulator, "teardown", "--stage", "prod", "--yes", config=config)
+    assert r.returncode == 1
+    assert "protected" in r.stderr
