@@ -23,7 +23,10 @@ pub fn body(t: &Template) -> anyhow::Result<(String, Value, usize)> {
 
 /// The deployed stack's template (as submitted) and parameters, if the stack exists and is
 /// in a settled, good state.
-pub async fn deployed(aws: &Aws, name: &str) -> anyhow::Result<Option<(Value, Vec<(String, String)>, Vec<(String, String)>)>> {
+pub async fn deployed(
+    aws: &Aws,
+    name: &str,
+) -> anyhow::Result<Option<(Value, Vec<(String, String)>, Vec<(String, String)>)>> {
     let Some(stack) = describe(&aws.cfn, name).await? else {
         return Ok(None);
     };
@@ -45,13 +48,23 @@ pub async fn deployed(aws: &Aws, name: &str) -> anyhow::Result<Option<(Value, Ve
     let mut parameters: Vec<(String, String)> = stack
         .parameters()
         .iter()
-        .map(|p| (p.parameter_key().unwrap_or_default().to_owned(), p.parameter_value().unwrap_or_default().to_owned()))
+        .map(|p| {
+            (
+                p.parameter_key().unwrap_or_default().to_owned(),
+                p.parameter_value().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     parameters.sort();
     let outputs = stack
         .outputs()
         .iter()
-        .map(|o| (o.output_key().unwrap_or_default().to_owned(), o.output_value().unwrap_or_default().to_owned()))
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_owned(),
+                o.output_value().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     Ok(Some((template, parameters, outputs)))
 }
@@ -110,7 +123,10 @@ async fn upload(aws: &Aws, bucket: &str, key: &str, body: &[u8]) -> anyhow::Resu
     match aws.s3.head_object().bucket(bucket).key(key).send().await {
         Ok(_) => return Ok(false),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-        Err(e) => anyhow::bail!("checking s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)),
+        Err(e) => anyhow::bail!(
+            "checking s3://{bucket}/{key}: {}",
+            aws_sdk_s3::error::DisplayErrorContext(e)
+        ),
     }
     aws.s3
         .put_object()
@@ -119,7 +135,12 @@ async fn upload(aws: &Aws, bucket: &str, key: &str, body: &[u8]) -> anyhow::Resu
         .body(body.to_vec().into())
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("uploading s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "uploading s3://{bucket}/{key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        })?;
     Ok(true)
 }
 
@@ -130,11 +151,21 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     eprintln!(
         "deploying stage {stage} to {}{}",
         c.region,
-        aws.endpoint().map(|e| format!(" at {e}")).unwrap_or_default()
+        aws.endpoint()
+            .map(|e| format!(" at {e}"))
+            .unwrap_or_default()
     );
 
     // 1. The artifacts bucket.
-    let (boot_outputs, _) = ensure(&aws, &c, &stage.bootstrap_stack_name(), &bootstrap::template(&c), vec![], "bootstrap stack").await?;
+    let (boot_outputs, _) = ensure(
+        &aws,
+        &c,
+        &stage.bootstrap_stack_name(),
+        &bootstrap::template(&c),
+        vec![],
+        "bootstrap stack",
+    )
+    .await?;
     let bucket = output(&boot_outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)?.to_owned();
 
     // 2. The artifacts, named by content.
@@ -142,10 +173,11 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         Some(p) => p.clone(),
         None => build_bootstrap(&workspace_root()?)?,
     };
-    let binary = std::fs::read(&bootstrap_path).with_context(|| format!("reading {}", bootstrap_path.display()))?;
-    let zip = Artifact::new(lambda_zip(&binary)?);
+    let binary = std::fs::read(&bootstrap_path)
+        .with_context(|| format!("reading {}", bootstrap_path.display()))?;
+    // The zip is deterministic, so the binary's hash names it: a no-op deploy needs no zipping.
+    let lambda_key = format!("lambda/{}.zip", Artifact::new(binary.clone()).sha256);
     let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
-    let lambda_key = format!("lambda/{}.zip", zip.sha256);
     let spark_key = format!("spark/{}/{}", spark.sha256, etl::SPARK_JOB_FILE);
     let parameters = vec![
         (params::ARTIFACTS_BUCKET.to_owned(), bucket.clone()),
@@ -165,17 +197,33 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             return Ok(());
         }
     }
-    for (key, artifact, what) in [(&lambda_key, &zip, "Lambda zip"), (&spark_key, &spark, "Spark job")] {
+    let zip = Artifact::new(lambda_zip(&binary)?);
+    for (key, artifact, what) in [
+        (&lambda_key, &zip, "Lambda zip"),
+        (&spark_key, &spark, "Spark job"),
+    ] {
         let uploaded = upload(&aws, &bucket, key, &artifact.bytes).await?;
         eprintln!(
             "{what}: s3://{bucket}/{key} ({} bytes){}",
             artifact.bytes.len(),
-            if uploaded { " uploaded" } else { " already there" }
+            if uploaded {
+                " uploaded"
+            } else {
+                " already there"
+            }
         );
     }
 
     // 4. The stage's stack.
-    let (outputs, changed) = ensure(&aws, &c, &stage.stack_name(), &template, parameters, &format!("stage {stage}")).await?;
+    let (outputs, changed) = ensure(
+        &aws,
+        &c,
+        &stage.stack_name(),
+        &template,
+        parameters,
+        &format!("stage {stage}"),
+    )
+    .await?;
     if !changed {
         eprintln!("stage {stage}: CloudFormation found no changes");
     }

@@ -24,9 +24,10 @@ async fn buckets(aws: &Aws, stack: &str) -> anyhow::Result<Vec<(String, String, 
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("reading the template of {stack}: {}", error_text(e)))?;
-    let template: serde_json::Value = serde_json::from_str(template.template_body().unwrap_or("{}"))
-        .or_else(|_| serde_yaml_ng::from_str(template.template_body().unwrap_or("{}")))
-        .unwrap_or_default();
+    let template: serde_json::Value =
+        serde_json::from_str(template.template_body().unwrap_or("{}"))
+            .or_else(|_| serde_yaml_ng::from_str(template.template_body().unwrap_or("{}")))
+            .unwrap_or_default();
     let mut out = Vec::new();
     let mut token = None;
     loop {
@@ -60,17 +61,43 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<usize> {
     let mut deleted = 0;
     loop {
         // Always the first page: what was listed is deleted before listing again.
-        let page = match aws.s3.list_object_versions().bucket(bucket).max_keys(1000).send().await {
+        let page = match aws
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .max_keys(1000)
+            .send()
+            .await
+        {
             Ok(p) => p,
-            Err(e) if e.as_service_error().map(|s| s.meta().code() == Some("NoSuchBucket")).unwrap_or(false) => return Ok(deleted),
-            Err(e) => bail!("listing s3://{bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(e)),
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.meta().code() == Some("NoSuchBucket"))
+                    .unwrap_or(false) =>
+            {
+                return Ok(deleted)
+            }
+            Err(e) => bail!(
+                "listing s3://{bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            ),
         };
         let mut ids: Vec<ObjectIdentifier> = Vec::new();
         for v in page.versions() {
-            ids.push(ObjectIdentifier::builder().key(v.key().unwrap_or_default()).set_version_id(v.version_id().map(str::to_owned)).build()?);
+            ids.push(
+                ObjectIdentifier::builder()
+                    .key(v.key().unwrap_or_default())
+                    .set_version_id(v.version_id().map(str::to_owned))
+                    .build()?,
+            );
         }
         for m in page.delete_markers() {
-            ids.push(ObjectIdentifier::builder().key(m.key().unwrap_or_default()).set_version_id(m.version_id().map(str::to_owned)).build()?);
+            ids.push(
+                ObjectIdentifier::builder()
+                    .key(m.key().unwrap_or_default())
+                    .set_version_id(m.version_id().map(str::to_owned))
+                    .build()?,
+            );
         }
         if ids.is_empty() {
             return Ok(deleted);
@@ -80,12 +107,26 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<usize> {
             .s3
             .delete_objects()
             .bucket(bucket)
-            .delete(Delete::builder().set_objects(Some(ids)).quiet(true).build()?)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(ids))
+                    .quiet(true)
+                    .build()?,
+            )
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("emptying s3://{bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "emptying s3://{bucket}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            })?;
         if let Some(err) = out.errors().first() {
-            bail!("emptying s3://{bucket}: {} refused: {}", err.key().unwrap_or("?"), err.message().unwrap_or("?"));
+            bail!(
+                "emptying s3://{bucket}: {} refused: {}",
+                err.key().unwrap_or("?"),
+                err.message().unwrap_or("?")
+            );
         }
         deleted += n;
         eprintln!("  s3://{bucket}: {deleted} object versions deleted");
@@ -118,7 +159,10 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
         }
     }
     if present.is_empty() {
-        eprintln!("stage {stage} has no stacks in {}: nothing to tear down", c.region);
+        eprintln!(
+            "stage {stage} has no stacks in {}: nothing to tear down",
+            c.region
+        );
         return Ok(());
     }
     if !args.yes && !confirm(stage)? {
@@ -128,11 +172,15 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
     for stack in &present {
         for (id, bucket, retained) in buckets(&aws, stack).await? {
             if retained {
-                left.push(format!("bucket {bucket} ({id}): retained by the stage's protection, with its data"));
+                left.push(format!(
+                    "bucket {bucket} ({id}): retained by the stage's protection, with its data"
+                ));
                 continue;
             }
             eprintln!("emptying s3://{bucket} ({id})");
-            let n = empty_bucket(&aws, &bucket).await.with_context(|| format!("stage {stage}: nothing deleted from the stacks yet"))?;
+            let n = empty_bucket(&aws, &bucket)
+                .await
+                .with_context(|| format!("stage {stage}: nothing deleted from the stacks yet"))?;
             eprintln!("  s3://{bucket}: empty ({n} object versions deleted)");
         }
         eprintln!("deleting stack {stack}");

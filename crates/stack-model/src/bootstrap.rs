@@ -70,15 +70,16 @@ pub fn template(c: &StageConfig) -> Template {
                 effect: Effect::Deny,
                 principal: Some(Principal::Everyone),
                 action: vec!["s3:*".into()],
-                resource: vec![
-                    arn.clone(),
-                    Value::sub_with("${Arn}/*", [("Arn", arn)]),
-                ],
+                resource: vec![arn.clone(), Value::sub_with("${Arn}/*", [("Arn", arn)])],
                 condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
             }]),
         },
     );
-    t.output(ARTIFACTS_BUCKET_OUTPUT, "Bucket of the stage's build artifacts", bucket.r#ref());
+    t.output(
+        ARTIFACTS_BUCKET_OUTPUT,
+        "Bucket of the stage's build artifacts",
+        bucket.r#ref(),
+    );
     t
 }
 
@@ -95,6 +96,9 @@ mod tests {
             v["Resources"]["ArtifactsBucket"]["Properties"]["BucketName"]["Fn::Sub"],
             "pdcase-alice-artifacts-${AWS::AccountId}-${AWS::Region}"
         );
-        assert_eq!(v["Outputs"][ARTIFACTS_BUCKET_OUTPUT]["Value"]["Ref"], "ArtifactsBucket");
+        assert_eq!(
+            v["Outputs"][ARTIFACTS_BUCKET_OUTPUT]["Value"]["Ref"],
+            "ArtifactsBucket"
+        );
     }
 }

@@ -73,7 +73,11 @@ impl From<anyhow::Error> for ApplyError {
 const POLL: Duration = Duration::from_millis(1000);
 
 /// Waits while an operation runs on the stack; returns its settled state.
-pub async fn wait_settled(cfn: &Client, name: &str, progress: Option<&mut Progress>) -> anyhow::Result<StackState> {
+pub async fn wait_settled(
+    cfn: &Client,
+    name: &str,
+    progress: Option<&mut Progress>,
+) -> anyhow::Result<StackState> {
     let mut watcher = Watcher::start(cfn, name).await?;
     let mut progress = progress;
     let mut said = false;
@@ -137,16 +141,30 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
         .set_parameters(Some(
             spec.parameters
                 .iter()
-                .map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build())
+                .map(|(k, v)| {
+                    Parameter::builder()
+                        .parameter_key(k)
+                        .parameter_value(v)
+                        .build()
+                })
                 .collect(),
         ))
         .set_tags(Some(
-            spec.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect(),
+            spec.tags
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
         ))
         .capabilities(Capability::CapabilityNamedIam)
         .send()
         .await
-        .map_err(|e| ApplyError::Aws(format!("creating a change set for {}: {}", spec.name, error_text(e))))?;
+        .map_err(|e| {
+            ApplyError::Aws(format!(
+                "creating a change set for {}: {}",
+                spec.name,
+                error_text(e)
+            ))
+        })?;
     let change_set_id = created.id().unwrap_or(&change_set).to_owned();
     loop {
         let cs = cfn
@@ -155,16 +173,31 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
             .stack_name(&spec.name)
             .send()
             .await
-            .map_err(|e| ApplyError::Aws(format!("reading change set {change_set}: {}", error_text(e))))?;
+            .map_err(|e| {
+                ApplyError::Aws(format!(
+                    "reading change set {change_set}: {}",
+                    error_text(e)
+                ))
+            })?;
         match cs.status() {
             Some(ChangeSetStatus::CreateComplete) => break,
             Some(ChangeSetStatus::Failed) => {
                 let reason = cs.status_reason().unwrap_or_default().to_owned();
-                let _ = cfn.delete_change_set().change_set_name(&change_set_id).stack_name(&spec.name).send().await;
-                if reason.contains("didn't contain changes") || reason.contains("No updates are to be performed") {
+                let _ = cfn
+                    .delete_change_set()
+                    .change_set_name(&change_set_id)
+                    .stack_name(&spec.name)
+                    .send()
+                    .await;
+                if reason.contains("didn't contain changes")
+                    || reason.contains("No updates are to be performed")
+                {
                     return Ok(Applied::NoChanges);
                 }
-                return Err(ApplyError::Aws(format!("change set for {} failed: {reason}", spec.name)));
+                return Err(ApplyError::Aws(format!(
+                    "change set for {} failed: {reason}",
+                    spec.name
+                )));
             }
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
@@ -176,7 +209,13 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
         .stack_name(&spec.name)
         .send()
         .await
-        .map_err(|e| ApplyError::Aws(format!("executing change set for {}: {}", spec.name, error_text(e))))?;
+        .map_err(|e| {
+            ApplyError::Aws(format!(
+                "executing change set for {}: {}",
+                spec.name,
+                error_text(e)
+            ))
+        })?;
     let mut seen: Vec<Event> = Vec::new();
     let final_stack = loop {
         tokio::time::sleep(POLL).await;
@@ -205,7 +244,10 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
         });
     };
     let status = status_of(&stack);
-    eprintln!("{what}: {status} in {:.1}s", progress.elapsed().as_secs_f64());
+    eprintln!(
+        "{what}: {status} in {:.1}s",
+        progress.elapsed().as_secs_f64()
+    );
     if sentiment(&status) != Sentiment::Positive {
         return Err(ApplyError::Failed {
             stack: spec.name.clone(),

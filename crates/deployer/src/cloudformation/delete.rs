@@ -29,7 +29,14 @@ pub async fn delete(cfn: &Client, name: &str) -> anyhow::Result<()> {
             None => return Ok(()),
             Some(s) if status_of(&s) == "DELETE_FAILED" => {
                 let cause = root_cause(&seen)
-                    .map(|e| format!(": {} ({}): {}", e.logical_id, e.resource_type, e.reason.as_deref().unwrap_or("")))
+                    .map(|e| {
+                        format!(
+                            ": {} ({}): {}",
+                            e.logical_id,
+                            e.resource_type,
+                            e.reason.as_deref().unwrap_or("")
+                        )
+                    })
                     .unwrap_or_default();
                 anyhow::bail!("deleting stack {name} failed (DELETE_FAILED){cause}");
             }

@@ -25,7 +25,10 @@ impl From<&StackEvent> for Event {
         Event {
             logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
             resource_type: e.resource_type().unwrap_or_default().to_owned(),
-            status: e.resource_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            status: e
+                .resource_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
             reason: e.resource_status_reason().map(str::to_owned),
         }
     }
@@ -112,9 +115,11 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} resources, {elapsed} {msg}")
-                    .expect("a valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} resources, {elapsed} {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
             );
             bar.set_prefix(what.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -131,7 +136,10 @@ impl Progress {
     }
 
     pub fn event(&mut self, e: &Event) {
-        if e.status.ends_with("_COMPLETE") && sentiment(&e.status) == Sentiment::Positive && e.resource_type != "AWS::CloudFormation::Stack" {
+        if e.status.ends_with("_COMPLETE")
+            && sentiment(&e.status) == Sentiment::Positive
+            && e.resource_type != "AWS::CloudFormation::Stack"
+        {
             self.done.insert(e.logical_id.clone());
         }
         let line = format!(
@@ -140,7 +148,10 @@ impl Progress {
             e.status,
             e.resource_type,
             e.logical_id,
-            e.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            e.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         );
         match &self.bar {
             Some(bar) => {
@@ -184,7 +195,11 @@ mod tests {
         let events = [
             ev("A", "CREATE_IN_PROGRESS", ""),
             ev("B", "CREATE_FAILED", "Resource creation cancelled"),
-            ev("C", "CREATE_FAILED", "The role with name nope cannot be found."),
+            ev(
+                "C",
+                "CREATE_FAILED",
+                "The role with name nope cannot be found.",
+            ),
             ev("D", "CREATE_FAILED", "later"),
         ];
         assert_eq!(root_cause(&events).unwrap().logical_id, "C");

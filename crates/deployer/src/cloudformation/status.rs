@@ -92,7 +92,10 @@ pub async fn describe(cfn: &Client, name: &str) -> anyhow::Result<Option<Stack>>
 
 /// The stack's status text.
 pub fn status_of(stack: &Stack) -> String {
-    stack.stack_status().map(|s| s.as_str().to_owned()).unwrap_or_default()
+    stack
+        .stack_status()
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -103,12 +106,28 @@ mod tests {
     fn statuses_read_as_users_read_them() {
         assert_eq!(sentiment("CREATE_COMPLETE"), Sentiment::Positive);
         assert_eq!(sentiment("UPDATE_ROLLBACK_COMPLETE"), Sentiment::Negative);
-        assert_eq!(sentiment("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"), Sentiment::Neutral);
+        assert_eq!(
+            sentiment("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
+            Sentiment::Neutral
+        );
         assert_eq!(sentiment("CREATE_FAILED"), Sentiment::Negative);
-        assert_eq!(state_of("ROLLBACK_COMPLETE"), StackState::Dead("ROLLBACK_COMPLETE".into()));
-        assert_eq!(state_of("UPDATE_ROLLBACK_COMPLETE"), StackState::Ready("UPDATE_ROLLBACK_COMPLETE".into()));
-        assert_eq!(state_of("UPDATE_IN_PROGRESS"), StackState::Busy("UPDATE_IN_PROGRESS".into()));
-        assert_eq!(state_of("UPDATE_ROLLBACK_FAILED"), StackState::Stuck("UPDATE_ROLLBACK_FAILED".into()));
-        assert!(next_step("UPDATE_ROLLBACK_FAILED", "s").contains("continue-update-rollback --stack-name s"));
+        assert_eq!(
+            state_of("ROLLBACK_COMPLETE"),
+            StackState::Dead("ROLLBACK_COMPLETE".into())
+        );
+        assert_eq!(
+            state_of("UPDATE_ROLLBACK_COMPLETE"),
+            StackState::Ready("UPDATE_ROLLBACK_COMPLETE".into())
+        );
+        assert_eq!(
+            state_of("UPDATE_IN_PROGRESS"),
+            StackState::Busy("UPDATE_IN_PROGRESS".into())
+        );
+        assert_eq!(
+            state_of("UPDATE_ROLLBACK_FAILED"),
+            StackState::Stuck("UPDATE_ROLLBACK_FAILED".into())
+        );
+        assert!(next_step("UPDATE_ROLLBACK_FAILED", "s")
+            .contains("continue-update-rollback --stack-name s"));
     }
 }

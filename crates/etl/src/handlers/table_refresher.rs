@@ -138,7 +138,9 @@ mod tests {
         let conf = aws_sdk_glue::Config::builder()
             .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
             .region(aws_sdk_glue::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_glue::config::Credentials::new("a", "b", None, None, "test"))
+            .credentials_provider(aws_sdk_glue::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
             .http_client(aws_smithy_mocks::create_mock_http_client())
             .interceptor(interceptor)
             .build();
@@ -149,15 +151,22 @@ mod tests {
     async fn a_crawler_already_running_is_not_an_error() {
         let busy = mock!(aws_sdk_glue::Client::start_crawler).then_error(|| {
             StartCrawlerError::CrawlerRunningException(
-                CrawlerRunningException::builder().message("Crawler is running").build(),
+                CrawlerRunningException::builder()
+                    .message("Crawler is running")
+                    .build(),
             )
         });
-        assert_eq!(start_crawler(&glue(busy), "c").await.unwrap(), CrawlerStart::AlreadyRunning);
+        assert_eq!(
+            start_crawler(&glue(busy), "c").await.unwrap(),
+            CrawlerStart::AlreadyRunning
+        );
         let ok = mock!(aws_sdk_glue::Client::start_crawler)
             .match_requests(|r| r.name() == Some("pdcase-alice-warehouse-crawler"))
             .then_output(|| StartCrawlerOutput::builder().build());
         assert_eq!(
-            start_crawler(&glue(ok), "pdcase-alice-warehouse-crawler").await.unwrap(),
+            start_crawler(&glue(ok), "pdcase-alice-warehouse-crawler")
+                .await
+                .unwrap(),
             CrawlerStart::Started
         );
     }
@@ -166,10 +175,15 @@ mod tests {
     async fn other_glue_errors_fail_the_invocation_naming_the_crawler() {
         let missing = mock!(aws_sdk_glue::Client::start_crawler).then_error(|| {
             StartCrawlerError::EntityNotFoundException(
-                EntityNotFoundException::builder().message("no such crawler").build(),
+                EntityNotFoundException::builder()
+                    .message("no such crawler")
+                    .build(),
             )
         });
-        let e = start_crawler(&glue(missing), "gone").await.unwrap_err().to_string();
+        let e = start_crawler(&glue(missing), "gone")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("starting crawler gone: "), "{e}");
         assert!(e.contains("no such crawler"), "{e}");
     }
