@@ -100,3 +100,26 @@ def test_teardown_refuses_a_protected_stage_and_asks_when_not_told(deployer, emu
     r = deployer_cmd(deployer, emulator, "teardown", "--stage", "prod", "--yes", config=config)
     assert r.returncode == 1
     assert "protected" in r.stderr
+
+
+def test_a_failed_first_create_rolls_back_names_its_cause_and_is_recovered(deployer, emulator, package):
+    """A real CREATE_FAILED -> ROLLBACK_COMPLETE in the emulator: the stage's source bucket
+    name is already taken (as when another account or an old stage holds it)."""
+    emulator.reset()
+    s3, cfn = emulator.client("s3"), emulator.client("cloudformation")
+    stage = "e2erollback"
+    taken = f"pdcase-{stage}-source-000000000000-us-east-1"
+    s3.create_bucket(Bucket=taken)
+    binary = package["lambda"]["bootstrap"]
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", binary)
+    assert r.returncode == 3, r.stderr
+    assert cfn.describe_stacks(StackName=f"pdcase-{stage}")["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert f"error: pdcase-{stage} ended ROLLBACK_COMPLETE" in r.stderr
+    assert f"caused by SourceBucket (AWS::S3::Bucket): Resource of type 'AWS::S3::Bucket' with identifier '{taken}' already exists." in r.stderr
+
+    # The name is freed; the next deploy deletes the dead stack and creates it again.
+    s3.delete_bucket(Bucket=taken)
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", binary)
+    assert r.returncode == 0, r.stderr
+    assert "is ROLLBACK_COMPLETE (its first create failed and rolled back): deleting it to create it again" in r.stderr
+    assert cfn.describe_stacks(StackName=f"pdcase-{stage}")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"

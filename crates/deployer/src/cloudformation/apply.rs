@@ -39,11 +39,13 @@ pub enum Applied {
 /// How an apply ended badly. Each variant has its exit code (README: Exit codes).
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("{stack} ended {status}{}", cause.as_ref().map(|c| format!(": {} ({}) {}: {}", c.logical_id, c.resource_type, c.status, c.reason.as_deref().unwrap_or("no reason given"))).unwrap_or_default())]
+    #[error("{stack} ended {status}{}{}", cause.as_ref().map(|c| format!(": {} ({}) {}: {}", c.logical_id, c.resource_type, c.status, c.reason.as_deref().unwrap_or("no reason given"))).unwrap_or_default(), details.iter().map(|d| format!("\n  caused by {d}")).collect::<String>())]
     Failed {
         stack: String,
         status: String,
         cause: Option<Event>,
+        /// Resource-level validation failures, when the cause is the stack's validation.
+        details: Vec<String>,
     },
     #[error("{0}")]
     Stuck(String),
@@ -241,6 +243,7 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
             stack: spec.name.clone(),
             status: "DELETE_COMPLETE".into(),
             cause: root_cause(&seen).cloned(),
+            details: Vec::new(),
         });
     };
     let status = status_of(&stack);
@@ -249,10 +252,23 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
         progress.elapsed().as_secs_f64()
     );
     if sentiment(&status) != Sentiment::Positive {
+        let cause = root_cause(&seen).cloned();
+        let details = match &cause {
+            Some(c)
+                if c.reason
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("DescribeEvents") =>
+            {
+                super::events::validation_failures(cfn, &spec.name).await
+            }
+            _ => Vec::new(),
+        };
         return Err(ApplyError::Failed {
             stack: spec.name.clone(),
             status,
-            cause: root_cause(&seen).cloned(),
+            cause,
+            details,
         });
     }
     let outputs = stack

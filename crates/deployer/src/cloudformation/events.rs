@@ -102,6 +102,35 @@ pub fn root_cause(events: &[Event]) -> Option<&Event> {
         .or_else(|| failed().next())
 }
 
+/// The resource-level failures behind a stack-level "Validation failed ... Call
+/// DescribeEvents" (CloudFormation's pre-provisioning validation, such as a bucket name
+/// already taken), as `LogicalId (Type): reason` lines.
+pub async fn validation_failures(cfn: &Client, stack: &str) -> Vec<String> {
+    let Ok(out) = cfn.describe_events().stack_name(stack).send().await else {
+        return Vec::new();
+    };
+    out.operation_events()
+        .iter()
+        .filter(|e| {
+            e.validation_status()
+                .is_some_and(|s| s.as_str() == "FAILED")
+                || e.resource_status()
+                    .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+        })
+        .filter(|e| e.logical_resource_id() != Some(stack))
+        .map(|e| {
+            format!(
+                "{} ({}): {}",
+                e.logical_resource_id().unwrap_or("?"),
+                e.resource_type().unwrap_or("?"),
+                e.validation_status_reason()
+                    .or(e.resource_status_reason())
+                    .unwrap_or("no reason given")
+            )
+        })
+        .collect()
+}
+
 /// Shows events live: a bar (resources done / total, elapsed) on a terminal, plain lines
 /// otherwise (CI logs, pipes).
 pub struct Progress {

@@ -5,3 +5,6 @@ pub mod apply;
 pub mod delete;
 pub mod events;
 pub mod status;
+
+#[cfg(test)]
+mod mock_tests;
