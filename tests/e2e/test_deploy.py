@@ -123,3 +123,42 @@ def test_a_failed_first_create_rolls_back_names_its_cause_and_is_recovered(deplo
     assert r.returncode == 0, r.stderr
     assert "is ROLLBACK_COMPLETE (its first create failed and rolled back): deleting it to create it again" in r.stderr
     assert cfn.describe_stacks(StackName=f"pdcase-{stage}")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package):
+    """Triggered with an empty source bucket, the ETL function fails inside the emulator
+    naming the missing export, and `deployer logs` shows that line."""
+    emulator.reset()
+    stage = "e2eops"
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", package["lambda"]["bootstrap"])
+    assert r.returncode == 0, r.stderr
+    r = deployer_cmd(deployer, emulator, "info", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    assert f"pdcase-{stage}: CREATE_COMPLETE" in r.stdout
+    assert f"EtlFunctionName: pdcase-{stage}-etl" in r.stdout
+    r = deployer_cmd(deployer, emulator, "trigger", "etl", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    assert f"to arn:aws:sns:us-east-1:000000000000:pdcase-{stage}-trigger-etl" in r.stdout
+    import time
+    deadline = time.time() + 60
+    while True:
+        r = deployer_cmd(deployer, emulator, "logs", "etl", "--stage", stage)
+        assert r.returncode == 0, r.stderr
+        if "missing input" in r.stdout or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert f"missing input s3://pdcase-{stage}-source-000000000000-us-east-1/a/courses.json" in r.stdout, r.stdout
+    r = deployer_cmd(deployer, emulator, "info", "--stage", "notdeployed")
+    assert "not deployed" in r.stdout
+    # The ETL's code run here, against the stage's buckets (not the deployed function).
+    s3 = emulator.client("s3")
+    source = f"pdcase-{stage}-source-000000000000-us-east-1"
+    for f in sorted((ROOT / "samples" / "a").glob("*.json")):
+        s3.upload_file(str(f), source, f"a/{f.name}")
+    r = deployer_cmd(deployer, emulator, "invoke", "etl", "--local", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert {t["table"]: t["rows"] for t in report["tables"]} == {"students": 3, "follows": 4, "sessions": 3, "subscriptions": 4}
+    warehouse = f"pdcase-{stage}-warehouse-000000000000-us-east-1"
+    marker = json.loads(s3.get_object(Bucket=warehouse, Key="a/students/_SUCCESS")["Body"].read())
+    assert marker["run"] == report["run"]

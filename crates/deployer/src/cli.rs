@@ -40,6 +40,47 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Delete a stage: empty its buckets, delete its stacks.
     Teardown(TeardownArgs),
+    /// Start the ETL or the Spark job of a deployed stage (publishes to its topic).
+    Trigger(TriggerArgs),
+    /// Show a stage's stacks, status and outputs.
+    Info(StageArgs),
+    /// Print a function's recent log lines.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    #[arg(long)]
+    pub stage: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// What to start: the ETL function or the Spark job (through the EMR starter).
+    #[arg(value_enum)]
+    pub what: TriggerWhat,
+    #[arg(long)]
+    pub stage: String,
+    /// The message to publish (JSON); it is logged by the function.
+    #[arg(long, default_value = "{\"requested_by\": \"deployer trigger\"}")]
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TriggerWhat {
+    Etl,
+    Spark,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[arg(value_enum)]
+    pub function: FunctionArg,
+    #[arg(long)]
+    pub stage: String,
+    /// How far back, in minutes.
+    #[arg(long, default_value_t = 60)]
+    pub since_minutes: u64,
 }
 
 #[derive(Debug, Args)]

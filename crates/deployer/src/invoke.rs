@@ -35,7 +35,11 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
-        (FunctionArg::Etl, _, _) => bail!("give the folders to run on: --source DIR --warehouse DIR"),
+        (FunctionArg::Etl, None, None) => match &args.stage {
+            Some(stage) => crate::runtime().block_on(crate::stage_ops::invoke_etl_on_stage(global, stage)),
+            None => bail!("give the folders to run on (--source DIR --warehouse DIR) or a deployed stage (--stage S)"),
+        },
+        (FunctionArg::Etl, _, _) => bail!("give both folders: --source DIR --warehouse DIR"),
         (f, _, _) => bail!(
             "`{}` calls AWS services (EMR, Glue); run it against a stage's resources once the stage is deployed",
             match f {

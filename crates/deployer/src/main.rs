@@ -12,13 +12,14 @@ mod cloudformation;
 mod deploy;
 mod invoke;
 mod package;
+mod stage_ops;
 mod synth;
 mod teardown;
 
 use clap::Parser;
 use std::process::ExitCode;
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
         cli::Command::Invoke(args) => invoke::run(&cli.global, &args),
         cli::Command::Package(args) => package::run(&args),
         cli::Command::Teardown(args) => runtime().block_on(teardown::run(&cli.global, &args)),
+        cli::Command::Trigger(args) => runtime().block_on(stage_ops::trigger(&cli.global, &args)),
+        cli::Command::Info(args) => runtime().block_on(stage_ops::info(&cli.global, &args)),
+        cli::Command::Logs(args) => runtime().block_on(stage_ops::logs(&cli.global, &args)),
         cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""The whole pipeline on this machine, without AWS (README command 1).
+
+Starts the local AWS emulator (MiniStack) on loopback, deploys stage `alice` with the real Rust
+functions, loads the sample exports into its source bucket, triggers the ETL through its SNS
+topic (the deployed function runs inside the emulator), runs the Spark job with local PySpark
+over the stage's data, queries the warehouse tables through Athena and prints them.
+
+Run it through scripts/local-pipeline, which installs and builds what it needs first.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+A_TABLES = ["students", "follows", "sessions", "subscriptions"]
+QUERIES = [
+    ("students", "SELECT id, date, state, city, university, course, signupsource FROM students ORDER BY id"),
+    ("follows", "SELECT studentid, subject, date FROM follows ORDER BY date"),
+    ("sessions", "SELECT studentid, starttime, client FROM sessions ORDER BY starttime"),
+    ("subscriptions", "SELECT studentid, date, type FROM subscriptions ORDER BY date"),
+    ("events by city", "SELECT city, events FROM events_by_city ORDER BY events DESC, city"),
+    ("events by client type", "SELECT client_type, events FROM events_by_client_type ORDER BY events DESC"),
+    ("sessions by campaign", "SELECT * FROM sessions_by_campaign"),
+]
+
+
+def say(text):
+    print(f"==> {text}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_emulator(venv: Path, state: Path, port: int):
+    for d in ("tmp", "s3", "state"):
+        (state / d).mkdir(parents=True, exist_ok=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(state), "TMPDIR": str(state / "tmp"), "LANG": "C.UTF-8",
+        "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "MINISTACK_HOST": "localhost",
+        "AWS_ENDPOINT_URL": endpoint, "LAMBDA_EXECUTOR": "local", "ATHENA_ENGINE": "duckdb",
+        "IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0", "S3_DATA_DIR": str(state / "s3"), "STATE_DIR": str(state / "state"),
+    }
+    log = open(state / "ministack.log", "wb")
+    proc = subprocess.Popen([str(venv / "bin" / "ministack")], env=env, cwd=state, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2)
+            return proc, endpoint
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                sys.exit(f"the emulator did not start; see {state / 'ministack.log'}")
+            time.sleep(0.2)
+
+
+def wait_for(what, check, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = check()
+        if v:
+            return v
+        time.sleep(0.5)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def athena(client, database, workgroup, sql):
+    qid = client.start_query_execution(QueryString=sql, QueryExecutionContext={"Database": database},
+                                       WorkGroup=workgroup)["QueryExecutionId"]
+
+    def done():
+        s = client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+        return s if s["State"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
+    status = wait_for("an Athena query", done, 60)
+    if status["State"] != "SUCCEEDED":
+        raise RuntimeError(f"{sql}: {status.get('StateChangeReason')}")
+    rows = client.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+    return [[c.get("VarCharValue") for c in r["Data"]] for r in rows]
+
+
+def table(title, rows):
+    print(f"\n{title}")
+    if not rows:
+        print("  (no rows)")
+        return
+    widths = [max(len(str(r[i] if r[i] is not None else "")) for r in rows) for i in range(len(rows[0]))]
+    for n, r in enumerate(rows):
+        print("  " + " | ".join(str(v if v is not None else "").ljust(w) for v, w in zip(r, widths)))
+        if n == 0:
+            print("  " + "-+-".join("-" * w for w in widths))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", default="alice")
+    ap.add_argument("--deployer", required=True)
+    ap.add_argument("--bootstrap", required=True, help="the musl bootstrap to deploy")
+    ap.add_argument("--emulator-venv", required=True, type=Path)
+    ap.add_argument("--state", type=Path, default=Path.home() / ".cache" / "pdcase" / "local-pipeline")
+    ap.add_argument("--keep-running", action="store_true", help="leave the emulator running at the end")
+    args = ap.parse_args()
+
+    if args.state.exists():
+        shutil.rmtree(args.state)
+    port = free_port()
+    say(f"starting the local AWS emulator (MiniStack) on 127.0.0.1:{port}")
+    proc, endpoint = start_emulator(args.emulator_venv, args.state, port)
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+           "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    os.environ.update({k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
+                                           "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+    stage = args.stage
+    try:
+        say(f"deploying stage {stage}")
+        r = subprocess.run([args.deployer, "deploy", "--stage", stage, "--lambda-bootstrap", args.bootstrap],
+                           env=env, cwd=ROOT, capture_output=True, text=True)
+        sys.stderr.write(r.stderr)
+        if r.returncode != 0:
+            sys.exit(f"deploy failed ({r.returncode})")
+        outputs = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+        source, warehouse = outputs["SourceBucketName"], outputs["WarehouseBucketName"]
+        database, workgroup = outputs["GlueDatabaseName"], outputs["AthenaWorkGroupName"]
+        s3 = boto3.client("s3")
+
+        say(f"loading the sample exports into s3://{source}/")
+        for f in sorted((ROOT / "samples").rglob("*.json")):
+            key = f.relative_to(ROOT / "samples").as_posix()
+            s3.upload_file(str(f), source, key)
+            print(f"  {key}")
+
+        say("triggering the ETL through its topic (the Rust function runs inside the emulator)")
+        r = subprocess.run([args.deployer, "trigger", "etl", "--stage", stage], env=env, cwd=ROOT, capture_output=True, text=True)
+        print("  " + (r.stdout.strip() or r.stderr.strip()))
+        if r.returncode != 0:
+            sys.exit("trigger failed")
+
+        def markers():
+            runs = set()
+            for t in A_TABLES:
+                try:
+                    runs.add(json.loads(s3.get_object(Bucket=warehouse, Key=f"a/{t}/_SUCCESS")["Body"].read())["run"])
+                except s3.exceptions.NoSuchKey:
+                    return None
+            return runs if len(runs) == 1 else None
+        run_id = wait_for("the ETL's tables", markers).pop()
+        print(f"  ETL run {run_id} published {', '.join(A_TABLES)}")
+
+        say("running the Spark job with local PySpark over the stage's data")
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / "events").mkdir()
+            (tmp / "students").mkdir()
+            for o in s3.list_objects_v2(Bucket=source, Prefix="b/")["Contents"]:
+                s3.download_file(source, o["Key"], str(tmp / "events" / Path(o["Key"]).name))
+            s3.download_file(warehouse, "a/students/data.parquet", str(tmp / "students" / "data.parquet"))
+            out = tmp / "out"
+            job = ROOT / "crates" / "etl" / "spark" / "site_events.py"
+            r = subprocess.run([sys.executable, str(job), "--events", str(tmp / "events"), "--students",
+                                str(tmp / "students"), "--output", str(out)],
+                               env={**env, "SPARK_LOCAL_IP": "127.0.0.1"}, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.stderr.write(r.stderr[-4000:])
+                sys.exit("the Spark job failed")
+            n = 0
+            for f in sorted(out.rglob("*")):
+                rel = f.relative_to(out).as_posix()
+                if f.is_file() and not rel.startswith("_staging") and not f.name.endswith(".crc"):
+                    s3.upload_file(str(f), warehouse, f"b/{rel}")
+                    n += 1
+            print(f"  uploaded {n} objects of base b to s3://{warehouse}/b/")
+
+        say(f"querying the warehouse through Athena (database {database}, work group {workgroup})")
+        a = boto3.client("athena")
+        for title, sql in QUERIES:
+            table(title, athena(a, database, workgroup, sql))
+
+        print()
+        say("done. Next:")
+        print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test")
+        print(f"  cargo run -p deployer -- info --stage {stage}          # stacks, status, outputs")
+        print(f"  cargo run -p deployer -- logs etl --stage {stage}      # the ETL function's log lines")
+        print(f"  cargo run -p deployer -- synth --stage {stage}         # review the template (diff: next issue)")
+        print(f"  cargo run -p deployer -- teardown --stage {stage} --yes")
+        if args.keep_running:
+            print(f"  kill {proc.pid}                                       # stop the emulator")
+    finally:
+        if not args.keep_running:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
