@@ -162,3 +162,17 @@ def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package):
     warehouse = f"pdcase-{stage}-warehouse-000000000000-us-east-1"
     marker = json.loads(s3.get_object(Bucket=warehouse, Key="a/students/_SUCCESS")["Body"].read())
     assert marker["run"] == report["run"]
+    # The other two handlers, run here against the stage.
+    r = deployer_cmd(deployer, emulator, "invoke", "table-refresher", "--local", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    outcomes = json.loads(r.stdout)
+    # The deployed refresher, notified of the markers the ETL just wrote, has usually started
+    # the crawler already: then Glue says it is running, which is an outcome, not an error.
+    assert outcomes[0] in ({"outcome": "crawler_started", "base": "a", "run": report["run"]},
+                           {"outcome": "crawler_already_running", "base": "a"}), outcomes
+    assert outcomes[1]["outcome"] == "waiting" and outcomes[1]["base"] == "b"
+    r = deployer_cmd(deployer, emulator, "invoke", "emr-starter", "--local", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    started = json.loads(r.stdout)
+    clusters = emulator.client("emr").list_clusters()["Clusters"]
+    assert started["cluster_id"] in [c["Id"] for c in clusters]

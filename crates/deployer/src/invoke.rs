@@ -40,12 +40,18 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             None => bail!("give the folders to run on (--source DIR --warehouse DIR) or a deployed stage (--stage S)"),
         },
         (FunctionArg::Etl, _, _) => bail!("give both folders: --source DIR --warehouse DIR"),
-        (f, _, _) => bail!(
-            "`{}` calls AWS services (EMR, Glue); run it against a stage's resources once the stage is deployed",
-            match f {
-                FunctionArg::EmrStarter => "emr-starter",
-                _ => "table-refresher",
-            }
-        ),
+        (FunctionArg::EmrStarter, None, None) => {
+            crate::runtime().block_on(crate::stage_ops::invoke_starter_on_stage(global, stage_of(args)?))
+        }
+        (FunctionArg::TableRefresher, None, None) => {
+            crate::runtime().block_on(crate::stage_ops::invoke_refresher_on_stage(global, stage_of(args)?))
+        }
+        (_, _, _) => bail!("--source/--warehouse folders are for the etl function only"),
     }
+}
+
+fn stage_of(args: &InvokeArgs) -> anyhow::Result<&str> {
+    args.stage
+        .as_deref()
+        .context("this function calls AWS services (EMR, Glue): give the deployed stage to run against (--stage S)")
 }

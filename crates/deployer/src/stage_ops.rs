@@ -198,3 +198,81 @@ pub async fn invoke_etl_on_stage(global: &Global, stage: &str) -> anyhow::Result
         Err(e) => bail!("the ETL failed; the stage's published tables are unchanged: {e}"),
     }
 }
+
+/// `invoke table-refresher --stage S --local`: reads the stage's markers and starts its
+/// crawler when a base is complete, as the function would on a marker's notification.
+pub async fn invoke_refresher_on_stage(global: &Global, stage: &str) -> anyhow::Result<()> {
+    use etl::handlers::table_refresher::{refresh, RefresherContext};
+    let c = global.stage_config(stage)?;
+    let aws = Aws::connect(&c.region).await;
+    let outs = stack_outputs(&aws, &c).await?;
+    let ctx = Arc::new(RefresherContext {
+        warehouse: Arc::new(etl::storage::S3Bucket::new(
+            aws.s3.clone(),
+            output(&outs, outputs::WAREHOUSE_BUCKET)?,
+            tokio::runtime::Handle::current(),
+        )),
+        glue: aws_sdk_glue::Client::new(&aws.conf),
+        crawler: output(&outs, outputs::CRAWLER)?.to_owned(),
+    });
+    let mut results = Vec::new();
+    for base in [etl::warehouse::Base::A, etl::warehouse::Base::B] {
+        results.push(
+            refresh(base, &ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&results)?);
+    Ok(())
+}
+
+/// `invoke emr-starter --stage S --local`: the RunJobFlow request the function would send,
+/// built from the stage's config and stack, sent from here (it starts a real cluster on AWS).
+pub async fn invoke_starter_on_stage(global: &Global, stage: &str) -> anyhow::Result<()> {
+    use etl::handlers::emr_starter::{request, JobSettings};
+    let c = global.stage_config(stage)?;
+    let aws = Aws::connect(&c.region).await;
+    let outs = stack_outputs(&aws, &c).await?;
+    let stack = describe(&aws.cfn, &c.stage.stack_name())
+        .await?
+        .context("the stage's stack vanished")?;
+    let param = |key: &str| -> anyhow::Result<String> {
+        stack
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(key))
+            .and_then(|p| p.parameter_value())
+            .map(str::to_owned)
+            .with_context(|| format!("the stage's stack has no parameter {key}"))
+    };
+    let settings = JobSettings {
+        stage: c.stage.as_str().to_owned(),
+        source_bucket: output(&outs, outputs::SOURCE_BUCKET)?.to_owned(),
+        warehouse_bucket: output(&outs, outputs::WAREHOUSE_BUCKET)?.to_owned(),
+        spark_job_uri: format!(
+            "s3://{}/{}",
+            param(stack_model::pipeline::params::ARTIFACTS_BUCKET)?,
+            param(stack_model::pipeline::params::SPARK_JOB_KEY)?
+        ),
+        release_label: c.emr.release_label.clone(),
+        master_instance_type: c.emr.master_instance_type.clone(),
+        core_instance_type: c.emr.core_instance_type.clone(),
+        core_instance_count: c.emr.core_instance_count as i32,
+        idle_timeout_seconds: i64::from(c.emr.idle_timeout_minutes) * 60,
+        service_role: output(&outs, outputs::EMR_SERVICE_ROLE)?.to_owned(),
+        instance_profile: output(&outs, outputs::EMR_INSTANCE_PROFILE)?.to_owned(),
+        log_uri: format!("s3://{}/logs/", output(&outs, outputs::JOBS_BUCKET)?),
+        students_format: c.table_format,
+    };
+    let emr = aws_sdk_emr::Client::new(&aws.conf);
+    let run = etl::run::new_run_id();
+    let out = request(&emr, &settings, &run).send().await.map_err(|e| {
+        anyhow::anyhow!("RunJobFlow: {}", aws_sdk_emr::error::DisplayErrorContext(e))
+    })?;
+    println!(
+        "{}",
+        serde_json::json!({"cluster_id": out.job_flow_id(), "cluster_name": format!("pdcase-{}-site-events-{run}", c.stage)})
+    );
+    Ok(())
+}
