@@ -196,7 +196,7 @@ def main():
         print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test")
         print(f"  cargo run -p deployer -- info --stage {stage}          # stacks, status, outputs")
         print(f"  cargo run -p deployer -- logs etl --stage {stage}      # the ETL function's log lines")
-        print(f"  cargo run -p deployer -- synth --stage {stage}         # review the template (diff: next issue)")
+        print(f"  cargo run -p deployer -- diff --stage {stage}          # what a deploy would change (exit 2: changes)")
         print(f"  cargo run -p deployer -- teardown --stage {stage} --yes")
         if args.keep_running:
             print(f"  kill {proc.pid}                                       # stop the emulator")

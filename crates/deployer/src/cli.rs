@@ -40,6 +40,8 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Delete a stage: empty its buckets, delete its stacks.
     Teardown(TeardownArgs),
+    /// Show what a deploy would change, replace and put at risk (exit 0: none, 2: changes).
+    Diff(DiffArgs),
     /// Start the ETL or the Spark job of a deployed stage (publishes to its topic).
     Trigger(TriggerArgs),
     /// Show a stage's stacks, status and outputs.
@@ -90,6 +92,30 @@ pub struct DeployArgs {
     /// Ship this `bootstrap` (built for x86_64-unknown-linux-musl) instead of building it.
     #[arg(long, value_name = "FILE")]
     pub lambda_bootstrap: Option<PathBuf>,
+    /// Allow this stateful resource (logical id) to be replaced or removed with its data.
+    #[arg(long, value_name = "LOGICAL_ID")]
+    pub allow_replace: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(long)]
+    pub stage: String,
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+    /// Compare with this `bootstrap` instead of building one.
+    #[arg(long, value_name = "FILE")]
+    pub lambda_bootstrap: Option<PathBuf>,
+    /// Also create a CloudFormation change set, show CloudFormation's view, and delete it.
+    #[arg(long)]
+    pub changeset: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -175,17 +175,15 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     };
     let binary = std::fs::read(&bootstrap_path)
         .with_context(|| format!("reading {}", bootstrap_path.display()))?;
-    // The zip is deterministic, so the binary's hash names it: a no-op deploy needs no zipping.
-    let lambda_key = format!("lambda/{}.zip", Artifact::new(binary.clone()).sha256);
+    let (lambda_key, spark_key) = artifact_keys(&binary);
     let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
-    let spark_key = format!("spark/{}/{}", spark.sha256, etl::SPARK_JOB_FILE);
     let parameters = vec![
         (params::ARTIFACTS_BUCKET.to_owned(), bucket.clone()),
         (params::LAMBDA_CODE_KEY.to_owned(), lambda_key.clone()),
         (params::SPARK_JOB_KEY.to_owned(), spark_key.clone()),
     ];
 
-    // 3. Nothing changed: say so, touch nothing.
+    // 3. Nothing changed: say so, touch nothing. Data at risk: refuse unless named.
     let template = pipeline::template(&c);
     let (_, rendered, _) = body(&template)?;
     let mut sorted = parameters.clone();
@@ -195,6 +193,22 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
             print_outputs(&outputs);
             return Ok(());
+        }
+        let report =
+            crate::diff::compare::compare(stage.as_str(), Some((&t, &p)), &rendered, &sorted);
+        let refused: Vec<&String> = report
+            .data_at_risk
+            .iter()
+            .filter(|id| !args.allow_replace.contains(id))
+            .collect();
+        if !refused.is_empty() {
+            let names: Vec<&str> = refused.iter().map(|s| s.as_str()).collect();
+            return Err(ApplyError::Refused(format!(
+                "this deploy would replace or remove {} with their data (see `deployer diff --stage {stage}`); \
+                 deploy again with {} to accept that",
+                names.join(", "),
+                names.iter().map(|n| format!("--allow-replace {n}")).collect::<Vec<_>>().join(" ")
+            )));
         }
     }
     let zip = Artifact::new(lambda_zip(&binary)?);
@@ -237,4 +251,23 @@ fn print_outputs(outputs: &[(String, String)]) {
     for (k, v) in sorted {
         println!("{k}: {v}");
     }
+}
+
+/// The artifacts' keys. The zip is deterministic, so the binary's hash names it: a no-op
+/// deploy (or a diff) needs no zipping.
+pub fn artifact_keys(binary: &[u8]) -> (String, String) {
+    let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
+    (
+        format!("lambda/{}.zip", Artifact::new(binary.to_vec()).sha256),
+        format!("spark/{}/{}", spark.sha256, etl::SPARK_JOB_FILE),
+    )
+}
+
+/// The bootstrap binary's bytes: the given file, or a fresh build.
+pub fn bootstrap_binary(given: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => build_bootstrap(&workspace_root()?)?,
+    };
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
 }

@@ -1,15 +1,17 @@
 //! `deployer`: the pipeline's command-line tool.
 //!
 //! Exit codes: 0 success (including "nothing to change"); 1 error (bad input, configuration,
-//! an AWS call refused); 3 the stack operation failed and rolled back (its root cause is
-//! printed); 4 the stack is in a state that needs a person (the next step is printed);
-//! 5 refused (a protected stage).
+//! an AWS call refused); 2 `diff` found changes; 3 the stack operation failed and rolled back
+//! (its root cause is printed); 4 the stack is in a state that needs a person (the next step
+//! is printed); 5 refused (data at risk without `--allow-replace`, a protected stage).
 
 mod artifacts;
 mod aws;
 mod cli;
 mod cloudformation;
 mod deploy;
+mod diff;
+mod diff_cmd;
 mod invoke;
 mod package;
 mod stage_ops;
@@ -33,6 +35,10 @@ fn main() -> ExitCode {
         cli::Command::Invoke(args) => invoke::run(&cli.global, &args),
         cli::Command::Package(args) => package::run(&args),
         cli::Command::Teardown(args) => runtime().block_on(teardown::run(&cli.global, &args)),
+        cli::Command::Diff(args) => match runtime().block_on(diff_cmd::run(&cli.global, &args)) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         cli::Command::Trigger(args) => runtime().block_on(stage_ops::trigger(&cli.global, &args)),
         cli::Command::Info(args) => runtime().block_on(stage_ops::info(&cli.global, &args)),
         cli::Command::Logs(args) => runtime().block_on(stage_ops::logs(&cli.global, &args)),

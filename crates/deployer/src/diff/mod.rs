@@ -1,0 +1,8 @@
+//! `deployer diff`: what a deploy would change, replace, and put at risk.
+
+pub mod compare;
+pub mod render;
+pub mod schema;
+
+#[cfg(test)]
+mod tests;
