@@ -180,6 +180,14 @@ impl Storage for LocalDir {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StorageError::io(path.display().to_string(), e)),
             }
+            // A bucket has no folders: drop the ones this left empty (not the root).
+            let mut dir = path.parent();
+            while let Some(d) = dir {
+                if d == self.root || fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
         }
         Ok(())
     }
