@@ -10,7 +10,7 @@ use crate::artifacts::{build_bootstrap, lambda_zip, workspace_root, Artifact};
 use crate::aws::{error_text, Aws};
 use crate::cli::{DeployArgs, Global};
 use crate::cloudformation::apply::{apply, Applied, ApplyError, StackSpec};
-use crate::cloudformation::status::{describe, sentiment, status_of, Sentiment};
+use crate::cloudformation::status::{describe, outputs_of, sentiment, status_of, Sentiment};
 use stack_model::pipeline::{self, params};
 use stack_model::{bootstrap, StageConfig, Template};
 
@@ -56,16 +56,7 @@ pub async fn deployed(
         })
         .collect();
     parameters.sort();
-    let outputs = stack
-        .outputs()
-        .iter()
-        .map(|o| {
-            (
-                o.output_key().unwrap_or_default().to_owned(),
-                o.output_value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let outputs = outputs_of(&stack);
     Ok(Some((template, parameters, outputs)))
 }
 

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 
 use crate::aws::Aws;
 use crate::cli::{FunctionArg, Global, LogsArgs, StageArgs, TriggerArgs, TriggerWhat};
-use crate::cloudformation::status::{describe, status_of};
+use crate::cloudformation::status::{describe, outputs_of, status_of};
 use stack_model::pipeline::outputs;
 use stack_model::stage::FunctionRole;
 
@@ -23,16 +23,7 @@ pub async fn stack_outputs(
             c.stage, c.region, c.stage
         )
     })?;
-    Ok(stack
-        .outputs()
-        .iter()
-        .map(|o| {
-            (
-                o.output_key().unwrap_or_default().to_owned(),
-                o.output_value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect())
+    Ok(outputs_of(&stack))
 }
 
 pub fn output<'a>(outs: &'a [(String, String)], key: &str) -> anyhow::Result<&'a str> {
@@ -95,16 +86,7 @@ pub async fn info(global: &Global, args: &StageArgs) -> anyhow::Result<()> {
                     .map(|t| t.to_string())
                     .unwrap_or_default();
                 println!("{name}: {} (last change {updated})", status_of(&s));
-                let mut outs: Vec<_> = s
-                    .outputs()
-                    .iter()
-                    .map(|o| {
-                        (
-                            o.output_key().unwrap_or_default(),
-                            o.output_value().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
+                let mut outs = outputs_of(&s);
                 outs.sort();
                 for (k, v) in outs {
                     println!("  {k}: {v}");

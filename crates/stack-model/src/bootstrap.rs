@@ -2,12 +2,11 @@
 //! the Spark job to, before the main stack (which reads them) is created or updated.
 
 use crate::config::StageConfig;
-use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
+use crate::pipeline::{clean_up_rule, tls_only_policy};
 use crate::resource::s3::{
-    AbortIncompleteMultipartUpload, Bucket, BucketAttr, BucketEncryption, BucketPolicy,
-    LifecycleConfiguration, LifecycleRule, NoncurrentVersionExpiration, ObjectOwnership,
-    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, RuleStatus,
-    SseAlgorithm, VersioningConfiguration, VersioningStatus,
+    Bucket, BucketEncryption, LifecycleConfiguration, ObjectOwnership, OwnershipControls,
+    OwnershipControlsRule, PublicAccessBlockConfiguration, SseAlgorithm, VersioningConfiguration,
+    VersioningStatus,
 };
 use crate::resource::Tag;
 use crate::stage::{BucketRole, PROJECT};
@@ -38,18 +37,7 @@ pub fn template(c: &StageConfig) -> Template {
                 status: VersioningStatus::Enabled,
             }),
             lifecycle_configuration: Some(LifecycleConfiguration {
-                rules: vec![LifecycleRule {
-                    id: "CleanUpOldVersionsAndUploads".into(),
-                    status: RuleStatus::Enabled,
-                    prefix: None,
-                    expiration_in_days: None,
-                    noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
-                        noncurrent_days: 30,
-                    }),
-                    abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
-                        days_after_initiation: 7,
-                    }),
-                }],
+                rules: vec![clean_up_rule()],
             }),
             notification_configuration: None,
             ownership_controls: Some(OwnershipControls {
@@ -60,21 +48,7 @@ pub fn template(c: &StageConfig) -> Template {
             tags,
         },
     );
-    let arn = bucket.get_att(BucketAttr::Arn);
-    t.add(
-        "ArtifactsBucketPolicy",
-        BucketPolicy {
-            bucket: bucket.r#ref(),
-            policy_document: PolicyDocument::new(vec![Statement {
-                sid: Some("DenyInsecureTransport".into()),
-                effect: Effect::Deny,
-                principal: Some(Principal::Everyone),
-                action: vec!["s3:*".into()],
-                resource: vec![arn.clone(), Value::sub_with("${Arn}/*", [("Arn", arn)])],
-                condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
-            }]),
-        },
-    );
+    t.add("ArtifactsBucketPolicy", tls_only_policy(&bucket));
     t.output(
         ARTIFACTS_BUCKET_OUTPUT,
         "Bucket of the stage's build artifacts",

@@ -612,18 +612,7 @@ impl<'a> Pipeline<'a> {
         notification: Option<NotificationConfiguration>,
         options: Options,
     ) -> Handle<Bucket> {
-        rules.push(LifecycleRule {
-            id: "CleanUpOldVersionsAndUploads".into(),
-            status: RuleStatus::Enabled,
-            prefix: None,
-            expiration_in_days: None,
-            noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
-                noncurrent_days: 30,
-            }),
-            abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
-                days_after_initiation: 7,
-            }),
-        });
+        rules.push(clean_up_rule());
         let opts = options.removal(self.removal_policy());
         let bucket = self.t.add_with(
             id,
@@ -647,21 +636,7 @@ impl<'a> Pipeline<'a> {
             },
             opts,
         );
-        let arn = bucket.get_att(BucketAttr::Arn);
-        self.t.add(
-            &format!("{id}Policy"),
-            BucketPolicy {
-                bucket: bucket.r#ref(),
-                policy_document: PolicyDocument::new(vec![Statement {
-                    sid: Some("DenyInsecureTransport".into()),
-                    effect: Effect::Deny,
-                    principal: Some(Principal::Everyone),
-                    action: vec!["s3:*".into()],
-                    resource: vec![arn.clone(), objects(&arn, "*")],
-                    condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
-                }]),
-            },
-        );
+        self.t.add(&format!("{id}Policy"), tls_only_policy(&bucket));
         bucket
     }
 
@@ -891,6 +866,38 @@ fn role_arn(kind: RoleKind, p: &Pipeline) -> Value {
 }
 
 /// `<bucket arn>/<pattern>`.
+/// Expires noncurrent versions after 30 days and aborts uploads left incomplete for 7.
+pub(crate) fn clean_up_rule() -> LifecycleRule {
+    LifecycleRule {
+        id: "CleanUpOldVersionsAndUploads".into(),
+        status: RuleStatus::Enabled,
+        prefix: None,
+        expiration_in_days: None,
+        noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+            noncurrent_days: 30,
+        }),
+        abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+            days_after_initiation: 7,
+        }),
+    }
+}
+
+/// Denies every request to the bucket and its objects that does not use TLS.
+pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
+    let arn = bucket.get_att(BucketAttr::Arn);
+    BucketPolicy {
+        bucket: bucket.r#ref(),
+        policy_document: PolicyDocument::new(vec![Statement {
+            sid: Some("DenyInsecureTransport".into()),
+            effect: Effect::Deny,
+            principal: Some(Principal::Everyone),
+            action: vec!["s3:*".into()],
+            resource: vec![arn.clone(), objects(&arn, "*")],
+            condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
+        }]),
+    }
+}
+
 fn objects(bucket_arn: &Value, pattern: &str) -> Value {
     Value::sub_with(format!("${{Arn}}/{pattern}"), [("Arn", bucket_arn.clone())])
 }

@@ -11,7 +11,9 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, 
 use aws_sdk_cloudformation::Client;
 
 use super::events::{root_cause, Event, Progress, Watcher};
-use super::status::{describe, next_step, sentiment, state_of, status_of, Sentiment, StackState};
+use super::status::{
+    describe, next_step, outputs_of, sentiment, state_of, status_of, Sentiment, StackState,
+};
 use crate::aws::error_text;
 
 /// What to deploy.
@@ -271,15 +273,6 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
             details,
         });
     }
-    let outputs = stack
-        .outputs()
-        .iter()
-        .map(|o| {
-            (
-                o.output_key().unwrap_or_default().to_owned(),
-                o.output_value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let outputs = outputs_of(&stack);
     Ok(Applied::Done { status, outputs })
 }

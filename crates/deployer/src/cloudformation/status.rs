@@ -90,6 +90,20 @@ pub async fn describe(cfn: &Client, name: &str) -> anyhow::Result<Option<Stack>>
     }
 }
 
+/// The stack's outputs as (key, value), in the order CloudFormation gives them.
+pub fn outputs_of(stack: &Stack) -> Vec<(String, String)> {
+    stack
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_owned(),
+                o.output_value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// The stack's status text.
 pub fn status_of(stack: &Stack) -> String {
     stack
