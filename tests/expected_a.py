@@ -1,6 +1,21 @@
 """The base-a transformation of SYSTEM.md in plain Python: the independent expectation the
 ETL's output is checked against (dicts keep insertion order, as JS objects do)."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ENTITIES = ["courses", "universities", "subjects", "students", "student_follow_subject", "sessions", "subscriptions"]
+
+
+def generate(gen: Path, out: Path, students: int, seed: int):
+    """Base-a exports from ../shared/bench/gen.py in `out`, and the tables expected of them."""
+    subprocess.run([sys.executable, str(gen), "--students", str(students), "--out", str(out),
+                    "--only", "a", "--seed", str(seed)], check=True, capture_output=True)
+    inputs = {e: json.loads((out / "a" / f"{e}.json").read_text()) for e in ENTITIES}
+    return out, tables(inputs)
+
 
 def text_key(v):
     """A join key's text form (`"1"` matches `1`); None for null (no match)."""

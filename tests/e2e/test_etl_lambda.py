@@ -9,17 +9,14 @@ Athena via DuckDB). Not shown here, because the emulator does not enforce them: 
 permissions (the template's policies are checked by cfn-lint/checkov and the schema tests).
 """
 import json
-import subprocess
-import sys
 import time
 
 import duckdb
 import pytest
 
 from conftest import SHARED
-from expected_a import as_columns, tables
+from expected_a import ENTITIES, as_columns, generate
 
-ENTITIES = ["courses", "universities", "subjects", "students", "student_follow_subject", "sessions", "subscriptions"]
 TABLES = ["students", "follows", "sessions", "subscriptions"]
 SOURCE, WAREHOUSE, RESULTS = "e2e-source", "e2e-warehouse", "e2e-athena-results"
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -59,11 +56,7 @@ def create_function(emulator, name, zip_bytes, env):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gen")
-    subprocess.run([sys.executable, str(SHARED / "bench" / "gen.py"), "--students", "800", "--out", str(out),
-                    "--only", "a", "--seed", "11"], check=True, capture_output=True)
-    inputs = {e: json.loads((out / "a" / f"{e}.json").read_text()) for e in ENTITIES}
-    return out, tables(inputs)
+    return generate(SHARED / "bench" / "gen.py", tmp_path_factory.mktemp("gen"), 800, 11)
 
 
 def test_the_etl_runs_as_a_lambda_in_the_emulator_and_athena_reads_its_tables(emulator, package, data):

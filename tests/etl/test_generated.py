@@ -5,25 +5,18 @@ Relies on: the local-folder storage, the release-equivalent code path (debug bui
 DuckDB (PyPI) to read the Parquet back.
 """
 import json
-import subprocess
-import sys
 
 import duckdb
 import pytest
 
 from conftest import SHARED, run
-from expected_a import CONTRACT, as_columns, tables
+from expected_a import CONTRACT, as_columns, generate
 
-ENTITIES = ["courses", "universities", "subjects", "students", "student_follow_subject", "sessions", "subscriptions"]
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gen")
-    subprocess.run([sys.executable, str(SHARED / "bench" / "gen.py"), "--students", "3000", "--out", str(out),
-                    "--only", "a", "--seed", "7"], check=True, capture_output=True)
-    inputs = {e: json.loads((out / "a" / f"{e}.json").read_text()) for e in ENTITIES}
-    return out, tables(inputs)
+    return generate(SHARED / "bench" / "gen.py", tmp_path_factory.mktemp("gen"), 3000, 7)
 
 
 def test_ndjson_output_equals_the_expectation_row_for_row(deployer, generated, tmp_path):

@@ -60,7 +60,8 @@ pub async fn deployed(
     Ok(Some((template, parameters, outputs)))
 }
 
-fn tags(c: &StageConfig) -> Vec<(String, String)> {
+/// The tags every stack of the stage carries.
+pub fn tags(c: &StageConfig) -> Vec<(String, String)> {
     vec![
         ("Project".into(), stack_model::stage::PROJECT.into()),
         ("Stage".into(), c.stage.as_str().into()),
@@ -84,9 +85,23 @@ async fn ensure(
             return Ok((outputs, false));
         }
     }
+    apply_rendered(aws, c, name, text, resources, parameters, what).await
+}
+
+/// Applies a rendered template (through a change set); its outputs, and whether anything
+/// changed.
+async fn apply_rendered(
+    aws: &Aws,
+    c: &StageConfig,
+    name: &str,
+    body: String,
+    resources: usize,
+    parameters: Vec<(String, String)>,
+    what: &str,
+) -> Result<(Vec<(String, String)>, bool), ApplyError> {
     let spec = StackSpec {
         name: name.to_owned(),
-        body: text,
+        body,
         parameters,
         tags: tags(c),
         resources,
@@ -168,25 +183,19 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         .with_context(|| format!("reading {}", bootstrap_path.display()))?;
     let (lambda_key, spark_key) = artifact_keys(&binary);
     let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
-    let parameters = vec![
-        (params::ARTIFACTS_BUCKET.to_owned(), bucket.clone()),
-        (params::LAMBDA_CODE_KEY.to_owned(), lambda_key.clone()),
-        (params::SPARK_JOB_KEY.to_owned(), spark_key.clone()),
-    ];
+    let parameters = stack_parameters(&bucket, &lambda_key, &spark_key);
 
     // 3. Nothing changed: say so, touch nothing. Data at risk: refuse unless named.
     let template = pipeline::template(&c);
-    let (_, rendered, _) = body(&template)?;
-    let mut sorted = parameters.clone();
-    sorted.sort();
+    let (text, rendered, resources) = body(&template)?;
     if let Some((t, p, outputs)) = deployed(&aws, &stage.stack_name()).await? {
-        if t == rendered && p == sorted {
+        if t == rendered && p == parameters {
             eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
             print_outputs(&outputs);
             return Ok(());
         }
         let report =
-            crate::diff::compare::compare(stage.as_str(), Some((&t, &p)), &rendered, &sorted);
+            crate::diff::compare::compare(stage.as_str(), Some((&t, &p)), &rendered, &parameters);
         let refused: Vec<&String> = report
             .data_at_risk
             .iter()
@@ -219,12 +228,13 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         );
     }
 
-    // 4. The stage's stack.
-    let (outputs, changed) = ensure(
+    // 4. The stage's stack (known to differ from the deployed one: step 3 compared them).
+    let (outputs, changed) = apply_rendered(
         &aws,
         &c,
         &stage.stack_name(),
-        &template,
+        text,
+        resources,
         parameters,
         &format!("stage {stage}"),
     )
@@ -252,6 +262,17 @@ pub fn artifact_keys(binary: &[u8]) -> (String, String) {
         format!("lambda/{}.zip", Artifact::new(binary.to_vec()).sha256),
         format!("spark/{}/{}", spark.sha256, etl::SPARK_JOB_FILE),
     )
+}
+
+/// The stage stack's parameters, sorted by name (as they are compared with the deployed ones).
+pub fn stack_parameters(bucket: &str, lambda_key: &str, spark_key: &str) -> Vec<(String, String)> {
+    let mut p = vec![
+        (params::ARTIFACTS_BUCKET.to_owned(), bucket.to_owned()),
+        (params::LAMBDA_CODE_KEY.to_owned(), lambda_key.to_owned()),
+        (params::SPARK_JOB_KEY.to_owned(), spark_key.to_owned()),
+    ];
+    p.sort();
+    p
 }
 
 /// The bootstrap binary's bytes: the given file, or a fresh build.

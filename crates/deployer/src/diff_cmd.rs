@@ -1,9 +1,10 @@
 //! `deployer diff --stage S [--format text|json|markdown]`. Exit codes: 0 no changes,
 //! 2 changes, 1 error.
 
-use crate::aws::{error_text, Aws};
+use crate::aws::Aws;
 use crate::cli::{DiffArgs, DiffFormat, Global};
-use crate::deploy::{artifact_keys, body, bootstrap_binary, deployed};
+use crate::cloudformation::change_set;
+use crate::deploy::{artifact_keys, body, bootstrap_binary, deployed, stack_parameters};
 use crate::diff::compare::{compare, ChangeSetEntry};
 use crate::diff::render::{colour, render, Style};
 use stack_model::pipeline::{self, params};
@@ -26,13 +27,8 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
             c.stage
                 .bucket_name_sub(stack_model::stage::BucketRole::Artifacts)
         });
-    let mut new_params = vec![
-        (params::ARTIFACTS_BUCKET.to_owned(), bucket),
-        (params::LAMBDA_CODE_KEY.to_owned(), lambda_key),
-        (params::SPARK_JOB_KEY.to_owned(), spark_key),
-    ];
-    new_params.sort();
-    let (_, rendered, _) = body(&pipeline::template(&c))?;
+    let new_params = stack_parameters(&bucket, &lambda_key, &spark_key);
+    let (text, rendered, _) = body(&pipeline::template(&c))?;
     let mut report = compare(
         c.stage.as_str(),
         old.as_ref().map(|(t, p, _)| (t, p.as_slice())),
@@ -40,7 +36,6 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
         &new_params,
     );
     if args.changeset {
-        let (text, _, _) = body(&pipeline::template(&c))?;
         report.changeset = Some(
             changeset_view(
                 &aws,
@@ -48,6 +43,7 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
                 old.is_some(),
                 &text,
                 &new_params,
+                &crate::deploy::tags(&c),
             )
             .await?,
         );
@@ -68,76 +64,45 @@ async fn changeset_view(
     exists: bool,
     template: &str,
     parameters: &[(String, String)],
+    tags: &[(String, String)],
 ) -> anyhow::Result<Vec<ChangeSetEntry>> {
-    use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter};
+    use aws_sdk_cloudformation::types::ChangeSetType;
     let name = format!("deployer-diff-{}", std::process::id());
-    let created = aws
-        .cfn
-        .create_change_set()
-        .stack_name(stack)
-        .change_set_name(&name)
-        .change_set_type(if exists {
-            ChangeSetType::Update
-        } else {
-            ChangeSetType::Create
+    let id = change_set::create(
+        &aws.cfn,
+        &change_set::Request {
+            stack,
+            name: &name,
+            kind: if exists {
+                ChangeSetType::Update
+            } else {
+                ChangeSetType::Create
+            },
+            body: template,
+            parameters,
+            tags,
+        },
+    )
+    .await?;
+    let cs = change_set::wait(&aws.cfn, stack, &id).await;
+    change_set::delete(&aws.cfn, stack, &id).await;
+    let entries = cs?
+        .changes()
+        .iter()
+        .filter_map(|c| c.resource_change())
+        .map(|r| ChangeSetEntry {
+            action: r
+                .action()
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
+            logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+            resource_type: r.resource_type().unwrap_or_default().to_owned(),
+            replacement: r
+                .replacement()
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_else(|| "False".into()),
         })
-        .template_body(template)
-        .set_parameters(Some(
-            parameters
-                .iter()
-                .map(|(k, v)| {
-                    Parameter::builder()
-                        .parameter_key(k)
-                        .parameter_value(v)
-                        .build()
-                })
-                .collect(),
-        ))
-        .capabilities(Capability::CapabilityNamedIam)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("creating a change set for {stack}: {}", error_text(e)))?;
-    let id = created.id().unwrap_or(&name).to_owned();
-    let mut entries = Vec::new();
-    loop {
-        let cs = aws
-            .cfn
-            .describe_change_set()
-            .change_set_name(&id)
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading change set {name}: {}", error_text(e)))?;
-        match cs.status() {
-            Some(ChangeSetStatus::CreateComplete) | Some(ChangeSetStatus::Failed) => {
-                for c in cs.changes() {
-                    if let Some(r) = c.resource_change() {
-                        entries.push(ChangeSetEntry {
-                            action: r
-                                .action()
-                                .map(|a| a.as_str().to_owned())
-                                .unwrap_or_default(),
-                            logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
-                            resource_type: r.resource_type().unwrap_or_default().to_owned(),
-                            replacement: r
-                                .replacement()
-                                .map(|a| a.as_str().to_owned())
-                                .unwrap_or_else(|| "False".into()),
-                        });
-                    }
-                }
-                break;
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
-        }
-    }
-    let _ = aws
-        .cfn
-        .delete_change_set()
-        .change_set_name(&id)
-        .stack_name(stack)
-        .send()
-        .await;
+        .collect();
     if !exists {
         // A CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS.
         let _ = aws.cfn.delete_stack().stack_name(stack).send().await;

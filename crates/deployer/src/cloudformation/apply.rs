@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
+use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType};
 use aws_sdk_cloudformation::Client;
 
+use super::change_set;
 use super::events::{root_cause, Event, Progress, Watcher};
 use super::status::{
     describe, next_step, outputs_of, sentiment, state_of, status_of, Sentiment, StackState,
@@ -136,75 +137,29 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
-    let created = cfn
-        .create_change_set()
-        .stack_name(&spec.name)
-        .change_set_name(&change_set)
-        .change_set_type(kind.clone())
-        .template_body(&spec.body)
-        .set_parameters(Some(
-            spec.parameters
-                .iter()
-                .map(|(k, v)| {
-                    Parameter::builder()
-                        .parameter_key(k)
-                        .parameter_value(v)
-                        .build()
-                })
-                .collect(),
-        ))
-        .set_tags(Some(
-            spec.tags
-                .iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                .collect(),
-        ))
-        .capabilities(Capability::CapabilityNamedIam)
-        .send()
-        .await
-        .map_err(|e| {
-            ApplyError::Aws(format!(
-                "creating a change set for {}: {}",
-                spec.name,
-                error_text(e)
-            ))
-        })?;
-    let change_set_id = created.id().unwrap_or(&change_set).to_owned();
-    loop {
-        let cs = cfn
-            .describe_change_set()
-            .change_set_name(&change_set_id)
-            .stack_name(&spec.name)
-            .send()
-            .await
-            .map_err(|e| {
-                ApplyError::Aws(format!(
-                    "reading change set {change_set}: {}",
-                    error_text(e)
-                ))
-            })?;
-        match cs.status() {
-            Some(ChangeSetStatus::CreateComplete) => break,
-            Some(ChangeSetStatus::Failed) => {
-                let reason = cs.status_reason().unwrap_or_default().to_owned();
-                let _ = cfn
-                    .delete_change_set()
-                    .change_set_name(&change_set_id)
-                    .stack_name(&spec.name)
-                    .send()
-                    .await;
-                if reason.contains("didn't contain changes")
-                    || reason.contains("No updates are to be performed")
-                {
-                    return Ok(Applied::NoChanges);
-                }
-                return Err(ApplyError::Aws(format!(
-                    "change set for {} failed: {reason}",
-                    spec.name
-                )));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+    let change_set_id = change_set::create(
+        cfn,
+        &change_set::Request {
+            stack: &spec.name,
+            name: &change_set,
+            kind,
+            body: &spec.body,
+            parameters: &spec.parameters,
+            tags: &spec.tags,
+        },
+    )
+    .await?;
+    let cs = change_set::wait(cfn, &spec.name, &change_set_id).await?;
+    if cs.status() == Some(&ChangeSetStatus::Failed) {
+        change_set::delete(cfn, &spec.name, &change_set_id).await;
+        if change_set::is_empty(&cs) {
+            return Ok(Applied::NoChanges);
         }
+        return Err(ApplyError::Aws(format!(
+            "change set for {} failed: {}",
+            spec.name,
+            cs.status_reason().unwrap_or_default()
+        )));
     }
     let mut progress = Progress::new(what, spec.resources);
     let mut watcher = Watcher::start(cfn, &spec.name).await?;

@@ -2,6 +2,7 @@
 //! events, change sets, apply (create or update), delete.
 
 pub mod apply;
+pub mod change_set;
 pub mod delete;
 pub mod events;
 pub mod status;

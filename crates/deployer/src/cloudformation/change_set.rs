@@ -1,0 +1,90 @@
+//! Change sets: create one, wait until CloudFormation has computed it, delete it.
+//!
+//! What AWS does: creating a change set is asynchronous; it ends `CREATE_COMPLETE`, or
+//! `FAILED` with a reason (an empty change set fails with "The submitted information didn't
+//! contain changes"). A `CREATE` change set on a new stack leaves that stack in
+//! `REVIEW_IN_PROGRESS` until the change set is executed or the stack deleted.
+
+use std::time::Duration;
+
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
+use aws_sdk_cloudformation::Client;
+
+use crate::aws::error_text;
+
+/// What a change set is made of.
+pub struct Request<'a> {
+    pub stack: &'a str,
+    pub name: &'a str,
+    pub kind: ChangeSetType,
+    pub body: &'a str,
+    pub parameters: &'a [(String, String)],
+    pub tags: &'a [(String, String)],
+}
+
+/// Creates the change set; returns its id.
+pub async fn create(cfn: &Client, r: &Request<'_>) -> anyhow::Result<String> {
+    let created = cfn
+        .create_change_set()
+        .stack_name(r.stack)
+        .change_set_name(r.name)
+        .change_set_type(r.kind.clone())
+        .template_body(r.body)
+        .set_parameters(Some(
+            r.parameters
+                .iter()
+                .map(|(k, v)| {
+                    Parameter::builder()
+                        .parameter_key(k)
+                        .parameter_value(v)
+                        .build()
+                })
+                .collect(),
+        ))
+        // No tags: none sent (an empty list would ask to remove the stack's tags).
+        .set_tags((!r.tags.is_empty()).then(|| {
+            r.tags
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect()
+        }))
+        .capabilities(Capability::CapabilityNamedIam)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating a change set for {}: {}", r.stack, error_text(e)))?;
+    Ok(created.id().unwrap_or(r.name).to_owned())
+}
+
+/// Waits until the change set is computed: `CREATE_COMPLETE` or `FAILED`.
+pub async fn wait(cfn: &Client, stack: &str, id: &str) -> anyhow::Result<DescribeChangeSetOutput> {
+    loop {
+        let cs = cfn
+            .describe_change_set()
+            .change_set_name(id)
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading change set {id}: {}", error_text(e)))?;
+        match cs.status() {
+            Some(ChangeSetStatus::CreateComplete) | Some(ChangeSetStatus::Failed) => return Ok(cs),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Whether a failed change set failed only for having nothing to change.
+pub fn is_empty(cs: &DescribeChangeSetOutput) -> bool {
+    let reason = cs.status_reason().unwrap_or_default();
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+/// Deletes the change set (best effort: a leftover one changes nothing).
+pub async fn delete(cfn: &Client, stack: &str, id: &str) {
+    let _ = cfn
+        .delete_change_set()
+        .change_set_name(id)
+        .stack_name(stack)
+        .send()
+        .await;
+}
