@@ -3,14 +3,15 @@
 //! Nothing changed (template, parameters, artifact hashes) means no upload and no change set.
 
 use anyhow::Context;
-use aws_sdk_cloudformation::types::TemplateStage;
 use serde_json::Value;
 
 use crate::artifacts::{build_bootstrap, lambda_zip, workspace_root, Artifact};
-use crate::aws::{error_text, Aws};
+use crate::aws::Aws;
 use crate::cli::{DeployArgs, Global};
 use crate::cloudformation::apply::{apply, Applied, ApplyError, StackSpec};
-use crate::cloudformation::status::{describe, outputs_of, sentiment, status_of, Sentiment};
+use crate::cloudformation::status::{
+    describe, output, outputs_of, sentiment, status_of, template_of, Sentiment,
+};
 use stack_model::pipeline::{self, params};
 use stack_model::{bootstrap, StageConfig, Template};
 
@@ -33,18 +34,7 @@ pub async fn deployed(
     if sentiment(&status_of(&stack)) != Sentiment::Positive {
         return Ok(None);
     }
-    let out = aws
-        .cfn
-        .get_template()
-        .stack_name(name)
-        .template_stage(TemplateStage::Original)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the template of {name}: {}", error_text(e)))?;
-    let text = out.template_body().unwrap_or_default();
-    let template: Value = serde_json::from_str(text)
-        .or_else(|_| serde_yaml_ng::from_str(text))
-        .with_context(|| format!("the deployed template of {name} is neither JSON nor YAML"))?;
+    let template = template_of(&aws.cfn, name).await?;
     let mut parameters: Vec<(String, String)> = stack
         .parameters()
         .iter()
@@ -114,14 +104,6 @@ async fn apply_rendered(
             Ok((outputs, false))
         }
     }
-}
-
-fn output<'a>(outputs: &'a [(String, String)], key: &str) -> anyhow::Result<&'a str> {
-    outputs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .with_context(|| format!("the stack has no output {key}"))
 }
 
 /// Uploads `body` under `key` unless an object is there already (keys are content hashes).

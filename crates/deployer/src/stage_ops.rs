@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 
 use crate::aws::Aws;
 use crate::cli::{FunctionArg, Global, LogsArgs, StageArgs, TriggerArgs, TriggerWhat};
-use crate::cloudformation::status::{describe, outputs_of, status_of};
+use crate::cloudformation::status::{describe, output, outputs_of, status_of};
 use stack_model::pipeline::outputs;
 use stack_model::stage::FunctionRole;
 
@@ -24,13 +24,6 @@ pub async fn stack_outputs(
         )
     })?;
     Ok(outputs_of(&stack))
-}
-
-pub fn output<'a>(outs: &'a [(String, String)], key: &str) -> anyhow::Result<&'a str> {
-    outs.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .with_context(|| format!("the stage's stack has no output {key}: deploy it again"))
 }
 
 pub async fn trigger(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {

@@ -6,28 +6,17 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context};
-use aws_sdk_cloudformation::types::TemplateStage;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use crate::aws::{error_text, Aws};
 use crate::cli::{Global, TeardownArgs};
 use crate::cloudformation::delete::delete;
-use crate::cloudformation::status::describe;
+use crate::cloudformation::status::{describe, template_of};
 
 /// The buckets a stack holds: (logical id, bucket name, retained on delete).
 async fn buckets(aws: &Aws, stack: &str) -> anyhow::Result<Vec<(String, String, bool)>> {
-    let template = aws
-        .cfn
-        .get_template()
-        .stack_name(stack)
-        .template_stage(TemplateStage::Original)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the template of {stack}: {}", error_text(e)))?;
-    let template: serde_json::Value =
-        serde_json::from_str(template.template_body().unwrap_or("{}"))
-            .or_else(|_| serde_yaml_ng::from_str(template.template_body().unwrap_or("{}")))
-            .unwrap_or_default();
+    // Unreadable: fail rather than guess which buckets are retained.
+    let template = template_of(&aws.cfn, stack).await?;
     let mut out = Vec::new();
     let mut token = None;
     loop {

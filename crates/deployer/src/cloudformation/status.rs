@@ -1,5 +1,6 @@
 //! Stack and resource statuses, with the sentiment a user reads from them.
 
+use anyhow::Context;
 use aws_sdk_cloudformation::types::Stack;
 use aws_sdk_cloudformation::Client;
 
@@ -102,6 +103,35 @@ pub fn outputs_of(stack: &Stack) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// The value of output `key`.
+pub fn output<'a>(outputs: &'a [(String, String)], key: &str) -> anyhow::Result<&'a str> {
+    outputs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .with_context(|| format!("the stack has no output {key}: deploy the stage again"))
+}
+
+/// The template a stack was deployed with, as submitted (JSON, or YAML from another tool).
+pub async fn template_of(cfn: &Client, name: &str) -> anyhow::Result<serde_json::Value> {
+    let out = cfn
+        .get_template()
+        .stack_name(name)
+        .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading the template of {name}: {}",
+                crate::aws::error_text(e)
+            )
+        })?;
+    let text = out.template_body().unwrap_or_default();
+    serde_json::from_str(text)
+        .or_else(|_| serde_yaml_ng::from_str(text))
+        .with_context(|| format!("the deployed template of {name} is neither JSON nor YAML"))
 }
 
 /// The stack's status text.
