@@ -176,3 +176,29 @@ def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package):
     started = json.loads(r.stdout)
     clusters = emulator.client("emr").list_clusters()["Clusters"]
     assert started["cluster_id"] in [c["Id"] for c in clusters]
+
+
+def test_a_table_larger_than_one_part_goes_up_as_a_multipart_upload(deployer, emulator, package, tmp_path):
+    """The S3 storage's multipart path (parts of 8 MiB, CRC32 checksums, complete), which the
+    small fixtures never reach: 80k students make a sessions table of about 12 MB."""
+    import duckdb
+    from conftest import SHARED
+    from expected_a import generate
+
+    emulator.reset()
+    stage = "e2eparts"
+    assert deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap",
+                        package["lambda"]["bootstrap"]).returncode == 0
+    src, expected = generate(SHARED / "bench" / "gen.py", tmp_path / "gen", 80_000, 3)
+    s3 = emulator.client("s3")
+    for f in sorted((src / "a").glob("*.json")):
+        s3.upload_file(str(f), f"pdcase-{stage}-source-000000000000-us-east-1", f"a/{f.name}")
+    r = deployer_cmd(deployer, emulator, "invoke", "etl", "--local", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    warehouse = f"pdcase-{stage}-warehouse-000000000000-us-east-1"
+    head = s3.head_object(Bucket=warehouse, Key="a/sessions/data.parquet")
+    assert head["ContentLength"] > 8 * 2**20
+    assert head["ETag"].strip('"').rsplit("-", 1)[1] == str(-(-head["ContentLength"] // (8 * 2**20))), head["ETag"]
+    path = tmp_path / "sessions.parquet"
+    path.write_bytes(s3.get_object(Bucket=warehouse, Key="a/sessions/data.parquet")["Body"].read())
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0] == len(expected["sessions"])
