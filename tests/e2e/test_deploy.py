@@ -9,7 +9,6 @@ import json
 import os
 from pathlib import Path
 
-
 from conftest import ROOT, run
 
 STAGE = "e2edeploy"
