@@ -145,6 +145,34 @@ def test_too_many_bad_lines_fails_and_writes_nothing(spark, tmp_path):
     assert sorted(p.name for p in output.iterdir()) == ["events-by-city"]
 
 
+def test_a_failed_publish_keeps_every_table_whole(spark, tmp_path, monkeypatch):
+    """A move that fails while tables are being published: the table being swapped keeps its
+    previous rows, the staging is removed, and nothing half-written is left behind."""
+    students_dir, _ = students_of(spark, STUDENTS, tmp_path)
+    output = tmp_path / "b"
+    run_job(spark, SAMPLE, students_dir, output)
+    before = read_table(spark, output / "events-by-course", ["custom_2"])
+    assert before, "the first run wrote rows"
+
+    other = tmp_path / "other.json"
+    other.write_text('{"at":"2019-12-01 10:00:00","uuid":"u","session_uuid":"1","custom_2":"Physics"}\n')
+    real_rename = site_events.Files.rename
+
+    def rename(self, src, dst):
+        if "_staging" in src and src.endswith("/events-by-course"):
+            raise OSError(f"cannot move {src} to {dst}")
+        return real_rename(self, src, dst)
+
+    monkeypatch.setattr(site_events.Files, "rename", rename)
+    with pytest.raises(OSError, match="events-by-course"):
+        run_job(spark, other, students_dir, output)
+    assert read_table(spark, output / "events-by-course", ["custom_2"]) == before
+    assert (output / "events-by-course" / "_SUCCESS").exists()
+    # The tables published before the failure hold the new run whole.
+    assert read_table(spark, output / "events-by-university", ["custom_1"]) == {}
+    assert not (output / "_staging").exists()
+
+
 def test_outputs_match_the_warehouse_contract(spark, tmp_path, deployer):
     """The Parquet the job writes has the columns and types the Glue tables declare."""
     students_dir, _ = students_of(spark, STUDENTS, tmp_path)
