@@ -16,15 +16,6 @@ Each renames, splits `studentId_clientType` with `split(...)[1]`, joins the stud
 JSON. This job: one scan with an explicit schema, Parquet output, aggregates from the staged
 events. All read the same students table (Parquet) and run in a fresh JVM with the same
 settings; wall time is measured around each whole process.
-"""The base-b Spark job against the original plan, on the same generated data, in local[2].
-
-    python bench/spark_site_events.py --students 100000 --data /tmp/bench-b   # with the venv's python
-
-The original plan, as SYSTEM.md describes it: for each of the eight output tables, read the
-events JSON again (schema inferred), rename, split `studentId_clientType` with
-`split(...)[1]`, join the students, aggregate, and write JSON. This job: one scan with an explicit
-schema, cached, Parquet output. Both read the same students table (Parquet), both run in a fresh
-JVM with the same settings; wall time is measured around each whole process.
 """
 
 import argparse
