@@ -6,7 +6,7 @@ Python over the same input that shares no code with the job.
 
 Not run here: the job against `s3://` paths. Staging, delete and rename go through Hadoop's
 FileSystem API, which these tests exercise on the local file system only; on S3 (EMRFS) the
-rename of the staged `events` folder is a copy, so the publish step is not atomic there.
+rename of a staged table's folder is a copy, so publishing one table is not atomic there.
 """
 
 import json
