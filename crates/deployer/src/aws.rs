@@ -29,9 +29,18 @@ impl Aws {
     }
 }
 
-/// One line of an SDK error with its service message and code.
+/// One line of an SDK error with its service message and code. Every service's `SdkError`
+/// is the same smithy type, so this serves S3, SNS, EMR and the others as well.
 pub fn error_text<E: std::error::Error + 'static, R: std::fmt::Debug>(
     e: aws_sdk_cloudformation::error::SdkError<E, R>,
 ) -> String {
     aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string()
+}
+
+/// The error of a failed call: what was being done, then the SDK's error line.
+pub fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    what: impl std::fmt::Display,
+    e: aws_sdk_cloudformation::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {}", error_text(e))
 }

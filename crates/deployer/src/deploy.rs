@@ -111,10 +111,12 @@ async fn upload(aws: &Aws, bucket: &str, key: &str, body: &[u8]) -> anyhow::Resu
     match aws.s3.head_object().bucket(bucket).key(key).send().await {
         Ok(_) => return Ok(false),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-        Err(e) => anyhow::bail!(
-            "checking s3://{bucket}/{key}: {}",
-            aws_sdk_s3::error::DisplayErrorContext(e)
-        ),
+        Err(e) => {
+            return Err(crate::aws::failed(
+                format!("checking s3://{bucket}/{key}"),
+                e,
+            ))
+        }
     }
     aws.s3
         .put_object()
@@ -123,12 +125,7 @@ async fn upload(aws: &Aws, bucket: &str, key: &str, body: &[u8]) -> anyhow::Resu
         .body(body.to_vec().into())
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "uploading s3://{bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(|e| crate::aws::failed(format!("uploading s3://{bucket}/{key}"), e))?;
     Ok(true)
 }
 

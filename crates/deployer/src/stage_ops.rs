@@ -45,12 +45,7 @@ pub async fn trigger(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> 
         .message(&args.message)
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "publishing to {topic}: {}",
-                aws_sdk_sns::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(|e| crate::aws::failed(format!("publishing to {topic}"), e))?;
     println!(
         "published message {} to {topic}",
         out.message_id().unwrap_or("?")
@@ -120,12 +115,7 @@ pub async fn logs(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
             .set_next_token(token.take())
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "reading {group}: {}",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(|e| crate::aws::failed(format!("reading {group}"), e))?;
         for e in out.events() {
             n += 1;
             println!("{}", e.message().unwrap_or_default().trim_end());
@@ -242,9 +232,10 @@ pub async fn invoke_starter_on_stage(global: &Global, stage: &str) -> anyhow::Re
     };
     let emr = aws_sdk_emr::Client::new(&aws.conf);
     let run = etl::run::new_run_id();
-    let out = request(&emr, &settings, &run).send().await.map_err(|e| {
-        anyhow::anyhow!("RunJobFlow: {}", aws_sdk_emr::error::DisplayErrorContext(e))
-    })?;
+    let out = request(&emr, &settings, &run)
+        .send()
+        .await
+        .map_err(|e| crate::aws::failed("RunJobFlow", e))?;
     println!(
         "{}",
         serde_json::json!({"cluster_id": out.job_flow_id(), "cluster_name": format!("pdcase-{}-site-events-{run}", c.stage)})

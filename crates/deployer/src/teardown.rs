@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{bail, Context};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use crate::aws::{error_text, Aws};
+use crate::aws::Aws;
 use crate::cli::{Global, TeardownArgs};
 use crate::cloudformation::delete::delete;
 use crate::cloudformation::status::{describe, template_of};
@@ -27,7 +27,7 @@ async fn buckets(aws: &Aws, stack: &str) -> anyhow::Result<Vec<(String, String, 
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("listing the resources of {stack}: {}", error_text(e)))?;
+            .map_err(|e| crate::aws::failed(format!("listing the resources of {stack}"), e))?;
         for r in page.stack_resource_summaries() {
             if r.resource_type() == Some("AWS::S3::Bucket") {
                 let id = r.logical_resource_id().unwrap_or_default().to_owned();
@@ -66,10 +66,7 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<usize> {
             {
                 return Ok(deleted)
             }
-            Err(e) => bail!(
-                "listing s3://{bucket}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            ),
+            Err(e) => return Err(crate::aws::failed(format!("listing s3://{bucket}"), e)),
         };
         let mut ids: Vec<ObjectIdentifier> = Vec::new();
         for v in page.versions() {
@@ -104,12 +101,7 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<usize> {
             )
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "emptying s3://{bucket}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(|e| crate::aws::failed(format!("emptying s3://{bucket}"), e))?;
         if let Some(err) = out.errors().first() {
             bail!(
                 "emptying s3://{bucket}: {} refused: {}",

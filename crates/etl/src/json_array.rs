@@ -343,19 +343,14 @@ impl<R: Read> ArrayReader<R> {
                     // A character cut by the end of this read: finish it on the next one.
                     self.checked = bad;
                 } else {
-                    let (line, column) = line_col(&self.buf, self.base_line, self.base_col, bad);
-                    return Err(InputError {
-                        place: Place {
-                            file: self.file.clone(),
-                            line,
-                            column,
-                            record: (self.state == State::Elements).then_some(self.index),
-                        },
-                        problem: format!(
+                    return Err(self.error_at_byte(
+                        bad,
+                        (self.state == State::Elements).then_some(self.index),
+                        format!(
                             "invalid UTF-8 (byte 0x{:02X}): exports must be UTF-8 text",
                             self.buf[bad]
                         ),
-                    });
+                    ));
                 }
             }
         }
@@ -363,29 +358,43 @@ impl<R: Read> ArrayReader<R> {
     }
 
     fn error_here(&self, problem: impl Into<String>) -> InputError {
-        let (line, column) = line_col(&self.buf, self.base_line, self.base_col, self.pos);
-        InputError {
-            place: Place {
-                file: self.file.clone(),
-                line,
-                column,
-                record: None,
-            },
-            problem: problem.into(),
-        }
+        self.error_at_byte(self.pos, None, problem)
     }
 
     fn unterminated(&self) -> InputError {
-        let (line, column) = line_col(&self.buf, self.base_line, self.base_col, self.end);
+        self.error_at_byte(
+            self.end,
+            Some(self.index),
+            "unexpected end of the document: the array (or a record in it) is not closed",
+        )
+    }
+
+    /// An error placed at byte `at` of the window (line and column in the whole document).
+    fn error_at_byte(
+        &self,
+        at: usize,
+        record: Option<usize>,
+        problem: impl Into<String>,
+    ) -> InputError {
+        let (line, column) = line_col(&self.buf, self.base_line, self.base_col, at);
+        self.error_placed(line, column, record, problem)
+    }
+
+    fn error_placed(
+        &self,
+        line: usize,
+        column: usize,
+        record: Option<usize>,
+        problem: impl Into<String>,
+    ) -> InputError {
         InputError {
             place: Place {
                 file: self.file.clone(),
                 line,
                 column,
-                record: Some(self.index),
+                record,
             },
-            problem: "unexpected end of the document: the array (or a record in it) is not closed"
-                .into(),
+            problem: problem.into(),
         }
     }
 
@@ -402,15 +411,12 @@ impl<R: Read> ArrayReader<R> {
             Some((m, _)) => m.to_owned(),
             None => message,
         };
-        InputError {
-            place: Place {
-                file: self.file.clone(),
-                line,
-                column,
-                record: Some(self.index),
-            },
-            problem: format!("malformed record: {problem}"),
-        }
+        self.error_placed(
+            line,
+            column,
+            Some(self.index),
+            format!("malformed record: {problem}"),
+        )
     }
 }
 

@@ -11,8 +11,6 @@ use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOut
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
 use aws_sdk_cloudformation::Client;
 
-use crate::aws::error_text;
-
 /// What a change set is made of.
 pub struct Request<'a> {
     pub stack: &'a str,
@@ -52,7 +50,7 @@ pub async fn create(cfn: &Client, r: &Request<'_>) -> anyhow::Result<String> {
         .capabilities(Capability::CapabilityNamedIam)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("creating a change set for {}: {}", r.stack, error_text(e)))?;
+        .map_err(|e| crate::aws::failed(format!("creating a change set for {}", r.stack), e))?;
     Ok(created.id().unwrap_or(r.name).to_owned())
 }
 
@@ -65,7 +63,7 @@ pub async fn wait(cfn: &Client, stack: &str, id: &str) -> anyhow::Result<Describ
             .stack_name(stack)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("reading change set {id}: {}", error_text(e)))?;
+            .map_err(|e| crate::aws::failed(format!("reading change set {id}"), e))?;
         match cs.status() {
             Some(ChangeSetStatus::CreateComplete) | Some(ChangeSetStatus::Failed) => return Ok(cs),
             _ => tokio::time::sleep(Duration::from_millis(500)).await,

@@ -8,7 +8,6 @@ use aws_sdk_cloudformation::Client;
 
 use super::events::{root_cause, Event, Watcher};
 use super::status::{describe, status_of};
-use crate::aws::error_text;
 
 /// Deletes `name` (a missing stack is not an error) and waits for the end.
 pub async fn delete(cfn: &Client, name: &str) -> anyhow::Result<()> {
@@ -20,7 +19,7 @@ pub async fn delete(cfn: &Client, name: &str) -> anyhow::Result<()> {
         .stack_name(name)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("deleting stack {name}: {}", error_text(e)))?;
+        .map_err(|e| crate::aws::failed(format!("deleting stack {name}"), e))?;
     let mut seen: Vec<Event> = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(1000)).await;

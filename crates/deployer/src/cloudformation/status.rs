@@ -122,12 +122,7 @@ pub async fn template_of(cfn: &Client, name: &str) -> anyhow::Result<serde_json:
         .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "reading the template of {name}: {}",
-                crate::aws::error_text(e)
-            )
-        })?;
+        .map_err(|e| crate::aws::failed(format!("reading the template of {name}"), e))?;
     let text = out.template_body().unwrap_or_default();
     serde_json::from_str(text)
         .or_else(|_| serde_yaml_ng::from_str(text))
