@@ -17,9 +17,10 @@ Dirty input is counted, reported in the log (one JSON line starting with `site-e
 and never crashes the job: malformed lines, a missing or null `studentId_clientType`, one
 without `@`, unknown students, an unparseable `at`, key spellings that differ between exports
 (`Page Name` / `PageName`). It is correct with `spark.sql.ansi.enabled` on or off (no
-`split(...)[1]`, no plain casts of text). The job fails, before writing anything, only when the
-share of malformed lines is above `--max-bad-ratio`. Every table is staged under `_staging/` and
-published only once all eight are computed, so a failure leaves the previous tables as they were.
+`split(...)[1]`, no plain casts of text). The job fails, before publishing anything, only when
+the share of malformed lines is above `--max-bad-ratio`. Every table is staged under
+`_staging/` and published only once all eight are computed, so a failure leaves the previous
+tables as they were.
 
 Each table's folder gets a `_SUCCESS` marker once it is complete: the warehouse bucket
 notifies the table refresher of those markers only, once per table.
@@ -109,6 +110,10 @@ AGGREGATES = [
 
 # A session is (user uuid, session number): session numbers repeat across users.
 SESSION = ["uuid", "session_uuid"]
+
+# Group keys that come from the students table, not from the events: their aggregates are
+# computed from per-student counts (see `events_per_student`).
+STUDENT_COLUMNS = {"city", "state"}
 
 # Columns written without a Parquet dictionary. The ids and times rarely repeat within a file:
 # the writer would build a dictionary for each, outgrow it and fall back to plain encoding,
@@ -290,15 +295,14 @@ def aggregate(staged: DataFrame, per_student: DataFrame, spec: Aggregate) -> Dat
     known = F.lit(False)
     for k in spec.keys:
         known = known | F.col(k).isNotNull()
-    if spec.keys[0] in ("city", "state"):
+    if set(spec.keys) <= STUDENT_COLUMNS:
         return per_student.where(known).groupBy(*spec.keys).agg(F.sum("_events").alias(spec.count_name))
     rows = staged.where(known)
     if not spec.distinct_sessions:
         return rows.groupBy(*spec.keys).agg(F.count(F.lit(1)).alias(spec.count_name))
     # Distinct sessions in two steps (one group per session, then count the groups), cheaper
-    # than countDistinct's plan here. A session is (user uuid, session number): session numbers
-    # repeat across users. As with countDistinct, a session with a null part is not counted;
-    # its events are.
+    # than countDistinct's plan here. As with countDistinct, a session with a null part is not
+    # counted; its events are.
     session_known = F.col(SESSION[0]).isNotNull() & F.col(SESSION[1]).isNotNull()
     return (
         rows.groupBy(*spec.keys, *SESSION)
