@@ -192,7 +192,10 @@ def main():
             table(title, athena(a, database, workgroup, sql))
 
         print()
-        say("done. Next:")
+        if args.keep_running:
+            say("done. Next, against the emulator left running:")
+        else:
+            say("done. The emulator stops now; with --keep-running it stays up for these:")
         print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test")
         print(f"  cargo run -p deployer -- info --stage {stage}          # stacks, status, outputs")
         print(f"  cargo run -p deployer -- logs etl --stage {stage}      # the ETL function's log lines")
