@@ -33,13 +33,17 @@ def index(rows):
     return out
 
 
-def merged(row, dim_row, as_name):
+def merged(row, dim_row, as_name, others=False, key=None):
+    """docs/SEMANTICS.md, "Joins" and "Colliding names": the dimension's `Name` as `as_name`,
+    with `others` its fields but `Id` (and but the row's `key`), in the record's order; a name
+    already in the row keeps its place and takes the later value (dict assignment, as a JS
+    object)."""
     if dim_row is None:
         return
     for k, v in dim_row.items():
         if k == "Name":
             row[as_name] = v
-        elif k != "Id":
+        elif others and k not in ("Id", key):
             row[k] = v
 
 
@@ -68,7 +72,7 @@ def follows(follows, subjects):
         row = {}
         for k, v in f.items():
             if k == "SubjectId":
-                merged(row, idx.get(text_key(v)), "Subject")
+                merged(row, idx.get(text_key(v)), "Subject", others=True, key="StudentId")
             elif k == "FollowDate":
                 row["Date"] = v
             else:

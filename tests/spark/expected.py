@@ -1,6 +1,9 @@
 """The Spark job's outputs computed independently, in plain Python, from the same input lines.
 
-Written from SYSTEM.md and the job's documented rules, sharing no code with the job.
+Written from docs/SEMANTICS.md (base b), sharing no code with the job: every event counts once,
+a NULL key is a group of its own, a key without `@` names its student (client type NULL), a
+session is a (uuid, session_uuid) pair with both parts, and a group without one has NULL
+sessions.
 """
 
 import json
@@ -46,16 +49,20 @@ def expected(lines, students):
         sid = ct = None
         if key is None:
             counts["missing_student_key"] += 1
-        elif "@" not in key:
-            counts["key_without_at"] += 1
         else:
-            parts = key.split("@")
-            sid, ct = parts[0] or None, parts[1] or None
+            # split('@')[0] and split('@')[1] of the original; no second part: NULL.
+            parts = str(key).split("@")
+            sid = parts[0]
+            ct = parts[1] if len(parts) > 1 else None
+            if len(parts) == 1:
+                counts["key_without_at"] += 1
         if sid is not None and sid not in students:
             counts["unknown_students"] += 1
         t = parse_time(d.get("at"))
         if t is None:
             counts["unparsed_at"] += 1
+        if d.get("uuid") is None or d.get("session_uuid") is None:
+            counts["events_without_session"] += 1
         city, state = students.get(sid, (None, None))
         e = {
             "uuid": d.get("uuid"),
@@ -75,20 +82,21 @@ def expected(lines, students):
         events.append(e)
 
     def by(key, name="events"):
-        c = Counter(e[key] for e in events if e[key] is not None)
+        c = Counter(e[key] for e in events)
         return {(k,): {name: v} for k, v in c.items()}
 
     campaign = defaultdict(lambda: {"events": 0, "sessions": set()})
     for e in events:
         k = (e["marketing_source"], e["marketing_medium"], e["marketing_campaign"])
-        if any(v is not None for v in k):
-            campaign[k]["events"] += 1
-            if e["uuid"] is not None and e["session_uuid"] is not None:
-                campaign[k]["sessions"].add((e["uuid"], e["session_uuid"]))
+        campaign[k]["events"] += 1
+        if e["uuid"] is not None and e["session_uuid"] is not None:
+            campaign[k]["sessions"].add((e["uuid"], e["session_uuid"]))
     tables = {
         "events-by-city": by("city"),
         "events-by-state": by("state"),
-        "sessions-by-campaign": {k: {"events": v["events"], "sessions": len(v["sessions"])} for k, v in campaign.items()},
+        "sessions-by-campaign": {
+            k: {"events": v["events"], "sessions": len(v["sessions"]) or None} for k, v in campaign.items()
+        },
         "events-by-pagename": by("page_name", "visits"),
         "events-by-client-type": by("client_type"),
         "events-by-university": by("custom_1"),

@@ -63,7 +63,8 @@ def read_table(spark, path: Path, keys: list[str]) -> dict:
 
 def check_outputs(spark, output: Path, lines: list[str], students: dict, report: dict):
     events, tables, counts = expected(lines, students)
-    for name in ("lines", "malformed_lines", "missing_student_key", "key_without_at", "unknown_students", "unparsed_at"):
+    for name in ("lines", "malformed_lines", "missing_student_key", "key_without_at", "unknown_students", "unparsed_at",
+                 "events_without_session"):
         assert report[name] == counts[name], (name, report, counts)
     for spec in site_events.AGGREGATES:
         got = read_table(spark, output / spec.folder, spec.keys)
@@ -102,13 +103,109 @@ def test_dirty_lines_are_counted_not_fatal(spark, tmp_path, ansi):
     report = run_job(spark, events_file, students_dir, tmp_path / "b", "--max-bad-ratio", "0.2")
     check_outputs(spark, tmp_path / "b", lines, students, report)
     assert report["malformed_lines"] == 2 and report["missing_student_key"] == 2
-    assert report["key_without_at"] == 1 and report["unknown_students"] == 1 and report["unparsed_at"] == 1
+    # Unknown: `42Website` (no `@`: the whole key is the id), `999`, and `` (from `@Android`).
+    assert report["key_without_at"] == 1 and report["unknown_students"] == 3 and report["unparsed_at"] == 1
     assert {s["line"] for s in report["malformed_sample"]} == {'{"at": "2019-11-', "not json at all"}
     by_client = read_table(spark, tmp_path / "b" / "events-by-client-type", ["client_type"])
     assert by_client[("Web",)] == {"events": 1}, "`1@Web@extra` is client Web, as split('@')[1] gave"
     campaign = read_table(spark, tmp_path / "b" / "sessions-by-campaign", site_events.MARKETING)
     # Three events of campaign x in two distinct (uuid, session) pairs.
     assert campaign[("google", "cpc", "x")] == {"events": 3, "sessions": 2}
+
+
+# Lines built for the rules of docs/SEMANTICS.md, base b; the comment names the rule.
+RULE_LINES = [
+    # A whole event: the reference for the others.
+    '{"at":"2019-11-01 10:00:00","uuid":"u1","session_uuid":"1","studentId_clientType":"1@Website","custom_1":"Uni1",'
+    '"marketing_source":"g","marketing_medium":"cpc","marketing_campaign":"c1"}',
+    # "student_id and client_type": no `@`, the whole key is the student, client type NULL.
+    '{"at":"2019-11-01 10:01:00","uuid":"u1","session_uuid":"1","studentId_clientType":"2"}',
+    # "Counts": an event with a NULL `at` is an event.
+    '{"at":null,"uuid":"u2","session_uuid":"5","studentId_clientType":"2@iOS","custom_1":"Uni1"}',
+    # "Counts" and "NULL keys": no `at` key and a NULL student key: counted, in the NULL groups.
+    '{"uuid":"u2","session_uuid":"6","studentId_clientType":null}',
+    # "Sessions": no `uuid`; then neither part of the session key.
+    '{"at":"2019-11-02 10:00:00","session_uuid":"7","studentId_clientType":"3@Android",'
+    '"marketing_source":"g","marketing_medium":"cpc","marketing_campaign":"c2"}',
+    '{"at":"2019-11-02 10:05:00","studentId_clientType":"3@Android",'
+    '"marketing_source":"g","marketing_medium":"cpc","marketing_campaign":"c2"}',
+]
+
+
+@pytest.mark.parametrize("ansi", ["true", "false"])
+def test_semantics_rules_on_lines_built_for_them(spark, tmp_path, ansi):
+    spark.conf.set("spark.sql.ansi.enabled", ansi)
+    events_file = tmp_path / "part-0000.json"
+    events_file.write_text("\n".join(RULE_LINES) + "\n")
+    people = tmp_path / "students.json"
+    people.write_text(json.dumps([
+        {"Id": "1", "City": "Rio", "State": "RJ"},
+        {"Id": "2", "City": "Niteroi", "State": "RJ"},
+        {"Id": "3", "City": None, "State": "SP"},
+    ]))
+    students_dir, students = students_of(spark, people, tmp_path)
+    out = tmp_path / "b"
+    report = run_job(spark, events_file, students_dir, out)
+    check_outputs(spark, out, RULE_LINES, students, report)
+    events = len(RULE_LINES)
+    # "Counts": every table sums to the number of events, NULL groups included.
+    for spec in site_events.AGGREGATES:
+        table = read_table(spark, out / spec.folder, spec.keys)
+        assert sum(v[spec.count_name] for v in table.values()) == events, spec.folder
+    by_client = read_table(spark, out / "events-by-client-type", ["client_type"])
+    assert by_client[(None,)] == {"events": 2}, "no `@` and a NULL key: client type NULL"
+    by_city = read_table(spark, out / "events-by-city", ["city"])
+    assert by_city[("Niteroi",)] == {"events": 2}, "key `2` without `@` still names student 2"
+    assert by_city[(None,)] == {"events": 3}, "NULL key, and student 3 without a city"
+    assert read_table(spark, out / "events-by-university", ["custom_1"])[(None,)] == {"events": 4}
+    campaign = read_table(spark, out / "sessions-by-campaign", site_events.MARKETING)
+    assert campaign[("g", "cpc", "c2")] == {"events": 2, "sessions": None}, "no session key: unknown, not 0"
+    assert campaign[(None, None, None)] == {"events": 3, "sessions": 3}
+    assert report["events_without_session"] == 2 and report["unparsed_at"] == 2
+    assert report["key_without_at"] == 1 and report["missing_student_key"] == 1
+
+
+def test_markers_name_the_run_and_the_refresher_waits_for_a_whole_run(spark, tmp_path, monkeypatch, deployer):
+    """docs/SEMANTICS.md, "Markers": every `_SUCCESS` names the run that published its table;
+    the table refresher (its Rust decision, through `deployer invoke table-refresher --local`)
+    starts the crawler only when all eight name one run."""
+    students_dir, _ = students_of(spark, STUDENTS, tmp_path)
+    warehouse = tmp_path / "warehouse"
+    out = warehouse / "b"
+
+    def decision(base):
+        r = run([deployer, "invoke", "table-refresher", "--local", "--warehouse", warehouse])
+        assert r.returncode == 0, r.stderr
+        return next(d for d in map(json.loads, r.stdout.splitlines()) if d["base"] == base)
+
+    report = run_job(spark, SAMPLE, students_dir, out, "--run-id", "r1")
+    assert report["run"] == "r1"
+    tables = [spec.folder for spec in site_events.AGGREGATES] + ["events"]
+    for folder in tables:
+        marker = json.loads((out / folder / "_SUCCESS").read_text())
+        assert marker["run"] == "r1" and marker["table"] == folder.replace("-", "_")
+        assert marker["rows"] == spark.read.parquet(str(out / folder)).count(), folder
+    assert decision("b") == {"decision": "crawl", "base": "b", "run": "r1"}
+    assert decision("a")["decision"] == "wait_for_tables"
+
+    # A rerun that stops while publishing: the tables before events-by-course name r2.
+    real_rename = site_events.Files.rename
+
+    def rename(self, src, dst):
+        if "_staging" in src and src.endswith("/events-by-course"):
+            raise OSError(f"cannot move {src} to {dst}")
+        return real_rename(self, src, dst)
+
+    monkeypatch.setattr(site_events.Files, "rename", rename)
+    with pytest.raises(OSError):
+        run_job(spark, SAMPLE, students_dir, out, "--run-id", "r2")
+    runs = {folder: json.loads((out / folder / "_SUCCESS").read_text())["run"] for folder in tables}
+    assert runs["events-by-city"] == "r2" and runs["events-by-course"] == "r1"
+    assert decision("b") == {"decision": "wait_for_run", "base": "b", "runs": ["r1", "r2"]}
+
+    monkeypatch.setattr(site_events.Files, "rename", real_rename)
+    run_job(spark, SAMPLE, students_dir, out, "--run-id", "r3")
+    assert decision("b") == {"decision": "crawl", "base": "b", "run": "r3"}
 
 
 def test_generated_data(spark, tmp_path):
@@ -169,7 +266,7 @@ def test_a_failed_publish_keeps_every_table_whole(spark, tmp_path, monkeypatch):
     assert read_table(spark, output / "events-by-course", ["custom_2"]) == before
     assert (output / "events-by-course" / "_SUCCESS").exists()
     # The tables published before the failure hold the new run whole.
-    assert read_table(spark, output / "events-by-university", ["custom_1"]) == {}
+    assert read_table(spark, output / "events-by-university", ["custom_1"]) == {(None,): {"events": 1}}
     assert not (output / "_staging").exists()
 
 

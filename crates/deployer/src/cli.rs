@@ -154,8 +154,9 @@ pub struct InvokeArgs {
     /// A folder laid out as the source bucket (`a/<entity>.json`).
     #[arg(long, value_name = "DIR", requires = "warehouse")]
     pub source: Option<PathBuf>,
-    /// A folder laid out as the warehouse bucket; tables are published under `a/<table>/`.
-    #[arg(long, value_name = "DIR", requires = "source")]
+    /// A folder laid out as the warehouse bucket: the ETL publishes its tables under
+    /// `a/<table>/`; the table refresher reads the markers there and says what it would do.
+    #[arg(long, value_name = "DIR")]
     pub warehouse: Option<PathBuf>,
     /// Table format (default: the stage's, else parquet).
     #[arg(long, value_enum)]

@@ -1,11 +1,13 @@
 //! `deployer invoke <function> --local`: the real handler code, run in this process.
 //!
 //! With `--source DIR --warehouse DIR` the ETL reads and writes local folders laid out as the
-//! buckets are; nothing touches AWS.
+//! buckets are; with `--warehouse DIR` alone the table refresher says, per base, whether it
+//! would start the crawler. Nothing touches AWS.
 
 use anyhow::{bail, Context};
+use etl::snapshot::{decide, read_markers};
 use etl::storage::LocalDir;
-use etl::warehouse::DataFormat;
+use etl::warehouse::{Base, DataFormat};
 
 use crate::cli::{FunctionArg, Global, InvokeArgs, TableFormatArg};
 
@@ -40,14 +42,33 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             None => bail!("give the folders to run on (--source DIR --warehouse DIR) or a deployed stage (--stage S)"),
         },
         (FunctionArg::Etl, _, _) => bail!("give both folders: --source DIR --warehouse DIR"),
+        (FunctionArg::TableRefresher, None, Some(warehouse)) => refresher_on_folder(warehouse),
         (FunctionArg::EmrStarter, None, None) => {
             crate::runtime().block_on(crate::stage_ops::invoke_starter_on_stage(global, stage_of(args)?))
         }
         (FunctionArg::TableRefresher, None, None) => {
             crate::runtime().block_on(crate::stage_ops::invoke_refresher_on_stage(global, stage_of(args)?))
         }
-        (_, _, _) => bail!("--source/--warehouse folders are for the etl function only"),
+        (FunctionArg::TableRefresher, Some(_), _) => {
+            bail!("the table refresher reads only the warehouse: give --warehouse DIR, without --source")
+        }
+        (_, _, _) => bail!("--source/--warehouse folders are for the etl and table-refresher functions only"),
     }
+}
+
+/// The refresher's decision for each base of a local warehouse folder, as JSON lines; no
+/// crawler is started (there is none here). Prints what the deployed function would do.
+fn refresher_on_folder(warehouse: &std::path::Path) -> anyhow::Result<()> {
+    if !warehouse.is_dir() {
+        bail!("--warehouse {}: not a folder", warehouse.display());
+    }
+    let storage = LocalDir::new(warehouse);
+    for base in [Base::A, Base::B] {
+        let markers = read_markers(&storage, base)
+            .with_context(|| format!("reading the markers under {}", warehouse.display()))?;
+        println!("{}", serde_json::to_string(&decide(base, &markers))?);
+    }
+    Ok(())
 }
 
 fn stage_of(args: &InvokeArgs) -> anyhow::Result<&str> {

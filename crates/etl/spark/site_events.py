@@ -13,17 +13,21 @@ table). City and state come from per-student counts joined with the students, no
 of every event. Output is zstd Parquet, `events` partitioned by date; `sessions-by-campaign`
 counts distinct sessions (the original counted events) and keeps the event count beside it.
 
+What every column and count means is written in docs/SEMANTICS.md: every event counts once
+(COUNT(*)), a NULL key is a group of its own, a key without `@` still names its student.
+
 Dirty input is counted, reported in the log (one JSON line starting with `site-events report`)
 and never crashes the job: malformed lines, a missing or null `studentId_clientType`, one
-without `@`, unknown students, an unparseable `at`, key spellings that differ between exports
-(`Page Name` / `PageName`). It is correct with `spark.sql.ansi.enabled` on or off (no
-`split(...)[1]`, no plain casts of text). The job fails, before publishing anything, only when
+without `@`, unknown students, an unparseable `at`, events without a whole session key, key
+spellings that differ between exports (`Page Name` / `PageName`). It is correct with
+`spark.sql.ansi.enabled` on or off (no `split(...)[1]`, no plain casts of text). The job fails, before publishing anything, only when
 the share of malformed lines is above `--max-bad-ratio`. Every table is staged under
 `_staging/` and published only once all eight are computed, so a failure leaves the previous
 tables as they were.
 
-Each table's folder gets a `_SUCCESS` marker once it is complete: the warehouse bucket
-notifies the table refresher of those markers only, once per table.
+Each table's folder gets a `_SUCCESS` marker naming the run (`--run-id`) once it is complete:
+the warehouse bucket notifies the table refresher of those markers only, and it starts the
+crawler once all eight name the same run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -135,15 +140,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--max-bad-ratio", type=float, default=0.01,
                     help="fail (writing nothing) when more than this share of lines is malformed")
     ap.add_argument("--report", help="also write the report (JSON) to this local file")
+    ap.add_argument("--run-id", default=None,
+                    help="names the staging folder and is written into every table's _SUCCESS marker "
+                         "(default: a new one, UTC time and random hex)")
     args = ap.parse_args(argv)
     if not 0.0 <= args.max_bad_ratio <= 1.0:
         ap.error(f"--max-bad-ratio must be between 0 and 1, not {args.max_bad_ratio}")
+    if args.run_id is None:
+        args.run_id = new_run_id()
+    elif not RUN_ID.fullmatch(args.run_id):
+        ap.error(f"--run-id {args.run_id!r}: only letters, digits, `-` and `_` (it names a folder)")
     return args
 
 
-def text(c: Column) -> Column:
-    """Empty text as null."""
-    return F.when(c != "", c)
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def new_run_id() -> str:
+    """`20261124T093000Z-4f1c2a`, the form the ETL's runs have: sortable by time, unique."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+def marker(run_id: str, folder: str, rows: int) -> str:
+    """A table's `_SUCCESS` body: the run that published it, as the ETL's markers say (the
+    table refresher crawls only when every table of the base names the same run; see
+    crates/etl/src/snapshot.rs, `Marker`)."""
+    return json.dumps(
+        {"run": run_id, "table": folder.replace("-", "_"), "rows": rows, "format": "parquet", "object": f"b/{folder}/"}
+    )
 
 
 def try_cast(c: str, to: str) -> Column:
@@ -168,11 +192,12 @@ def derive(raw: DataFrame) -> DataFrame:
     ]
     cols += [F.coalesce(*[F.col(f"`{k}`") for k in keys]).alias(out) for out, keys in RENAMED.items()]
     cols += [F.col(m) for m in MARKETING]
-    # `1@Website` -> `1`, `Website`: the text before the first `@`, and the text between the
-    # first and the second `@` (what the original's split('@')[1] gave), never an index error.
+    # docs/SEMANTICS.md, "student_id and client_type": what the original's split('@')[0] and
+    # split('@')[1] gave, without the index error ANSI mode raises for a key without `@`.
+    # `1@Website` -> `1`, `Website`; `1@Web@x` -> `1`, `Web`; `42` -> `42`, NULL; `@iOS` -> ``, `iOS`.
     cols += [
-        F.when(has_at, text(F.substring_index(key, "@", 1))).alias("student_id"),
-        F.when(has_at, text(F.substring_index(F.substring_index(key, "@", 2), "@", -1))).alias("client_type"),
+        F.substring_index(key, "@", 1).alias("student_id"),
+        F.when(has_at, F.substring_index(F.substring_index(key, "@", 2), "@", -1)).alias("client_type"),
         key.isNull().alias("_key_missing"),
         (key.isNotNull() & ~has_at).alias("_key_without_at"),
         F.col(CORRUPT),
@@ -185,15 +210,22 @@ def read_students(spark: SparkSession, path: str, fmt: str) -> DataFrame:
     missing = {"Id", "City", "State"} - set(students.columns)
     if missing:
         raise ValueError(f"{path}: the students table lacks column(s) {sorted(missing)}")
-    # One row per student id; ids compare by their text form, as in the base-a ETL.
+    # One row per student id, ids compared by their text form, as in the base-a ETL. An id
+    # that the table holds twice takes its last row (docs/SEMANTICS.md, "City and state"): the
+    # original's join counted such a student's events once per row. The table is one file
+    # written in export order, which monotonically_increasing_id follows.
+    last = F.max_by(F.struct("city", "state"), "_order")
     return (
         students.select(
             F.col("Id").cast("string").alias("_student_key"),
-            F.col("City").alias("city"),
-            F.col("State").alias("state"),
+            F.col("City").cast("string").alias("city"),
+            F.col("State").cast("string").alias("state"),
+            F.monotonically_increasing_id().alias("_order"),
         )
         .where(F.col("_student_key").isNotNull())
-        .dropDuplicates(["_student_key"])
+        .groupBy("_student_key")
+        .agg(last.alias("_last"))
+        .select("_student_key", "_last.city", "_last.state")
     )
 
 
@@ -206,7 +238,13 @@ def scan_metrics() -> list[Column]:
         _count_if(ok & F.col("_key_missing")).alias("missing_student_key"),
         _count_if(ok & F.col("_key_without_at")).alias("key_without_at"),
         _count_if(ok & F.col("event_time").isNull()).alias("unparsed_at"),
+        _count_if(ok & ~session_known()).alias("events_without_session"),
     ]
+
+
+def session_known() -> Column:
+    """Whether the event names its session: both parts of the key are present."""
+    return F.col(SESSION[0]).isNotNull() & F.col(SESSION[1]).isNotNull()
 
 
 def _count_if(cond: Column) -> Column:
@@ -271,9 +309,13 @@ class Files:
                 self.rename(old, dst)
             raise
 
-    def touch(self, p: str) -> None:
+    def write_text(self, p: str, body: str) -> None:
         path, fs = self._path(p)
-        fs.create(path, True).close()
+        stream = fs.create(path, True)
+        try:
+            stream.write(bytearray(body.encode("utf-8")))
+        finally:
+            stream.close()
 
     def set_success_markers(self, on: bool) -> None:
         self.conf.set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "true" if on else "false")
@@ -290,25 +332,22 @@ def events_per_student(staged: DataFrame, students: DataFrame) -> DataFrame:
 
 
 def aggregate(staged: DataFrame, per_student: DataFrame, spec: Aggregate) -> DataFrame:
-    # A row whose every group key is null says nothing about the grouping (an unknown
-    # student has no city; an event outside a campaign has no marketing keys): left out.
-    known = F.lit(False)
-    for k in spec.keys:
-        known = known | F.col(k).isNotNull()
+    """docs/SEMANTICS.md, "Counts": every event counts once (COUNT(*)), and NULL keys form a
+    group of their own, as GROUP BY keeps them, so each table sums to the events table."""
     if set(spec.keys) <= STUDENT_COLUMNS:
-        return per_student.where(known).groupBy(*spec.keys).agg(F.sum("_events").alias(spec.count_name))
-    rows = staged.where(known)
+        return per_student.groupBy(*spec.keys).agg(F.sum("_events").alias(spec.count_name))
     if not spec.distinct_sessions:
-        return rows.groupBy(*spec.keys).agg(F.count(F.lit(1)).alias(spec.count_name))
+        return staged.groupBy(*spec.keys).agg(F.count(F.lit(1)).alias(spec.count_name))
     # Distinct sessions in two steps (one group per session, then count the groups), cheaper
-    # than countDistinct's plan here. As with countDistinct, a session with a null part is not
-    # counted; its events are.
-    session_known = F.col(SESSION[0]).isNotNull() & F.col(SESSION[1]).isNotNull()
+    # than countDistinct's plan here. A session with a NULL part is no session: its events
+    # count, it does not; a group none of whose events names a session has NULL sessions
+    # (unknown, not zero), and the report counts such events (`events_without_session`).
+    sessions = F.count(F.when(session_known(), 1))
     return (
-        rows.groupBy(*spec.keys, *SESSION)
+        staged.groupBy(*spec.keys, *SESSION)
         .agg(F.count(F.lit(1)).alias("_events"))
         .groupBy(*spec.keys)
-        .agg(F.count(F.when(session_known, 1)).alias("sessions"), F.sum("_events").alias(spec.count_name))
+        .agg(F.when(sessions > 0, sessions).alias("sessions"), F.sum("_events").alias(spec.count_name))
     )
 
 
@@ -321,7 +360,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     files = Files(spark)
     out = args.output.rstrip("/")
     # Under `_`: no table's location, and Athena skips such names anyway.
-    staging = f"{out}/_staging/{uuid.uuid4().hex}"
+    staging = f"{out}/_staging/{args.run_id}"
     started = time.monotonic()
     steps: dict[str, float] = {}
 
@@ -357,6 +396,11 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         report["malformed_ratio"] = round(ratio, 6)
         if bad:
             report["malformed_sample"] = bad_line_sample(spark, args.events)
+        if report["events_without_session"]:
+            LOG.warning(
+                "%d events lack `uuid` or `session_uuid`: they count as events but belong to no session "
+                "(docs/SEMANTICS.md, \"Sessions\")", report["events_without_session"],
+            )
         if ratio > args.max_bad_ratio:
             LOG.error("site-events report %s", json.dumps(report))
             raise TooManyBadLines(
@@ -369,10 +413,15 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         unknown = F.col("student_id").isNotNull() & F.col("_student_key").isNull()
         report["unknown_students"] = int(per_student.where(unknown).agg(F.sum("_events")).first()[0] or 0)
 
+        rows = {"events": report["lines"] - report["malformed_lines"]}
+
         def stage(spec: Aggregate) -> None:
-            # Aggregates are small: one file each.
-            table = aggregate(staged, per_student, spec).coalesce(1)
+            # Aggregates are small: one file each. Their row counts (for the markers) are
+            # observed while writing, not counted by another job.
+            written = Observation(spec.folder)
+            table = aggregate(staged, per_student, spec).coalesce(1).observe(written, F.count(F.lit(1)).alias("rows"))
             table.write.parquet(f"{staging}/{spec.folder}")
+            rows[spec.folder] = int(written.get["rows"])
 
         # Each aggregate is a small job, mostly fixed costs and a one-task final stage: run
         # side by side, they keep the cores busy. Spark schedules jobs from several threads.
@@ -386,9 +435,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         tables = [spec.folder for spec in AGGREGATES] + ["events"]
         for table in tables:
             files.swap_in(f"{staging}/{table}", f"{out}/{table}", f"{staging}/previous-{table}")
-            files.touch(f"{out}/{table}/{SUCCESS}")
+            files.write_text(f"{out}/{table}/{SUCCESS}", marker(args.run_id, table, rows[table]))
         step("publish", mark)
         report["tables"] = tables
+        report["run"] = args.run_id
     finally:
         files.set_success_markers(True)
         files.delete(staging)

@@ -17,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::StorageError;
+use crate::storage::Storage;
 use crate::warehouse::{tables_of, Base, DataFormat, TableDef, SUCCESS_MARKER};
 
 /// The folder runs stage their tables in: under `a/`, outside every table's location.
@@ -37,7 +39,8 @@ pub fn marker_key(table: &TableDef) -> String {
     format!("{}{SUCCESS_MARKER}", table.prefix())
 }
 
-/// What a base-a marker says. (The Spark job's markers are empty: they carry no run.)
+/// What a marker says. The ETL writes one per base-a table and the Spark job one per base-b
+/// table (`object` is then the table's folder); markers of older Spark jobs were empty.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
     pub run: String,
@@ -59,19 +62,43 @@ pub fn marker_table(key: &str) -> Option<&'static TableDef> {
         .find(|t| marker_key(t) == key)
 }
 
+/// The marker of every table of `base` (`None`: no marker object).
+pub fn read_markers(
+    warehouse: &dyn Storage,
+    base: Base,
+) -> Result<Vec<(&'static TableDef, Option<Vec<u8>>)>, StorageError> {
+    tables_of(base)
+        .map(|t| Ok((t, warehouse.get(&marker_key(t))?)))
+        .collect()
+}
+
 /// What the refresher does about a base.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     /// Every table has a marker of the same run (or, for markers without runs, every table
     /// has one): start the crawler.
-    Crawl { base: Base, run: Option<String> },
+    Crawl {
+        #[serde(serialize_with = "base_folder")]
+        base: Base,
+        run: Option<String>,
+    },
     /// Some tables have no marker yet.
     WaitForTables {
+        #[serde(serialize_with = "base_folder")]
         base: Base,
         missing: Vec<&'static str>,
     },
     /// Every table has a marker, but not of one run: a run is still publishing.
-    WaitForRun { base: Base, runs: Vec<String> },
+    WaitForRun {
+        #[serde(serialize_with = "base_folder")]
+        base: Base,
+        runs: Vec<String>,
+    },
+}
+
+fn base_folder<S: serde::Serializer>(base: &Base, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(base.folder())
 }
 
 /// Decides from the markers of every table of `base` (`None`: no marker object).
@@ -155,6 +182,48 @@ mod tests {
             Decision::WaitForTables {
                 base: Base::A,
                 missing: vec!["follows", "subscriptions"]
+            }
+        );
+    }
+
+    /// Issue 11: a rerun of the Spark job publishes its eight tables one after the other; the
+    /// first new marker beside the previous run's (or an older job's empty ones) is not a
+    /// complete base.
+    #[test]
+    fn a_spark_rerun_is_complete_only_when_all_eight_markers_name_it() {
+        let base_b: Vec<_> = tables_of(Base::B).collect();
+        assert_eq!(base_b.len(), 8);
+        let with = |runs: &[Option<&str>]| -> Decision {
+            let markers: Vec<_> = base_b
+                .iter()
+                .zip(runs)
+                .map(|(t, r)| (*t, Some(r.and_then(marker).unwrap_or_default())))
+                .collect();
+            decide(Base::B, &markers)
+        };
+        let mut runs = [Some("r1"); 8];
+        assert_eq!(
+            with(&runs),
+            Decision::Crawl {
+                base: Base::B,
+                run: Some("r1".into())
+            }
+        );
+        runs[0] = Some("r2");
+        assert_eq!(
+            with(&runs),
+            Decision::WaitForRun {
+                base: Base::B,
+                runs: vec!["r1".into(), "r2".into()]
+            }
+        );
+        let mut after_old_job = [None; 8];
+        after_old_job[0] = Some("r2");
+        assert_eq!(
+            with(&after_old_job),
+            Decision::WaitForRun {
+                base: Base::B,
+                runs: vec!["(no run id)".into(), "r2".into()]
             }
         );
     }

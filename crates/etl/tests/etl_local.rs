@@ -218,7 +218,7 @@ fn joins_match_keys_by_text_keep_unmatched_rows_and_let_the_last_duplicate_win()
     assert_eq!(
         got,
         concat!(
-            r#"{"Id":10,"Date":"2019-01-01 11:00:00.0000","Course":"New","Area":"Exatas","Nick":"z\u00e9"}"#,
+            r#"{"Id":10,"Date":"2019-01-01 11:00:00.0000","Course":"New","Nick":"z\u00e9"}"#,
             "\n",
             r#"{"Id":"11","University":"University 1"}"#,
             "\n",
@@ -235,14 +235,90 @@ fn joins_match_keys_by_text_keep_unmatched_rows_and_let_the_last_duplicate_win()
     let (_, rows) = parquet_rows(&wh.path().join("a/students/data.parquet"));
     assert_eq!(rows[0][0].as_deref(), Some("10"));
     assert_eq!(rows[0][5].as_deref(), Some("New"));
-    assert_eq!(
-        rows[0][7].as_deref(),
-        Some(r#"{"Area":"Exatas","Nick":"z\u00e9"}"#)
-    );
+    assert_eq!(rows[0][7].as_deref(), Some(r#"{"Nick":"z\u00e9"}"#));
     assert_eq!(rows[1][4].as_deref(), Some("University 1"));
     assert_eq!(rows[2][5], None);
     // Switching format removed the other format's object: one snapshot per table.
     assert!(!wh.path().join("a/students/data.json").exists());
+}
+
+/// docs/SEMANTICS.md, "Joins": a course or university gives only its `Name`; a subject gives
+/// every field but `Id`, in its record's order. "Colliding names": one field per name, at its
+/// first place, holding the value written last, as the original's object spread did; a
+/// subject never replaces the follow's own `StudentId`.
+#[test]
+fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
+    let src = write_source(&[
+        (
+            "courses.json",
+            r#"[{"Id": 1, "Area": "Exatas", "Name": "Math", "Course": "shadow", "Date": "course date"}]"#,
+        ),
+        (
+            "universities.json",
+            r#"[{"Id": 1, "Name": "UFRJ", "City": "not the student's"}]"#,
+        ),
+        (
+            "students.json",
+            r#"[
+  {"Id": "1", "Course": "own, before", "CourseId": 1, "Date": "own, before", "RegisteredDate": "2019", "UniversityId": 1, "City": "Rio"},
+  {"Id": "2", "CourseId": 1, "Course": "own, after", "RegisteredDate": "2019", "Date": "own, after"},
+  {"Id": "3", "Nick": "a", "Id": "4", "Nick": "b"}
+]"#,
+        ),
+        (
+            "subjects.json",
+            r#"[{"Id": 1, "Area": "Exatas", "Name": "Algebra", "StudentId": "not a student", "Date": "subject date"}]"#,
+        ),
+        (
+            "student_follow_subject.json",
+            r#"[
+  {"StudentId": "1", "SubjectId": 1, "FollowDate": "2019-01-01"},
+  {"FollowDate": "2019-02-02", "SubjectId": 1, "StudentId": "2"}
+]"#,
+        ),
+    ]);
+    let wh = tempfile::tempdir().unwrap();
+    run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Ndjson, "r1"),
+    )
+    .unwrap();
+    let students = fs::read_to_string(wh.path().join("a/students/data.json")).unwrap();
+    assert_eq!(
+        students.lines().collect::<Vec<_>>(),
+        [
+            r#"{"Id":"1","Course":"Math","Date":"2019","University":"UFRJ","City":"Rio"}"#,
+            r#"{"Id":"2","Course":"own, after","Date":"own, after"}"#,
+            r#"{"Id":"4","Nick":"b"}"#,
+        ]
+    );
+    let follows = fs::read_to_string(wh.path().join("a/follows/data.json")).unwrap();
+    assert_eq!(
+        follows.lines().collect::<Vec<_>>(),
+        [
+            r#"{"StudentId":"1","Area":"Exatas","Subject":"Algebra","Date":"2019-01-01"}"#,
+            r#"{"Date":"subject date","Area":"Exatas","Subject":"Algebra","StudentId":"2"}"#,
+        ]
+    );
+    run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &opts(DataFormat::Parquet, "r2"),
+    )
+    .unwrap();
+    let (names, rows) = parquet_rows(&wh.path().join("a/students/data.parquet"));
+    let at = |n: &str| names.iter().position(|c| c == n).unwrap();
+    assert_eq!(rows[0][at("Course")].as_deref(), Some("Math"));
+    assert_eq!(rows[0][at("City")].as_deref(), Some("Rio"));
+    assert_eq!(rows[0][at("extra")], None, "no course field leaks into extra");
+    assert_eq!(rows[1][at("Course")].as_deref(), Some("own, after"));
+    assert_eq!(rows[2][at("extra")].as_deref(), Some(r#"{"Nick":"b"}"#));
+    let (names, rows) = parquet_rows(&wh.path().join("a/follows/data.parquet"));
+    let at = |n: &str| names.iter().position(|c| c == n).unwrap();
+    assert_eq!(rows[0][at("StudentId")].as_deref(), Some("1"));
+    assert_eq!(rows[1][at("Date")].as_deref(), Some("subject date"));
+    assert_eq!(rows[1][at("extra")].as_deref(), Some(r#"{"Area":"Exatas"}"#));
 }
 
 fn keys_under(dir: &Path) -> Vec<String> {

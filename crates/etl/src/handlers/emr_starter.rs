@@ -61,8 +61,10 @@ impl JobSettings {
         })
     }
 
-    /// The `spark-submit` command line of the job's one step.
-    pub fn spark_submit(&self) -> Vec<String> {
+    /// The `spark-submit` command line of the job's one step. `run` names the cluster, the
+    /// job's staging folder and its tables' `_SUCCESS` markers, so the table refresher can
+    /// tell this run's tables from the previous run's.
+    pub fn spark_submit(&self, run: &str) -> Vec<String> {
         let students = table("students").expect("the contract has students");
         let students_format = match self.students_format {
             DataFormat::Parquet => "parquet",
@@ -81,6 +83,8 @@ impl JobSettings {
             students_format,
             "--output",
             &format!("s3://{}/b/", self.warehouse_bucket),
+            "--run-id",
+            run,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -119,7 +123,7 @@ pub fn request(
         .hadoop_jar_step(
             HadoopJarStepConfig::builder()
                 .jar("command-runner.jar")
-                .set_args(Some(s.spark_submit()))
+                .set_args(Some(s.spark_submit(run)))
                 .build(),
         )
         .build();
@@ -268,6 +272,7 @@ mod tests {
                 ("--students", "s3://wh/a/students/"),
                 ("--students-format", "parquet"),
                 ("--output", "s3://wh/b/"),
+                ("--run-id", "r1"),
             ]
         );
     }

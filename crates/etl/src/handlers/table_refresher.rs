@@ -10,9 +10,9 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 
 use super::decode_event_key;
-use crate::snapshot::{decide, marker_key, marker_table, Decision};
+use crate::snapshot::{decide, marker_table, read_markers, Decision};
 use crate::storage::Storage;
-use crate::warehouse::{tables_of, Base};
+use crate::warehouse::Base;
 
 /// What the function needs: the warehouse (to read markers) and the crawler to start.
 pub struct RefresherContext {
@@ -99,12 +99,8 @@ pub async fn refresh(
     ctx: &Arc<RefresherContext>,
 ) -> Result<Outcome, lambda_runtime::Error> {
     let warehouse = ctx.warehouse.clone();
-    let markers = tokio::task::spawn_blocking(move || {
-        tables_of(base)
-            .map(|t| Ok((t, warehouse.get(&marker_key(t))?)))
-            .collect::<Result<Vec<_>, crate::error::StorageError>>()
-    })
-    .await??;
+    let markers =
+        tokio::task::spawn_blocking(move || read_markers(warehouse.as_ref(), base)).await??;
     let name = base.folder().to_owned();
     Ok(match decide(base, &markers) {
         Decision::Crawl { run, .. } => match start_crawler(&ctx.glue, &ctx.crawler).await? {

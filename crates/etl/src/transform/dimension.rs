@@ -30,20 +30,32 @@ impl DimensionKind {
             DimensionKind::Subjects => "a/subjects.json",
         }
     }
+
+    /// Whether the join passes the record's fields other than `Id` and `Name` into the fact
+    /// row. The original merged only the `Name` of a course or university into a student,
+    /// but every field of a subject (all but `Id`) into a follow (docs/SEMANTICS.md, "Joins").
+    pub fn passes_other_fields(self) -> bool {
+        matches!(self, DimensionKind::Subjects)
+    }
 }
 
-/// What a join merges into a fact row: the dimension's `Name` and its fields other than `Id`.
+/// What a join merges into a fact row: the dimension's `Name`, and for subjects their fields
+/// other than `Id` (see [`DimensionKind::passes_other_fields`]).
 #[derive(Debug, Default)]
 pub struct Entry {
     pub name: Option<Box<RawValue>>,
+    /// How many of `extras` come before `Name` in the record: the join merges the fields in
+    /// the record's order.
+    pub name_at: usize,
     pub extras: Vec<(Box<str>, Box<RawValue>)>,
 }
 
 /// An index of one dimension export. Keys compare by text; canonical decimal integers (the
 /// usual ids, whether written `1` or `"1"`) are kept as numbers, which hash and compare
 /// without touching the heap.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Dimension {
+    kind: DimensionKind,
     ints: FxHashMap<u64, Entry>,
     texts: FxHashMap<Box<str>, Entry>,
 }
@@ -63,6 +75,14 @@ fn canonical_int(text: &str) -> Option<u64> {
 }
 
 impl Dimension {
+    pub fn new(kind: DimensionKind) -> Self {
+        Dimension {
+            kind,
+            ints: FxHashMap::default(),
+            texts: FxHashMap::default(),
+        }
+    }
+
     /// Adds one record. Its `Id` is required and must be a string or an integer; a later
     /// record with the same id replaces an earlier one, as in the original.
     pub fn add(&mut self, e: &Element<'_>) -> Result<(), EtlError> {
@@ -89,16 +109,21 @@ impl Dimension {
             }
         };
         let mut entry = Entry::default();
+        let others = self.kind.passes_other_fields();
         for (name, value) in e.record.fields.iter() {
             match name.as_ref() {
                 "Id" => {}
-                "Name" => entry.name = Some((*value).to_owned()),
-                _ => entry
+                "Name" => {
+                    entry.name = Some((*value).to_owned());
+                    entry.name_at = entry.extras.len();
+                }
+                _ if others => entry
                     .extras
                     .push((name.as_ref().into(), (*value).to_owned())),
+                _ => {}
             }
         }
-        if entry.name.is_none() && !e.record.fields.iter().any(|(n, _)| n == "Name") {
+        if entry.name.is_none() {
             return Err(e.at.error("missing required field `Name`").into());
         }
         match canonical_int(&key) {

@@ -20,7 +20,7 @@ pub struct Field<'a> {
     pub value: &'a RawValue,
 }
 
-/// A transformed row, fields in output order.
+/// A transformed row, fields in output order, each name once (see [`set`]).
 pub type Row<'a> = SmallVec<[Field<'a>; 8]>;
 
 /// The dimensions the facts join to.
@@ -192,19 +192,39 @@ impl Table {
 
     fn push<'a>(self, row: &mut Row<'a>, name: Cow<'a, str>, value: &'a RawValue) {
         let col = self.col(&name);
-        row.push(Field { name, col, value });
+        set(row, Field { name, col, value });
     }
 
-    /// The join: the dimension's name under `as_name`, then its other fields; nothing when
-    /// there is no match (the key field is dropped either way).
+    /// The row's own key: what the row is about, and what other tables join on.
+    fn key_name(self) -> &'static str {
+        match self {
+            Table::Students => "Id",
+            _ => "StudentId",
+        }
+    }
+
+    /// The join: the dimension's `Name` under `as_name` and its other fields (subjects only),
+    /// in the record's order;
+    /// nothing when there is no match (the key field is dropped either way). A dimension's
+    /// field named as the row's key is left out: where the original let a subject's
+    /// `StudentId` overwrite the follow's, this project keeps the follow's
+    /// (docs/SEMANTICS.md, "Colliding names").
     fn merge<'a>(self, row: &mut Row<'a>, entry: Option<&'a Entry>, as_name: &'static str) {
         let Some(entry) = entry else { return };
+        let key = self.key_name();
+        let (before, after) = entry.extras.split_at(entry.name_at);
+        let others = |fields: &'a [(Box<str>, Box<RawValue>)], row: &mut Row<'a>| {
+            for (n, v) in fields {
+                if n.as_ref() != key {
+                    self.push(row, Cow::Borrowed(n), v);
+                }
+            }
+        };
+        others(before, row);
         if let Some(name) = &entry.name {
             self.push(row, Cow::Borrowed(as_name), name);
         }
-        for (n, v) in &entry.extras {
-            self.push(row, Cow::Borrowed(n), v);
-        }
+        others(after, row);
     }
 
     /// The output names of a three-column table (sessions, subscriptions).
@@ -241,7 +261,22 @@ impl Table {
 }
 
 fn push_col<'a>(row: &mut Row<'a>, name: Cow<'a, str>, col: Option<u8>, value: &'a RawValue) {
-    row.push(Field { name, col, value });
+    set(row, Field { name, col, value });
+}
+
+/// Writes a field into the row as a JavaScript object assignment does, which is what the
+/// original's object spread did (docs/SEMANTICS.md, "Colliding names"): a name already in the
+/// row keeps its position and takes the new value; a new name goes last. This covers a
+/// record's duplicate keys (`JSON.parse` keeps the last), a renamed field meeting a field of
+/// that name (`RegisteredDate` -> `Date` beside a `Date`), and a joined field meeting a field
+/// of the row (a student's own `Course`).
+///
+/// Rows have a handful of fields, so a scan beats a map; most names differ in length.
+fn set<'a>(row: &mut Row<'a>, field: Field<'a>) {
+    match row.iter_mut().find(|f| f.name == field.name) {
+        Some(existing) => existing.value = field.value,
+        None => row.push(field),
+    }
 }
 
 #[cfg(test)]
