@@ -104,12 +104,14 @@ def original(events, students, output, one_read=False):
     spark.stop()
 
 
-def job(events, students, output):
+def job(events, students, output, job_file=JOB):
+    import importlib.util
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    sys.path.insert(0, str(JOB.parent))
-    import site_events
+    spec = importlib.util.spec_from_file_location("site_events", job_file)
+    site_events = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site_events)
 
     spark = session("site-events")
     site_events.run(spark, site_events.parse_args(["--events", events, "--students", students, "--output", output]))
@@ -150,7 +152,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--students", type=int, default=100_000)
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--run", choices=PLANS, help=argparse.SUPPRESS)
+    ap.add_argument("--run", choices=PLANS + ["job-before"], help=argparse.SUPPRESS)
+    ap.add_argument("--plans", default=",".join(PLANS),
+                    help="comma-separated plans to run, in order (default: all); `job-before` runs --before")
+    ap.add_argument("--before", type=Path,
+                    help="another version of site_events.py (e.g. `git show HEAD~1:crates/etl/spark/site_events.py`) "
+                         "to run as plan `job-before`, to compare two versions of the job in one run")
     args = ap.parse_args()
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     events, students = prepare(args.data, args.students)
@@ -158,6 +165,8 @@ def main():
         out = str(args.data / f"out-{args.run}")
         if args.run == "job":
             job(events, students, out)
+        elif args.run == "job-before":
+            job(events, students, out, args.before)
         elif args.run == "floor":
             floor(events, out)
         else:
@@ -166,16 +175,23 @@ def main():
     lines = sum(1 for p in Path(events).glob("part-*.json") for _ in open(p, "rb"))
     print(f"{args.students} students, {lines} events, {du(Path(events)) / 1e6:.0f} MB of NDJSON, local[2]")
     times = {}
-    for plan in PLANS:
+    plans = args.plans.split(",")
+    if "job-before" in plans and not args.before:
+        ap.error("plan job-before needs --before FILE")
+    for plan in plans:
         start = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--students", str(args.students), "--data", str(args.data), "--run", plan],
-                       check=True)
+        extra = ["--before", str(args.before)] if plan == "job-before" else []
+        subprocess.run([sys.executable, __file__, "--students", str(args.students), "--data", str(args.data),
+                        "--run", plan, *extra], check=True)
         times[plan] = time.perf_counter() - start
         size = du(args.data / f"out-{plan}")
         print(f"{plan:<17} {times[plan]:7.1f} s   output {size / 1e6:7.1f} MB", flush=True)
     for plan in ("original", "original-one-read"):
-        print(f"speed-up: {times[plan] / times['job']:.2f}x ({plan} / job); "
-              f"at most {times[plan] / times['floor']:.2f}x for any job that parses and writes every event")
+        if plan in times and "job" in times and "floor" in times:
+            print(f"speed-up: {times[plan] / times['job']:.2f}x ({plan} / job); "
+                  f"at most {times[plan] / times['floor']:.2f}x for any job that parses and writes every event")
+    if "job-before" in times and "job" in times:
+        print(f"job / job-before: {times['job'] / times['job-before']:.3f}")
 
 
 if __name__ == "__main__":

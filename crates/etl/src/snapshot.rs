@@ -62,11 +62,11 @@ pub fn marker_table(key: &str) -> Option<&'static TableDef> {
         .find(|t| marker_key(t) == key)
 }
 
-/// The marker of every table of `base` (`None`: no marker object).
-pub fn read_markers(
-    warehouse: &dyn Storage,
-    base: Base,
-) -> Result<Vec<(&'static TableDef, Option<Vec<u8>>)>, StorageError> {
+/// Each table with its marker's body (`None`: no marker object).
+pub type Markers = Vec<(&'static TableDef, Option<Vec<u8>>)>;
+
+/// The marker of every table of `base`.
+pub fn read_markers(warehouse: &dyn Storage, base: Base) -> Result<Markers, StorageError> {
     tables_of(base)
         .map(|t| Ok((t, warehouse.get(&marker_key(t))?)))
         .collect()

@@ -311,14 +311,21 @@ fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
     let at = |n: &str| names.iter().position(|c| c == n).unwrap();
     assert_eq!(rows[0][at("Course")].as_deref(), Some("Math"));
     assert_eq!(rows[0][at("City")].as_deref(), Some("Rio"));
-    assert_eq!(rows[0][at("extra")], None, "no course field leaks into extra");
+    assert_eq!(
+        rows[0][at("extra")],
+        None,
+        "no course field leaks into extra"
+    );
     assert_eq!(rows[1][at("Course")].as_deref(), Some("own, after"));
     assert_eq!(rows[2][at("extra")].as_deref(), Some(r#"{"Nick":"b"}"#));
     let (names, rows) = parquet_rows(&wh.path().join("a/follows/data.parquet"));
     let at = |n: &str| names.iter().position(|c| c == n).unwrap();
     assert_eq!(rows[0][at("StudentId")].as_deref(), Some("1"));
     assert_eq!(rows[1][at("Date")].as_deref(), Some("subject date"));
-    assert_eq!(rows[1][at("extra")].as_deref(), Some(r#"{"Area":"Exatas"}"#));
+    assert_eq!(
+        rows[1][at("extra")].as_deref(),
+        Some(r#"{"Area":"Exatas"}"#)
+    );
 }
 
 fn keys_under(dir: &Path) -> Vec<String> {
