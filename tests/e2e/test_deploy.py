@@ -123,6 +123,52 @@ def test_a_failed_first_create_rolls_back_names_its_cause_and_is_recovered(deplo
     assert cfn.describe_stacks(StackName=f"pdcase-{stage}")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
 
 
+def test_a_protected_stage_leaves_nothing_after_a_failed_create_and_is_termination_protected(
+        deployer, emulator, package, tmp_path):
+    """Issue 12e: with `Retain`, the buckets a failed first create had made stayed, so every
+    retry failed on their names; `RetainExceptOnCreate` deletes them with the rollback.
+    Issue 12h: a protected stage's stacks are termination-protected; `teardown --force` lifts
+    it on purpose. Relies on MiniStack's CloudFormation, which deletes RetainExceptOnCreate
+    resources on a create's rollback, keeps Retain ones, and enforces termination protection."""
+    import botocore.exceptions
+    import pytest
+
+    emulator.reset()
+    s3, cfn = emulator.client("s3"), emulator.client("cloudformation")
+    stage = "e2eprotected"
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"stages:\n  {stage}:\n    protected: true\n")
+    bucket = f"pdcase-{stage}-{{}}-000000000000-us-east-1"
+    # The warehouse bucket is made after the source and jobs buckets: its name taken fails
+    # the create once they exist.
+    s3.create_bucket(Bucket=bucket.format("warehouse"))
+    binary = package["lambda"]["bootstrap"]
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", binary, config=config)
+    assert r.returncode == 3, r.stderr
+    assert "WarehouseBucket" in r.stderr
+    names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert bucket.format("source") not in names and bucket.format("jobs") not in names, names
+
+    s3.delete_bucket(Bucket=bucket.format("warehouse"))
+    r = deployer_cmd(deployer, emulator, "teardown", "--stage", stage, "--yes", "--force", config=config)
+    assert r.returncode == 0, r.stderr
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", binary, config=config)
+    assert r.returncode == 0, r.stderr
+    assert f"pdcase-{stage}: termination protection on (protected stage)" in r.stderr
+    for stack in (f"pdcase-{stage}", f"pdcase-{stage}-bootstrap"):
+        assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["EnableTerminationProtection"] is True, stack
+    with pytest.raises(botocore.exceptions.ClientError, match="TerminationProtection"):
+        cfn.delete_stack(StackName=f"pdcase-{stage}")
+
+    r = deployer_cmd(deployer, emulator, "teardown", "--stage", stage, "--yes", "--force", config=config)
+    assert r.returncode == 0, r.stderr
+    assert f"pdcase-{stage}: termination protection lifted (--force on a protected stage)" in r.stderr
+    stacks = [s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"]
+    assert f"pdcase-{stage}" not in stacks
+    # Retained: the buckets stay with the stage's data, as protection promised.
+    assert bucket.format("source") in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
 def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package):
     """Triggered with an empty source bucket, the ETL function fails inside the emulator
     naming the missing export, and `deployer logs` shows that line."""

@@ -67,7 +67,7 @@ def test_stages_differ_only_where_they_should(rendered):
     alice = json.loads(rendered[("alice", "json")].read_text())
     prod = json.loads(rendered[("prod", "json")].read_text())
     assert alice.keys() == prod.keys() and alice["Resources"].keys() == prod["Resources"].keys()
-    assert prod["Resources"]["WarehouseBucket"]["DeletionPolicy"] == "Retain"
+    assert prod["Resources"]["WarehouseBucket"]["DeletionPolicy"] == "RetainExceptOnCreate"
     assert alice["Resources"]["WarehouseBucket"]["DeletionPolicy"] == "Delete"
     assert prod["Resources"]["EtlFunction"]["Properties"]["Timeout"] == 300
     assert prod["Resources"]["EtlLogGroup"]["Properties"]["RetentionInDays"] == 365

@@ -152,6 +152,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     )
     .await?;
     let bucket = output(&boot_outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)?.to_owned();
+    protect(&aws, &c, &stage.bootstrap_stack_name()).await?;
 
     // 2. The artifacts, named by content.
     let bootstrap_path = match &args.lambda_bootstrap {
@@ -170,6 +171,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     if let Some((t, p, outputs)) = deployed(&aws, &stage.stack_name()).await? {
         if t == rendered && p == parameters {
             eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
+            protect(&aws, &c, &stage.stack_name()).await?;
             print_outputs(&outputs);
             return Ok(());
         }
@@ -221,7 +223,24 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     if !changed {
         eprintln!("stage {stage}: CloudFormation found no changes");
     }
+    protect(&aws, &c, &stage.stack_name()).await?;
     print_outputs(&outputs);
+    Ok(())
+}
+
+/// Termination protection follows the stage's `protected` setting: on for a protected stage
+/// (only `teardown --force` lifts it), off otherwise, as the config says.
+async fn protect(aws: &Aws, c: &StageConfig, stack: &str) -> anyhow::Result<()> {
+    if crate::cloudformation::protection::set(&aws.cfn, stack, c.protected).await? {
+        eprintln!(
+            "{stack}: termination protection {}",
+            if c.protected {
+                "on (protected stage)"
+            } else {
+                "off (the stage is no longer protected)"
+            }
+        );
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ mod deploy;
 mod diff;
 mod diff_cmd;
 mod invoke;
+mod logs;
 mod package;
 mod stage_ops;
 mod synth;
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         },
         cli::Command::Trigger(args) => runtime().block_on(stage_ops::trigger(&cli.global, &args)),
         cli::Command::Info(args) => runtime().block_on(stage_ops::info(&cli.global, &args)),
-        cli::Command::Logs(args) => runtime().block_on(stage_ops::logs(&cli.global, &args)),
+        cli::Command::Logs(args) => runtime().block_on(logs::logs(&cli.global, &args)),
         cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
             Ok(()) => Ok(()),
             Err(e) => {

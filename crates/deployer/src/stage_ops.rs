@@ -6,10 +6,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 
 use crate::aws::Aws;
-use crate::cli::{FunctionArg, Global, LogsArgs, StageArgs, TriggerArgs, TriggerWhat};
+use crate::cli::{Global, StageArgs, TriggerArgs, TriggerWhat};
 use crate::cloudformation::status::{describe, output, outputs_of, status_of};
 use stack_model::pipeline::outputs;
-use stack_model::stage::FunctionRole;
 
 /// The deployed stack's outputs; an error naming the stage when it is not deployed.
 pub async fn stack_outputs(
@@ -84,52 +83,6 @@ pub async fn info(global: &Global, args: &StageArgs) -> anyhow::Result<()> {
     }
     if !any {
         println!("deploy it with `deployer deploy --stage {}`", c.stage);
-    }
-    Ok(())
-}
-
-fn role(f: FunctionArg) -> FunctionRole {
-    match f {
-        FunctionArg::Etl => FunctionRole::Etl,
-        FunctionArg::EmrStarter => FunctionRole::EmrStarter,
-        FunctionArg::TableRefresher => FunctionRole::TableRefresher,
-    }
-}
-
-pub async fn logs(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
-    let c = global.stage_config(&args.stage)?;
-    let aws = Aws::connect(&c.region).await;
-    let group = c.stage.log_group_name(role(args.function));
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.conf);
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64
-        - (args.since_minutes as i64) * 60_000;
-    let mut token: Option<String> = None;
-    let mut n = 0;
-    loop {
-        let out = logs
-            .filter_log_events()
-            .log_group_name(&group)
-            .start_time(since)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| crate::aws::failed(format!("reading {group}"), e))?;
-        for e in out.events() {
-            n += 1;
-            println!("{}", e.message().unwrap_or_default().trim_end());
-        }
-        match out.next_token() {
-            Some(t) if !out.events().is_empty() => token = Some(t.to_owned()),
-            _ => break,
-        }
-    }
-    if n == 0 {
-        eprintln!(
-            "no log lines in {group} in the last {} minutes",
-            args.since_minutes
-        );
     }
     Ok(())
 }

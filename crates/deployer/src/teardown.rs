@@ -13,6 +13,13 @@ use crate::cli::{Global, TeardownArgs};
 use crate::cloudformation::delete::delete;
 use crate::cloudformation::status::{describe, template_of};
 
+/// Whether a `DeletionPolicy` keeps the resource when its stack is deleted. Both
+/// `RetainExceptOnCreate` (what protected stages render) and `Retain` do, once the resource
+/// exists; a stack deployed by an older version of the tool has `Retain`.
+pub fn is_retained(policy: &serde_json::Value) -> bool {
+    policy == "Retain" || policy == "RetainExceptOnCreate"
+}
+
 /// The buckets a stack holds: (logical id, bucket name, retained on delete).
 async fn buckets(aws: &Aws, stack: &str) -> anyhow::Result<Vec<(String, String, bool)>> {
     // Unreadable: fail rather than guess which buckets are retained.
@@ -31,7 +38,7 @@ async fn buckets(aws: &Aws, stack: &str) -> anyhow::Result<Vec<(String, String, 
         for r in page.stack_resource_summaries() {
             if r.resource_type() == Some("AWS::S3::Bucket") {
                 let id = r.logical_resource_id().unwrap_or_default().to_owned();
-                let retained = template["Resources"][&id]["DeletionPolicy"] == "Retain";
+                let retained = is_retained(&template["Resources"][&id]["DeletionPolicy"]);
                 if let Some(name) = r.physical_resource_id() {
                     out.push((id, name.to_owned(), retained));
                 }
@@ -163,6 +170,9 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("stage {stage}: nothing deleted from the stacks yet"))?;
             eprintln!("  s3://{bucket}: empty ({n} object versions deleted)");
+        }
+        if c.protected && crate::cloudformation::protection::set(&aws.cfn, stack, false).await? {
+            eprintln!("{stack}: termination protection lifted (--force on a protected stage)");
         }
         eprintln!("deleting stack {stack}");
         delete(&aws.cfn, stack).await?;

@@ -56,7 +56,29 @@ pub enum RemovalPolicy {
     /// Delete it (CloudFormation's default for most types).
     Delete,
     /// Keep it outside the stack: for data that must survive a teardown or a replacement.
+    /// Rendered as `DeletionPolicy: RetainExceptOnCreate` (a resource created by a stack
+    /// operation that then rolls back is deleted, so a retried first deploy does not fail on
+    /// names the failed one left behind; afterwards it is retained as with `Retain`) and
+    /// `UpdateReplacePolicy: Retain` (that attribute has no `RetainExceptOnCreate`).
     Retain,
+}
+
+impl RemovalPolicy {
+    /// The `DeletionPolicy` attribute's value.
+    pub fn deletion_policy(self) -> &'static str {
+        match self {
+            RemovalPolicy::Delete => "Delete",
+            RemovalPolicy::Retain => "RetainExceptOnCreate",
+        }
+    }
+
+    /// The `UpdateReplacePolicy` attribute's value.
+    pub fn update_replace_policy(self) -> &'static str {
+        match self {
+            RemovalPolicy::Delete => "Delete",
+            RemovalPolicy::Retain => "Retain",
+        }
+    }
 }
 
 /// Resource-level options (outside `Properties`).
@@ -291,8 +313,11 @@ impl Template {
                 body.insert("DependsOn".into(), json!(entry.options.depends_on));
             }
             if let Some(policy) = entry.options.removal {
-                body.insert("DeletionPolicy".into(), json!(policy));
-                body.insert("UpdateReplacePolicy".into(), json!(policy));
+                body.insert("DeletionPolicy".into(), json!(policy.deletion_policy()));
+                body.insert(
+                    "UpdateReplacePolicy".into(),
+                    json!(policy.update_replace_policy()),
+                );
             }
             resources.insert(id.clone(), Json::Object(body));
         }
@@ -511,7 +536,10 @@ mod tests {
         );
         let v = t.to_json().unwrap();
         assert_eq!(v["Resources"]["B"]["DependsOn"], json!(["A"]));
-        assert_eq!(v["Resources"]["B"]["DeletionPolicy"], json!("Retain"));
+        assert_eq!(
+            v["Resources"]["B"]["DeletionPolicy"],
+            json!("RetainExceptOnCreate")
+        );
         assert_eq!(v["Resources"]["B"]["UpdateReplacePolicy"], json!("Retain"));
         assert!(v["Resources"]["A"].get("DeletionPolicy").is_none());
     }

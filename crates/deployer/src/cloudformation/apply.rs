@@ -50,6 +50,14 @@ pub enum ApplyError {
         /// Resource-level validation failures, when the cause is the stack's validation.
         details: Vec<String>,
     },
+    /// CloudFormation refused the change set before running anything (early validation:
+    /// a name already taken, a resource type the region lacks...); nothing changed.
+    #[error("the change set for {stack} failed: {reason}{}", findings.iter().map(|f| format!("\n  caused by {f}")).collect::<String>())]
+    ChangeSetFailed {
+        stack: String,
+        reason: String,
+        findings: Vec<String>,
+    },
     #[error("{0}")]
     Stuck(String),
     #[error("{0}")]
@@ -64,7 +72,7 @@ impl ApplyError {
             ApplyError::Failed { .. } => 3,
             ApplyError::Stuck(_) => 4,
             ApplyError::Refused(_) => 5,
-            ApplyError::Aws(_) => 1,
+            ApplyError::Aws(_) | ApplyError::ChangeSetFailed { .. } => 1,
         }
     }
 }
@@ -155,11 +163,13 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
         if change_set::is_empty(&cs) {
             return Ok(Applied::NoChanges);
         }
-        return Err(ApplyError::Aws(format!(
-            "change set for {} failed: {}",
-            spec.name,
-            cs.status_reason().unwrap_or_default()
-        )));
+        let findings =
+            super::events::validation_failures(cfn, &spec.name, Some(&change_set_id)).await;
+        return Err(ApplyError::ChangeSetFailed {
+            stack: spec.name.clone(),
+            reason: cs.status_reason().unwrap_or("no reason given").to_owned(),
+            findings,
+        });
     }
     let mut progress = Progress::new(what, spec.resources);
     let mut watcher = Watcher::start(cfn, &spec.name).await?;
@@ -217,7 +227,7 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
                     .unwrap_or_default()
                     .contains("DescribeEvents") =>
             {
-                super::events::validation_failures(cfn, &spec.name).await
+                super::events::validation_failures(cfn, &spec.name, None).await
             }
             _ => Vec::new(),
         };

@@ -104,9 +104,22 @@ pub fn root_cause(events: &[Event]) -> Option<&Event> {
 
 /// The resource-level failures behind a stack-level "Validation failed ... Call
 /// DescribeEvents" (CloudFormation's pre-provisioning validation, such as a bucket name
-/// already taken), as `LogicalId (Type): reason` lines.
-pub async fn validation_failures(cfn: &Client, stack: &str) -> Vec<String> {
-    let Ok(out) = cfn.describe_events().stack_name(stack).send().await else {
+/// already taken), as `LogicalId (Type): reason` lines. With `change_set`, those of that
+/// change set: a change set that fails early validation says only "The following hook(s)
+/// /validation failed: [AWS::EarlyValidation::...]" in its status reason, and its findings
+/// are events of the change set (CloudFormation user guide, "Pre-deployment validation").
+pub async fn validation_failures(
+    cfn: &Client,
+    stack: &str,
+    change_set: Option<&str>,
+) -> Vec<String> {
+    let Ok(out) = cfn
+        .describe_events()
+        .stack_name(stack)
+        .set_change_set_name(change_set.map(str::to_owned))
+        .send()
+        .await
+    else {
         return Vec::new();
     };
     out.operation_events()

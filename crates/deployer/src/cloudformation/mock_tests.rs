@@ -218,3 +218,64 @@ async fn delete_failed_on_a_non_empty_bucket_is_reported_with_the_bucket() {
         "deleting stack pdcase-alice failed (DELETE_FAILED): SourceBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty. You must delete all versions in the bucket."
     );
 }
+
+/// Issue 12f: a change set refused by CloudFormation's early validation names each finding
+/// (from DescribeEvents of that change set), not only its status reason.
+#[tokio::test]
+async fn a_change_set_failing_early_validation_names_its_findings() {
+    use aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput;
+    use aws_sdk_cloudformation::operation::describe_events::DescribeEventsOutput;
+    use aws_sdk_cloudformation::types::{OperationEvent, ValidationStatus};
+
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateComplete))
+        .repeatedly()
+        .build();
+    let create = mock!(Client::create_change_set).then_output(|| {
+        CreateChangeSetOutput::builder()
+            .id("arn:cs/deployer-1")
+            .build()
+    });
+    let failed = mock!(Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("The following hook(s)/validation failed: [AWS::EarlyValidation::ResourceExistenceCheck]. To troubleshoot Early Validation errors, use the DescribeEvents API for detailed failure information.")
+            .build()
+    });
+    let deleted =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let findings = mock!(Client::describe_events)
+        .match_requests(|r| r.change_set_name() == Some("arn:cs/deployer-1"))
+        .then_output(|| {
+            DescribeEventsOutput::builder()
+                .operation_events(
+                    OperationEvent::builder()
+                        .logical_resource_id("WarehouseBucket")
+                        .resource_type("AWS::S3::Bucket")
+                        .validation_status(ValidationStatus::Failed)
+                        .validation_status_reason("Resource with identifier 'pdcase-alice-warehouse-1-us-east-1' already exists")
+                        .build(),
+                )
+                .build()
+        });
+    let events = mock!(Client::describe_stack_events)
+        .sequence()
+        .output(no_events)
+        .repeatedly()
+        .build();
+    let cfn = client(&[&describe, &events, &create, &failed, &deleted, &findings]);
+    let err = apply(&cfn, &spec(), "stage alice").await.unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the change set for pdcase-alice failed: The following hook(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  caused by WarehouseBucket (AWS::S3::Bucket): Resource with identifier 'pdcase-alice-warehouse-1-us-east-1' already exists"),
+        "{text}"
+    );
+    assert_eq!(findings.num_calls(), 1);
+    assert_eq!(deleted.num_calls(), 1);
+}

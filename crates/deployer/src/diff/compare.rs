@@ -248,7 +248,7 @@ pub fn compare(
                 resource_type: ty.clone(),
                 action: "remove",
                 replacement: false,
-                data_loss: stateful(&ty) && a["DeletionPolicy"] != "Retain",
+                data_loss: stateful(&ty) && !crate::teardown::is_retained(&a["DeletionPolicy"]),
                 properties: vec![],
                 iam: vec![],
             },

@@ -115,6 +115,10 @@ pub struct Crawler {
     /// Update: in place.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recrawl_policy: Option<RecrawlPolicy>,
+    /// The crawler's JSON configuration (versioned; `CrawlerOutput` says how tables and
+    /// partitions it writes are shaped). Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<String>,
     /// Crawler tags are a JSON object, unlike most types' Key/Value list. Update: in place.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, Value>,

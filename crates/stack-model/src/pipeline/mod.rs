@@ -1,0 +1,190 @@
+//! The pipeline of one stage, as a template, composed of small named parts: each part is a
+//! module with one function from the stage (its config and the template so far) to the
+//! resources it adds, so a reader finds any resource in one hop.
+//!
+//! | part | module | resources |
+//! |---|---|---|
+//! | storage | [`storage`] | source, jobs and warehouse buckets, their TLS-only policies, the warehouse's notification of the refresher |
+//! | catalog | [`catalog`] | Glue database, one table per warehouse table, the crawler and its role |
+//! | EMR | [`emr`] | EMR service role, EC2 role and instance profile |
+//! | functions | [`functions`] | the three functions, one least-privilege role and one log group each |
+//! | triggers | [`triggers`] | the two SNS topics and their subscriptions |
+//! | Athena | [`athena`] | the work group |
+//! | outputs | [`outputs`] | the names the CLI and users read after a deploy |
+//!
+//! Compared with the original Serverless deployment: bucket names without dots and globally
+//! unique; EMR roles and instance profile inside the stack, named per stage; one execution
+//! role per function with only what that function does; a log group per function with
+//! retention; buckets encrypted, versioned, private and TLS-only; Glue tables declared from the
+//! warehouse contract; the refresher notified only of completion markers.
+
+mod athena;
+mod catalog;
+mod emr;
+mod functions;
+pub mod outputs;
+mod policy;
+mod storage;
+mod triggers;
+
+#[cfg(test)]
+mod tests;
+
+use crate::config::StageConfig;
+use crate::resource::iam::{InlinePolicy, PolicyDocument, Role, Statement};
+use crate::resource::Tag;
+use crate::stage::{RoleKind, PROJECT};
+use crate::template::{Handle, Options, Parameter, ParameterHandle, RemovalPolicy, Template};
+use crate::value::Value;
+
+pub(crate) use storage::{clean_up_rule, tls_only_policy};
+
+/// Names of the template's parameters: what changes with every build, not with the stage.
+pub mod params {
+    /// The bucket holding build artifacts (made once per account and region by the deployer).
+    pub const ARTIFACTS_BUCKET: &str = "ArtifactsBucket";
+    /// Key of the Lambda zip (`bootstrap` inside), content-addressed.
+    pub const LAMBDA_CODE_KEY: &str = "LambdaCodeKey";
+    /// Key of the Spark job script, content-addressed.
+    pub const SPARK_JOB_KEY: &str = "SparkJobKey";
+}
+
+/// Environment variable naming the base-a table format (`parquet` or `ndjson`).
+pub const TABLE_FORMAT_ENV: &str = "TABLE_FORMAT";
+
+/// Environment variable telling the shared `bootstrap` which handler to run.
+pub const FUNCTION_ENV: &str = "PIPELINE_FUNCTION";
+
+/// Tag EMR's managed policy `AmazonEMRServicePolicy_v2` requires on what the cluster uses.
+pub const EMR_MANAGED_POLICY_TAG: &str = "for-use-with-amazon-emr-managed-policies";
+
+/// The pipeline's template for one stage.
+pub fn template(config: &StageConfig) -> Template {
+    let mut p = Pipeline::new(config);
+    let mut storage = storage::buckets(&mut p);
+    let topics = triggers::topics(&mut p);
+    let catalog = catalog::catalog(&mut p, &storage);
+    let emr = emr::emr(&mut p, &storage);
+    let functions = functions::functions(&mut p, &storage, &catalog, &emr);
+    triggers::subscribe(&mut p, &topics, &functions);
+    storage::warehouse(&mut p, &mut storage, &functions);
+    let athena = athena::workgroup(&mut p, &storage);
+    outputs::add(
+        &mut p,
+        &outputs::Parts {
+            storage: &storage,
+            topics: &topics,
+            catalog: &catalog,
+            emr: &emr,
+            functions: &functions,
+            athena: &athena,
+        },
+    );
+    p.t
+}
+
+/// The stage being composed: its config, the template so far, and the parameters every part
+/// may read.
+pub(crate) struct Pipeline<'a> {
+    c: &'a StageConfig,
+    t: Template,
+    artifacts: ParameterHandle,
+    lambda_key: ParameterHandle,
+    spark_key: ParameterHandle,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(c: &'a StageConfig) -> Self {
+        let mut t = Template::new(format!(
+            "{PROJECT} data pipeline, stage {} (rendered by deployer; do not edit)",
+            c.stage
+        ));
+        let key_pattern = "^[A-Za-z0-9!_.*'()/-]+$";
+        let artifacts = t.parameter(
+            params::ARTIFACTS_BUCKET,
+            Parameter::string("Bucket of build artifacts (created by `deployer deploy`)").pattern(
+                "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+                "an S3 bucket name without dots",
+            ),
+        );
+        let lambda_key = t.parameter(
+            params::LAMBDA_CODE_KEY,
+            Parameter::string("Key of the Lambda deployment package (content hash)")
+                .pattern(key_pattern, "an S3 key"),
+        );
+        let spark_key = t.parameter(
+            params::SPARK_JOB_KEY,
+            Parameter::string("Key of the Spark job script (content hash)")
+                .pattern(key_pattern, "an S3 key"),
+        );
+        Pipeline {
+            c,
+            t,
+            artifacts,
+            lambda_key,
+            spark_key,
+        }
+    }
+
+    fn tags(&self) -> Vec<Tag> {
+        vec![
+            Tag::new("Project", PROJECT),
+            Tag::new("Stage", self.c.stage.as_str()),
+        ]
+    }
+
+    /// For stateful resources: retained on delete and replacement when the stage is protected.
+    fn removal_policy(&self) -> RemovalPolicy {
+        if self.c.protected {
+            RemovalPolicy::Retain
+        } else {
+            RemovalPolicy::Delete
+        }
+    }
+
+    fn stateful(&self) -> Options {
+        Options::default().removal(self.removal_policy())
+    }
+
+    /// An IAM role of the stage, named per stage and region, trusted by `services`, with one
+    /// inline policy of `statements`.
+    fn role(
+        &mut self,
+        id: &str,
+        kind: RoleKind,
+        description: &str,
+        services: &[&str],
+        managed: Vec<Value>,
+        statements: Vec<Statement>,
+    ) -> Handle<Role> {
+        let policies = if statements.is_empty() {
+            vec![]
+        } else {
+            vec![InlinePolicy {
+                policy_name: format!("{}-{}", self.c.stage.prefix(), kind.as_str()),
+                policy_document: PolicyDocument::new(statements),
+            }]
+        };
+        let tags = self.tags();
+        self.t.add(
+            id,
+            Role {
+                role_name: Some(Value::sub(self.c.stage.role_name_sub(kind))),
+                description: Some(format!("{description} ({PROJECT} stage {})", self.c.stage)),
+                assume_role_policy_document: PolicyDocument::trust_services(services),
+                managed_policy_arns: managed,
+                policies,
+                tags,
+            },
+        )
+    }
+
+    /// The ARN of one of the stage's roles, from its derived name (no `GetAtt`: usable where
+    /// a reference would make a cycle).
+    fn role_arn(&self, kind: RoleKind) -> Value {
+        Value::sub(format!(
+            "arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{}",
+            self.c.stage.role_name_sub(kind)
+        ))
+    }
+}

@@ -1,0 +1,115 @@
+//! The template's outputs: every name the deployer and users read after a deploy.
+
+use super::athena::Athena;
+use super::catalog::Catalog;
+use super::emr::Emr;
+use super::functions::Functions;
+use super::storage::Storage;
+use super::triggers::Topics;
+use super::Pipeline;
+
+pub const STAGE: &str = "Stage";
+pub const SOURCE_BUCKET: &str = "SourceBucketName";
+pub const WAREHOUSE_BUCKET: &str = "WarehouseBucketName";
+pub const JOBS_BUCKET: &str = "JobsBucketName";
+pub const ETL_TOPIC: &str = "EtlTriggerTopicArn";
+pub const EMR_TOPIC: &str = "EmrTriggerTopicArn";
+pub const ETL_FUNCTION: &str = "EtlFunctionName";
+pub const EMR_STARTER_FUNCTION: &str = "EmrStarterFunctionName";
+pub const TABLE_REFRESHER_FUNCTION: &str = "TableRefresherFunctionName";
+pub const DATABASE: &str = "GlueDatabaseName";
+pub const CRAWLER: &str = "CrawlerName";
+pub const WORKGROUP: &str = "AthenaWorkGroupName";
+pub const EMR_SERVICE_ROLE: &str = "EmrServiceRoleName";
+pub const EMR_INSTANCE_PROFILE: &str = "EmrInstanceProfileName";
+pub const ATHENA_RESULTS: &str = "AthenaResultsLocation";
+
+/// Everything the outputs name.
+pub(super) struct Parts<'p> {
+    pub storage: &'p Storage,
+    pub topics: &'p Topics,
+    pub catalog: &'p Catalog,
+    pub emr: &'p Emr,
+    pub functions: &'p Functions,
+    pub athena: &'p Athena,
+}
+
+pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
+    let Parts {
+        storage,
+        topics,
+        catalog,
+        emr,
+        functions,
+        athena,
+    } = parts;
+    let warehouse = storage
+        .warehouse
+        .as_ref()
+        .expect("the storage part adds the warehouse bucket before the outputs");
+    let stage = p.c.stage.as_str();
+    let t = &mut p.t;
+    t.output(STAGE, "Stage name", stage.into());
+    t.output(
+        SOURCE_BUCKET,
+        "Raw exports: a/<entity>.json, b/part-*.json",
+        storage.source.r#ref(),
+    );
+    t.output(
+        WAREHOUSE_BUCKET,
+        "Curated tables, crawled by Glue",
+        warehouse.r#ref(),
+    );
+    t.output(
+        JOBS_BUCKET,
+        "EMR logs and Athena results",
+        storage.jobs.r#ref(),
+    );
+    t.output(
+        ETL_TOPIC,
+        "Publish here to run the base-a ETL",
+        topics.etl.r#ref(),
+    );
+    t.output(
+        EMR_TOPIC,
+        "Publish here to run the Spark job on EMR",
+        topics.emr.r#ref(),
+    );
+    t.output(ETL_FUNCTION, "ETL function", functions.etl.r#ref());
+    t.output(
+        EMR_STARTER_FUNCTION,
+        "EMR starter function",
+        functions.emr_starter.r#ref(),
+    );
+    t.output(
+        TABLE_REFRESHER_FUNCTION,
+        "Table refresher function",
+        functions.table_refresher.r#ref(),
+    );
+    t.output(
+        DATABASE,
+        "Glue database to query with Athena",
+        catalog.database.r#ref(),
+    );
+    t.output(
+        CRAWLER,
+        "Glue crawler of the warehouse",
+        catalog.crawler.r#ref(),
+    );
+    t.output(WORKGROUP, "Athena work group", athena.workgroup.r#ref());
+    t.output(
+        ATHENA_RESULTS,
+        "Where Athena writes query results",
+        athena.results.clone(),
+    );
+    t.output(
+        EMR_SERVICE_ROLE,
+        "EMR service role",
+        emr.service_role.r#ref(),
+    );
+    t.output(
+        EMR_INSTANCE_PROFILE,
+        "EMR EC2 instance profile",
+        emr.instance_profile.r#ref(),
+    );
+}

@@ -1,0 +1,186 @@
+//! Storage: the source, jobs and warehouse buckets (encrypted, versioned, private, TLS-only,
+//! with lifecycle rules), and the warehouse's notification of the table refresher.
+
+use super::functions::Functions;
+use super::policy::objects;
+use super::Pipeline;
+use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
+use crate::resource::lambda::{FunctionAttr, Permission};
+use crate::resource::s3::{
+    AbortIncompleteMultipartUpload, Bucket, BucketAttr, BucketEncryption, BucketPolicy, FilterRule,
+    FilterRuleName, LambdaConfiguration, LifecycleConfiguration, LifecycleRule,
+    NoncurrentVersionExpiration, NotificationConfiguration, NotificationFilter, ObjectOwnership,
+    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, RuleStatus,
+    S3KeyFilter, SseAlgorithm, VersioningConfiguration, VersioningStatus,
+};
+use crate::stage::BucketRole;
+use crate::template::{Handle, Options};
+use crate::value::{Pseudo, Value};
+use crate::warehouse::SUCCESS_MARKER;
+
+/// The stage's buckets, and the warehouse's name and ARN derived from the stage (the warehouse
+/// bucket itself is added last, once the function it notifies exists).
+pub(super) struct Storage {
+    pub source: Handle<Bucket>,
+    pub jobs: Handle<Bucket>,
+    pub warehouse: Option<Handle<Bucket>>,
+    pub source_arn: Value,
+    pub jobs_arn: Value,
+    /// The warehouse's ARN and name are written from the derived name, not from `Ref`: the
+    /// refresher's policy and permission need them, and the bucket needs the refresher
+    /// (bucket -> permission -> bucket would be a cycle).
+    pub warehouse_arn: Value,
+    pub warehouse_name: Value,
+}
+
+/// The source and jobs buckets.
+pub(super) fn buckets(p: &mut Pipeline) -> Storage {
+    let source = bucket(
+        p,
+        "SourceBucket",
+        BucketRole::Source,
+        vec![],
+        None,
+        Options::default(),
+    );
+    let jobs = bucket(
+        p,
+        "JobsBucket",
+        BucketRole::Jobs,
+        vec![
+            expire("ExpireEmrLogs", "logs/", 90),
+            expire("ExpireAthenaResults", "athena-results/", 30),
+        ],
+        None,
+        Options::default(),
+    );
+    let warehouse = p.c.stage.bucket_name_sub(BucketRole::Warehouse);
+    Storage {
+        source_arn: source.get_att(BucketAttr::Arn),
+        jobs_arn: jobs.get_att(BucketAttr::Arn),
+        warehouse_arn: Value::sub(format!("arn:${{AWS::Partition}}:s3:::{warehouse}")),
+        warehouse_name: Value::sub(warehouse),
+        source,
+        jobs,
+        warehouse: None,
+    }
+}
+
+/// The warehouse bucket, notifying the table refresher of completion markers only.
+pub(super) fn warehouse(p: &mut Pipeline, storage: &mut Storage, functions: &Functions) {
+    let refresher = &functions.table_refresher;
+    let s3_may_invoke = p.t.add(
+        "TableRefresherS3Permission",
+        Permission {
+            action: "lambda:InvokeFunction".into(),
+            function_name: refresher.get_att(FunctionAttr::Arn),
+            principal: "s3.amazonaws.com".into(),
+            source_arn: Some(storage.warehouse_arn.clone()),
+            source_account: Some(Pseudo::AccountId.into()),
+        },
+    );
+    let notification = NotificationConfiguration {
+        lambda_configurations: vec![LambdaConfiguration {
+            event: "s3:ObjectCreated:*".into(),
+            function: refresher.get_att(FunctionAttr::Arn),
+            filter: Some(NotificationFilter {
+                s3_key: S3KeyFilter {
+                    rules: vec![FilterRule {
+                        name: FilterRuleName::Suffix,
+                        value: SUCCESS_MARKER.into(),
+                    }],
+                },
+            }),
+        }],
+    };
+    storage.warehouse = Some(bucket(
+        p,
+        "WarehouseBucket",
+        BucketRole::Warehouse,
+        // Staging folders of runs that died before cleaning up (outside every table).
+        vec![
+            expire("ExpireEtlStaging", "a/_staging/", 2),
+            expire("ExpireSparkStaging", "b/_staging/", 2),
+        ],
+        Some(notification),
+        Options::default().depends_on(&s3_may_invoke),
+    ));
+}
+
+fn bucket(
+    p: &mut Pipeline,
+    id: &str,
+    role: BucketRole,
+    mut rules: Vec<LifecycleRule>,
+    notification: Option<NotificationConfiguration>,
+    options: Options,
+) -> Handle<Bucket> {
+    rules.push(clean_up_rule());
+    let opts = options.removal(p.removal_policy());
+    let tags = p.tags();
+    let bucket = p.t.add_with(
+        id,
+        Bucket {
+            bucket_name: Some(Value::sub(p.c.stage.bucket_name_sub(role))),
+            bucket_encryption: Some(BucketEncryption::default_with(SseAlgorithm::Aes256)),
+            public_access_block_configuration: Some(PublicAccessBlockConfiguration::all_blocked()),
+            versioning_configuration: Some(VersioningConfiguration {
+                status: VersioningStatus::Enabled,
+            }),
+            lifecycle_configuration: Some(LifecycleConfiguration { rules }),
+            notification_configuration: notification,
+            ownership_controls: Some(OwnershipControls {
+                rules: vec![OwnershipControlsRule {
+                    object_ownership: ObjectOwnership::BucketOwnerEnforced,
+                }],
+            }),
+            tags,
+        },
+        opts,
+    );
+    p.t.add(&format!("{id}Policy"), tls_only_policy(&bucket));
+    bucket
+}
+
+/// Expires noncurrent versions after 30 days and aborts uploads left incomplete for 7.
+pub(crate) fn clean_up_rule() -> LifecycleRule {
+    LifecycleRule {
+        id: "CleanUpOldVersionsAndUploads".into(),
+        status: RuleStatus::Enabled,
+        prefix: None,
+        expiration_in_days: None,
+        noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+            noncurrent_days: 30,
+        }),
+        abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+            days_after_initiation: 7,
+        }),
+    }
+}
+
+/// Denies every request to the bucket and its objects that does not use TLS.
+pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
+    let arn = bucket.get_att(BucketAttr::Arn);
+    BucketPolicy {
+        bucket: bucket.r#ref(),
+        policy_document: PolicyDocument::new(vec![Statement {
+            sid: Some("DenyInsecureTransport".into()),
+            effect: Effect::Deny,
+            principal: Some(Principal::Everyone),
+            action: vec!["s3:*".into()],
+            resource: vec![arn.clone(), objects(&arn, "*")],
+            condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
+        }]),
+    }
+}
+
+fn expire(id: &str, prefix: &str, days: u32) -> LifecycleRule {
+    LifecycleRule {
+        id: id.into(),
+        status: RuleStatus::Enabled,
+        prefix: Some(prefix.into()),
+        expiration_in_days: Some(days),
+        noncurrent_version_expiration: None,
+        abort_incomplete_multipart_upload: None,
+    }
+}
