@@ -9,6 +9,7 @@ use crate::artifacts::{build_bootstrap, lambda_zip, workspace_root, Artifact};
 use crate::aws::Aws;
 use crate::cli::{DeployArgs, Global};
 use crate::cloudformation::apply::{apply, Applied, ApplyError, StackSpec};
+use crate::cloudformation::change_set::{TemplateSource, INLINE_TEMPLATE_LIMIT};
 use crate::cloudformation::status::{
     describe, output, outputs_of, sentiment, status_of, template_of, Sentiment,
 };
@@ -75,23 +76,26 @@ async fn ensure(
             return Ok((outputs, false));
         }
     }
-    apply_rendered(aws, c, name, text, resources, parameters, what).await
+    apply_rendered(aws, c, name, text, None, resources, parameters, what).await
 }
 
 /// Applies a rendered template (through a change set); its outputs, and whether anything
 /// changed.
+#[allow(clippy::too_many_arguments)]
 async fn apply_rendered(
     aws: &Aws,
     c: &StageConfig,
     name: &str,
     body: String,
+    template_bucket: Option<&str>,
     resources: usize,
     parameters: Vec<(String, String)>,
     what: &str,
 ) -> Result<(Vec<(String, String)>, bool), ApplyError> {
+    let template = template_source(aws, c, template_bucket, name, body).await?;
     let spec = StackSpec {
         name: name.to_owned(),
-        body,
+        template,
         parameters,
         tags: tags(c),
         resources,
@@ -104,6 +108,66 @@ async fn apply_rendered(
             Ok((outputs, false))
         }
     }
+}
+
+/// The largest template sent inline: CloudFormation's limit, or less when
+/// `DEPLOYER_INLINE_TEMPLATE_LIMIT` says so (the tests use it to take the S3 path with a
+/// template of today's size).
+fn inline_limit() -> anyhow::Result<usize> {
+    match std::env::var("DEPLOYER_INLINE_TEMPLATE_LIMIT") {
+        Err(_) => Ok(INLINE_TEMPLATE_LIMIT),
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n <= INLINE_TEMPLATE_LIMIT => Ok(n),
+            _ => anyhow::bail!(
+                "DEPLOYER_INLINE_TEMPLATE_LIMIT={v}: give a number of bytes up to {INLINE_TEMPLATE_LIMIT}"
+            ),
+        },
+    }
+}
+
+/// The template inline when CloudFormation takes it so, otherwise uploaded to `bucket` (the
+/// stage's artifacts bucket) under its content hash and given by URL. The URL is S3's
+/// virtual-hosted regional form, which CloudFormation reads in every region.
+pub async fn template_source(
+    aws: &Aws,
+    c: &StageConfig,
+    bucket: Option<&str>,
+    stack: &str,
+    body: String,
+) -> anyhow::Result<TemplateSource> {
+    let limit = inline_limit()?;
+    if body.len() <= limit {
+        return Ok(TemplateSource::Body(body));
+    }
+    let Some(bucket) = bucket else {
+        anyhow::bail!(
+            "the template of {stack} is {} bytes, over the {limit} CloudFormation takes inline, and there is no bucket to send it through",
+            body.len()
+        );
+    };
+    let key = format!(
+        "templates/{stack}/{}.json",
+        Artifact::new(body.as_bytes().to_vec()).sha256
+    );
+    let uploaded = upload(aws, bucket, &key, body.as_bytes()).await?;
+    let suffix = if c.region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    eprintln!(
+        "template of {stack}: {} bytes, over {limit} inline: s3://{bucket}/{key}{}",
+        body.len(),
+        if uploaded {
+            " uploaded"
+        } else {
+            " already there"
+        }
+    );
+    Ok(TemplateSource::Url(format!(
+        "https://{bucket}.s3.{}.{suffix}/{key}",
+        c.region
+    )))
 }
 
 /// Uploads `body` under `key` unless an object is there already (keys are content hashes).
@@ -215,6 +279,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         &c,
         &stage.stack_name(),
         text,
+        Some(&bucket),
         resources,
         parameters,
         &format!("stage {stage}"),

@@ -3,7 +3,7 @@
 
 use crate::aws::Aws;
 use crate::cli::{DiffArgs, DiffFormat, Global};
-use crate::cloudformation::change_set;
+use crate::cloudformation::change_set::{self, TemplateSource};
 use crate::deploy::{artifact_keys, body, bootstrap_binary, deployed, stack_parameters};
 use crate::diff::compare::{compare, ChangeSetEntry};
 use crate::diff::render::{colour, render, Style};
@@ -41,7 +41,14 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
                 &aws,
                 &c.stage.stack_name(),
                 old.is_some(),
-                &text,
+                crate::deploy::template_source(
+                    &aws,
+                    &c,
+                    Some(&bucket),
+                    &c.stage.stack_name(),
+                    text,
+                )
+                .await?,
                 &new_params,
                 &crate::deploy::tags(&c),
             )
@@ -62,7 +69,7 @@ async fn changeset_view(
     aws: &Aws,
     stack: &str,
     exists: bool,
-    template: &str,
+    template: TemplateSource,
     parameters: &[(String, String)],
     tags: &[(String, String)],
 ) -> anyhow::Result<Vec<ChangeSetEntry>> {
@@ -78,7 +85,7 @@ async fn changeset_view(
             } else {
                 ChangeSetType::Create
             },
-            body: template,
+            template: &template,
             parameters,
             tags,
         },

@@ -180,6 +180,7 @@ pub async fn invoke_starter_on_stage(global: &Global, stage: &str) -> anyhow::Re
         idle_timeout_seconds: i64::from(c.emr.idle_timeout_minutes) * 60,
         service_role: output(&outs, outputs::EMR_SERVICE_ROLE)?.to_owned(),
         instance_profile: output(&outs, outputs::EMR_INSTANCE_PROFILE)?.to_owned(),
+        subnet_id: output(&outs, outputs::EMR_SUBNET)?.to_owned(),
         log_uri: format!("s3://{}/logs/", output(&outs, outputs::JOBS_BUCKET)?),
         students_format: c.table_format,
     };

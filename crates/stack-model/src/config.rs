@@ -42,6 +42,11 @@ pub struct EmrSettings {
     pub core_instance_count: u32,
     /// The cluster terminates itself after this long without work.
     pub idle_timeout_minutes: u32,
+    /// The subnet the cluster runs in. `None`: a small network the stage's stack owns
+    /// (VPC, public subnet, internet gateway, S3 gateway endpoint). A subnet given here, and
+    /// its VPC, must carry the tag `for-use-with-amazon-emr-managed-policies=true`, which
+    /// `AmazonEMRServicePolicy_v2` requires to launch instances and security groups there.
+    pub subnet_id: Option<String>,
 }
 
 /// The validated settings of one stage.
@@ -79,6 +84,7 @@ impl StageConfig {
                 core_instance_type: "m5.xlarge".into(),
                 core_instance_count: 0,
                 idle_timeout_minutes: 10,
+                subnet_id: None,
             },
             log_retention: Retention::Days30,
             table_format: DataFormat::Parquet,
@@ -192,6 +198,7 @@ struct EmrOverrides {
     core_instance_type: Option<String>,
     core_instance_count: Option<u32>,
     idle_timeout_minutes: Option<u32>,
+    subnet_id: Option<String>,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
@@ -273,6 +280,10 @@ impl Overrides {
                     .map_err(|m| fail("emr.idle_timeout_minutes", m))?;
                 c.emr.idle_timeout_minutes = n;
             }
+            if let Some(id) = &e.subnet_id {
+                check_subnet_id(id).map_err(|m| fail("emr.subnet_id", m))?;
+                c.emr.subnet_id = Some(id.clone());
+            }
         }
         if let Some(days) = self.log_retention_days {
             c.log_retention = Retention::from_days(days).ok_or_else(|| {
@@ -290,6 +301,22 @@ impl Overrides {
             })?;
         }
         Ok(())
+    }
+}
+
+fn check_subnet_id(id: &str) -> Result<(), String> {
+    // `subnet-` and 8 or 17 hexadecimal digits (EC2's two id lengths).
+    let hex = id.strip_prefix("subnet-").unwrap_or("");
+    if matches!(hex.len(), 8 | 17)
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` is not a subnet id (such as `subnet-0123456789abcdef0`)"
+        ))
     }
 }
 
@@ -368,10 +395,12 @@ mod tests {
     use super::*;
 
     fn load(yaml: &str, stage: &str) -> Result<StageConfig, ConfigError> {
+        // One folder per call: tests run in parallel threads of one process.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
-            "stack-model-config-{}-{stage}-{}",
+            "stack-model-config-{}-{stage}-{n}",
             std::process::id(),
-            yaml.len()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pipeline.yaml");
@@ -432,6 +461,19 @@ mod tests {
         assert_eq!(e.key, "stages.prod.lambda.memory_mb");
         assert_eq!(e.location, Some((4, 18)));
         assert!(e.message.contains("invalid type: string \"lots\""), "{e}");
+
+        let e = load("stages:\n  prod:\n    emr: {subnet_id: sub-123}\n", "prod").unwrap_err();
+        assert_eq!(e.key, "stages.prod.emr.subnet_id");
+        assert!(e.message.contains("`sub-123` is not a subnet id"), "{e}");
+        let ok = load(
+            "stages:\n  prod:\n    emr: {subnet_id: subnet-0123456789abcdef0}\n",
+            "prod",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.emr.subnet_id.as_deref(),
+            Some("subnet-0123456789abcdef0")
+        );
 
         let e = load("stages:\n  prod:\n    lamda: {}\n", "prod").unwrap_err();
         assert_eq!(e.key, "stages.prod.lamda");

@@ -64,6 +64,8 @@ pub enum Value {
     Sub(String, BTreeMap<String, Value>),
     /// `{"Fn::Join": [delimiter, [values]]}`.
     Join(String, Vec<Value>),
+    /// `{"Fn::Select": [n, {"Fn::GetAZs": ""}]}`: the region's n-th availability zone.
+    AvailabilityZone(u8),
 }
 
 impl Value {
@@ -130,6 +132,11 @@ impl Serialize for Value {
             Value::Sub(text, vars) if vars.is_empty() => single(serializer, "Fn::Sub", text),
             Value::Sub(text, vars) => single(serializer, "Fn::Sub", &SubArgs(text, vars)),
             Value::Join(delim, parts) => single(serializer, "Fn::Join", &JoinArgs(delim, parts)),
+            Value::AvailabilityZone(n) => single(
+                serializer,
+                "Fn::Select",
+                &(n, serde_json::json!({"Fn::GetAZs": ""})),
+            ),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType};
 use aws_sdk_cloudformation::Client;
 
-use super::change_set;
+use super::change_set::{self, TemplateSource};
 use super::events::{root_cause, Event, Progress, Watcher};
 use super::status::{
     describe, next_step, outputs_of, sentiment, state_of, status_of, Sentiment, StackState,
@@ -20,8 +20,9 @@ use crate::aws::error_text;
 /// What to deploy.
 pub struct StackSpec {
     pub name: String,
-    /// The template as sent: compact canonical JSON (under the 51,200-byte inline limit).
-    pub body: String,
+    /// The template as sent: compact canonical JSON, inline or from S3 when larger than
+    /// CloudFormation takes inline.
+    pub template: TemplateSource,
     pub parameters: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub resources: usize,
@@ -151,7 +152,7 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
             stack: &spec.name,
             name: &change_set,
             kind,
-            body: &spec.body,
+            template: &spec.template,
             parameters: &spec.parameters,
             tags: &spec.tags,
         },

@@ -11,12 +11,25 @@ use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOut
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
 use aws_sdk_cloudformation::Client;
 
+/// Where CloudFormation reads a template from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// Sent in the request (`TemplateBody`): at most [`INLINE_TEMPLATE_LIMIT`] bytes.
+    Body(String),
+    /// An S3 object's URL (`TemplateURL`): up to 1 MB.
+    Url(String),
+}
+
+/// CloudFormation refuses a `TemplateBody` over 51,200 bytes (CloudFormation user guide,
+/// "Quotas": template body size in a request); a larger template goes through S3.
+pub const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+
 /// What a change set is made of.
 pub struct Request<'a> {
     pub stack: &'a str,
     pub name: &'a str,
     pub kind: ChangeSetType,
-    pub body: &'a str,
+    pub template: &'a TemplateSource,
     pub parameters: &'a [(String, String)],
     pub tags: &'a [(String, String)],
 }
@@ -28,7 +41,14 @@ pub async fn create(cfn: &Client, r: &Request<'_>) -> anyhow::Result<String> {
         .stack_name(r.stack)
         .change_set_name(r.name)
         .change_set_type(r.kind.clone())
-        .template_body(r.body)
+        .set_template_body(match r.template {
+            TemplateSource::Body(b) => Some(b.clone()),
+            TemplateSource::Url(_) => None,
+        })
+        .set_template_url(match r.template {
+            TemplateSource::Url(u) => Some(u.clone()),
+            TemplateSource::Body(_) => None,
+        })
         .set_parameters(Some(
             r.parameters
                 .iter()

@@ -65,7 +65,7 @@ fn no_events() -> DescribeStackEventsOutput {
 fn spec() -> StackSpec {
     StackSpec {
         name: "pdcase-alice".into(),
-        body: "{}".into(),
+        template: super::change_set::TemplateSource::Body("{}".into()),
         parameters: vec![],
         tags: vec![],
         resources: 54,

@@ -8,6 +8,58 @@
 /// `(type, create-only property paths)`; nested paths use `/`.
 pub const CREATE_ONLY: &[(&str, &[&str])] = &[
     ("AWS::Athena::WorkGroup", &["Name"]),
+    (
+        "AWS::EC2::Route",
+        &[
+            "DestinationCidrBlock",
+            "DestinationIpv6CidrBlock",
+            "DestinationPrefixListId",
+            "RouteTableId",
+        ],
+    ),
+    ("AWS::EC2::RouteTable", &["VpcId"]),
+    (
+        "AWS::EC2::Subnet",
+        &[
+            "AvailabilityZone",
+            "AvailabilityZoneId",
+            "CidrBlock",
+            "Ipv4IpamPoolId",
+            "Ipv4NetmaskLength",
+            "Ipv6IpamPoolId",
+            "Ipv6Native",
+            "Ipv6NetmaskLength",
+            "OutpostArn",
+            "VpcId",
+        ],
+    ),
+    (
+        "AWS::EC2::SubnetRouteTableAssociation",
+        &["RouteTableId", "SubnetId"],
+    ),
+    (
+        "AWS::EC2::VPC",
+        &[
+            "CidrBlock",
+            "Ipv4IpamPoolId",
+            "Ipv4NetmaskLength",
+            "VpcEncryptionControl",
+        ],
+    ),
+    (
+        "AWS::EC2::VPCEndpoint",
+        &[
+            "DnsOptions/PrivateDnsPreference",
+            "DnsOptions/PrivateDnsSpecifiedDomains",
+            "ResourceConfigurationArn",
+            "ServiceName",
+            "ServiceNetworkArn",
+            "ServiceRegion",
+            "VpcEndpointType",
+            "VpcId",
+        ],
+    ),
+    ("AWS::EC2::VPCGatewayAttachment", &["VpcId"]),
     ("AWS::Glue::Crawler", &["Name"]),
     ("AWS::Glue::Database", &["DatabaseName"]),
     (

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{required, EnvError};
 use crate::warehouse::{table, DataFormat};
-use stack_model::pipeline::TABLE_FORMAT_ENV;
+use stack_model::pipeline::{EMR_MANAGED_POLICY_TAG, TABLE_FORMAT_ENV};
 use stack_model::stage::PROJECT;
 
 /// The cluster and job settings, from the stage config through the function's environment.
@@ -29,6 +29,8 @@ pub struct JobSettings {
     pub idle_timeout_seconds: i64,
     pub service_role: String,
     pub instance_profile: String,
+    /// The subnet the cluster runs in, tagged for EMR's managed policy.
+    pub subnet_id: String,
     pub log_uri: String,
     pub students_format: DataFormat,
 }
@@ -53,6 +55,7 @@ impl JobSettings {
             core_instance_count: number("EMR_CORE_INSTANCE_COUNT")? as i32,
             idle_timeout_seconds: number("EMR_IDLE_TIMEOUT_SECONDS")?,
             service_role: required(get, "EMR_SERVICE_ROLE")?,
+            subnet_id: required(get, "EMR_SUBNET_ID")?,
             instance_profile: required(get, "EMR_INSTANCE_PROFILE")?,
             log_uri: required(get, "EMR_LOG_URI")?,
             students_format: get(TABLE_FORMAT_ENV)
@@ -93,7 +96,10 @@ impl JobSettings {
 }
 
 /// The RunJobFlow request: a transient cluster (it terminates when its step ends, and after
-/// the idle timeout in any case), tagged with the stage, running the Spark job once.
+/// the idle timeout in any case), tagged with the stage, running the Spark job once, in the
+/// stage's subnet. `AmazonEMRServicePolicy_v2` (the service role's policy) lets EMR launch
+/// instances only for a cluster tagged `for-use-with-amazon-emr-managed-policies=true`, in a
+/// subnet tagged the same (EMR management guide, "Service role for Amazon EMR").
 pub fn request(
     client: &aws_sdk_emr::Client,
     s: &JobSettings,
@@ -137,6 +143,7 @@ pub fn request(
                 .set_instance_groups(Some(groups))
                 .keep_job_flow_alive_when_no_steps(false)
                 .termination_protected(false)
+                .ec2_subnet_id(&s.subnet_id)
                 .build(),
         )
         .auto_termination_policy(
@@ -151,6 +158,12 @@ pub fn request(
         .visible_to_all_users(true)
         .tags(Tag::builder().key("Project").value(PROJECT).build())
         .tags(Tag::builder().key("Stage").value(&s.stage).build())
+        .tags(
+            Tag::builder()
+                .key(EMR_MANAGED_POLICY_TAG)
+                .value("true")
+                .build(),
+        )
 }
 
 #[derive(Debug, Serialize)]
@@ -208,6 +221,7 @@ mod tests {
                     "EMR_IDLE_TIMEOUT_SECONDS" => "600",
                     "EMR_SERVICE_ROLE" => "svc-role",
                     "EMR_INSTANCE_PROFILE" => "profile",
+                    "EMR_SUBNET_ID" => "subnet-0123456789abcdef0",
                     "EMR_LOG_URI" => "s3://jobs/logs/",
                     "TABLE_FORMAT" => "parquet",
                     _ => return None,
@@ -257,6 +271,13 @@ mod tests {
         assert!(tags
             .iter()
             .any(|t| t.key() == Some("Stage") && t.value() == Some("alice")));
+        // Issue 12a: without the tag and the subnet, AmazonEMRServicePolicy_v2 refuses to
+        // launch the cluster's instances.
+        assert!(tags.iter().any(
+            |t| t.key() == Some("for-use-with-amazon-emr-managed-policies")
+                && t.value() == Some("true")
+        ));
+        assert_eq!(instances.ec2_subnet_id(), Some("subnet-0123456789abcdef0"));
         let steps = input.get_steps().as_ref().unwrap();
         assert_eq!(steps.len(), 1);
         let args = steps[0].hadoop_jar_step().unwrap().args();

@@ -1,18 +1,114 @@
 //! EMR: the service role, the EC2 role of the cluster's nodes and its instance profile, named
-//! per stage, for the transient cluster the EMR starter launches.
+//! per stage, and the network the transient cluster the EMR starter launches runs in.
+//!
+//! `AmazonEMRServicePolicy_v2` lets EMR run instances only in a subnet, and create its
+//! managed security groups only in a VPC, tagged `for-use-with-amazon-emr-managed-policies =
+//! true`, for clusters that carry the same tag (EMR management guide, "Service role for
+//! Amazon EMR (EMR role)"). So the cluster gets a subnet: the stage config's `emr.subnet_id`
+//! (tagged by its owner), or by default a small network of the stage's own, which also works
+//! in an account without a default VPC: a VPC, one public subnet (public IPs: EMR reaches its
+//! service endpoints through the internet gateway, where a private subnet would need a NAT
+//! gateway or interface endpoints, both billed by the hour), an internet gateway, and an S3
+//! gateway endpoint (free; EMRFS traffic stays on AWS's network). All of it is free of charge.
 
 use super::policy::{objects, pass_role};
 use super::storage::Storage;
-use super::Pipeline;
+use super::{Pipeline, EMR_MANAGED_POLICY_TAG};
+use crate::resource::ec2::{
+    InternetGateway, Route, RouteTable, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint,
+    VpcEndpointType, VpcGatewayAttachment,
+};
 use crate::resource::iam::{InstanceProfile, Role, Statement};
+use crate::resource::Tag;
 use crate::stage::RoleKind;
-use crate::template::Handle;
+use crate::template::{Handle, Options};
 use crate::value::Value;
 
 pub(super) struct Emr {
     pub service_role: Handle<Role>,
     pub instance_role: Handle<Role>,
     pub instance_profile: Handle<InstanceProfile>,
+    /// The subnet the cluster launches in: the stack's own, or the configured one.
+    pub subnet: Value,
+}
+
+/// The stage's tags and the one EMR's managed policy requires.
+fn network_tags(p: &Pipeline, name: &str) -> Vec<Tag> {
+    let mut tags = p.tags();
+    tags.push(Tag::new(EMR_MANAGED_POLICY_TAG, "true"));
+    tags.push(Tag::new("Name", format!("{}-{name}", p.c.stage.prefix())));
+    tags
+}
+
+/// The stage's own network for the cluster; returns the subnet.
+fn network(p: &mut Pipeline) -> Value {
+    let vpc = p.t.add(
+        "EmrVpc",
+        Vpc {
+            cidr_block: "10.0.0.0/16".into(),
+            enable_dns_hostnames: true,
+            enable_dns_support: true,
+            tags: network_tags(p, "emr"),
+        },
+    );
+    let subnet = p.t.add(
+        "EmrSubnet",
+        Subnet {
+            vpc_id: vpc.r#ref(),
+            cidr_block: "10.0.0.0/20".into(),
+            availability_zone: Value::AvailabilityZone(0),
+            map_public_ip_on_launch: true,
+            tags: network_tags(p, "emr-public"),
+        },
+    );
+    let gateway = p.t.add(
+        "EmrInternetGateway",
+        InternetGateway {
+            tags: network_tags(p, "emr"),
+        },
+    );
+    let attachment = p.t.add(
+        "EmrInternetGatewayAttachment",
+        VpcGatewayAttachment {
+            vpc_id: vpc.r#ref(),
+            internet_gateway_id: gateway.r#ref(),
+        },
+    );
+    let routes = p.t.add(
+        "EmrRouteTable",
+        RouteTable {
+            vpc_id: vpc.r#ref(),
+            tags: network_tags(p, "emr-public"),
+        },
+    );
+    // A route to a gateway must wait for the gateway's attachment to the VPC.
+    p.t.add_with(
+        "EmrDefaultRoute",
+        Route {
+            route_table_id: routes.r#ref(),
+            destination_cidr_block: "0.0.0.0/0".into(),
+            gateway_id: gateway.r#ref(),
+        },
+        Options::default().depends_on(&attachment),
+    );
+    p.t.add(
+        "EmrSubnetRoutes",
+        SubnetRouteTableAssociation {
+            subnet_id: subnet.r#ref(),
+            route_table_id: routes.r#ref(),
+        },
+    );
+    p.t.add(
+        "EmrS3Endpoint",
+        VpcEndpoint {
+            vpc_id: vpc.r#ref(),
+            service_name: Value::sub("com.amazonaws.${AWS::Region}.s3"),
+            vpc_endpoint_type: VpcEndpointType::Gateway,
+            route_table_ids: vec![routes.r#ref()],
+            tags: network_tags(p, "emr-s3"),
+        },
+    );
+    subnet.r#ref()
 }
 
 pub(super) fn emr(p: &mut Pipeline, storage: &Storage) -> Emr {
@@ -47,10 +143,15 @@ pub(super) fn emr(p: &mut Pipeline, storage: &Storage) -> Emr {
             roles: vec![instance_role.r#ref()],
         },
     );
+    let subnet = match &p.c.emr.subnet_id {
+        Some(id) => Value::lit(id.as_str()),
+        None => network(p),
+    };
     Emr {
         service_role,
         instance_role,
         instance_profile,
+        subnet,
     }
 }
 

@@ -148,6 +148,7 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
             "EMR_IDLE_TIMEOUT_SECONDS",
             (u64::from(c.idle_timeout_minutes) * 60).to_string().into(),
         ),
+        ("EMR_SUBNET_ID", emr.subnet.clone()),
         ("EMR_SERVICE_ROLE", emr.service_role.r#ref()),
         ("EMR_INSTANCE_PROFILE", emr.instance_profile.r#ref()),
         (

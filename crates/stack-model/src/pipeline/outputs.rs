@@ -22,6 +22,7 @@ pub const CRAWLER: &str = "CrawlerName";
 pub const WORKGROUP: &str = "AthenaWorkGroupName";
 pub const EMR_SERVICE_ROLE: &str = "EmrServiceRoleName";
 pub const EMR_INSTANCE_PROFILE: &str = "EmrInstanceProfileName";
+pub const EMR_SUBNET: &str = "EmrSubnetId";
 pub const ATHENA_RESULTS: &str = "AthenaResultsLocation";
 
 /// Everything the outputs name.
@@ -111,5 +112,10 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         EMR_INSTANCE_PROFILE,
         "EMR EC2 instance profile",
         emr.instance_profile.r#ref(),
+    );
+    t.output(
+        EMR_SUBNET,
+        "Subnet the EMR cluster runs in",
+        emr.subnet.clone(),
     );
 }

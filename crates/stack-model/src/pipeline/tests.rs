@@ -152,6 +152,9 @@ fn every_taggable_resource_is_tagged() {
             "AWS::IAM::InstanceProfile",
             "AWS::Glue::Database",
             "AWS::Glue::Table",
+            "AWS::EC2::VPCGatewayAttachment",
+            "AWS::EC2::Route",
+            "AWS::EC2::SubnetRouteTableAssociation",
         ];
         if untaggable.contains(&r["Type"].as_str().unwrap()) {
             continue;
@@ -163,4 +166,115 @@ fn every_taggable_resource_is_tagged() {
             "{id} is not tagged: {tags}"
         );
     }
+}
+
+/// Issue 12a: AmazonEMRServicePolicy_v2 launches instances only in a subnet (and security
+/// groups only in a VPC) tagged for it. Checked on the template only: EMR is metadata in the
+/// emulator.
+#[test]
+fn the_cluster_gets_a_tagged_subnet_of_its_own_or_the_configured_one() {
+    let v = template(&config("alice", false)).to_json().unwrap();
+    let r = &v["Resources"];
+    for id in ["EmrVpc", "EmrSubnet"] {
+        let tags = r[id]["Properties"]["Tags"].as_array().unwrap();
+        assert!(
+            tags.iter()
+                .any(|t| t["Key"] == super::EMR_MANAGED_POLICY_TAG && t["Value"] == "true"),
+            "{id} lacks the EMR tag"
+        );
+    }
+    assert_eq!(r["EmrSubnet"]["Properties"]["VpcId"]["Ref"], "EmrVpc");
+    assert_eq!(
+        r["EmrDefaultRoute"]["DependsOn"][0],
+        "EmrInternetGatewayAttachment"
+    );
+    assert_eq!(
+        r["EmrS3Endpoint"]["Properties"]["RouteTableIds"][0]["Ref"],
+        "EmrRouteTable"
+    );
+    let env = &r["EmrStarterFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["EMR_SUBNET_ID"]["Ref"], "EmrSubnet");
+
+    let mut c = config("alice", false);
+    c.emr.subnet_id = Some("subnet-0123456789abcdef0".into());
+    let v = template(&c).to_json().unwrap();
+    let r = v["Resources"].as_object().unwrap();
+    assert!(r
+        .keys()
+        .all(|id| !id.starts_with("EmrVpc") && id != "EmrSubnet"));
+    assert_eq!(
+        r["EmrStarterFunction"]["Properties"]["Environment"]["Variables"]["EMR_SUBNET_ID"],
+        "subnet-0123456789abcdef0"
+    );
+}
+
+/// Issue 12b: RunJobFlow with an auto-termination policy needs PutAutoTerminationPolicy, and
+/// a first cluster in an account needs EMR's clean-up service-linked role created, only for
+/// EMR. Template only: the emulator does not enforce it.
+#[test]
+fn the_starter_may_set_auto_termination_and_create_only_emrs_cleanup_role() {
+    let v = template(&config("alice", false)).to_json().unwrap();
+    let statements = v["Resources"]["EmrStarterRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let with = |action: &str| {
+        statements
+            .iter()
+            .find(|s| s["Action"].as_array().unwrap().iter().any(|a| a == action))
+            .unwrap_or_else(|| panic!("no statement allows {action}"))
+            .clone()
+    };
+    assert!(
+        with("elasticmapreduce:PutAutoTerminationPolicy")["Resource"][0]["Fn::Sub"]
+            .as_str()
+            .unwrap()
+            .ends_with(":cluster/*")
+    );
+    let slr = with("iam:CreateServiceLinkedRole");
+    assert_eq!(
+        slr["Condition"]["StringEquals"]["iam:AWSServiceName"],
+        "elasticmapreduce.amazonaws.com"
+    );
+    assert!(slr["Resource"][0]["Fn::Sub"].as_str().unwrap().ends_with(
+        "role/aws-service-role/elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*"
+    ));
+}
+
+/// Issue 12c: EMRFS lists and aborts multipart uploads and reads the bucket's versioning;
+/// Hadoop probes a folder's own key and its `_$folder$` marker. Template only.
+#[test]
+fn the_instance_role_covers_what_emrfs_does() {
+    let v = template(&config("alice", false)).to_json().unwrap();
+    let text = v["Resources"]["EmrInstanceRole"]["Properties"]["Policies"][0].to_string();
+    for needed in [
+        "s3:ListBucketMultipartUploads",
+        "s3:GetBucketVersioning",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "${Arn}/b_$folder$",
+        "\"${Arn}/b\"",
+        "${Arn}/b/*",
+    ] {
+        assert!(
+            text.contains(needed),
+            "the EMR instance role lacks {needed}"
+        );
+    }
+}
+
+/// Issue 12d: the crawler rewrote the declared tables (projection parameters, types).
+#[test]
+fn the_crawler_only_logs_schema_changes_and_partitions_inherit_the_table() {
+    let v = template(&config("alice", false)).to_json().unwrap();
+    let p = &v["Resources"]["WarehouseCrawler"]["Properties"];
+    assert_eq!(p["SchemaChangePolicy"]["UpdateBehavior"], "LOG");
+    assert_eq!(p["SchemaChangePolicy"]["DeleteBehavior"], "LOG");
+    let conf: serde_json::Value =
+        serde_json::from_str(p["Configuration"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        conf["CrawlerOutput"]["Partitions"]["AddOrUpdateBehavior"],
+        "InheritFromTable"
+    );
 }

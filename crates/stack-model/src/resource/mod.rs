@@ -6,6 +6,7 @@
 //! physical resource is created and the old one deleted: data in it is lost) or **In place**.
 
 pub mod athena;
+pub mod ec2;
 pub mod glue;
 pub mod iam;
 pub mod lambda;

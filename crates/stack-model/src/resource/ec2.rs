@@ -1,0 +1,156 @@
+//! Amazon EC2 networking for the EMR cluster: `AWS::EC2::VPC`, `Subnet`, `InternetGateway`,
+//! `VPCGatewayAttachment`, `RouteTable`, `Route`, `SubnetRouteTableAssociation`,
+//! `VPCEndpoint`. `Ref` of each returns its id (`vpc-...`, `subnet-...`).
+
+use super::{is_empty, NoAttributes, Resource, Tag};
+use crate::value::Value;
+use serde::Serialize;
+
+/// `AWS::EC2::VPC`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Vpc {
+    /// Update: **Replacement**.
+    pub cidr_block: String,
+    /// Needed for the S3 gateway endpoint's and EMR's private DNS names. Update: in place.
+    pub enable_dns_hostnames: bool,
+    /// Update: in place.
+    pub enable_dns_support: bool,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl Resource for Vpc {
+    const TYPE: &'static str = "AWS::EC2::VPC";
+    type Attr = NoAttributes;
+}
+
+/// `AWS::EC2::Subnet`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Subnet {
+    /// Update: **Replacement**.
+    pub vpc_id: Value,
+    /// Update: **Replacement**.
+    pub cidr_block: String,
+    /// Update: **Replacement**.
+    pub availability_zone: Value,
+    /// Update: in place.
+    pub map_public_ip_on_launch: bool,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl Resource for Subnet {
+    const TYPE: &'static str = "AWS::EC2::Subnet";
+    type Attr = NoAttributes;
+}
+
+/// `AWS::EC2::InternetGateway`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InternetGateway {
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl Resource for InternetGateway {
+    const TYPE: &'static str = "AWS::EC2::InternetGateway";
+    type Attr = NoAttributes;
+}
+
+/// `AWS::EC2::VPCGatewayAttachment`: the internet gateway attached to the VPC.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VpcGatewayAttachment {
+    /// Update: **Replacement**.
+    pub vpc_id: Value,
+    /// Update: in place.
+    pub internet_gateway_id: Value,
+}
+
+impl Resource for VpcGatewayAttachment {
+    const TYPE: &'static str = "AWS::EC2::VPCGatewayAttachment";
+    type Attr = NoAttributes;
+}
+
+/// `AWS::EC2::RouteTable`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RouteTable {
+    /// Update: **Replacement**.
+    pub vpc_id: Value,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl Resource for RouteTable {
+    const TYPE: &'static str = "AWS::EC2::RouteTable";
+    type Attr = NoAttributes;
+}
+
+/// `AWS::EC2::Route`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Route {
+    /// Update: **Replacement**.
+    pub route_table_id: Value,
+    /// Update: **Replacement**.
+    pub destination_cidr_block: String,
+    /// Update: in place.
+    pub gateway_id: Value,
+}
+
+impl Resource for Route {
+    const TYPE: &'static str = "AWS::EC2::Route";
+    type Attr = NoAttributes;
+}
+
+/// `AWS::EC2::SubnetRouteTableAssociation`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubnetRouteTableAssociation {
+    /// Update: **Replacement**.
+    pub subnet_id: Value,
+    /// Update: **Replacement**.
+    pub route_table_id: Value,
+}
+
+impl Resource for SubnetRouteTableAssociation {
+    const TYPE: &'static str = "AWS::EC2::SubnetRouteTableAssociation";
+    type Attr = NoAttributes;
+}
+
+/// `AWS::EC2::VPCEndpoint`, here the S3 gateway endpoint (free; S3 traffic stays off the
+/// internet gateway).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VpcEndpoint {
+    /// Update: **Replacement**.
+    pub vpc_id: Value,
+    /// `com.amazonaws.<region>.s3`. Update: **Replacement**.
+    pub service_name: Value,
+    /// Update: **Replacement**.
+    pub vpc_endpoint_type: VpcEndpointType,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub route_table_ids: Vec<Value>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum VpcEndpointType {
+    Gateway,
+    Interface,
+}
+
+impl Resource for VpcEndpoint {
+    const TYPE: &'static str = "AWS::EC2::VPCEndpoint";
+    type Attr = NoAttributes;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Fixes MiniStack's own mistakes where they live: exact-text edits of the pinned package
+(requirements-emulator.txt), each with the AWS behaviour it restores. Run by
+scripts/setup-emulator right after the install; the virtualenv's key includes this file, so
+a changed patch makes a fresh one. A patch whose text is not found fails the setup (the pin
+moved): re-check the patch against the new release rather than skip it.
+
+Each patched behaviour has its own test in tests/e2e/test_emulator_patches.py, and the
+README's "The local emulator" section names them.
+
+    python scripts/patch_emulator.py VENV
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Patch:
+    name: str
+    file: str  # relative to the ministack package
+    why: str
+    old: str
+    new: str
+
+
+PATCHES = [
+    Patch(
+        name="template-url-virtual-hosted",
+        file="services/cloudformation/helpers.py",
+        why=(
+            "A TemplateURL in S3's virtual-hosted form (https://BUCKET.s3.REGION.amazonaws.com/KEY), "
+            "which CloudFormation reads in every region, was parsed as if the bucket were the "
+            "first segment of the path."
+        ),
+        old='''            path = parsed.path.lstrip("/")
+            parts = path.split("/", 1)''',
+        new='''            path = parsed.path.lstrip("/")
+            # pdcase patch template-url-virtual-hosted: the bucket is in the host name.
+            _host = parsed.hostname or ""
+            if ".s3." in _host:
+                path = _host.split(".s3.", 1)[0] + "/" + path
+            parts = path.split("/", 1)''',
+    ),
+]
+
+
+def main() -> int:
+    venv = Path(sys.argv[1])
+    packages = sorted(venv.glob("lib/python3*/site-packages/ministack"))
+    if len(packages) != 1:
+        print(f"patch_emulator: no single ministack package under {venv}", file=sys.stderr)
+        return 1
+    root = packages[0]
+    for p in PATCHES:
+        path = root / p.file
+        text = path.read_text()
+        marker = f"pdcase patch {p.name}"
+        if marker in text:
+            continue
+        if text.count(p.old) != 1:
+            print(f"patch_emulator: {p.name}: the text to replace is not in {path} exactly once "
+                  f"(did the MiniStack pin change?)", file=sys.stderr)
+            return 1
+        path.write_text(text.replace(p.old, p.new))
+        for cached in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"):
+            cached.unlink()
+        print(f"patched {p.file}: {p.name}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

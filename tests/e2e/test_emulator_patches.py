@@ -1,0 +1,62 @@
+"""The emulator's own mistakes fixed where they live (scripts/patch_emulator.py), each shown
+against the emulator: the behaviour AWS has, which the unpatched MiniStack 1.5.33 lacked.
+
+Relies on: MiniStack with the patches applied by scripts/setup-emulator.
+"""
+import json
+
+import botocore.exceptions
+import pytest
+
+from conftest import run
+
+
+def padded_template(size: int) -> str:
+    """A valid template of at least `size` bytes (a topic and filler metadata)."""
+    t = {"Resources": {"T": {"Type": "AWS::SNS::Topic", "Properties": {}}}, "Metadata": {"Filler": ""}}
+    t["Metadata"]["Filler"] = "x" * (size - len(json.dumps(t)))
+    return json.dumps(t)
+
+
+def test_template_url_in_the_virtual_hosted_form_is_read(emulator):
+    """Patch template-url-virtual-hosted. AWS: a template over 51,200 bytes is refused inline
+    and read from S3 by its URL, whose virtual-hosted regional form CloudFormation accepts."""
+    emulator.reset()
+    s3, cfn = emulator.client("s3"), emulator.client("cloudformation")
+    body = padded_template(60_000)
+    with pytest.raises(botocore.exceptions.ClientError, match="51200"):
+        cfn.create_stack(StackName="patch-inline", TemplateBody=body)
+    s3.create_bucket(Bucket="patch-templates")
+    s3.put_object(Bucket="patch-templates", Key="t/big.json", Body=body.encode())
+    url = "https://patch-templates.s3.us-east-1.amazonaws.com/t/big.json"
+    cfn.create_stack(StackName="patch-url", TemplateURL=url)
+    assert cfn.describe_stacks(StackName="patch-url")["Stacks"][0]["StackName"] == "patch-url"
+    # The path-style form still works as before.
+    cfn.validate_template(TemplateURL="https://s3.us-east-1.amazonaws.com/patch-templates/t/big.json")
+
+
+def test_the_deployer_sends_a_template_over_the_inline_limit_through_s3(deployer, emulator, package, tmp_path):
+    """Issue 12i: CloudFormation refuses a TemplateBody over 51,200 bytes; above the limit the
+    deployer uploads the template to the artifacts bucket and gives its URL. The limit is
+    lowered here so that today's template (about 37 KB) takes that path; the other deploy
+    tests take the inline one."""
+    emulator.reset()
+    stage = "e2etemplateurl"
+    binary = package["lambda"]["bootstrap"]
+    env = {**emulator.env(), "DEPLOYER_INLINE_TEMPLATE_LIMIT": "20000"}
+    r = run([deployer, "deploy", "--stage", stage, "--lambda-bootstrap", binary], env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"template of pdcase-{stage}: " in r.stderr and "over 20000 inline: s3://" in r.stderr
+    # The bootstrap stack's small template went inline.
+    assert f"template of pdcase-{stage}-bootstrap" not in r.stderr
+    cfn, s3 = emulator.client("cloudformation"), emulator.client("s3")
+    assert cfn.describe_stacks(StackName=f"pdcase-{stage}")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    bucket = f"pdcase-{stage}-artifacts-000000000000-us-east-1"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="templates/")["Contents"]]
+    assert len(keys) == 1 and keys[0].startswith(f"templates/pdcase-{stage}/"), keys
+    # What CloudFormation keeps as the stack's template is what was uploaded: a re-run finds
+    # nothing to change.
+    r = run([deployer, "deploy", "--stage", stage, "--lambda-bootstrap", binary], env=env, timeout=600)
+    assert r.returncode == 0 and "is up to date" in r.stderr, r.stderr
+    r = run([deployer, "teardown", "--stage", stage, "--yes"], env=emulator.env(), timeout=600)
+    assert r.returncode == 0, r.stderr
