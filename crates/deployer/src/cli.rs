@@ -32,6 +32,8 @@ pub struct Global {
 pub enum Command {
     /// Render a stage's CloudFormation template without deploying.
     Synth(SynthArgs),
+    /// Print the IAM policy an identity needs to deploy and run one stage (for CI users).
+    Policy(PolicyArgs),
     /// Run a function's real handler code in this process.
     Invoke(InvokeArgs),
     /// Build the artifacts a stage runs (the Lambda zip, the Spark job) into a folder.
@@ -174,6 +176,16 @@ pub enum FunctionArg {
 pub enum TableFormatArg {
     Parquet,
     Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The stage the policy is for.
+    #[arg(long)]
+    pub stage: String,
+    /// The 12-digit AWS account the stage lives in (default `*`: any account).
+    #[arg(long, default_value = "*")]
+    pub account: String,
 }
 
 #[derive(Debug, Args)]

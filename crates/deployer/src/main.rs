@@ -15,6 +15,7 @@ mod diff_cmd;
 mod invoke;
 mod logs;
 mod package;
+mod policy;
 mod stage_ops;
 mod synth;
 mod teardown;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Synth(args) => synth::run(&cli.global, &args),
+        cli::Command::Policy(args) => policy::run(&cli.global, &args),
         cli::Command::Invoke(args) => invoke::run(&cli.global, &args),
         cli::Command::Package(args) => package::run(&args),
         cli::Command::Teardown(args) => runtime().block_on(teardown::run(&cli.global, &args)),

@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod deploy_policy;
 pub mod pipeline;
 pub mod resource;
 pub mod stage;
