@@ -170,7 +170,8 @@ def test_the_emr_starter_runs_in_the_emulator_and_requests_the_spark_cluster(emu
         "EMR_MASTER_INSTANCE_TYPE": "m5.xlarge", "EMR_CORE_INSTANCE_TYPE": "m5.xlarge",
         "EMR_CORE_INSTANCE_COUNT": "2", "EMR_IDLE_TIMEOUT_SECONDS": "600",
         "EMR_SERVICE_ROLE": "e2e-emr-service", "EMR_INSTANCE_PROFILE": "e2e-emr-instance",
-        "EMR_LOG_URI": "s3://e2e-jobs/logs/", "TABLE_FORMAT": "parquet"})
+        "EMR_LOG_URI": "s3://e2e-jobs/logs/", "TABLE_FORMAT": "parquet",
+        "EMR_SUBNET_ID": "subnet-0123456789abcdef0"})
     sns = emulator.client("sns")
     topic = sns.create_topic(Name="e2e-trigger-emr")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=starter)
@@ -187,7 +188,9 @@ def test_the_emr_starter_runs_in_the_emulator_and_requests_the_spark_cluster(emu
     d = emr.describe_cluster(ClusterId=c["Id"])["Cluster"]
     assert d["ReleaseLabel"] == "emr-7.5.0"
     assert d["ServiceRole"] == "e2e-emr-service"
-    assert {t["Key"]: t["Value"] for t in d["Tags"]} == {"Project": "pdcase", "Stage": "e2e"}
+    assert {t["Key"]: t["Value"] for t in d["Tags"]} == {
+        "Project": "pdcase", "Stage": "e2e", "for-use-with-amazon-emr-managed-policies": "true"}
+    assert d["Ec2InstanceAttributes"]["Ec2SubnetId"] == "subnet-0123456789abcdef0"
     steps = emr.list_steps(ClusterId=c["Id"])["Steps"]
     assert [s["Name"] for s in steps] == ["site-events"]
     args = steps[0]["Config"]["Args"]
