@@ -111,6 +111,7 @@ def job(events, students, output, job_file=JOB):
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     spec = importlib.util.spec_from_file_location("site_events", job_file)
     site_events = importlib.util.module_from_spec(spec)
+    sys.modules["site_events"] = site_events  # dataclasses look their module up there
     spec.loader.exec_module(site_events)
 
     spark = session("site-events")

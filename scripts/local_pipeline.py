@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The whole pipeline on this machine, without AWS (README command 1).
 
-Starts the local AWS emulator (MiniStack) on loopback, deploys stage `alice` with the real Rust
-functions, loads the sample exports into its source bucket, triggers the ETL through its SNS
+Starts the local AWS emulator (MiniStack) on loopback with IAM and TLS enforced (each function
+runs as its own role; the CLI acts as an IAM user holding the stage's deploy policy), deploys
+stage `alice` with the real Rust functions, loads the sample exports into its source bucket, triggers the ETL through its SNS
 topic (the deployed function runs inside the emulator), runs the Spark job with local PySpark
 over the stage's data, queries the warehouse tables through Athena and prints them.
 
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -48,27 +50,51 @@ def free_port():
 
 
 def start_emulator(venv: Path, state: Path, port: int):
+    """MiniStack with IAM (`AUTH=true`) and HTTPS only (`USE_SSL=1`); returns the process, the
+    endpoint and the certificate it serves."""
     for d in ("tmp", "s3", "state"):
         (state / d).mkdir(parents=True, exist_ok=True)
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"https://127.0.0.1:{port}"
+    cert = state / "tmp" / "ministack-tls" / "server.crt"
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(state), "TMPDIR": str(state / "tmp"), "LANG": "C.UTF-8",
         "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "MINISTACK_HOST": "localhost",
-        "AWS_ENDPOINT_URL": endpoint, "LAMBDA_EXECUTOR": "local", "ATHENA_ENGINE": "duckdb",
+        "AWS_ENDPOINT_URL": endpoint, "SSL_CERT_FILE": str(cert), "AUTH": "true", "USE_SSL": "1",
+        "LAMBDA_EXECUTOR": "local", "ATHENA_ENGINE": "duckdb",
         "IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0", "S3_DATA_DIR": str(state / "s3"), "STATE_DIR": str(state / "state"),
     }
+    command = [str(venv / "bin" / "ministack")]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        # As root with USE_SSL it would also bind port 443; without the capability it cannot.
+        command = ["setpriv", "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service", *command]
     log = open(state / "ministack.log", "wb")
-    proc = subprocess.Popen([str(venv / "bin" / "ministack")], env=env, cwd=state, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(command, env=env, cwd=state, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.time() + 60
     while True:
         try:
-            urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2)
-            return proc, endpoint
+            context = ssl.create_default_context(cafile=str(cert))
+            urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2, context=context)
+            return proc, endpoint, cert
         except Exception:
             if proc.poll() is not None or time.time() > deadline:
                 sys.exit(f"the emulator did not start; see {state / 'ministack.log'}")
             time.sleep(0.2)
+
+
+def deploy_identity(deployer: str, stage: str) -> dict:
+    """An IAM user of the emulator holding exactly the stage's deploy policies (as the root,
+    which the `test` keys are): the identity the CLI acts as."""
+    iam = boto3.client("iam")
+    user = f"deployer-{stage}"
+    iam.create_user(UserName=user)
+    r = subprocess.run([deployer, "policy", "--stage", stage, "--account", ACCOUNT], capture_output=True, text=True,
+                       check=True)
+    for part in json.loads(r.stdout):
+        arn = iam.create_policy(PolicyName=part["name"], PolicyDocument=json.dumps(part["document"]))["Policy"]["Arn"]
+        iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
 def wait_for(what, check, timeout=120):
@@ -120,14 +146,17 @@ def main():
     if args.state.exists():
         shutil.rmtree(args.state)
     port = free_port()
-    say(f"starting the local AWS emulator (MiniStack) on 127.0.0.1:{port}")
-    proc, endpoint = start_emulator(args.emulator_venv, args.state, port)
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-           "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    os.environ.update({k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
-                                           "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+    say(f"starting the local AWS emulator (MiniStack) on https://127.0.0.1:{port}, IAM enforced")
+    proc, endpoint, cert = start_emulator(args.emulator_venv, args.state, port)
+    # This script loads data and queries as the account root; the CLI acts as the deploy identity.
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+                       "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_CA_BUNDLE": str(cert), "SSL_CERT_FILE": str(cert)})
     stage = args.stage
     try:
+        keys = deploy_identity(args.deployer, stage)
+        env = {**os.environ, **keys}
+        say(f"the CLI acts as IAM user deployer-{stage}, holding `deployer policy --stage {stage}`")
         say(f"deploying stage {stage}")
         r = subprocess.run([args.deployer, "deploy", "--stage", stage, "--lambda-bootstrap", args.bootstrap],
                            env=env, cwd=ROOT, capture_output=True, text=True)
@@ -196,7 +225,8 @@ def main():
             say("done. Next, against the emulator left running:")
         else:
             say("done. The emulator stops now; with --keep-running it stays up for these:")
-        print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test")
+        print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={REGION} SSL_CERT_FILE={cert} "
+              f"AWS_ACCESS_KEY_ID={keys['AWS_ACCESS_KEY_ID']} AWS_SECRET_ACCESS_KEY={keys['AWS_SECRET_ACCESS_KEY']}")
         print(f"  cargo run -p deployer -- info --stage {stage}          # stacks, status, outputs")
         print(f"  cargo run -p deployer -- logs etl --stage {stage}      # the ETL function's log lines")
         print(f"  cargo run -p deployer -- diff --stage {stage}          # what a deploy would change (exit 2: changes)")

@@ -43,6 +43,36 @@ PATCHES = [
                 path = _host.split(".s3.", 1)[0] + "/" + path
             parts = path.split("/", 1)''',
     ),
+    Patch(
+        name="glue-crawler-arn",
+        file="core/iam_actions.py",
+        why=(
+            "Glue's crawler operations (StartCrawler, GetCrawler, ...) name the crawler in `Name`; "
+            "the emulator authorized them against `table/<name>`, where AWS uses `crawler/<name>`."
+        ),
+        old='''    if service == "glue":
+        db = _safe_json_field(body, "DatabaseName")''',
+        new='''    if service == "glue":
+        # pdcase patch glue-crawler-arn: crawler operations are authorized on crawler/<Name>.
+        _op = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+        if _op.endswith("Crawler") and _safe_json_field(body, "Name"):
+            return f"arn:aws:glue:{region}:{account_id}:crawler/{_safe_json_field(body, 'Name')}"
+        db = _safe_json_field(body, "DatabaseName")''',
+    ),
+    Patch(
+        name="emr-request-tags",
+        file="core/iam_actions.py",
+        why=(
+            "EMR's requests set tags (RunJobFlow's `Tags`), but the emulator looked the tagging "
+            "operations up under the IAM prefix `elasticmapreduce`, whose SDK model is named `emr`, "
+            "so `aws:RequestTag/*` was never filled and a policy conditioned on it always denied."
+        ),
+        old='''        for name in _BOTOCORE_SERVICE_MAP.get(service) or [service]:
+            model = _load_botocore_model(name)''',
+        new='''        # pdcase patch emr-request-tags: the SDK model of elasticmapreduce is `emr`.
+        for name in _BOTOCORE_SERVICE_MAP.get(service) or (["emr"] if service == "elasticmapreduce" else [service]):
+            model = _load_botocore_model(name)''',
+    ),
 ]
 
 

@@ -107,38 +107,74 @@ def spark():
 # --- The local AWS emulator (MiniStack) -------------------------------------------------------
 
 class Emulator:
-    """A MiniStack server on a loopback port, with boto3 clients pointed at it."""
+    """A MiniStack server on a loopback port, enforcing IAM and SigV4 (`AUTH=true`) and serving
+    HTTPS only (`USE_SSL=1`), as AWS does. Tests inspect and prepare state as the account root
+    (`client`); the CLI acts as an IAM user holding the stage's deploy policy (`env`)."""
 
-    def __init__(self, endpoint: str, proc: subprocess.Popen, log: Path):
+    ROOT_KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+    def __init__(self, endpoint: str, proc: subprocess.Popen, log: Path, cert: Path):
         self.endpoint = endpoint
         self.proc = proc
         self.log = log
+        self.cert = cert
+        self._users: dict[str, dict] = {}
 
-    def client(self, service: str):
+    def client(self, service: str, keys: dict | None = None):
+        """A boto3 client as the account root (or as the identity of `keys`)."""
         import boto3
 
+        keys = keys or self.ROOT_KEYS
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            verify=str(self.cert),
         )
 
-    def env(self) -> dict:
-        """The environment a tool needs to reach the emulator (dummy credentials)."""
+    def env(self, stage: str | None = None) -> dict:
+        """The environment the CLI runs in: the emulator's HTTPS endpoint and certificate, and
+        the credentials of `stage`'s deploy identity (an IAM user holding exactly the policies
+        `deployer policy --stage S` prints); without a stage, the account root's."""
+        keys = self.deploy_identity(stage) if stage else self.ROOT_KEYS
         return {
             **os.environ,
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
+            "SSL_CERT_FILE": str(self.cert),
+            "AWS_CA_BUNDLE": str(self.cert),
+            **keys,
         }
 
+    def deploy_identity(self, stage: str) -> dict:
+        """Access keys of an IAM user `deployer-<stage>` with the stage's deploy policies
+        attached as managed policies, as a CI identity would have them."""
+        import json
+
+        if stage in self._users:
+            return self._users[stage]
+        iam = self.client("iam")
+        user = f"deployer-{stage}"
+        iam.create_user(UserName=user)
+        r = run([deployer_path(), "policy", "--stage", stage, "--account", "000000000000"])
+        assert r.returncode == 0, r.stderr
+        for part in json.loads(r.stdout):
+            arn = iam.create_policy(PolicyName=part["name"], PolicyDocument=json.dumps(part["document"]))["Policy"]["Arn"]
+            iam.attach_user_policy(UserName=user, PolicyArn=arn)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        self._users[stage] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        return self._users[stage]
+
     def reset(self):
+        import ssl
         import urllib.request
 
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/_ministack/reset", method="POST"), timeout=10)
+        context = ssl.create_default_context(cafile=str(self.cert))
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/_ministack/reset", method="POST"),
+                               timeout=10, context=context)
+        self._users.clear()
 
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
@@ -152,10 +188,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def emulator_command(venv: str) -> list[str]:
+    """MiniStack's command. As root with USE_SSL it would also bind 127.0.0.1:443: without
+    the capability to bind low ports it listens only on its own port (../shared/EMULATOR.md)."""
+    command = [f"{venv}/bin/ministack"]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        command = ["setpriv", "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service", *command]
+    return command
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
-    """MiniStack on a free loopback port, started with a clean environment so no host
-    credentials leak into the Lambda processes it runs (DEVELOPERS.md)."""
+    """MiniStack on a free loopback port, with IAM and TLS enforced, started with a clean
+    environment so no host credentials leak into the Lambda processes it runs
+    (DEVELOPERS.md). Each deployed function runs as a session of its own execution role."""
+    import ssl
     import time
     import urllib.request
 
@@ -163,7 +210,9 @@ def emulator(tmp_path_factory):
     d = tmp_path_factory.mktemp("ministack")
     (d / "tmp").mkdir()
     port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"https://127.0.0.1:{port}"
+    # Where MiniStack writes its self-signed certificate (SANs localhost, 127.0.0.1).
+    cert = d / "tmp" / "ministack-tls" / "server.crt"
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(d),
@@ -173,6 +222,10 @@ def emulator(tmp_path_factory):
         "GATEWAY_PORT": str(port),
         "MINISTACK_HOST": "localhost",
         "AWS_ENDPOINT_URL": endpoint,
+        # The functions (Rust, rustls) trust the emulator's certificate through this.
+        "SSL_CERT_FILE": str(cert),
+        "AUTH": "true",
+        "USE_SSL": "1",
         "LAMBDA_EXECUTOR": "local",
         "ATHENA_ENGINE": "duckdb",
         "IOT_MTLS_ENABLED": "0",
@@ -182,12 +235,13 @@ def emulator(tmp_path_factory):
     }
     log = d / "ministack.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([f"{venv}/bin/ministack"], env=env, cwd=d, stdout=out, stderr=subprocess.STDOUT)
-    em = Emulator(endpoint, proc, log)
+        proc = subprocess.Popen(emulator_command(venv), env=env, cwd=d, stdout=out, stderr=subprocess.STDOUT)
+    em = Emulator(endpoint, proc, log, cert)
     deadline = time.time() + 60
     while True:
         try:
-            urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2)
+            context = ssl.create_default_context(cafile=str(cert))
+            urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2, context=context)
             break
         except Exception:
             if proc.poll() is not None or time.time() > deadline:

@@ -1,7 +1,9 @@
 """`deployer deploy` and `deployer teardown` against the local emulator, as a user runs them.
 
 Relies on: MiniStack's CloudFormation (change sets, events, real stack states), S3 with
-versioning, Lambda. Not shown here (the emulator does not do it): DELETE_FAILED on a
+versioning, Lambda, with IAM and TLS enforced: the CLI's calls are checked against the stage's
+deploy policy (what CloudFormation then creates is not: the emulator creates it with its own
+authority), and each function runs as its own role. Not shown here (the emulator does not do it): DELETE_FAILED on a
 non-empty bucket; teardown empties buckets itself, which this test checks by the buckets'
 contents before deletion being gone.
 """
@@ -20,10 +22,16 @@ def bootstrap_binary() -> str:
 
 
 def deployer_cmd(deployer, emulator, *args, config=None):
+    """The CLI as a user runs it: as the stage's deploy identity (an IAM user holding only
+    `deployer policy --stage S`), except `invoke`, which runs a function's code here with the
+    developer's own identity (the account root in these tests): the deploy policy does not
+    cover what the functions do."""
     cmd = [deployer]
     if config:
         cmd += ["--config", config]
-    return run(cmd + list(args), env=emulator.env(), cwd=ROOT, timeout=600)
+    stage = args[args.index("--stage") + 1] if "--stage" in args else None
+    identity = None if args[0] == "invoke" else stage
+    return run(cmd + list(args), env=emulator.env(identity), cwd=ROOT, timeout=600)
 
 
 def outputs(text: str) -> dict:

@@ -43,7 +43,7 @@ def test_the_deployer_sends_a_template_over_the_inline_limit_through_s3(deployer
     emulator.reset()
     stage = "e2etemplateurl"
     binary = package["lambda"]["bootstrap"]
-    env = {**emulator.env(), "DEPLOYER_INLINE_TEMPLATE_LIMIT": "20000"}
+    env = {**emulator.env(stage), "DEPLOYER_INLINE_TEMPLATE_LIMIT": "20000"}
     r = run([deployer, "deploy", "--stage", stage, "--lambda-bootstrap", binary], env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     assert f"template of pdcase-{stage}: " in r.stderr and "over 20000 inline: s3://" in r.stderr
@@ -58,5 +58,5 @@ def test_the_deployer_sends_a_template_over_the_inline_limit_through_s3(deployer
     # nothing to change.
     r = run([deployer, "deploy", "--stage", stage, "--lambda-bootstrap", binary], env=env, timeout=600)
     assert r.returncode == 0 and "is up to date" in r.stderr, r.stderr
-    r = run([deployer, "teardown", "--stage", stage, "--yes"], env=emulator.env(), timeout=600)
+    r = run([deployer, "teardown", "--stage", stage, "--yes"], env=emulator.env(stage), timeout=600)
     assert r.returncode == 0, r.stderr
