@@ -97,6 +97,16 @@ def deploy_identity(deployer: str, stage: str) -> dict:
     return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
+def stop(proc):
+    """Stops the emulator by its PID; over TLS it may linger on open connections: then killed."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def wait_for(what, check, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -235,8 +245,7 @@ def main():
             print(f"  kill {proc.pid}                                       # stop the emulator")
     finally:
         if not args.keep_running:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
 
 
 if __name__ == "__main__":

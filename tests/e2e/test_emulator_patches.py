@@ -60,3 +60,23 @@ def test_the_deployer_sends_a_template_over_the_inline_limit_through_s3(deployer
     assert r.returncode == 0 and "is up to date" in r.stderr, r.stderr
     r = run([deployer, "teardown", "--stage", stage, "--yes"], env=emulator.env(stage), timeout=600)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_emulator_enforces_iam_and_tls(emulator):
+    """What every emulator test relies on: an unknown key is refused, an identity without a
+    permission is denied, and plain HTTP gets no answer."""
+    import json
+    import urllib.request
+
+    bogus = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidAccessKeyId|InvalidClientTokenId"):
+        emulator.client("s3", keys=bogus).list_buckets()
+    iam = emulator.client("iam")
+    iam.create_user(UserName="nobody")
+    key = iam.create_access_key(UserName="nobody")["AccessKey"]
+    nobody = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        emulator.client("s3", keys=nobody).create_bucket(Bucket="nobody-bucket")
+    with pytest.raises(Exception):
+        urllib.request.urlopen(emulator.endpoint.replace("https://", "http://") + "/_ministack/health", timeout=5)
+    assert json.dumps(emulator.endpoint).startswith('"https://')
