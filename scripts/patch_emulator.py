@@ -73,6 +73,71 @@ PATCHES = [
         for name in _BOTOCORE_SERVICE_MAP.get(service) or (["emr"] if service == "elasticmapreduce" else [service]):
             model = _load_botocore_model(name)''',
     ),
+    Patch(
+        name="logs-stream-arn",
+        file="core/iam_actions.py",
+        why=(
+            "CreateLogStream and PutLogEvents are authorized on the log stream, "
+            "`log-group:NAME:log-stream:STREAM`, which a policy grants with `log-group:NAME:*` (as "
+            "Lambda's own execution policies do); the emulator checked `log-group:NAME`, so such a "
+            "policy was denied and one on the bare group name allowed."
+        ),
+        old='''        name = _safe_json_field(body, "logGroupName")
+        if name:
+            return f"arn:aws:logs:{region}:{account_id}:log-group:{name}"''',
+        new='''        name = _safe_json_field(body, "logGroupName")
+        # pdcase patch logs-stream-arn: stream operations are authorized on the stream.
+        if name and action in {"CreateLogStream", "PutLogEvents"}:
+            return f"arn:aws:logs:{region}:{account_id}:log-group:{name}:log-stream:{_safe_json_field(body, 'logStreamName')}"
+        if name:
+            return f"arn:aws:logs:{region}:{account_id}:log-group:{name}"''',
+    ),
+    Patch(
+        name="instance-profile-ref-create",
+        file="services/cloudformation/provisioners.py",
+        why=(
+            "`Ref` of an `AWS::IAM::InstanceProfile` is its name (CloudFormation user guide); the "
+            "emulator gave its ARN, so the stack's output and the cluster's JobFlowRole held an ARN. "
+            "The physical id becomes the name; update and delete find the profile by either."
+        ),
+        old='''    profile = _iam._instance_profiles[name]
+    profile["Roles"] = _iam_ip_roles(props)
+    return profile["Arn"], {"Arn": profile["Arn"]}''',
+        new='''    profile = _iam._instance_profiles[name]
+    profile["Roles"] = _iam_ip_roles(props)
+    # pdcase patch instance-profile-ref-create: Ref is the name.
+    return name, {"Arn": profile["Arn"]}''',
+    ),
+    Patch(
+        name="instance-profile-ref-update",
+        file="services/cloudformation/provisioners.py",
+        why="(with instance-profile-ref-create) the update finds the profile by its name.",
+        old='''    profile = next(
+        (ip for ip in _iam._instance_profiles.values() if ip.get("Arn") == physical_id), None)''',
+        new='''    # pdcase patch instance-profile-ref-update: the physical id is the name (or an old ARN).
+    profile = next(
+        (ip for n, ip in _iam._instance_profiles.items() if physical_id in (n, ip.get("Arn"))), None)''',
+    ),
+    Patch(
+        name="instance-profile-ref-return",
+        file="services/cloudformation/provisioners.py",
+        why="(with instance-profile-ref-create) an in-place update keeps the name as physical id.",
+        old='''    profile["Roles"] = _iam_ip_roles(new_props)
+    return physical_id, {"Arn": physical_id}''',
+        new='''    profile["Roles"] = _iam_ip_roles(new_props)
+    # pdcase patch instance-profile-ref-return: the ARN attribute is the profile's ARN.
+    return physical_id, {"Arn": profile["Arn"]}''',
+    ),
+    Patch(
+        name="instance-profile-ref-delete",
+        file="services/cloudformation/provisioners.py",
+        why="(with instance-profile-ref-create) the delete finds the profile by its name.",
+        old='''    for name, ip in list(_iam._instance_profiles.items()):
+        if ip.get("Arn") == physical_id:''',
+        new='''    # pdcase patch instance-profile-ref-delete: the physical id is the name (or an old ARN).
+    for name, ip in list(_iam._instance_profiles.items()):
+        if physical_id in (name, ip.get("Arn")):''',
+    ),
 ]
 
 

@@ -80,3 +80,33 @@ def test_the_emulator_enforces_iam_and_tls(emulator):
     with pytest.raises(Exception):
         urllib.request.urlopen(emulator.endpoint.replace("https://", "http://") + "/_ministack/health", timeout=5)
     assert json.dumps(emulator.endpoint).startswith('"https://')
+
+
+def test_log_stream_writes_are_authorized_on_the_stream(emulator):
+    """Patch logs-stream-arn. AWS authorizes CreateLogStream and PutLogEvents on
+    `log-group:NAME:log-stream:STREAM`, which `log-group:NAME:*` grants and the bare group
+    name does not."""
+    import json
+    import time
+
+    logs, iam = emulator.client("logs"), emulator.client("iam")
+    group = "/aws/lambda/patch-logs"
+    logs.create_log_group(logGroupName=group)
+
+    def identity(name, resource):
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="logs", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+                "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": resource}]}))
+        k = iam.create_access_key(UserName=name)["AccessKey"]
+        return emulator.client("logs", keys={"AWS_ACCESS_KEY_ID": k["AccessKeyId"],
+                                             "AWS_SECRET_ACCESS_KEY": k["SecretAccessKey"]})
+
+    arn = f"arn:aws:logs:us-east-1:000000000000:log-group:{group}"
+    streams = identity("logs-streams", f"{arn}:*")
+    streams.create_log_stream(logGroupName=group, logStreamName="s1")
+    streams.put_log_events(logGroupName=group, logStreamName="s1",
+                           logEvents=[{"timestamp": int(time.time() * 1000), "message": "hello"}])
+    group_only = identity("logs-group-only", arn)
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        group_only.create_log_stream(logGroupName=group, logStreamName="s2")

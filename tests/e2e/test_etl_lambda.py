@@ -131,6 +131,13 @@ def test_the_starter_runs_as_its_role_and_requests_a_tagged_cluster(emulator, st
     assert {t["Key"]: t["Value"] for t in d["Tags"]} == {
         "Project": "pdcase", "Stage": STAGE, "for-use-with-amazon-emr-managed-policies": "true"}
     assert d["Ec2InstanceAttributes"]["Ec2SubnetId"].startswith("subnet-")
+    # Emulator patch instance-profile-ref-*: `Ref` of the instance profile is its name, which
+    # the stack outputs and the starter passes as the cluster's JobFlowRole.
+    profile = f"pdcase-{STAGE}-emr-instance-{REGION}"
+    assert d["Ec2InstanceAttributes"]["IamInstanceProfile"] == profile
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in
+               emulator.client("cloudformation").describe_stacks(StackName=f"pdcase-{STAGE}")["Stacks"][0]["Outputs"]}
+    assert outputs["EmrInstanceProfileName"] == profile
     args = emr.list_steps(ClusterId=c["Id"])["Steps"][0]["Config"]["Args"]
     assert args[args.index("--events") + 1] == f"s3://{SOURCE}/b/"
     assert args[args.index("--output") + 1] == f"s3://{WAREHOUSE}/b/"

@@ -51,6 +51,20 @@ def students_of(spark, path: Path, tmp: Path):
     return out, {str(r["Id"]): (r.get("City"), r.get("State")) for r in rows}
 
 
+def fail_moving(monkeypatch, table: str):
+    """Makes the move of `table` out of staging fail, as a lost connection would; returns the
+    real rename."""
+    real_rename = site_events.Files.rename
+
+    def rename(self, src, dst):
+        if "_staging" in src and src.endswith(f"/{table}"):
+            raise OSError(f"cannot move {src} to {dst}")
+        return real_rename(self, src, dst)
+
+    monkeypatch.setattr(site_events.Files, "rename", rename)
+    return real_rename
+
+
 def run_job(spark, events, students, output, *extra):
     args = site_events.parse_args(["--events", str(events), "--students", str(students), "--output", str(output), *extra])
     return site_events.run(spark, args)
@@ -189,14 +203,7 @@ def test_markers_name_the_run_and_the_refresher_waits_for_a_whole_run(spark, tmp
     assert decision("a")["decision"] == "wait_for_tables"
 
     # A rerun that stops while publishing: the tables before events-by-course name r2.
-    real_rename = site_events.Files.rename
-
-    def rename(self, src, dst):
-        if "_staging" in src and src.endswith("/events-by-course"):
-            raise OSError(f"cannot move {src} to {dst}")
-        return real_rename(self, src, dst)
-
-    monkeypatch.setattr(site_events.Files, "rename", rename)
+    real_rename = fail_moving(monkeypatch, "events-by-course")
     with pytest.raises(OSError):
         run_job(spark, SAMPLE, students_dir, out, "--run-id", "r2")
     runs = {folder: json.loads((out / folder / "_SUCCESS").read_text())["run"] for folder in tables}
@@ -253,14 +260,7 @@ def test_a_failed_publish_keeps_every_table_whole(spark, tmp_path, monkeypatch):
 
     other = tmp_path / "other.json"
     other.write_text('{"at":"2019-12-01 10:00:00","uuid":"u","session_uuid":"1","custom_2":"Physics"}\n')
-    real_rename = site_events.Files.rename
-
-    def rename(self, src, dst):
-        if "_staging" in src and src.endswith("/events-by-course"):
-            raise OSError(f"cannot move {src} to {dst}")
-        return real_rename(self, src, dst)
-
-    monkeypatch.setattr(site_events.Files, "rename", rename)
+    fail_moving(monkeypatch, "events-by-course")
     with pytest.raises(OSError, match="events-by-course"):
         run_job(spark, other, students_dir, output)
     assert read_table(spark, output / "events-by-course", ["custom_2"]) == before
