@@ -605,6 +605,46 @@ mod tests {
         assert_eq!(parts[0].0, "pdcase-abcdefghij-123456-deploy-1");
     }
 
+    /// CloudFormation passes the functions' roles to Lambda and the crawler's to Glue with the
+    /// deploying identity's permission; nothing else may be passed.
+    #[test]
+    fn the_deploy_identity_passes_only_the_stages_roles_to_their_services() {
+        let p = policy("alice");
+        let mut passes = Vec::new();
+        for s in p["Statement"].as_array().unwrap() {
+            if s["Action"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "iam:PassRole")
+            {
+                assert_eq!(s["Action"].as_array().unwrap().len(), 1);
+                let to = s["Condition"]["StringEquals"]["iam:PassedToService"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                for r in s["Resource"].as_array().unwrap() {
+                    passes.push((
+                        r.as_str().unwrap().rsplit('/').next().unwrap().to_string(),
+                        to.clone(),
+                    ));
+                }
+            }
+        }
+        passes.sort();
+        let expect =
+            |role: &str, to: &str| (format!("pdcase-alice-{role}-us-east-1"), to.to_string());
+        assert_eq!(
+            passes,
+            [
+                expect("crawler", "glue.amazonaws.com"),
+                expect("emr-starter", "lambda.amazonaws.com"),
+                expect("etl", "lambda.amazonaws.com"),
+                expect("table-refresher", "lambda.amazonaws.com"),
+            ]
+        );
+    }
+
     #[test]
     fn a_configured_subnet_needs_no_network_permissions() {
         let mut c = StageConfig::defaults(StageName::parse("alice").unwrap());

@@ -278,3 +278,99 @@ fn the_crawler_only_logs_schema_changes_and_partitions_inherit_the_table() {
         "InheritFromTable"
     );
 }
+
+/// Issue 12, part 4: what no emulator enforces, pinned. Each role is trusted by exactly one
+/// service, and `iam:PassRole` names exactly the roles it passes, each only to its service.
+#[test]
+fn trust_principals_and_pass_role_targets_are_pinned() {
+    let v = template(&config("alice", false)).to_json().unwrap();
+    let r = v["Resources"].as_object().unwrap();
+    let trusted = |id: &str| -> Vec<String> {
+        let doc = &r[id]["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+        let statements = doc.as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{id}");
+        assert_eq!(
+            statements[0]["Action"],
+            serde_json::json!(["sts:AssumeRole"]),
+            "{id}"
+        );
+        statements[0]["Principal"]["Service"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    for (role, service) in [
+        ("EtlRole", "lambda.amazonaws.com"),
+        ("EmrStarterRole", "lambda.amazonaws.com"),
+        ("TableRefresherRole", "lambda.amazonaws.com"),
+        ("CrawlerRole", "glue.amazonaws.com"),
+        ("EmrServiceRole", "elasticmapreduce.amazonaws.com"),
+        ("EmrInstanceRole", "ec2.amazonaws.com"),
+    ] {
+        assert_eq!(trusted(role), [service], "{role}'s trust");
+    }
+    let roles: Vec<&String> = r
+        .keys()
+        .filter(|id| r[*id]["Type"] == "AWS::IAM::Role")
+        .collect();
+    assert_eq!(roles.len(), 6, "a new role needs its trust pinned here");
+
+    // (role holding the permission) -> [(passed role's ARN, service it may be passed to)].
+    let mut passes: Vec<(String, String, String)> = Vec::new();
+    for id in &roles {
+        for p in r[*id]["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for s in p["PolicyDocument"]["Statement"].as_array().unwrap() {
+                if !s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a == "iam:PassRole")
+                {
+                    continue;
+                }
+                assert_eq!(s["Action"].as_array().unwrap().len(), 1, "PassRole alone");
+                let to = s["Condition"]["StringEquals"]["iam:PassedToService"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{id}: PassRole without iam:PassedToService"))
+                    .to_string();
+                for res in s["Resource"].as_array().unwrap() {
+                    let target = res
+                        .get("Fn::GetAtt")
+                        .map(|g| g[0].as_str().unwrap().to_string())
+                        .or_else(|| res.get("Fn::Sub").map(|t| t.as_str().unwrap().to_string()))
+                        .unwrap();
+                    passes.push((id.to_string(), target, to.clone()));
+                }
+            }
+        }
+    }
+    passes.sort();
+    let instance_role_arn =
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/pdcase-alice-emr-instance-${AWS::Region}";
+    assert_eq!(
+        passes,
+        [
+            (
+                "EmrServiceRole".to_string(),
+                instance_role_arn.to_string(),
+                "ec2.amazonaws.com".to_string()
+            ),
+            (
+                "EmrStarterRole".into(),
+                "EmrInstanceRole".into(),
+                "ec2.amazonaws.com".into()
+            ),
+            (
+                "EmrStarterRole".into(),
+                "EmrServiceRole".into(),
+                "elasticmapreduce.amazonaws.com".into()
+            ),
+        ]
+    );
+}
