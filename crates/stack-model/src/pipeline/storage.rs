@@ -2,7 +2,6 @@
 //! with lifecycle rules), and the warehouse's notification of the table refresher.
 
 use super::functions::Functions;
-use super::policy::objects;
 use super::Pipeline;
 use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
 use crate::resource::lambda::{FunctionAttr, Permission};
@@ -158,7 +157,10 @@ pub(crate) fn clean_up_rule() -> LifecycleRule {
     }
 }
 
-/// Denies every request to the bucket and its objects that does not use TLS.
+/// Denies every request to the bucket and its objects that does not use TLS. The objects are
+/// written `Fn::Join ["", [GetAtt Arn, "/*"]]`: the form AWS Control Tower's proactive control
+/// CT.S3.PR.10 (`s3_bucket_policy_ssl_requests_only_check`) reads; `Fn::Sub` says the same to
+/// IAM but fails that rule.
 pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
     let arn = bucket.get_att(BucketAttr::Arn);
     BucketPolicy {
@@ -168,7 +170,7 @@ pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
             effect: Effect::Deny,
             principal: Some(Principal::Everyone),
             action: vec!["s3:*".into()],
-            resource: vec![arn.clone(), objects(&arn, "*")],
+            resource: vec![arn.clone(), Value::join("", [arn, "/*".into()])],
             condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
         }]),
     }

@@ -1,0 +1,81 @@
+"""AWS Control Tower's proactive controls (the cfn-guard rules of the npm package
+@cdklabs/cdk-validator-cfnguard, pinned in scripts/setup-cfnguard) on the rendered templates of
+`alice`, a protected `prod` and a stage of the longest name. An organization that turns these
+controls on as CloudFormation hooks refuses a template that fails one. Every failure is listed in
+docs/SECURITY-CHECKS.md ("AWS Control Tower") with its stages, resources and reason; the test
+fails on an unlisted failure and on a listed one that passes now.
+
+Relies on: cfn-guard 3.1.1 and the rules shipped in that package, offline.
+"""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import MAX_STAGE, ROOT, STAGES
+
+# How docs/SECURITY-CHECKS.md names the stages.
+STAGE_NAMES = {"alice": "alice", "prod": "prod", MAX_STAGE: "max"}
+
+
+@pytest.fixture(scope="session")
+def guard():
+    return subprocess.run([str(ROOT / "scripts" / "setup-cfnguard")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def failures(guard: str, template) -> dict[str, set[str]]:
+    """{rule: logical ids of the resources that fail it}."""
+    r = subprocess.run([f"{guard}/bin/ubuntu/x86_64/cfn-guard", "validate", "--data", str(template),
+                        "--rules", f"{guard}/rules/control-tower/cfn-guard", "--output-format", "json",
+                        "--show-summary", "none"], capture_output=True, text=True)
+    # 0: all pass; 19: some rule fails. Anything else is the tool failing.
+    assert r.returncode in (0, 19), r.stderr
+    decoder, text, i, found = json.JSONDecoder(), r.stdout, 0, {}
+    while True:
+        rest = text[i:].lstrip()
+        if not rest:
+            break
+        report, n = decoder.raw_decode(rest)
+        i = len(text) - len(rest) + n
+        if report["status"] != "FAIL":
+            continue
+        for entry in report["not_compliant"]:
+            rule = entry["Rule"]["name"]
+            found.setdefault(rule, set()).update(re.findall(r'"/Resources/([A-Za-z0-9]+)', json.dumps(entry)))
+    return found
+
+
+def listed(stage: str) -> dict[str, set[str]]:
+    """{rule: resources} that docs/SECURITY-CHECKS.md accepts for `stage`."""
+    text = (ROOT / "docs" / "SECURITY-CHECKS.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9_]+_check)` \| ([a-z, ]+) \| ([A-Za-z0-9, ]+) \|", text, re.M)
+    return {rule: {r.strip() for r in resources.split(",")} for rule, stages, resources in rows
+            if STAGE_NAMES[stage] in {s.strip() for s in stages.split(",")}}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_control_tower_failure_is_listed(guard, rendered, stage):
+    found = failures(guard, rendered[(stage, "json")])
+    accepted = listed(stage)
+    assert found.keys() - accepted.keys() == set(), \
+        f"Control Tower rules failing, not listed in docs/SECURITY-CHECKS.md: {sorted(found.keys() - accepted.keys())}"
+    assert accepted.keys() - found.keys() == set(), \
+        f"listed for {stage} but passing now (remove them): {sorted(accepted.keys() - found.keys())}"
+    for rule, resources in found.items():
+        assert resources == accepted[rule], f"{rule}: fails on {sorted(resources)}, listed {sorted(accepted[rule])}"
+
+
+def test_the_gate_sees_a_bucket_policy_that_allows_plain_http(guard, rendered, tmp_path):
+    """The gate can fail: without the TLS-only statement, CT.S3.PR.10 fails on every bucket."""
+    t = json.loads(rendered[("alice", "json")].read_text())
+    for r in t["Resources"].values():
+        if r["Type"] == "AWS::S3::BucketPolicy":
+            r["Properties"]["PolicyDocument"]["Statement"][0]["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
+    path = tmp_path / "weak.json"
+    path.write_text(json.dumps(t))
+    found = failures(guard, path)
+    assert "s3_bucket_policy_ssl_requests_only_check" in found, sorted(found)
+    assert "s3_bucket_policy_ssl_requests_only_check" not in listed("alice")
