@@ -179,7 +179,18 @@ pub struct AbortIncompleteMultipartUpload {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NotificationConfiguration {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lambda_configurations: Vec<LambdaConfiguration>,
+    /// Every event of the bucket to EventBridge's default bus (S3 user guide, "Using
+    /// EventBridge"), where rules may pick them up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_bridge_configuration: Option<EventBridgeConfiguration>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventBridgeConfiguration {
+    pub event_bridge_enabled: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
