@@ -138,6 +138,37 @@ PATCHES = [
     for name, ip in list(_iam._instance_profiles.items()):
         if physical_id in (name, ip.get("Arn")):''',
     ),
+    Patch(
+        name="bucket-encryption",
+        file="services/cloudformation/provisioners.py",
+        why=(
+            "CloudFormation applies an `AWS::S3::Bucket`'s `BucketEncryption` (PutBucketEncryption); "
+            "the emulator ignored it, so a bucket declared with SSE-KMS and the stage's key reported "
+            "S3's default SSE-S3."
+        ),
+        old='''_S3_BUCKET_CONFIGURATIONS = (
+    ("CorsConfiguration", _s3_cors_xml, _s3._put_bucket_cors, _s3._delete_bucket_cors),''',
+        new='''def _pdcase_s3_encryption_xml(encryption):
+    """pdcase patch bucket-encryption: a ``BucketEncryption`` as the PutBucketEncryption body."""
+    from xml.etree.ElementTree import Element, SubElement, tostring
+
+    root = Element("ServerSideEncryptionConfiguration", xmlns=_s3.S3_NS)
+    for rule in encryption.get("ServerSideEncryptionConfiguration") or []:
+        rule_el = SubElement(root, "Rule")
+        default = rule.get("ServerSideEncryptionByDefault") or {}
+        by_default = SubElement(rule_el, "ApplyServerSideEncryptionByDefault")
+        SubElement(by_default, "SSEAlgorithm").text = str(default.get("SSEAlgorithm", "AES256"))
+        if default.get("KMSMasterKeyID"):
+            SubElement(by_default, "KMSMasterKeyID").text = str(default["KMSMasterKeyID"])
+        if "BucketKeyEnabled" in rule:
+            SubElement(rule_el, "BucketKeyEnabled").text = str(bool(rule["BucketKeyEnabled"])).lower()
+    return tostring(root)
+
+
+_S3_BUCKET_CONFIGURATIONS = (
+    ("BucketEncryption", _pdcase_s3_encryption_xml, _s3._put_bucket_encryption, _s3._delete_bucket_encryption),
+    ("CorsConfiguration", _s3_cors_xml, _s3._put_bucket_cors, _s3._delete_bucket_cors),''',
+    ),
 ]
 
 

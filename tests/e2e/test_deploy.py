@@ -136,8 +136,10 @@ def test_a_protected_stage_leaves_nothing_after_a_failed_create_and_is_terminati
     """Issue 12e: with `Retain`, the buckets a failed first create had made stayed, so every
     retry failed on their names; `RetainExceptOnCreate` deletes them with the rollback.
     Issue 12h: a protected stage's stacks are termination-protected; `teardown --force` lifts
-    it on purpose. Relies on MiniStack's CloudFormation, which deletes RetainExceptOnCreate
-    resources on a create's rollback, keeps Retain ones, and enforces termination protection."""
+    it on purpose. Issue 13: the protected (hence hardened) stage deploys with its KMS key, runs
+    the ETL and tears down with --force. Relies on MiniStack's CloudFormation, which deletes
+    RetainExceptOnCreate resources on a create's rollback, keeps Retain ones, and enforces
+    termination protection; KMS is recorded, not enforced (its key policy is checked statically)."""
     import botocore.exceptions
     import pytest
 
@@ -165,6 +167,28 @@ def test_a_protected_stage_leaves_nothing_after_a_failed_create_and_is_terminati
     assert f"pdcase-{stage}: termination protection on (protected stage)" in r.stderr
     for stack in (f"pdcase-{stage}", f"pdcase-{stage}-bootstrap"):
         assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["EnableTerminationProtection"] is True, stack
+
+    # Protected, hence hardened: the ETL runs under its role on buckets encrypted with the
+    # stage's KMS key (the emulator records the key; it does not enforce KMS).
+    for f in sorted((ROOT / "samples" / "a").glob("*.json")):
+        s3.upload_file(str(f), bucket.format("source"), f"a/{f.name}")
+    r = deployer_cmd(deployer, emulator, "trigger", "etl", "--stage", stage, config=config)
+    assert r.returncode == 0, r.stderr
+    import time
+    deadline = time.time() + 120
+    while True:
+        try:
+            s3.head_object(Bucket=bucket.format("warehouse"), Key="a/subscriptions/_SUCCESS")
+            break
+        except s3.exceptions.ClientError:
+            assert time.time() < deadline, "the hardened stage's ETL did not publish"
+            time.sleep(1)
+    # The bucket's default encryption is the stage's key (the emulator does not apply default
+    # encryption to the objects themselves, so what S3 does with them is not shown here).
+    key = emulator.client("kms").describe_key(KeyId=f"alias/pdcase-{stage}")["KeyMetadata"]
+    rule = s3.get_bucket_encryption(Bucket=bucket.format("warehouse"))[
+        "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    assert rule["SSEAlgorithm"] == "aws:kms" and rule["KMSMasterKeyID"] in (key["KeyId"], key["Arn"]), (rule, key)
     with pytest.raises(botocore.exceptions.ClientError, match="TerminationProtection"):
         cfn.delete_stack(StackName=f"pdcase-{stage}")
 

@@ -13,9 +13,11 @@ import pytest
 from conftest import ROOT, STAGES, run, tool
 
 
-def accepted_checks() -> set[str]:
+def accepted_checks(hardened: bool = False) -> set[str]:
+    """The checks the doc lists; on a hardened stage, less those it says hardened stages pass."""
     text = (ROOT / "docs" / "SECURITY-CHECKS.md").read_text()
-    return set(re.findall(r"^\| (CKV2?_AWS_\d+) \|", text, re.M))
+    rows = re.findall(r"^\| (CKV2?_AWS_\d+) \|(.*)$", text, re.M)
+    return {check for check, rest in rows if not (hardened and "Hardened stages pass" in rest)}
 
 
 def failed_checks(path) -> set[str]:
@@ -29,7 +31,7 @@ def failed_checks(path) -> set[str]:
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_failed_check_is_accepted_in_docs(rendered, stage):
     failed = failed_checks(rendered[(stage, "json")])
-    accepted = accepted_checks()
+    accepted = accepted_checks(hardened=stage == "prod")  # prod is protected, hence hardened
     assert failed - accepted == set(), f"failed checks not documented in docs/SECURITY-CHECKS.md: {sorted(failed - accepted)}"
     assert accepted - failed == set(), f"documented as failing but passing now (remove them): {sorted(accepted - failed)}"
 

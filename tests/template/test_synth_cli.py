@@ -66,7 +66,16 @@ def test_output_is_byte_identical_across_runs_and_yaml_equals_json(deployer, con
 def test_stages_differ_only_where_they_should(rendered):
     alice = json.loads(rendered[("alice", "json")].read_text())
     prod = json.loads(rendered[("prod", "json")].read_text())
-    assert alice.keys() == prod.keys() and alice["Resources"].keys() == prod["Resources"].keys()
+    assert alice.keys() == prod.keys()
+    # The protected stage is hardened: its own KMS key (and alias) is all it adds.
+    assert prod["Resources"].keys() - alice["Resources"].keys() == {"StageKey", "StageKeyAlias"}
+    assert alice["Resources"].keys() <= prod["Resources"].keys()
+    key_arn = {"Fn::GetAtt": ["StageKey", "Arn"]}
+    assert prod["Resources"]["EtlLogGroup"]["Properties"]["KmsKeyId"] == key_arn
+    assert prod["Resources"]["EtlTriggerTopic"]["Properties"]["KmsMasterKeyId"] == key_arn
+    sse = prod["Resources"]["WarehouseBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert sse["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
+    assert "KmsKeyId" not in alice["Resources"]["EtlLogGroup"]["Properties"]
     assert prod["Resources"]["WarehouseBucket"]["DeletionPolicy"] == "RetainExceptOnCreate"
     assert alice["Resources"]["WarehouseBucket"]["DeletionPolicy"] == "Delete"
     assert prod["Resources"]["EtlFunction"]["Properties"]["Timeout"] == 300

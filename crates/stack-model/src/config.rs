@@ -57,12 +57,19 @@ pub struct StageConfig {
     /// Stateful resources are retained on delete and replacement, the stack gets termination
     /// protection, and teardown is refused unless forced.
     pub protected: bool,
+    /// AWS Control Tower's proactive controls, as far as they serve: a customer-managed KMS
+    /// key of the stage for the buckets, log groups, topics and query results, and logs kept
+    /// at least a year. Default: the stage's `protected`.
+    pub hardened: bool,
     pub lambda: LambdaSettings,
     pub emr: EmrSettings,
     pub log_retention: Retention,
     /// The file format of the base-a tables the ETL writes (and the Glue tables declare).
     pub table_format: DataFormat,
 }
+
+/// How long a hardened stage keeps its logs at least.
+pub const HARDENED_MIN_RETENTION_DAYS: u32 = 365;
 
 /// The EMR release requested by default (Spark 3.5.2).
 pub const DEFAULT_EMR_RELEASE: &str = "emr-7.5.0";
@@ -74,6 +81,7 @@ impl StageConfig {
             stage,
             region: "us-east-1".into(),
             protected: false,
+            hardened: false,
             lambda: LambdaSettings {
                 memory_mb: 2048,
                 timeout_seconds: 60,
@@ -106,9 +114,38 @@ impl StageConfig {
                 .map_err(|e| ConfigError::new(path, &format!("stages.{name}"), e.to_string()))?;
         }
         parsed.defaults.apply(&mut config, path, "defaults")?;
-        if let Some(o) = parsed.stages.get(config.stage.as_str()) {
+        let own = parsed.stages.get(config.stage.as_str());
+        if let Some(o) = own {
             let prefix = format!("stages.{}", config.stage);
             o.apply(&mut config, path, &prefix)?;
+        }
+        // Hardened follows protected unless set; a hardened stage keeps its logs a year
+        // (Control Tower's CT.CLOUDWATCH.PR.2), by default, or refuses a shorter setting.
+        config.hardened = own
+            .and_then(|o| o.hardened)
+            .or(parsed.defaults.hardened)
+            .unwrap_or(config.protected);
+        let retention_key = match own.and_then(|o| o.log_retention_days) {
+            Some(_) => Some(format!("stages.{}.log_retention_days", config.stage)),
+            None => parsed
+                .defaults
+                .log_retention_days
+                .map(|_| "defaults.log_retention_days".to_string()),
+        };
+        if config.hardened && config.log_retention.days() < HARDENED_MIN_RETENTION_DAYS {
+            match retention_key {
+                None => config.log_retention = Retention::Days365,
+                Some(key) => {
+                    return Err(ConfigError::new(
+                        path,
+                        &key,
+                        format!(
+                            "{} days is too short for a hardened stage: keep logs at least {HARDENED_MIN_RETENTION_DAYS} days, or set `hardened: false`",
+                            config.log_retention.days()
+                        ),
+                    ))
+                }
+            }
         }
         for (what, name, max) in config.stage.derived_names(&config.region) {
             if name.len() > max {
@@ -177,6 +214,7 @@ struct ConfigFile {
 struct Overrides {
     region: Option<String>,
     protected: Option<bool>,
+    hardened: Option<bool>,
     lambda: Option<LambdaOverrides>,
     emr: Option<EmrOverrides>,
     log_retention_days: Option<u32>,
@@ -418,7 +456,7 @@ mod tests {
 
     #[test]
     fn stage_overrides_apply_over_file_defaults() {
-        let yaml = "defaults:\n  region: eu-west-1\n  log_retention_days: 14\nstages:\n  prod:\n    protected: true\n    lambda: {memory_mb: 3008}\n    emr: {core_instance_count: 2}\n";
+        let yaml = "defaults:\n  region: eu-west-1\n  log_retention_days: 14\nstages:\n  prod:\n    protected: true\n    hardened: false\n    lambda: {memory_mb: 3008}\n    emr: {core_instance_count: 2}\n";
         let prod = load(yaml, "prod").unwrap();
         assert!(prod.protected);
         assert_eq!(prod.region, "eu-west-1");
@@ -429,6 +467,36 @@ mod tests {
         let alice = load(yaml, "alice").unwrap();
         assert!(!alice.protected);
         assert_eq!(alice.region, "eu-west-1");
+    }
+
+    #[test]
+    fn hardened_follows_protected_and_keeps_logs_a_year() {
+        let prod = load("stages:\n  prod:\n    protected: true\n", "prod").unwrap();
+        assert!(prod.hardened);
+        assert_eq!(
+            prod.log_retention,
+            Retention::Days365,
+            "the default, raised"
+        );
+        let alice = load("stages:\n  alice:\n    hardened: true\n", "alice").unwrap();
+        assert!(alice.hardened && !alice.protected);
+        let soft = load(
+            "defaults:\n  hardened: false\nstages:\n  prod:\n    protected: true\n",
+            "prod",
+        )
+        .unwrap();
+        assert!(!soft.hardened && soft.log_retention == Retention::Days30);
+        let e = load(
+            "stages:\n  prod:\n    protected: true\n    log_retention_days: 90\n",
+            "prod",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "stages.prod.log_retention_days");
+        assert!(
+            e.message
+                .starts_with("90 days is too short for a hardened stage"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -181,6 +181,16 @@ impl<'a> Names<'a> {
         .collect()
     }
 
+    /// Held to the stage's key: the one its alias names.
+    fn with_alias(&self, statement: Statement) -> Statement {
+        when(
+            statement,
+            "ForAnyValue:StringEquals",
+            "kms:ResourceAliases",
+            &format!("alias/{}", self.c.stage.prefix()),
+        )
+    }
+
     fn role(&self, kind: RoleKind) -> Value {
         self.global_arn(
             "iam",
@@ -203,7 +213,7 @@ fn when(statement: Statement, operator: &str, key: &str, value: &str) -> Stateme
 /// What the deployer itself calls.
 fn tool_calls(n: &Names) -> Vec<Statement> {
     let artifacts = n.bucket(BucketRole::Artifacts);
-    vec![
+    let mut out = vec![
         allow(
             "StageStacks",
             &[
@@ -254,7 +264,16 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
             &["logs:FilterLogEvents"],
             n.log_groups(),
         ),
-    ]
+    ];
+    if n.c.hardened {
+        // The hardened stage's topics are encrypted with its key: publishing needs it.
+        out.push(n.with_alias(allow(
+            "PublishWithStageKey",
+            &["kms:GenerateDataKey", "kms:Decrypt"],
+            vec![n.arn("kms", "key/*")],
+        )));
+    }
+    out
 }
 
 /// What CloudFormation does with the caller's permissions for the stack's resources.
@@ -516,6 +535,57 @@ fn cloudformation_side(n: &Names) -> Vec<Statement> {
             ),
         ]);
     }
+    if n.c.hardened {
+        // The stage's key: created with the stage's tag, then managed only while it carries
+        // it; its alias named exactly.
+        let alias = n.arn("kms", &format!("alias/{}", st.prefix()));
+        out.extend([
+            when(
+                allow("CreateStageKey", &["kms:CreateKey"], vec!["*".into()]),
+                tag.0,
+                tag.1,
+                tag.2,
+            ),
+            when(
+                allow(
+                    "ManageStageKey",
+                    &[
+                        "kms:DescribeKey",
+                        "kms:GetKeyPolicy",
+                        "kms:PutKeyPolicy",
+                        "kms:GetKeyRotationStatus",
+                        "kms:EnableKeyRotation",
+                        "kms:UpdateKeyDescription",
+                        "kms:ListResourceTags",
+                        "kms:TagResource",
+                        "kms:UntagResource",
+                        "kms:ScheduleKeyDeletion",
+                    ],
+                    vec![n.arn("kms", "key/*")],
+                ),
+                tagged.0,
+                tagged.1,
+                tagged.2,
+            ),
+            // An alias is authorized on itself and on its key. The alias has no tags (it is
+            // named exactly); the key must carry the stage's tag (IfExists: the alias has none).
+            when(
+                allow(
+                    "StageKeyAlias",
+                    &["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+                    vec![alias, n.arn("kms", "key/*")],
+                ),
+                "StringEqualsIfExists",
+                tagged.1,
+                tagged.2,
+            ),
+            allow(
+                "LogGroupsWithStageKey",
+                &["logs:AssociateKmsKey", "logs:DisassociateKmsKey"],
+                n.log_groups(),
+            ),
+        ]);
+    }
     // The two AWS managed policies the stage's roles attach, and no other.
     for (sid, policy) in [
         ("AttachGluePolicy", "service-role/AWSGlueServiceRole"),
@@ -545,10 +615,23 @@ mod tests {
         serde_json::to_value(deploy_policy(&c, "123456789012")).unwrap()
     }
 
+    fn hardened(stage: &str) -> serde_json::Value {
+        let mut c = StageConfig::defaults(StageName::parse(stage).unwrap());
+        c.hardened = true;
+        serde_json::to_value(deploy_policy(&c, "123456789012")).unwrap()
+    }
+
     #[test]
     fn every_resource_is_the_stages_own_or_a_tag_held_wildcard() {
-        let p = policy("alice");
-        for s in p["Statement"].as_array().unwrap() {
+        let plain = policy("alice");
+        let hard = hardened("alice");
+        assert!(hard.to_string().contains("kms:CreateKey") && !plain.to_string().contains("kms:"));
+        for s in plain["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(hard["Statement"].as_array().unwrap())
+        {
             for r in s["Resource"].as_array().unwrap() {
                 let r = r.as_str().unwrap();
                 if r == "*" {
@@ -573,7 +656,9 @@ mod tests {
                         || r.contains("pdcase_alice_")
                         || r.contains("deployer-*")
                         || r.ends_with(":catalog")
-                        || (r.contains(":ec2:") && !s["Condition"].is_null())
+                        || ((r.contains(":ec2:") || r.contains(":kms:"))
+                            && !s["Condition"].is_null())
+                        || r.ends_with(":alias/pdcase-alice")
                         || r.contains("/pdcase-alice"),
                     "{r} is not one of stage alice's resources"
                 );

@@ -463,6 +463,7 @@ mod tests {
         LogGroup {
             log_group_name: Some("/x".into()),
             retention_in_days: Some(Retention::Days7),
+            kms_key_id: None,
             tags: vec![],
         }
     }

@@ -37,8 +37,15 @@ pub(super) fn workgroup(p: &mut Pipeline, storage: &Storage) -> Athena {
                 bytes_scanned_cutoff_per_query: None,
                 result_configuration: ResultConfiguration {
                     output_location: results.clone(),
-                    encryption_configuration: EncryptionConfiguration {
-                        encryption_option: EncryptionOption::SseS3,
+                    encryption_configuration: match &p.key {
+                        Some(key) => EncryptionConfiguration {
+                            encryption_option: EncryptionOption::SseKms,
+                            kms_key: Some(key.clone()),
+                        },
+                        None => EncryptionConfiguration {
+                            encryption_option: EncryptionOption::SseS3,
+                            kms_key: None,
+                        },
                     },
                 },
             },

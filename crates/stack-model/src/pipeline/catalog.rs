@@ -60,14 +60,8 @@ fn crawler(
     tables: &[Handle<Table>],
 ) -> Handle<Crawler> {
     let warehouse_arn = &storage.warehouse_arn;
-    let role = p.role(
-        "CrawlerRole",
-        RoleKind::Crawler,
-        "Glue crawler of the warehouse",
-        &["glue.amazonaws.com"],
-        vec![Value::sub(
-            "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole",
-        )],
+    let statements = super::functions::with_key(
+        p,
         vec![
             Statement::allow(
                 "ListWarehouse",
@@ -80,6 +74,17 @@ fn crawler(
                 vec![objects(warehouse_arn, "*")],
             ),
         ],
+        false,
+    );
+    let role = p.role(
+        "CrawlerRole",
+        RoleKind::Crawler,
+        "Glue crawler of the warehouse",
+        &["glue.amazonaws.com"],
+        vec![Value::sub(
+            "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole",
+        )],
+        statements,
     );
     let tags = p.tags().into_iter().map(|t| (t.key, t.value)).collect();
     p.t.add(

@@ -101,6 +101,7 @@ fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
         logs_statement(logs_arn(p, FunctionRole::Etl)),
         xray_statement(),
     ];
+    let statements = with_key(p, statements, true);
     let mut env = env(p, ETL.role);
     env.extend([
         ("SOURCE_BUCKET", s.source.r#ref()),
@@ -241,7 +242,21 @@ fn table_refresher(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<F
         logs_statement(logs_arn(p, FunctionRole::TableRefresher)),
         xray_statement(),
     ];
+    let statements = with_key(p, statements, false);
     function(p, &TABLE_REFRESHER, statements, env)
+}
+
+/// On a hardened stage, what the role does with the stage's key: read what it reads, and
+/// write what it writes, encrypted.
+pub(super) fn with_key(
+    p: &Pipeline,
+    mut statements: Vec<Statement>,
+    write: bool,
+) -> Vec<Statement> {
+    if let Some(key) = &p.key {
+        statements.push(super::encryption::grant(key, write));
+    }
+    statements
 }
 
 fn env(p: &Pipeline, role: FunctionRole) -> BTreeMap<&'static str, Value> {
@@ -278,6 +293,7 @@ fn function(
         LogGroup {
             log_group_name: Some(p.c.stage.log_group_name(spec.role).into()),
             retention_in_days: Some(p.c.log_retention),
+            kms_key_id: p.key.clone(),
             tags: tags.clone(),
         },
         removal,

@@ -21,6 +21,7 @@
 mod athena;
 mod catalog;
 mod emr;
+mod encryption;
 mod functions;
 pub mod outputs;
 mod policy;
@@ -61,6 +62,7 @@ pub const EMR_MANAGED_POLICY_TAG: &str = "for-use-with-amazon-emr-managed-polici
 /// The pipeline's template for one stage.
 pub fn template(config: &StageConfig) -> Template {
     let mut p = Pipeline::new(config);
+    p.key = encryption::key(&mut p);
     let mut storage = storage::buckets(&mut p);
     let topics = triggers::topics(&mut p);
     let catalog = catalog::catalog(&mut p, &storage);
@@ -91,6 +93,8 @@ pub(crate) struct Pipeline<'a> {
     artifacts: ParameterHandle,
     lambda_key: ParameterHandle,
     spark_key: ParameterHandle,
+    /// The stage's KMS key (ARN), on hardened stages.
+    key: Option<Value>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -123,6 +127,7 @@ impl<'a> Pipeline<'a> {
             artifacts,
             lambda_key,
             spark_key,
+            key: None,
         }
     }
 

@@ -135,7 +135,10 @@ fn bucket(
         id,
         Bucket {
             bucket_name: Some(Value::sub(p.c.stage.bucket_name_sub(role))),
-            bucket_encryption: Some(BucketEncryption::default_with(SseAlgorithm::Aes256)),
+            bucket_encryption: Some(match &p.key {
+                Some(key) => BucketEncryption::kms(key.clone()),
+                None => BucketEncryption::default_with(SseAlgorithm::Aes256),
+            }),
             public_access_block_configuration: Some(PublicAccessBlockConfiguration::all_blocked()),
             versioning_configuration: Some(VersioningConfiguration {
                 status: VersioningStatus::Enabled,

@@ -32,7 +32,7 @@ fn topic(p: &mut Pipeline, id: &str, role: TopicRole) -> Handle<Topic> {
         Topic {
             topic_name: Some(p.c.stage.topic_name(role).into()),
             display_name: None,
-            kms_master_key_id: Some("alias/aws/sns".into()),
+            kms_master_key_id: Some(p.key.clone().unwrap_or_else(|| "alias/aws/sns".into())),
             tags,
         },
     )

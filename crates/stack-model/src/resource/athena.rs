@@ -60,6 +60,9 @@ pub struct ResultConfiguration {
 #[serde(rename_all = "PascalCase")]
 pub struct EncryptionConfiguration {
     pub encryption_option: EncryptionOption,
+    /// The key of `SSE_KMS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -14,6 +14,10 @@ pub struct LogGroup {
     /// Without it, events never expire. Update: in place.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_in_days: Option<Retention>,
+    /// The KMS key (ARN) the group's events are encrypted with; without it, CloudWatch Logs'
+    /// own key. Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<Value>,
     /// Update: in place.
     #[serde(skip_serializing_if = "is_empty")]
     pub tags: Vec<Tag>,

@@ -9,6 +9,7 @@ pub mod athena;
 pub mod ec2;
 pub mod glue;
 pub mod iam;
+pub mod kms;
 pub mod lambda;
 pub mod logs;
 pub mod s3;

@@ -60,6 +60,19 @@ pub struct BucketEncryption {
 }
 
 impl BucketEncryption {
+    /// SSE-KMS with `key` (its ARN) and S3 Bucket Keys on.
+    pub fn kms(key: Value) -> BucketEncryption {
+        BucketEncryption {
+            server_side_encryption_configuration: vec![ServerSideEncryptionRule {
+                server_side_encryption_by_default: ServerSideEncryptionByDefault {
+                    sse_algorithm: SseAlgorithm::AwsKms,
+                    kms_master_key_id: Some(key),
+                },
+                bucket_key_enabled: Some(true),
+            }],
+        }
+    }
+
     /// One default rule with the given algorithm and S3 Bucket Keys on (fewer KMS calls).
     pub fn default_with(algorithm: SseAlgorithm) -> BucketEncryption {
         BucketEncryption {

@@ -1,0 +1,120 @@
+//! Encryption: on a hardened stage, a customer-managed KMS key of the stage for the buckets,
+//! the log groups, the topics and Athena's results (AWS Control Tower's proactive controls ask
+//! for a customer key; the other stages keep the services' own keys, which cost nothing).
+//!
+//! The key policy lets the account's IAM policies grant the key (so each role's own policy
+//! says what it may do with it) and lets CloudWatch Logs use it for the stage's three log
+//! groups only: CloudWatch Logs encrypts with its own service principal, held to the group by
+//! the encryption context (CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs
+//! using AWS KMS").
+
+use super::Pipeline;
+use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
+use crate::resource::kms::{Alias, Key, KeyAttr};
+use crate::stage::FunctionRole;
+use crate::value::Value;
+
+/// Adds the stage's key (hardened stages only) and returns its ARN.
+pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
+    if !p.c.hardened {
+        return None;
+    }
+    let mut statements = vec![Statement {
+        sid: Some("AccountGrantsThroughIam".into()),
+        effect: Effect::Allow,
+        principal: Some(Principal::Aws(vec![Value::sub(
+            "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
+        )])),
+        action: vec!["kms:*".into()],
+        resource: vec!["*".into()],
+        condition: Condition::default(),
+    }];
+    // Grants only for AWS services acting on the stage's behalf (Control Tower's
+    // CT.KMS.PR.3): nobody hands the key to someone else through a grant.
+    statements.push(Statement {
+        sid: Some("GrantsOnlyForAwsServices".into()),
+        effect: Effect::Deny,
+        principal: Some(Principal::Everyone),
+        action: vec!["kms:CreateGrant".into()],
+        resource: vec!["*".into()],
+        condition: Condition::default()
+            .with("BoolIfExists", "kms:GrantIsForAWSResource", "false")
+            .with("BoolIfExists", "aws:PrincipalIsAWSService", "false"),
+    });
+    for f in FunctionRole::ALL {
+        let group = p.c.stage.log_group_name(*f);
+        statements.push(Statement {
+            sid: Some(format!("LogsEncrypt{}", pascal(f.as_str()))),
+            effect: Effect::Allow,
+            principal: Some(Principal::Service(vec![format!(
+                "logs.{}.amazonaws.com",
+                p.c.region
+            )])),
+            action: [
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+            resource: vec!["*".into()],
+            condition: Condition::default().with(
+                "ArnEquals",
+                "kms:EncryptionContext:aws:logs:arn",
+                Value::sub(format!(
+                    "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{group}"
+                )),
+            ),
+        });
+    }
+    let tags = p.tags();
+    let removal = p.stateful();
+    let key = p.t.add_with(
+        "StageKey",
+        Key {
+            description: format!(
+                "Data of {} stage {}: buckets, logs, topics, query results",
+                crate::stage::PROJECT,
+                p.c.stage
+            ),
+            enable_key_rotation: true,
+            key_policy: PolicyDocument::new(statements),
+            pending_window_in_days: 30,
+            tags,
+        },
+        removal,
+    );
+    p.t.add(
+        "StageKeyAlias",
+        Alias {
+            alias_name: format!("alias/{}", p.c.stage.prefix()),
+            target_key_id: key.r#ref(),
+        },
+    );
+    Some(key.get_att(KeyAttr::Arn))
+}
+
+fn pascal(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// What a role may do with the key: read what is encrypted, and write (`write`).
+pub(super) fn grant(key: &Value, write: bool) -> Statement {
+    let actions: &[&str] = if write {
+        &["kms:Decrypt", "kms:GenerateDataKey"]
+    } else {
+        &["kms:Decrypt"]
+    };
+    Statement::allow("UseStageKey", actions, vec![key.clone()])
+}
