@@ -116,16 +116,20 @@ impl TableDef {
 
     /// The Glue/Athena logical id suffix: `events_by_city` -> `EventsByCity`.
     pub fn pascal_name(&self) -> String {
-        self.name
-            .split('_')
-            .map(|w| {
-                let mut c = w.chars();
-                c.next()
-                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                    .unwrap_or_default()
-            })
-            .collect()
+        pascal_case(self.name)
     }
+}
+
+/// `events_by_city` or `emr-starter` -> `EventsByCity`, `EmrStarter`: for logical ids.
+pub fn pascal_case(text: &str) -> String {
+    text.split(['_', '-'])
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// The object a writer puts in a table's folder once the table's data is complete. The

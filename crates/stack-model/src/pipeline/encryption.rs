@@ -13,6 +13,7 @@ use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Stateme
 use crate::resource::kms::{Alias, Key, KeyAttr};
 use crate::stage::FunctionRole;
 use crate::value::Value;
+use crate::warehouse::pascal_case;
 
 /// Adds the stage's key (hardened stages only) and returns its ARN.
 pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
@@ -44,7 +45,7 @@ pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
     for f in FunctionRole::ALL {
         let group = p.c.stage.log_group_name(*f);
         statements.push(Statement {
-            sid: Some(format!("LogsEncrypt{}", pascal(f.as_str()))),
+            sid: Some(format!("LogsEncrypt{}", pascal_case(f.as_str()))),
             effect: Effect::Allow,
             principal: Some(Principal::Service(vec![format!(
                 "logs.{}.amazonaws.com",
@@ -95,18 +96,6 @@ pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
         },
     );
     Some(key.get_att(KeyAttr::Arn))
-}
-
-fn pascal(kebab: &str) -> String {
-    kebab
-        .split('-')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// What a role may do with the key: read what is encrypted, and write (`write`).
