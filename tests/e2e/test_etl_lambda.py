@@ -4,13 +4,14 @@ Glue, SNS and EMR call it makes is checked against that role, and the buckets' T
 policies apply.
 
 A message on the ETL topic runs the ETL function, which reads the exports from the source
-bucket and publishes Parquet to the warehouse bucket; the warehouse's `_SUCCESS`
-notifications run the table refresher, which starts the crawler once every table is complete;
+bucket and publishes Parquet to the warehouse bucket; the warehouse's `_SUCCESS` objects reach
+the table refresher through the stage's EventBridge rule, and it starts the crawler once every
+table is complete;
 Athena (DuckDB inside the emulator) queries the stage's declared Glue table. Then one
 permission at a time is taken out of a role, and the function fails with AccessDenied.
 
-Relies on: MiniStack with AUTH=true and USE_SSL=1 (Lambda as a host process, SNS and S3
-notifications, the Glue catalog, Athena via DuckDB), with the patches of
+Relies on: MiniStack with AUTH=true and USE_SSL=1 (Lambda as a host process, SNS, S3 events
+to EventBridge and its rules' Lambda targets, the Glue catalog, Athena via DuckDB), with the patches of
 scripts/patch_emulator.py (crawler ARNs, EMR request tags). Not run: EMR itself (metadata
 only), the crawler's crawl, `iam:PassRole` and trust policies (checked statically).
 """

@@ -26,8 +26,8 @@ the share of malformed lines is above `--max-bad-ratio`. Every table is staged u
 tables as they were.
 
 Each table's folder gets a `_SUCCESS` marker naming the run (`--run-id`) once it is complete:
-the warehouse bucket notifies the table refresher of those markers only, and it starts the
-crawler once all eight name the same run.
+the stage's EventBridge rule sends those markers (only) to the table refresher, and it starts
+the crawler once all eight name the same run.
 """
 
 from __future__ import annotations

@@ -459,6 +459,23 @@ fn cloudformation_side(n: &Names) -> Vec<Statement> {
         // a role the identity may pass to Glue: this stage's crawler role alone.
         allow("CreateCrawler", &["glue:CreateCrawler"], vec!["*".into()]),
         allow(
+            "MarkersRule",
+            &[
+                "events:PutRule",
+                "events:DeleteRule",
+                "events:DescribeRule",
+                "events:EnableRule",
+                "events:DisableRule",
+                "events:PutTargets",
+                "events:RemoveTargets",
+                "events:ListTargetsByRule",
+                "events:TagResource",
+                "events:UntagResource",
+                "events:ListTagsForResource",
+            ],
+            vec![n.arn("events", &format!("rule/{}-table-markers", st.prefix()))],
+        ),
+        allow(
             "WorkGroup",
             &[
                 "athena:CreateWorkGroup",

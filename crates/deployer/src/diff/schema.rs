@@ -60,6 +60,7 @@ pub const CREATE_ONLY: &[(&str, &[&str])] = &[
         ],
     ),
     ("AWS::EC2::VPCGatewayAttachment", &["VpcId"]),
+    ("AWS::Events::Rule", &["Name"]),
     ("AWS::Glue::Crawler", &["Name"]),
     ("AWS::Glue::Database", &["DatabaseName"]),
     (

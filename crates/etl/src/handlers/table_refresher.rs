@@ -1,13 +1,14 @@
-//! The table refresher: the warehouse bucket notifies it of every `_SUCCESS` marker; it
-//! starts the crawler once every table of that base is complete (see
-//! [`crate::snapshot::decide`]). A crawler that is already running is logged, not an error.
+//! The table refresher: every `_SUCCESS` marker of the warehouse reaches it (through the
+//! stage's EventBridge rule); it starts the crawler once every table of that base is complete
+//! (see [`crate::snapshot::decide`]). A crawler that is already running is logged, not an
+//! error.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::LambdaEvent;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::decode_event_key;
 use crate::snapshot::{decide, marker_table, read_markers, Decision};
@@ -60,12 +61,51 @@ pub async fn start_crawler(
     }
 }
 
+/// What invokes the refresher: EventBridge's "Object Created" event of a marker, from the
+/// stage's rule (S3 user guide, "EventBridge event message structure": the key is in
+/// `detail.object.key`, not URL-encoded), or S3's own notification (`Records`, keys
+/// URL-encoded), which stages deployed before the rule still send.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RefresherEvent {
+    EventBridge(ObjectCreated),
+    S3(S3Event),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ObjectCreated {
+    pub detail: ObjectCreatedDetail,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ObjectCreatedDetail {
+    pub object: ObjectKey,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ObjectKey {
+    pub key: String,
+}
+
+impl RefresherEvent {
+    /// The object keys the event names, decoded.
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            RefresherEvent::EventBridge(e) => vec![e.detail.object.key.clone()],
+            RefresherEvent::S3(e) => e
+                .records
+                .iter()
+                .map(|r| decode_event_key(r.s3.object.key.as_deref().unwrap_or_default()))
+                .collect(),
+        }
+    }
+}
+
 /// The bases whose markers the event names, and the keys that are not markers.
-pub fn bases_of(event: &S3Event) -> (BTreeSet<Base>, Vec<String>) {
+pub fn bases_of(event: &RefresherEvent) -> (BTreeSet<Base>, Vec<String>) {
     let mut bases = BTreeSet::new();
     let mut others = Vec::new();
-    for record in &event.records {
-        let key = decode_event_key(record.s3.object.key.as_deref().unwrap_or_default());
+    for key in event.keys() {
         match marker_table(&key) {
             Some(t) => {
                 bases.insert(t.base);
@@ -77,7 +117,7 @@ pub fn bases_of(event: &S3Event) -> (BTreeSet<Base>, Vec<String>) {
 }
 
 pub async fn handle(
-    event: LambdaEvent<S3Event>,
+    event: LambdaEvent<RefresherEvent>,
     ctx: Arc<RefresherContext>,
 ) -> Result<Vec<Outcome>, lambda_runtime::Error> {
     let (bases, others) = bases_of(&event.payload);
@@ -186,7 +226,7 @@ mod tests {
 
     #[test]
     fn only_markers_name_a_base() {
-        let event: S3Event = serde_json::from_value(serde_json::json!({"Records": [
+        let event: RefresherEvent = serde_json::from_value(serde_json::json!({"Records": [
             {"eventTime": "2026-11-24T00:00:00Z", "userIdentity": {}, "requestParameters": {},
              "s3": {"bucket": {"name": "wh"}, "object": {"key": "a/students/_SUCCESS"}}},
             {"eventTime": "2026-11-24T00:00:00Z", "userIdentity": {}, "requestParameters": {},
@@ -198,5 +238,26 @@ mod tests {
         let (bases, others) = bases_of(&event);
         assert_eq!(bases.into_iter().collect::<Vec<_>>(), [Base::A, Base::B]);
         assert_eq!(others, ["a/students/data.parquet"]);
+    }
+
+    /// The event the stage's rule delivers (the shape of S3's "Object Created" event on
+    /// EventBridge, from the S3 user guide), key not URL-encoded.
+    #[test]
+    fn an_eventbridge_object_created_event_names_its_marker() {
+        let event: RefresherEvent = serde_json::from_value(serde_json::json!({
+            "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+            "time": "2021-11-12T00:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:s3:::wh"],
+            "detail": {"version": "0", "bucket": {"name": "wh"},
+                       "object": {"key": "b/events-by-city/_SUCCESS", "size": 60, "etag": "e"},
+                       "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012",
+                       "reason": "PutObject"}
+        }))
+        .unwrap();
+        assert!(matches!(event, RefresherEvent::EventBridge(_)));
+        let (bases, others) = bases_of(&event);
+        assert_eq!(bases.into_iter().collect::<Vec<_>>(), [Base::B]);
+        assert!(others.is_empty());
     }
 }

@@ -3,19 +3,19 @@
 
 use super::functions::Functions;
 use super::Pipeline;
+use crate::resource::events::{Rule, RuleAttr, RuleState, S3ObjectCreatedPattern, Target};
 use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
 use crate::resource::lambda::{FunctionAttr, Permission};
 use crate::resource::s3::{
     AbortIncompleteMultipartUpload, Bucket, BucketAttr, BucketEncryption, BucketPolicy,
-    EventBridgeConfiguration, FilterRule, FilterRuleName, LambdaConfiguration,
-    LifecycleConfiguration, LifecycleRule, NoncurrentVersionExpiration, NotificationConfiguration,
-    NotificationFilter, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
-    PublicAccessBlockConfiguration, RuleStatus, S3KeyFilter, SseAlgorithm, VersioningConfiguration,
+    EventBridgeConfiguration, LifecycleConfiguration, LifecycleRule, NoncurrentVersionExpiration,
+    NotificationConfiguration, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration, RuleStatus, SseAlgorithm, VersioningConfiguration,
     VersioningStatus,
 };
 use crate::stage::BucketRole;
 use crate::template::{Handle, Options};
-use crate::value::{Pseudo, Value};
+use crate::value::Value;
 use crate::warehouse::SUCCESS_MARKER;
 
 /// The stage's buckets, and the warehouse's name and ARN derived from the stage (the warehouse
@@ -80,33 +80,7 @@ pub(super) fn buckets(p: &mut Pipeline) -> Storage {
 
 /// The warehouse bucket, notifying the table refresher of completion markers only.
 pub(super) fn warehouse(p: &mut Pipeline, storage: &mut Storage, functions: &Functions) {
-    let refresher = &functions.table_refresher;
-    let s3_may_invoke = p.t.add(
-        "TableRefresherS3Permission",
-        Permission {
-            action: "lambda:InvokeFunction".into(),
-            function_name: refresher.get_att(FunctionAttr::Arn),
-            principal: "s3.amazonaws.com".into(),
-            source_arn: Some(storage.warehouse_arn.clone()),
-            source_account: Some(Pseudo::AccountId.into()),
-        },
-    );
-    let notification = NotificationConfiguration {
-        lambda_configurations: vec![LambdaConfiguration {
-            event: "s3:ObjectCreated:*".into(),
-            function: refresher.get_att(FunctionAttr::Arn),
-            filter: Some(NotificationFilter {
-                s3_key: S3KeyFilter {
-                    rules: vec![FilterRule {
-                        name: FilterRuleName::Suffix,
-                        value: SUCCESS_MARKER.into(),
-                    }],
-                },
-            }),
-        }],
-        event_bridge_configuration: None,
-    };
-    storage.warehouse = Some(bucket(
+    let warehouse = bucket(
         p,
         "WarehouseBucket",
         BucketRole::Warehouse,
@@ -115,9 +89,53 @@ pub(super) fn warehouse(p: &mut Pipeline, storage: &mut Storage, functions: &Fun
             expire("ExpireEtlStaging", "a/_staging/", 2),
             expire("ExpireSparkStaging", "b/_staging/", 2),
         ],
-        Some(notification),
-        Options::default().depends_on(&s3_may_invoke),
-    ));
+        to_event_bridge(),
+        Options::default(),
+    );
+    markers_to_refresher(p, storage, functions);
+    storage.warehouse = Some(warehouse);
+}
+
+/// The warehouse's completion markers reach the table refresher through EventBridge: a rule
+/// of the default bus matches S3's "Object Created" events of the warehouse whose key ends in
+/// `/_SUCCESS`, and invokes the function.
+///
+/// Not S3's own Lambda notification: S3 checks that it may invoke the function when the
+/// notification is created, so the bucket had to wait for the permission, and the permission
+/// could name the bucket only through its derived name (`Fn::Sub`), never by reference; AWS
+/// Control Tower's CT.LAMBDA.PR.2 reads only a literal or a reference of the template. Here
+/// the permission names the rule by `GetAtt`, and nothing waits on anything.
+fn markers_to_refresher(p: &mut Pipeline, storage: &Storage, functions: &Functions) {
+    let refresher = &functions.table_refresher;
+    let tags = p.tags();
+    let rule = p.t.add(
+        "TableMarkersRule",
+        Rule {
+            name: format!("{}-table-markers", p.c.stage.prefix()),
+            description: "Completion markers of the warehouse's tables, to the table refresher"
+                .into(),
+            event_pattern: S3ObjectCreatedPattern::new(
+                storage.warehouse_name.clone(),
+                &format!("/{SUCCESS_MARKER}"),
+            ),
+            state: RuleState::Enabled,
+            targets: vec![Target {
+                id: "TableRefresher".into(),
+                arn: refresher.get_att(FunctionAttr::Arn),
+            }],
+            tags,
+        },
+    );
+    p.t.add(
+        "TableRefresherEventsPermission",
+        Permission {
+            action: "lambda:InvokeFunction".into(),
+            function_name: refresher.get_att(FunctionAttr::Arn),
+            principal: "events.amazonaws.com".into(),
+            source_arn: Some(rule.get_att(RuleAttr::Arn)),
+            source_account: None,
+        },
+    );
 }
 
 fn bucket(
