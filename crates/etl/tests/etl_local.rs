@@ -183,6 +183,16 @@ fn parquet_output_holds_the_reference_values_by_column() {
     }
 }
 
+/// Runs the ETL from folder `src` into folder `wh`, which must succeed.
+fn run_on(src: &Path, wh: &Path, format: DataFormat, run_id: &str) {
+    run(
+        &LocalDir::new(src),
+        &LocalDir::new(wh),
+        &opts(format, run_id),
+    )
+    .unwrap();
+}
+
 fn write_source(files: &[(&str, &str)]) -> tempfile::TempDir {
     let src = source_from_reference();
     for (name, body) in files {
@@ -208,12 +218,7 @@ fn joins_match_keys_by_text_keep_unmatched_rows_and_let_the_last_duplicate_win()
         ),
     ]);
     let wh = tempfile::tempdir().unwrap();
-    run(
-        &LocalDir::new(src.path()),
-        &LocalDir::new(wh.path()),
-        &opts(DataFormat::Ndjson, "r1"),
-    )
-    .unwrap();
+    run_on(src.path(), wh.path(), DataFormat::Ndjson, "r1");
     let got = fs::read_to_string(wh.path().join("a/students/data.json")).unwrap();
     assert_eq!(
         got,
@@ -226,12 +231,7 @@ fn joins_match_keys_by_text_keep_unmatched_rows_and_let_the_last_duplicate_win()
             "\n",
         )
     );
-    run(
-        &LocalDir::new(src.path()),
-        &LocalDir::new(wh.path()),
-        &opts(DataFormat::Parquet, "r2"),
-    )
-    .unwrap();
+    run_on(src.path(), wh.path(), DataFormat::Parquet, "r2");
     let (_, rows) = parquet_rows(&wh.path().join("a/students/data.parquet"));
     assert_eq!(rows[0][0].as_deref(), Some("10"));
     assert_eq!(rows[0][5].as_deref(), Some("New"));
@@ -278,12 +278,7 @@ fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
         ),
     ]);
     let wh = tempfile::tempdir().unwrap();
-    run(
-        &LocalDir::new(src.path()),
-        &LocalDir::new(wh.path()),
-        &opts(DataFormat::Ndjson, "r1"),
-    )
-    .unwrap();
+    run_on(src.path(), wh.path(), DataFormat::Ndjson, "r1");
     let students = fs::read_to_string(wh.path().join("a/students/data.json")).unwrap();
     assert_eq!(
         students.lines().collect::<Vec<_>>(),
@@ -301,12 +296,7 @@ fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
             r#"{"Date":"subject date","Area":"Exatas","Subject":"Algebra","StudentId":"2"}"#,
         ]
     );
-    run(
-        &LocalDir::new(src.path()),
-        &LocalDir::new(wh.path()),
-        &opts(DataFormat::Parquet, "r2"),
-    )
-    .unwrap();
+    run_on(src.path(), wh.path(), DataFormat::Parquet, "r2");
     let (names, rows) = parquet_rows(&wh.path().join("a/students/data.parquet"));
     let at = |n: &str| names.iter().position(|c| c == n).unwrap();
     assert_eq!(rows[0][at("Course")].as_deref(), Some("Math"));

@@ -4,7 +4,7 @@
 //!
 //! | part | module | resources |
 //! |---|---|---|
-//! | storage | [`storage`] | source, jobs and warehouse buckets, their TLS-only policies, the warehouse's notification of the refresher |
+//! | storage | [`storage`] | source, jobs and warehouse buckets, their TLS-only policies, the EventBridge rule that sends the warehouse's markers to the refresher |
 //! | catalog | [`catalog`] | Glue database, one table per warehouse table, the crawler and its role |
 //! | EMR | [`emr`] | EMR service role, EC2 role and instance profile |
 //! | functions | [`functions`] | the three functions, one least-privilege role and one log group each |
@@ -16,7 +16,7 @@
 //! unique; EMR roles and instance profile inside the stack, named per stage; one execution
 //! role per function with only what that function does; a log group per function with
 //! retention; buckets encrypted, versioned, private and TLS-only; Glue tables declared from the
-//! warehouse contract; the refresher notified only of completion markers.
+//! warehouse contract; the refresher sent only completion markers.
 
 mod athena;
 mod catalog;
@@ -63,13 +63,13 @@ pub const EMR_MANAGED_POLICY_TAG: &str = "for-use-with-amazon-emr-managed-polici
 pub fn template(config: &StageConfig) -> Template {
     let mut p = Pipeline::new(config);
     p.key = encryption::key(&mut p);
-    let mut storage = storage::buckets(&mut p);
+    let storage = storage::buckets(&mut p);
     let topics = triggers::topics(&mut p);
     let catalog = catalog::catalog(&mut p, &storage);
     let emr = emr::emr(&mut p, &storage);
     let functions = functions::functions(&mut p, &storage, &catalog, &emr);
     triggers::subscribe(&mut p, &topics, &functions);
-    storage::warehouse(&mut p, &mut storage, &functions);
+    storage::markers_to_refresher(&mut p, &storage, &functions);
     let athena = athena::workgroup(&mut p, &storage);
     outputs::add(
         &mut p,

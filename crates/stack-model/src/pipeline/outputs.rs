@@ -44,10 +44,7 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         functions,
         athena,
     } = parts;
-    let warehouse = storage
-        .warehouse
-        .as_ref()
-        .expect("the storage part adds the warehouse bucket before the outputs");
+    let warehouse = &storage.warehouse;
     let stage = p.c.stage.as_str();
     let t = &mut p.t;
     t.output(STAGE, "Stage name", stage.into());

@@ -1,5 +1,6 @@
 //! Storage: the source, jobs and warehouse buckets (encrypted, versioned, private, TLS-only,
-//! with lifecycle rules), and the warehouse's notification of the table refresher.
+//! with lifecycle rules, their events to EventBridge), and the rule that sends the
+//! warehouse's completion markers to the table refresher.
 
 use super::functions::Functions;
 use super::Pipeline;
@@ -18,24 +19,23 @@ use crate::template::{Handle, Options};
 use crate::value::Value;
 use crate::warehouse::SUCCESS_MARKER;
 
-/// The stage's buckets, and the warehouse's name and ARN derived from the stage (the warehouse
-/// bucket itself is added last, once the function it notifies exists).
+/// The stage's buckets, and the warehouse's name and ARN derived from the stage.
 pub(super) struct Storage {
     pub source: Handle<Bucket>,
     pub jobs: Handle<Bucket>,
-    pub warehouse: Option<Handle<Bucket>>,
+    pub warehouse: Handle<Bucket>,
     pub source_arn: Value,
     pub jobs_arn: Value,
-    /// The warehouse's ARN and name are written from the derived name, not from `Ref`: the
-    /// refresher's policy and permission need them, and the bucket needs the refresher
-    /// (bucket -> permission -> bucket would be a cycle).
+    /// The warehouse's ARN and name, written from the derived name (`Fn::Sub`), as the
+    /// policies that name it have always been.
     pub warehouse_arn: Value,
     pub warehouse_name: Value,
 }
 
-/// Events of the bucket sent to EventBridge: no consumer in the stack, but a rule there can
-/// act on an export's arrival, and AWS Control Tower's CT.S3.PR.4 asks every bucket for event
-/// notifications. S3 charges nothing to deliver them.
+/// Every bucket's events go to EventBridge: the warehouse's markers reach the table refresher
+/// there (see [`markers_to_refresher`]), a rule of the user's can act on an export's arrival,
+/// and AWS Control Tower's CT.S3.PR.4 asks every bucket for event notifications. S3 charges
+/// nothing to deliver them.
 fn to_event_bridge() -> Option<NotificationConfiguration> {
     Some(NotificationConfiguration {
         lambda_configurations: vec![],
@@ -45,16 +45,9 @@ fn to_event_bridge() -> Option<NotificationConfiguration> {
     })
 }
 
-/// The source and jobs buckets.
+/// The stage's three buckets.
 pub(super) fn buckets(p: &mut Pipeline) -> Storage {
-    let source = bucket(
-        p,
-        "SourceBucket",
-        BucketRole::Source,
-        vec![],
-        to_event_bridge(),
-        Options::default(),
-    );
+    let source = bucket(p, "SourceBucket", BucketRole::Source, vec![]);
     let jobs = bucket(
         p,
         "JobsBucket",
@@ -63,23 +56,7 @@ pub(super) fn buckets(p: &mut Pipeline) -> Storage {
             expire("ExpireEmrLogs", "logs/", 90),
             expire("ExpireAthenaResults", "athena-results/", 30),
         ],
-        to_event_bridge(),
-        Options::default(),
     );
-    let warehouse = p.c.stage.bucket_name_sub(BucketRole::Warehouse);
-    Storage {
-        source_arn: source.get_att(BucketAttr::Arn),
-        jobs_arn: jobs.get_att(BucketAttr::Arn),
-        warehouse_arn: Value::sub(format!("arn:${{AWS::Partition}}:s3:::{warehouse}")),
-        warehouse_name: Value::sub(warehouse),
-        source,
-        jobs,
-        warehouse: None,
-    }
-}
-
-/// The warehouse bucket, notifying the table refresher of completion markers only.
-pub(super) fn warehouse(p: &mut Pipeline, storage: &mut Storage, functions: &Functions) {
     let warehouse = bucket(
         p,
         "WarehouseBucket",
@@ -89,11 +66,17 @@ pub(super) fn warehouse(p: &mut Pipeline, storage: &mut Storage, functions: &Fun
             expire("ExpireEtlStaging", "a/_staging/", 2),
             expire("ExpireSparkStaging", "b/_staging/", 2),
         ],
-        to_event_bridge(),
-        Options::default(),
     );
-    markers_to_refresher(p, storage, functions);
-    storage.warehouse = Some(warehouse);
+    let name = p.c.stage.bucket_name_sub(BucketRole::Warehouse);
+    Storage {
+        source_arn: source.get_att(BucketAttr::Arn),
+        jobs_arn: jobs.get_att(BucketAttr::Arn),
+        warehouse_arn: Value::sub(format!("arn:${{AWS::Partition}}:s3:::{name}")),
+        warehouse_name: Value::sub(name),
+        source,
+        jobs,
+        warehouse,
+    }
 }
 
 /// The warehouse's completion markers reach the table refresher through EventBridge: a rule
@@ -105,7 +88,7 @@ pub(super) fn warehouse(p: &mut Pipeline, storage: &mut Storage, functions: &Fun
 /// could name the bucket only through its derived name (`Fn::Sub`), never by reference; AWS
 /// Control Tower's CT.LAMBDA.PR.2 reads only a literal or a reference of the template. Here
 /// the permission names the rule by `GetAtt`, and nothing waits on anything.
-fn markers_to_refresher(p: &mut Pipeline, storage: &Storage, functions: &Functions) {
+pub(super) fn markers_to_refresher(p: &mut Pipeline, storage: &Storage, functions: &Functions) {
     let refresher = &functions.table_refresher;
     let tags = p.tags();
     let rule = p.t.add(
@@ -143,11 +126,9 @@ fn bucket(
     id: &str,
     role: BucketRole,
     mut rules: Vec<LifecycleRule>,
-    notification: Option<NotificationConfiguration>,
-    options: Options,
 ) -> Handle<Bucket> {
     rules.push(clean_up_rule());
-    let opts = options.removal(p.removal_policy());
+    let opts = Options::default().removal(p.removal_policy());
     let tags = p.tags();
     let bucket = p.t.add_with(
         id,
@@ -162,7 +143,7 @@ fn bucket(
                 status: VersioningStatus::Enabled,
             }),
             lifecycle_configuration: Some(LifecycleConfiguration { rules }),
-            notification_configuration: notification,
+            notification_configuration: to_event_bridge(),
             ownership_controls: Some(OwnershipControls {
                 rules: vec![OwnershipControlsRule {
                     object_ownership: ObjectOwnership::BucketOwnerEnforced,
