@@ -20,10 +20,10 @@ Dirty input is counted, reported in the log (one JSON line starting with `site-e
 and never crashes the job: malformed lines, a missing or null `studentId_clientType`, one
 without `@`, unknown students, an unparseable `at`, events without a whole session key, key
 spellings that differ between exports (`Page Name` / `PageName`). It is correct with
-`spark.sql.ansi.enabled` on or off (no `split(...)[1]`, no plain casts of text). The job fails, before publishing anything, only when
-the share of malformed lines is above `--max-bad-ratio`. Every table is staged under
-`_staging/` and published only once all eight are computed, so a failure leaves the previous
-tables as they were.
+`spark.sql.ansi.enabled` on or off (no `split(...)[1]`, no plain casts of text). The job
+fails, before publishing anything, only when the share of malformed lines is above
+`--max-bad-ratio`. Every table is staged under `_staging/` and published only once all eight
+are computed, so a failure leaves the previous tables as they were.
 
 Each table's folder gets a `_SUCCESS` marker naming the run (`--run-id`) once it is complete:
 the stage's EventBridge rule sends those markers (only) to the table refresher, and it starts

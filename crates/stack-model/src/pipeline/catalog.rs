@@ -60,7 +60,7 @@ fn crawler(
     tables: &[Handle<Table>],
 ) -> Handle<Crawler> {
     let warehouse_arn = &storage.warehouse_arn;
-    let statements = super::functions::with_key(
+    let statements = super::encryption::with_key(
         p,
         vec![
             Statement::allow(

@@ -127,7 +127,7 @@ pub(super) fn emr(p: &mut Pipeline, storage: &Storage) -> Emr {
             "ec2.amazonaws.com",
         )],
     );
-    let statements = super::functions::with_key(p, instance_statements(p, storage), true);
+    let statements = super::encryption::with_key(p, instance_statements(p, storage), true);
     let instance_role = p.role(
         "EmrInstanceRole",
         RoleKind::EmrInstance,

@@ -98,12 +98,20 @@ pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
     Some(key.get_att(KeyAttr::Arn))
 }
 
-/// What a role may do with the key: read what is encrypted, and write (`write`).
-pub(super) fn grant(key: &Value, write: bool) -> Statement {
-    let actions: &[&str] = if write {
-        &["kms:Decrypt", "kms:GenerateDataKey"]
-    } else {
-        &["kms:Decrypt"]
-    };
-    Statement::allow("UseStageKey", actions, vec![key.clone()])
+/// On a hardened stage, a role's `statements` and what it does with the stage's key: read what
+/// it reads, and (`write`) encrypt what it writes.
+pub(super) fn with_key(
+    p: &Pipeline,
+    mut statements: Vec<Statement>,
+    write: bool,
+) -> Vec<Statement> {
+    if let Some(key) = &p.key {
+        let actions: &[&str] = if write {
+            &["kms:Decrypt", "kms:GenerateDataKey"]
+        } else {
+            &["kms:Decrypt"]
+        };
+        statements.push(Statement::allow("UseStageKey", actions, vec![key.clone()]));
+    }
+    statements
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::catalog::Catalog;
 use super::emr::Emr;
+use super::encryption::with_key;
 use super::policy::{logs_statement, objects, pass_role, xray_statement};
 use super::storage::Storage;
 use super::{Pipeline, FUNCTION_ENV, TABLE_FORMAT_ENV};
@@ -244,19 +245,6 @@ fn table_refresher(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<F
     ];
     let statements = with_key(p, statements, false);
     function(p, &TABLE_REFRESHER, statements, env)
-}
-
-/// On a hardened stage, what the role does with the stage's key: read what it reads, and
-/// write what it writes, encrypted.
-pub(super) fn with_key(
-    p: &Pipeline,
-    mut statements: Vec<Statement>,
-    write: bool,
-) -> Vec<Statement> {
-    if let Some(key) = &p.key {
-        statements.push(super::encryption::grant(key, write));
-    }
-    statements
 }
 
 fn env(p: &Pipeline, role: FunctionRole) -> BTreeMap<&'static str, Value> {

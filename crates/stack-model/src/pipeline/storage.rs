@@ -36,13 +36,12 @@ pub(super) struct Storage {
 /// there (see [`markers_to_refresher`]), a rule of the user's can act on an export's arrival,
 /// and AWS Control Tower's CT.S3.PR.4 asks every bucket for event notifications. S3 charges
 /// nothing to deliver them.
-fn to_event_bridge() -> Option<NotificationConfiguration> {
-    Some(NotificationConfiguration {
-        lambda_configurations: vec![],
-        event_bridge_configuration: Some(EventBridgeConfiguration {
+fn to_event_bridge() -> NotificationConfiguration {
+    NotificationConfiguration {
+        event_bridge_configuration: EventBridgeConfiguration {
             event_bridge_enabled: true,
-        }),
-    })
+        },
+    }
 }
 
 /// The stage's three buckets.
@@ -143,7 +142,7 @@ fn bucket(
                 status: VersioningStatus::Enabled,
             }),
             lifecycle_configuration: Some(LifecycleConfiguration { rules }),
-            notification_configuration: to_event_bridge(),
+            notification_configuration: Some(to_event_bridge()),
             ownership_controls: Some(OwnershipControls {
                 rules: vec![OwnershipControlsRule {
                     object_ownership: ObjectOwnership::BucketOwnerEnforced,

@@ -155,8 +155,9 @@ pub struct SchemaChangePolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UpdateBehavior {
+    /// Log a changed schema, leave the table as declared. (`UPDATE_IN_DATABASE`, which
+    /// rewrote the declared tables, is not offered: see the catalog part.)
     Log,
-    UpdateInDatabase,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

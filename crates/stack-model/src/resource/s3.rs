@@ -189,58 +189,18 @@ pub struct AbortIncompleteMultipartUpload {
     pub days_after_initiation: u32,
 }
 
+/// Where the bucket's events go: EventBridge's default bus only (S3 user guide, "Using
+/// EventBridge"), where the stage's rule and any of the user's pick them up.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NotificationConfiguration {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub lambda_configurations: Vec<LambdaConfiguration>,
-    /// Every event of the bucket to EventBridge's default bus (S3 user guide, "Using
-    /// EventBridge"), where rules may pick them up.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_bridge_configuration: Option<EventBridgeConfiguration>,
+    pub event_bridge_configuration: EventBridgeConfiguration,
 }
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EventBridgeConfiguration {
     pub event_bridge_enabled: bool,
-}
-
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct LambdaConfiguration {
-    /// Such as `s3:ObjectCreated:*`.
-    pub event: String,
-    /// The function's ARN.
-    pub function: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub filter: Option<NotificationFilter>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NotificationFilter {
-    pub s3_key: S3KeyFilter,
-}
-
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct S3KeyFilter {
-    pub rules: Vec<FilterRule>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct FilterRule {
-    pub name: FilterRuleName,
-    pub value: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FilterRuleName {
-    Prefix,
-    Suffix,
 }
 
 #[derive(Clone, Debug, Serialize)]
