@@ -173,9 +173,10 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
                 vec!["*".into()],
             )
         },
-        // RunJobFlow with tags and an auto-termination policy is authorized as AddTags and
-        // PutAutoTerminationPolicy on the new cluster too (EMR management guide, "Using an
-        // auto-termination policy": the caller needs elasticmapreduce:PutAutoTerminationPolicy).
+        // RunJobFlow with tags and an auto-termination policy also needs AddTags and
+        // PutAutoTerminationPolicy on the new cluster (what the AWS review behind issue 12
+        // found; the permission is not checked by anything here: the emulator's EMR is
+        // metadata, and parliament only knows the action exists).
         Statement::allow(
             "ConfigureClusters",
             &[
@@ -186,10 +187,9 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
                 "arn:${AWS::Partition}:elasticmapreduce:${AWS::Region}:${AWS::AccountId}:cluster/*",
             )],
         ),
-        // A first cluster in an account makes EMR create its clean-up service-linked role,
-        // as the caller ("Using service-linked roles for Amazon EMR": the IAM entity that
-        // creates the first cluster needs iam:CreateServiceLinkedRole for
-        // AWSServiceRoleForEMRCleanup). Only that role, only for EMR.
+        // EMR creates its clean-up service-linked role, AWSServiceRoleForEMRCleanup, during
+        // the first cluster's creation in an account ("Using service-linked roles for Amazon
+        // EMR"), with the caller's permission to create it. Only that role, only for EMR.
         Statement {
             condition: Condition::default().with(
                 "StringEquals",
