@@ -143,6 +143,27 @@ def table(title, rows):
             print("  " + "-+-".join("-" * w for w in widths))
 
 
+def publish_base_b(s3, out: Path, bucket: str, before_switch=lambda table: None) -> int:
+    """Uploads the Spark job's local output `out` to `s3://bucket/b/` in the order the job
+    writes on S3 (crates/etl/spark/site_events.py): for each table, the run's data files,
+    then its manifest, one PutObject that switches the table, then its `_SUCCESS` marker.
+    `before_switch(table)` runs between a table's files and its manifest. Returns the number
+    of objects uploaded."""
+    n = 0
+    for table in sorted(p.name for p in out.iterdir() if p.is_dir()):
+        folder = out / table
+        files = [f for f in sorted(folder.rglob("*")) if f.is_file() and f.relative_to(folder).parts[0].startswith("run=")
+                 and f.suffix == ".parquet"]
+        for f in files:
+            s3.upload_file(str(f), bucket, f"b/{table}/{f.relative_to(folder).as_posix()}")
+        before_switch(table)
+        manifest = folder / "_symlink_format_manifest" / "manifest"
+        s3.put_object(Bucket=bucket, Key=f"b/{table}/_symlink_format_manifest/manifest", Body=manifest.read_bytes())
+        s3.put_object(Bucket=bucket, Key=f"b/{table}/_SUCCESS", Body=(folder / "_SUCCESS").read_bytes())
+        n += len(files) + 2
+    return n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", default="alice")
@@ -212,18 +233,13 @@ def main():
             out = tmp / "out"
             job = ROOT / "crates" / "etl" / "spark" / "site_events.py"
             r = subprocess.run([sys.executable, str(job), "--events", str(tmp / "events"), "--students",
-                                str(tmp / "students"), "--output", str(out)],
+                                str(tmp / "students"), "--output", str(out), "--manifest-base", f"s3://{warehouse}/b"],
                                env={**env, "SPARK_LOCAL_IP": "127.0.0.1"}, capture_output=True, text=True)
             if r.returncode != 0:
                 sys.stderr.write(r.stderr[-4000:])
                 sys.exit("the Spark job failed")
-            n = 0
-            for f in sorted(out.rglob("*")):
-                rel = f.relative_to(out).as_posix()
-                if f.is_file() and not rel.startswith("_staging") and not f.name.endswith(".crc"):
-                    s3.upload_file(str(f), warehouse, f"b/{rel}")
-                    n += 1
-            print(f"  uploaded {n} objects of base b to s3://{warehouse}/b/")
+            n = publish_base_b(s3, out, warehouse)
+            print(f"  published base b to s3://{warehouse}/b/: {n} objects, each table switched by its manifest")
 
         say(f"querying the warehouse through Athena (database {database}, work group {workgroup})")
         a = boto3.client("athena")

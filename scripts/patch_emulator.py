@@ -169,6 +169,58 @@ _S3_BUCKET_CONFIGURATIONS = (
     ("BucketEncryption", _pdcase_s3_encryption_xml, _s3._put_bucket_encryption, _s3._delete_bucket_encryption),
     ("CorsConfiguration", _s3_cors_xml, _s3._put_bucket_cors, _s3._delete_bucket_cors),''',
     ),
+    Patch(
+        name="athena-symlink-manifest",
+        file="services/athena.py",
+        why=(
+            "Athena reads a table whose InputFormat is Hive's SymlinkTextInputFormat through its "
+            "manifests: the objects under the location list the data files to read, one URI per "
+            "line (Delta Lake's \"Presto and Athena to Delta Lake integration\"). The emulator "
+            "read the manifests themselves as the table's data."
+        ),
+        old='''        files = _materialize_table_files(s3_location, workdirs)
+        relation = _table_relation(table_data, files) if files else _empty_relation(table_data)''',
+        new='''        files = _materialize_table_files(s3_location, workdirs)
+        # pdcase patch athena-symlink-manifest: a symlink table is the files its manifests name.
+        if str((table_data.get("StorageDescriptor") or {}).get("InputFormat", "")).endswith(".SymlinkTextInputFormat"):
+            files = _pdcase_symlink_targets(files, workdirs)
+        relation = _table_relation(table_data, files) if files else _empty_relation(table_data)''',
+    ),
+    Patch(
+        name="athena-symlink-files",
+        file="services/athena.py",
+        why="The reader of athena-symlink-manifest: each named S3 object, copied out like a table's files.",
+        old='''def _hidden(relative_key):''',
+        new='''def _pdcase_symlink_targets(manifests, workdirs):
+    """pdcase patch athena-symlink-files: the data files that a symlink table's manifests name
+    (one s3:// URI per line), copied out of the S3 store as a table's files are. A query fails
+    when a manifest names something that is not an object."""
+    import tempfile
+
+    from ministack.services import s3 as s3_svc
+
+    root = tempfile.mkdtemp(prefix="ministack-athena-symlink-")
+    workdirs.append(root)
+    files = []
+    for manifest in manifests:
+        with open(manifest, encoding="utf-8") as fh:
+            uris = [line.strip() for line in fh if line.strip()]
+        for uri in uris:
+            parsed = urlparse(uri)
+            key = parsed.path.lstrip("/")
+            data = s3_svc._get_object_data(parsed.netloc, key) if parsed.scheme == "s3" and key else None
+            if data is None:
+                raise ValueError(f"a manifest of the table names {uri}, which is not an S3 object")
+            path = os.path.join(root, parsed.netloc, key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as out:
+                out.write(data)
+            files.append(path)
+    return files
+
+
+def _hidden(relative_key):''',
+    ),
 ]
 
 

@@ -4,9 +4,11 @@ Relies on: PySpark local[2] and the local file system (EMR itself is metadata-on
 emulator, so the job is tested here). Expected rows come from tests/spark/expected.py, plain
 Python over the same input that shares no code with the job.
 
-Not run here: the job against `s3://` paths. Staging, delete and rename go through Hadoop's
-FileSystem API, which these tests exercise on the local file system only; on S3 (EMRFS) the
-rename of a staged table's folder is a copy, so publishing one table is not atomic there.
+Not run here: the job against `s3://` paths. Its listing, deletes and writes go through
+Hadoop's FileSystem API, which these tests exercise on the local file system only. What makes
+a table's switch atomic on S3, one manifest object replaced whole and Athena reading only the
+files it names, is exercised against the emulator's S3 and Athena in
+tests/e2e/test_manifest_switch.py.
 """
 
 import json
@@ -51,18 +53,31 @@ def students_of(spark, path: Path, tmp: Path):
     return out, {str(r["Id"]): (r.get("City"), r.get("State")) for r in rows}
 
 
-def fail_moving(monkeypatch, table: str):
-    """Makes the move of `table` out of staging fail, as a lost connection would; returns the
-    real rename."""
-    real_rename = site_events.Files.rename
+def fail_switching(monkeypatch, table: str):
+    """Makes the write of `table`'s manifest fail, as a lost connection would; returns the real
+    write."""
+    real_write = site_events.Files.write_text
 
-    def rename(self, src, dst):
-        if "_staging" in src and src.endswith(f"/{table}"):
-            raise OSError(f"cannot move {src} to {dst}")
-        return real_rename(self, src, dst)
+    def write_text(self, path, body):
+        if path.endswith(f"/{table}/{site_events.MANIFEST}"):
+            raise OSError(f"cannot write {path}")
+        return real_write(self, path, body)
 
-    monkeypatch.setattr(site_events.Files, "rename", rename)
-    return real_rename
+    monkeypatch.setattr(site_events.Files, "write_text", write_text)
+    return real_write
+
+
+def manifest_files(output: Path, folder: str) -> list[str]:
+    """The data files a table's manifest names, as local paths (the job's default base is the
+    output's `file:` URI)."""
+    lines = (output / folder / site_events.MANIFEST).read_text().splitlines()
+    assert all(line.startswith("file:/") for line in lines), lines
+    return [line[len("file:"):] for line in lines]
+
+
+def read_parquet(spark, output: Path, folder: str):
+    """A table as Athena reads it: the files its manifest names, and no other."""
+    return spark.read.parquet(*manifest_files(output, folder))
 
 
 def run_job(spark, events, students, output, *extra):
@@ -70,8 +85,8 @@ def run_job(spark, events, students, output, *extra):
     return site_events.run(spark, args)
 
 
-def read_table(spark, path: Path, keys: list[str]) -> dict:
-    rows = spark.read.parquet(str(path)).collect()
+def read_table(spark, output: Path, folder: str, keys: list[str]) -> dict:
+    rows = read_parquet(spark, output, folder).collect()
     return {tuple(r[k] for k in keys): {c: r[c] for c in r.asDict() if c not in keys} for r in rows}
 
 
@@ -81,12 +96,12 @@ def check_outputs(spark, output: Path, lines: list[str], students: dict, report:
                  "events_without_session"):
         assert report[name] == counts[name], (name, report, counts)
     for spec in site_events.AGGREGATES:
-        got = read_table(spark, output / spec.folder, spec.keys)
+        got = read_table(spark, output, spec.folder, spec.keys)
         assert got == tables[spec.folder], spec.folder
         assert (output / spec.folder / "_SUCCESS").exists(), f"no _SUCCESS marker in {spec.folder}"
     fields = ["uuid", "at", "student_id", "client_type", "page_name", "event_date", "nth", "session_uuid"]
     got = sorted(
-        (tuple(r[f] for f in fields) for r in spark.read.parquet(str(output / "events")).collect()), key=repr
+        (tuple(r[f] for f in fields) for r in read_parquet(spark, output, "events").collect()), key=repr
     )
     want = sorted((tuple(e[f] for f in fields) for e in events), key=repr)
     assert got == want
@@ -102,7 +117,7 @@ def test_reference_sample(spark, tmp_path, ansi):
     events, tables = check_outputs(spark, tmp_path / "b", SAMPLE.read_text().splitlines(), students, report)
     assert len(events) == 4
     # The sample spells `PageName`, not `Page Name`: renamed all the same.
-    pages = read_table(spark, tmp_path / "b" / "events-by-pagename", ["page_name"])
+    pages = read_table(spark, tmp_path / "b", "events-by-pagename", ["page_name"])
     assert pages[("/perfil/22482764/materiais",)] == {"visits": 1} and len(pages) == 4
     assert report["malformed_lines"] == 0 and report["unparsed_at"] == 0, "`2017-11-1602:10:20` parses"
 
@@ -120,9 +135,9 @@ def test_dirty_lines_are_counted_not_fatal(spark, tmp_path, ansi):
     # Unknown: `42Website` (no `@`: the whole key is the id), `999`, and `` (from `@Android`).
     assert report["key_without_at"] == 1 and report["unknown_students"] == 3 and report["unparsed_at"] == 1
     assert {s["line"] for s in report["malformed_sample"]} == {'{"at": "2019-11-', "not json at all"}
-    by_client = read_table(spark, tmp_path / "b" / "events-by-client-type", ["client_type"])
+    by_client = read_table(spark, tmp_path / "b", "events-by-client-type", ["client_type"])
     assert by_client[("Web",)] == {"events": 1}, "`1@Web@extra` is client Web, as split('@')[1] gave"
-    campaign = read_table(spark, tmp_path / "b" / "sessions-by-campaign", site_events.MARKETING)
+    campaign = read_table(spark, tmp_path / "b", "sessions-by-campaign", site_events.MARKETING)
     # Three events of campaign x in two distinct (uuid, session) pairs.
     assert campaign[("google", "cpc", "x")] == {"events": 3, "sessions": 2}
 
@@ -164,15 +179,15 @@ def test_semantics_rules_on_lines_built_for_them(spark, tmp_path, ansi):
     events = len(RULE_LINES)
     # "Counts": every table sums to the number of events, NULL groups included.
     for spec in site_events.AGGREGATES:
-        table = read_table(spark, out / spec.folder, spec.keys)
+        table = read_table(spark, out, spec.folder, spec.keys)
         assert sum(v[spec.count_name] for v in table.values()) == events, spec.folder
-    by_client = read_table(spark, out / "events-by-client-type", ["client_type"])
+    by_client = read_table(spark, out, "events-by-client-type", ["client_type"])
     assert by_client[(None,)] == {"events": 2}, "no `@` and a NULL key: client type NULL"
-    by_city = read_table(spark, out / "events-by-city", ["city"])
+    by_city = read_table(spark, out, "events-by-city", ["city"])
     assert by_city[("Niteroi",)] == {"events": 2}, "key `2` without `@` still names student 2"
     assert by_city[(None,)] == {"events": 3}, "NULL key, and student 3 without a city"
-    assert read_table(spark, out / "events-by-university", ["custom_1"])[(None,)] == {"events": 4}
-    campaign = read_table(spark, out / "sessions-by-campaign", site_events.MARKETING)
+    assert read_table(spark, out, "events-by-university", ["custom_1"])[(None,)] == {"events": 4}
+    campaign = read_table(spark, out, "sessions-by-campaign", site_events.MARKETING)
     assert campaign[("g", "cpc", "c2")] == {"events": 2, "sessions": None}, "no session key: unknown, not 0"
     assert campaign[(None, None, None)] == {"events": 3, "sessions": 3}
     assert report["events_without_session"] == 2 and report["unparsed_at"] == 2
@@ -198,19 +213,19 @@ def test_markers_name_the_run_and_the_refresher_waits_for_a_whole_run(spark, tmp
     for folder in tables:
         marker = json.loads((out / folder / "_SUCCESS").read_text())
         assert marker["run"] == "r1" and marker["table"] == folder.replace("-", "_")
-        assert marker["rows"] == spark.read.parquet(str(out / folder)).count(), folder
+        assert marker["rows"] == read_parquet(spark, out, folder).count(), folder
     assert decision("b") == {"decision": "crawl", "base": "b", "run": "r1"}
     assert decision("a")["decision"] == "wait_for_tables"
 
     # A rerun that stops while publishing: the tables before events-by-course name r2.
-    real_rename = fail_moving(monkeypatch, "events-by-course")
+    real_write = fail_switching(monkeypatch, "events-by-course")
     with pytest.raises(OSError):
         run_job(spark, SAMPLE, students_dir, out, "--run-id", "r2")
     runs = {folder: json.loads((out / folder / "_SUCCESS").read_text())["run"] for folder in tables}
     assert runs["events-by-city"] == "r2" and runs["events-by-course"] == "r1"
     assert decision("b") == {"decision": "wait_for_run", "base": "b", "runs": ["r1", "r2"]}
 
-    monkeypatch.setattr(site_events.Files, "rename", real_rename)
+    monkeypatch.setattr(site_events.Files, "write_text", real_write)
     run_job(spark, SAMPLE, students_dir, out, "--run-id", "r3")
     assert decision("b") == {"decision": "crawl", "base": "b", "run": "r3"}
 
@@ -237,37 +252,94 @@ def test_too_many_bad_lines_fails_and_writes_nothing(spark, tmp_path):
     events_file.write_text("\n".join(SAMPLE.read_text().splitlines() + ["{broken", "also broken"]) + "\n")
     students_dir, _ = students_of(spark, STUDENTS, tmp_path)
     output = tmp_path / "b"
-    previous = output / "events-by-city" / "part-previous.parquet"
-    previous.parent.mkdir(parents=True)
-    previous.write_bytes(b"the previous run's table")
+    previous = output / "events-by-city" / "run=r0" / "part-previous.parquet"
+    manifest = output / "events-by-city" / site_events.MANIFEST
+    for f, body in [(previous, b"the previous run's table"), (manifest, f"file:{previous}\n".encode())]:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(body)
     with pytest.raises(site_events.TooManyBadLines) as e:
         run_job(spark, events_file, students_dir, output, "--max-bad-ratio", "0.1")
     message = str(e.value)
     assert "2 of 6 lines (33.33%)" in message and "above --max-bad-ratio 0.1" in message
     assert "nothing was written" in message and "part-0000.json" in message
     assert previous.read_bytes() == b"the previous run's table"
-    assert sorted(p.name for p in output.iterdir()) == ["events-by-city"]
+    assert manifest.read_text() == f"file:{previous}\n"
+    assert sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file()) == [
+        f"events-by-city/{site_events.MANIFEST}", "events-by-city/run=r0/part-previous.parquet"]
 
 
 def test_a_failed_publish_keeps_every_table_whole(spark, tmp_path, monkeypatch):
-    """A move that fails while tables are being published: the table being swapped keeps its
-    previous rows, the staging is removed, and nothing half-written is left behind."""
+    """A switch that fails while tables are being published: the table being switched keeps
+    its previous rows, the run's files of the tables it did not reach are removed, and the
+    tables it switched hold the new run whole."""
     students_dir, _ = students_of(spark, STUDENTS, tmp_path)
     output = tmp_path / "b"
-    run_job(spark, SAMPLE, students_dir, output)
-    before = read_table(spark, output / "events-by-course", ["custom_2"])
+    run_job(spark, SAMPLE, students_dir, output, "--run-id", "r1")
+    before = read_table(spark, output, "events-by-course", ["custom_2"])
     assert before, "the first run wrote rows"
 
     other = tmp_path / "other.json"
     other.write_text('{"at":"2019-12-01 10:00:00","uuid":"u","session_uuid":"1","custom_2":"Physics"}\n')
-    fail_moving(monkeypatch, "events-by-course")
+    fail_switching(monkeypatch, "events-by-course")
     with pytest.raises(OSError, match="events-by-course"):
-        run_job(spark, other, students_dir, output)
-    assert read_table(spark, output / "events-by-course", ["custom_2"]) == before
-    assert (output / "events-by-course" / "_SUCCESS").exists()
-    # The tables published before the failure hold the new run whole.
-    assert read_table(spark, output / "events-by-university", ["custom_1"]) == {(None,): {"events": 1}}
-    assert not (output / "_staging").exists()
+        run_job(spark, other, students_dir, output, "--run-id", "r2")
+    assert read_table(spark, output, "events-by-course", ["custom_2"]) == before
+    assert json.loads((output / "events-by-course" / "_SUCCESS").read_text())["run"] == "r1"
+    assert not (output / "events-by-course" / "run=r2").exists()
+    assert not (output / "events" / "run=r2").exists(), "events comes after events-by-course"
+    # The tables switched before the failure hold the new run whole.
+    assert read_table(spark, output, "events-by-university", ["custom_1"]) == {(None,): {"events": 1}}
+
+
+def test_a_run_switches_each_table_to_its_own_files_and_keeps_the_previous_run(spark, tmp_path):
+    """docs/SEMANTICS.md, "Publishing": a table is the files its manifest names. A run keeps
+    the previous run's files (queries that started before the switch read them) and removes
+    older runs and files of the layout before manifests."""
+    students_dir, _ = students_of(spark, STUDENTS, tmp_path)
+    output = tmp_path / "b"
+    legacy = [output / "events" / "event_date=2019-11-01" / "part-old.parquet", output / "events-by-city" / "part-old.parquet"]
+    for f in legacy:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"written before manifests")
+    tables = [spec.folder for spec in site_events.AGGREGATES] + ["events"]
+    for run_id in ["r1", "r2", "r3"]:
+        run_job(spark, SAMPLE, students_dir, output, "--run-id", run_id)
+        for folder in tables:
+            named = manifest_files(output, folder)
+            assert named and all(f"/{folder}/run={run_id}/" in f for f in named), (folder, named)
+            on_disk = sorted(str(f) for f in (output / folder / f"run={run_id}").rglob("*.parquet"))
+            assert sorted(named) == on_disk, folder
+    assert not any(f.exists() for f in legacy)
+    for folder in tables:
+        # (Hadoop's local file system adds `.crc` checksum files beside what it writes.)
+        names = sorted(p.name for p in (output / folder).iterdir() if not p.name.endswith(".crc"))
+        assert names == ["_SUCCESS", "_symlink_format_manifest", "run=r2", "run=r3"], folder
+    # Each events file holds one date, which its folder names and its `event_date` column holds.
+    for f in manifest_files(output, "events"):
+        day = Path(f).parent.name.removeprefix("day=")
+        dates = {str(r["event_date"]) for r in spark.read.parquet(f).select("event_date").distinct().collect()}
+        assert dates == {day} or (day == "__HIVE_DEFAULT_PARTITION__" and dates == {"None"}), (f, dates)
+
+
+def test_a_run_id_already_used_is_refused_before_anything_is_written(spark, tmp_path):
+    students_dir, _ = students_of(spark, STUDENTS, tmp_path)
+    output = tmp_path / "b"
+    run_job(spark, SAMPLE, students_dir, output, "--run-id", "r1")
+    before = {str(p): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    with pytest.raises(FileExistsError, match="run=r1 exists"):
+        run_job(spark, SAMPLE, students_dir, output, "--run-id", "r1")
+    assert {str(p): p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+
+
+def test_manifest_base_names_where_readers_find_the_output(spark, tmp_path):
+    """The local pipeline runs the job on a local folder and uploads it to S3: the manifests
+    must name the files where Athena reads them."""
+    students_dir, _ = students_of(spark, STUDENTS, tmp_path)
+    output = tmp_path / "b"
+    run_job(spark, SAMPLE, students_dir, output, "--run-id", "r1", "--manifest-base", "s3://warehouse/b/")
+    lines = (output / "events-by-city" / site_events.MANIFEST).read_text().splitlines()
+    assert lines == ["s3://warehouse/b/events-by-city/run=r1/" + p.name
+                     for p in sorted((output / "events-by-city" / "run=r1").glob("*.parquet"))]
 
 
 def test_outputs_match_the_warehouse_contract(spark, tmp_path, deployer):
@@ -285,8 +357,9 @@ def test_outputs_match_the_warehouse_contract(spark, tmp_path, deployer):
         if "/b/" not in location:
             continue
         folder = location.split("/b/")[1].split("/")[0]
+        assert location.endswith('/_symlink_format_manifest/"}'), location
         declared = [(c["Name"], spark_type[c["Type"]]) for c in table["StorageDescriptor"]["Columns"] + table.get("PartitionKeys", [])]
-        schema = spark.read.parquet(str(tmp_path / "b" / folder)).schema
+        schema = read_parquet(spark, tmp_path / "b", folder).schema
         written = [(f.name.lower(), f.dataType.simpleString()) for f in schema.fields]
         assert written == declared, folder
         checked += 1

@@ -22,12 +22,21 @@ without `@`, unknown students, an unparseable `at`, events without a whole sessi
 spellings that differ between exports (`Page Name` / `PageName`). It is correct with
 `spark.sql.ansi.enabled` on or off (no `split(...)[1]`, no plain casts of text). The job
 fails, before publishing anything, only when the share of malformed lines is above
-`--max-bad-ratio`. Every table is staged under `_staging/` and published only once all eight
-are computed, so a failure leaves the previous tables as they were.
+`--max-bad-ratio`.
 
-Each table's folder gets a `_SUCCESS` marker naming the run (`--run-id`) once it is complete:
-the stage's EventBridge rule sends those markers (only) to the table refresher, and it starts
-the crawler once all eight name the same run.
+Publishing is atomic per table, on S3 too (docs/SEMANTICS.md, "Publishing"). Each table is
+its manifest, `<table>/_symlink_format_manifest/manifest`: the list of its data files, which
+the Glue table reads through Hive's SymlinkTextInputFormat. A run writes every table's files
+under `<table>/run=<run-id>/`, where no reader looks, and only once all eight are computed
+replaces each table's manifest: one object written whole, so Athena sees the previous run or
+this one, never a mix. (S3 has no rename: EMRFS moves a folder by copying and deleting each
+object, which is what the job did before.) A failure before that removes this run's files and
+leaves the tables as they were. The previous run's files stay until the next run, for the
+queries that started before the switch.
+
+Each table's folder then gets a `_SUCCESS` marker naming the run (`--run-id`): the stage's
+EventBridge rule sends those markers (only) to the table refresher, and it starts the crawler
+once all eight name the same run.
 """
 
 from __future__ import annotations
@@ -70,16 +79,24 @@ MARKETING = ["marketing_source", "marketing_medium", "marketing_campaign"]
 KEY = "studentId_clientType"
 CORRUPT = "_corrupt_record"
 SUCCESS = "_SUCCESS"
+# A table's manifest (crates/stack-model/src/warehouse.rs, `Layout::Manifest`).
+MANIFEST_FOLDER = "_symlink_format_manifest"
+MANIFEST = f"{MANIFEST_FOLDER}/manifest"
+RUN_FOLDER = re.compile(r"/run=([A-Za-z0-9_-]+)/")
 
 # The `events` table's columns, in the order of the warehouse contract
-# (crates/stack-model/src/warehouse.rs); `event_date` is the partition column.
+# (crates/stack-model/src/warehouse.rs).
 EVENT_COLUMNS = (
     ["at", "event_time"]
     + PLAIN[1:]
     + list(RENAMED)
     + MARKETING
-    + ["student_id", "client_type"]
+    + ["student_id", "client_type", "event_date"]
 )
+# The events are written in one folder per date (`day=2019-11-01/`), so each file holds one
+# date and Athena skips a file whose statistics exclude a date filter. The folder's name is
+# not a column readers see: the manifest names files, and `event_date` is inside them.
+DAY_FOLDER = "day"
 
 # Every source key is read as text: Spark renders numbers and booleans of a text field as
 # their text, so a type that differs between exports never turns a whole line into a corrupt
@@ -141,8 +158,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="fail (writing nothing) when more than this share of lines is malformed")
     ap.add_argument("--report", help="also write the report (JSON) to this local file")
     ap.add_argument("--run-id", default=None,
-                    help="names the staging folder and is written into every table's _SUCCESS marker "
+                    help="names the run's folder in every table and is written into its _SUCCESS marker "
                          "(default: a new one, UTC time and random hex)")
+    ap.add_argument("--manifest-base", default=None,
+                    help="the URI readers reach --output by, written into the manifests (default: "
+                         "--output, qualified; set it when the folder is copied to S3 after the run)")
     args = ap.parse_args(argv)
     if not 0.0 <= args.max_bad_ratio <= 1.0:
         ap.error(f"--max-bad-ratio must be between 0 and 1, not {args.max_bad_ratio}")
@@ -165,9 +185,21 @@ def marker(run_id: str, folder: str, rows: int) -> str:
     """A table's `_SUCCESS` body: the run that published it, as the ETL's markers say (the
     table refresher crawls only when every table of the base names the same run; see
     crates/etl/src/snapshot.rs, `Marker`)."""
-    return json.dumps(
-        {"run": run_id, "table": folder.replace("-", "_"), "rows": rows, "format": "parquet", "object": f"b/{folder}/"}
-    )
+    return json.dumps({
+        "run": run_id, "table": folder.replace("-", "_"), "rows": rows, "format": "parquet",
+        "object": f"b/{folder}/{MANIFEST}",
+    })
+
+
+def manifest(base: str, table: str, run_id: str, data_files: list[str]) -> str:
+    """A table's manifest: the absolute URI of each of the run's data files, one per line
+    (none for an empty `events` table: Spark writes no file then, and Athena reads no rows)."""
+    return "".join(f"{base}/{table}/run={run_id}/{f}\n" for f in data_files)
+
+
+def manifest_runs(text: str) -> set[str]:
+    """The runs whose files a manifest names."""
+    return {m.group(1) for line in text.splitlines() if (m := RUN_FOLDER.search(line))}
 
 
 def try_cast(c: str, to: str) -> Column:
@@ -279,37 +311,54 @@ class Files:
         path, fs = self._path(p)
         fs.delete(path, True)
 
+    def qualified(self, p: str) -> str:
+        """`p` as an absolute URI (`file:/tmp/out`, `s3://bucket/b`)."""
+        path, fs = self._path(p)
+        return str(fs.makeQualified(path))
+
     def delete_if_empty(self, p: str) -> None:
         path, fs = self._path(p)
         if fs.exists(path) and len(fs.listStatus(path)) == 0:
             fs.delete(path, False)
 
-    def rename(self, src: str, dst: str) -> None:
-        s, fs = self._path(src)
-        d, _ = self._path(dst)
-        if not fs.rename(s, d):
-            raise OSError(f"cannot move {src} to {dst}")
-
-    def exists(self, p: str) -> bool:
+    def children(self, p: str) -> list[str]:
+        """The names in folder `p` (none when it does not exist)."""
         path, fs = self._path(p)
-        return bool(fs.exists(path))
+        if not fs.exists(path):
+            return []
+        return [str(s.getPath().getName()) for s in fs.listStatus(path)]
 
-    def swap_in(self, new: str, dst: str, old: str) -> None:
-        """Moves `new` to `dst`, the folder there to `old` first; puts it back if the move fails.
+    def data_files(self, folder: str) -> list[str]:
+        """The Parquet files under `folder`, at any depth, as paths relative to it (sorted).
+        Spark's own `_SUCCESS` and checksum files and hidden names are not data."""
+        path, fs = self._path(folder)
+        root = str(fs.makeQualified(path)).rstrip("/") + "/"
+        found = []
+        files = fs.listFiles(path, True)
+        while files.hasNext():
+            full = str(files.next().getPath())
+            rel = full[len(root):] if full.startswith(root) else None
+            if rel is None:
+                raise OSError(f"{full} is not under {root}")
+            if rel.endswith(".parquet") and not any(part.startswith(("_", ".")) for part in rel.split("/")):
+                found.append(rel)
+        return sorted(found)
 
-        A rename of a folder is atomic on HDFS and local disks; on S3 (EMRFS) it is a copy.
-        """
-        had = self.exists(dst)
-        if had:
-            self.rename(dst, old)
+    def read_text(self, p: str) -> str | None:
+        path, fs = self._path(p)
+        if not fs.exists(path):
+            return None
+        stream = fs.open(path)
         try:
-            self.rename(new, dst)
-        except Exception:
-            if had:
-                self.rename(old, dst)
-            raise
+            return bytes(self.jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode("utf-8")
+        finally:
+            stream.close()
 
     def write_text(self, p: str, body: str) -> None:
+        """Writes `p` whole. On S3 (EMRFS) the object appears when the stream closes, in one
+        PutObject or one completed multipart upload, and replaces the previous one atomically.
+        On a local disk the file is written in place: only the local pipeline writes there,
+        and it uploads each table's manifest, in one PutObject, after the table's files."""
         path, fs = self._path(p)
         stream = fs.create(path, True)
         try:
@@ -359,8 +408,13 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     spark.conf.set("spark.sql.parquet.compression.codec", "zstd")
     files = Files(spark)
     out = args.output.rstrip("/")
-    # Under `_`: no table's location, and Athena skips such names anyway.
-    staging = f"{out}/_staging/{args.run_id}"
+    base = (args.manifest_base or files.qualified(out)).rstrip("/")
+    tables = [spec.folder for spec in AGGREGATES] + ["events"]
+
+    def run_folder(table: str) -> str:
+        # Where this run writes the table: no reader looks here until the manifest names it.
+        return f"{out}/{table}/run={args.run_id}"
+
     started = time.monotonic()
     steps: dict[str, float] = {}
 
@@ -380,15 +434,21 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     )
     observation = Observation("site-events")
     # The one pass over the events: parse, derive, count the dirt, write the events table to
-    # staging. Persisting them as Parquet there (rather than in Spark's cache, whose build
+    # this run's folder. Persisting them as Parquet there (rather than in Spark's cache, whose build
     # cost more than the whole scan) is what every other table is computed from.
     events = derive(raw).observe(observation, *scan_metrics())
+    for table in tables:
+        if files.children(run_folder(table)):
+            # Checked before anything is written: the folder may be what a manifest names.
+            raise FileExistsError(f"{run_folder(table)} exists: a run id names one run; pass a new --run-id")
+    switched: list[str] = []
     try:
         files.set_success_markers(False)
-        writer = events.where(F.col(CORRUPT).isNull()).select(*EVENT_COLUMNS, "event_date").write
+        good = events.where(F.col(CORRUPT).isNull())
+        writer = good.select(*EVENT_COLUMNS, F.col("event_date").alias(DAY_FOLDER)).write
         for column in NO_DICTIONARY:
             writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
-        writer.partitionBy("event_date").parquet(f"{staging}/events")
+        writer.partitionBy(DAY_FOLDER).parquet(run_folder("events"))
         mark = step("scan and stage events", started)
         report = {k: int(v or 0) for k, v in observation.get.items()}
         lines, bad = report["lines"], report["malformed_lines"]
@@ -408,7 +468,9 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                 f"--max-bad-ratio {args.max_bad_ratio}; nothing was written. First: {report['malformed_sample']}"
             )
 
-        staged = spark.read.parquet(f"{staging}/events")
+        # The folder read brings `day` back as a partition column: the tables need only the
+        # events' own columns.
+        staged = spark.read.parquet(run_folder("events")).drop(DAY_FOLDER)
         per_student = events_per_student(staged, students).cache()
         unknown = F.col("student_id").isNotNull() & F.col("_student_key").isNull()
         report["unknown_students"] = int(per_student.where(unknown).agg(F.sum("_events")).first()[0] or 0)
@@ -420,7 +482,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             # observed while writing, not counted by another job.
             written = Observation(spec.folder)
             table = aggregate(staged, per_student, spec).coalesce(1).observe(written, F.count(F.lit(1)).alias("rows"))
-            table.write.parquet(f"{staging}/{spec.folder}")
+            table.write.parquet(run_folder(spec.folder))
             rows[spec.folder] = int(written.get["rows"])
 
         # Each aggregate is a small job, mostly fixed costs and a one-task final stage: run
@@ -430,19 +492,32 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                 done.result()
         per_student.unpersist()
         mark = step("aggregate", mark)
-        # Every table is computed: publish them, each swapped in whole (the previous one kept
-        # in staging until the end, put back if the swap fails), then marked complete.
-        tables = [spec.folder for spec in AGGREGATES] + ["events"]
+        # Every table is computed: switch each to this run (one object written whole), then
+        # mark it complete.
+        previous = {}
         for table in tables:
-            files.swap_in(f"{staging}/{table}", f"{out}/{table}", f"{staging}/previous-{table}")
+            previous[table] = manifest_runs(files.read_text(f"{out}/{table}/{MANIFEST}") or "")
+            files.write_text(f"{out}/{table}/{MANIFEST}", manifest(base, table, args.run_id, files.data_files(run_folder(table))))
+            switched.append(table)
             files.write_text(f"{out}/{table}/{SUCCESS}", marker(args.run_id, table, rows[table]))
-        step("publish", mark)
+        mark = step("publish", mark)
+        # Older runs go; the one each manifest named until now stays for the queries that
+        # read it, and goes at the next run. So do the folders of the layout before manifests.
+        for table in tables:
+            keep = {MANIFEST_FOLDER, SUCCESS, f"run={args.run_id}"} | {f"run={r}" for r in previous[table]}
+            for name in files.children(f"{out}/{table}"):
+                if name not in keep:
+                    files.delete(f"{out}/{table}/{name}")
+        step("remove older runs", mark)
         report["tables"] = tables
         report["run"] = args.run_id
     finally:
         files.set_success_markers(True)
-        files.delete(staging)
-        files.delete_if_empty(f"{out}/_staging")
+        # A run that did not switch a table leaves nothing of itself in it.
+        for table in tables:
+            if table not in switched:
+                files.delete(run_folder(table))
+                files.delete_if_empty(f"{out}/{table}")
     report["seconds"] = round(time.monotonic() - started, 1)
     report["step_seconds"] = steps
     LOG.info("site-events report %s", json.dumps(report))

@@ -40,7 +40,7 @@ pub fn marker_key(table: &TableDef) -> String {
 }
 
 /// What a marker says. The ETL writes one per base-a table and the Spark job one per base-b
-/// table (`object` is then the table's folder); markers of older Spark jobs were empty.
+/// table (`object` is then the table's manifest); markers of older Spark jobs were empty.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
     pub run: String,

@@ -104,14 +104,50 @@ pub struct TableDef {
     pub folder: &'static str,
     pub description: &'static str,
     pub columns: &'static [ColumnDef],
-    /// Hive-style partition columns (`event_date=2019-11-01/`), after `columns`.
-    pub partition_keys: &'static [ColumnDef],
+    /// How readers find the table's data in its folder.
+    pub layout: Layout,
 }
+
+/// How readers find a table's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every object under the table's folder is the table (names starting with `_` or `.`
+    /// aside). Right for a table written as one object, which a single PutObject replaces
+    /// whole: base a.
+    Folder,
+    /// The table is the list of data files in one manifest object,
+    /// `<folder>/_symlink_format_manifest/manifest` (Hive's `SymlinkTextInputFormat`, which
+    /// Athena reads: one absolute `s3://` URI per line). A run writes its files under
+    /// `<folder>/run=<id>/` and then replaces the manifest: one PutObject, which S3 applies
+    /// whole ("Updates to a single key are atomic", S3 user guide, "Amazon S3 data consistency
+    /// model"), so a reader sees the previous run or the new one, never a mix. Base b, whose
+    /// tables are many files that S3 cannot rename at once. One manifest holds the whole
+    /// table, so `events` is not partitioned (per-partition manifests would switch one day at
+    /// a time): its `event_date` is a column, each file holds one date, and Athena skips the
+    /// files whose Parquet statistics exclude a date filter.
+    Manifest,
+}
+
+/// The folder of a [`Layout::Manifest`] table that holds its manifest (the name Delta Lake's
+/// manifests use for Athena).
+pub const MANIFEST_FOLDER: &str = "_symlink_format_manifest";
+
+/// The manifest's object name in [`MANIFEST_FOLDER`].
+pub const MANIFEST_NAME: &str = "manifest";
 
 impl TableDef {
     /// The table's key prefix in the warehouse bucket, with a trailing slash: `a/students/`.
     pub fn prefix(&self) -> String {
         format!("{}/{}/", self.base.folder(), self.folder)
+    }
+
+    /// The prefix the catalog names as the table's location: the folder, or for a
+    /// [`Layout::Manifest`] table the folder of its manifest.
+    pub fn location_prefix(&self) -> String {
+        match self.layout {
+            Layout::Folder => self.prefix(),
+            Layout::Manifest => format!("{}{MANIFEST_FOLDER}/", self.prefix()),
+        }
     }
 
     /// The Glue/Athena logical id suffix: `events_by_city` -> `EventsByCity`.
@@ -158,7 +194,7 @@ pub const TABLES: &[TableDef] = &[
             col("SignupSource", Str),
             col(EXTRA_COLUMN, Str),
         ],
-        partition_keys: &[],
+        layout: Layout::Folder,
     },
     TableDef {
         name: "follows",
@@ -171,7 +207,7 @@ pub const TABLES: &[TableDef] = &[
             col("Date", Str),
             col(EXTRA_COLUMN, Str),
         ],
-        partition_keys: &[],
+        layout: Layout::Folder,
     },
     TableDef {
         name: "sessions",
@@ -183,7 +219,7 @@ pub const TABLES: &[TableDef] = &[
             col("StartTime", Str),
             col("Client", Str),
         ],
-        partition_keys: &[],
+        layout: Layout::Folder,
     },
     TableDef {
         name: "subscriptions",
@@ -191,13 +227,13 @@ pub const TABLES: &[TableDef] = &[
         folder: "subscriptions",
         description: "Student subscription payments",
         columns: &[col("StudentId", Str), col("Date", Str), col("Type", Str)],
-        partition_keys: &[],
+        layout: Layout::Folder,
     },
     TableDef {
         name: "events",
         base: Base::B,
         folder: "events",
-        description: "Site events with student id and client type, partitioned by event date",
+        description: "Site events with student id and client type, and their date",
         columns: &[
             col("at", Str),
             col("event_time", Timestamp),
@@ -233,8 +269,9 @@ pub const TABLES: &[TableDef] = &[
             col("marketing_campaign", Str),
             col("student_id", Str),
             col("client_type", Str),
+            col("event_date", Date),
         ],
-        partition_keys: &[col("event_date", Date)],
+        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_city",
@@ -242,7 +279,7 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-city",
         description: "Events per city of the student",
         columns: &[col("city", Str), col("events", BigInt)],
-        partition_keys: &[],
+        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_state",
@@ -250,7 +287,7 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-state",
         description: "Events per state of the student",
         columns: &[col("state", Str), col("events", BigInt)],
-        partition_keys: &[],
+        layout: Layout::Manifest,
     },
     TableDef {
         name: "sessions_by_campaign",
@@ -264,7 +301,7 @@ pub const TABLES: &[TableDef] = &[
             col("sessions", BigInt),
             col("events", BigInt),
         ],
-        partition_keys: &[],
+        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_pagename",
@@ -272,7 +309,7 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-pagename",
         description: "Visits per page",
         columns: &[col("page_name", Str), col("visits", BigInt)],
-        partition_keys: &[],
+        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_client_type",
@@ -280,7 +317,7 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-client-type",
         description: "Events per client type",
         columns: &[col("client_type", Str), col("events", BigInt)],
-        partition_keys: &[],
+        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_university",
@@ -288,7 +325,7 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-university",
         description: "Events per university (custom_1)",
         columns: &[col("custom_1", Str), col("events", BigInt)],
-        partition_keys: &[],
+        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_course",
@@ -296,7 +333,7 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-course",
         description: "Events per course (custom_2)",
         columns: &[col("custom_2", Str), col("events", BigInt)],
-        partition_keys: &[],
+        layout: Layout::Manifest,
     },
 ];
 
@@ -339,7 +376,7 @@ mod tests {
             );
             assert!(t.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
             let mut cols = HashSet::new();
-            for c in t.columns.iter().chain(t.partition_keys) {
+            for c in t.columns {
                 // Glue lowercases column names: two that differ only in case would collide.
                 assert!(
                     cols.insert(c.name.to_ascii_lowercase()),

@@ -15,7 +15,7 @@ use crate::resource::iam::{RoleAttr, Statement};
 use crate::stage::{BucketRole, RoleKind, PROJECT};
 use crate::template::Handle;
 use crate::value::{Pseudo, Value};
-use crate::warehouse::{Base, ColumnDef, DataFormat, TableDef, TABLES};
+use crate::warehouse::{Base, ColumnDef, DataFormat, Layout, TableDef, TABLES};
 
 pub(super) struct Catalog {
     pub database: Handle<Database>,
@@ -92,7 +92,8 @@ fn crawler(
         Crawler {
             name: p.c.stage.crawler_name().into(),
             description: Some(
-                "Refreshes the schemas and partitions of the declared warehouse tables".into(),
+                "Compares the declared warehouse tables with their data and logs differences"
+                    .into(),
             ),
             role: role.get_att(RoleAttr::Arn),
             targets: Targets {
@@ -102,12 +103,13 @@ fn crawler(
                 }],
             },
             // The declared tables are the contract (crates/stack-model/src/warehouse.rs) and
-            // `events` is partitioned by projection, so the crawler has nothing to add to the
-            // schemas; with UPDATE_IN_DATABASE it rewrote them (dropping the projection
+            // none is partitioned (base b's are manifests), so the crawler has nothing to add
+            // to the schemas; with UPDATE_IN_DATABASE it rewrote them (dropping table
             // parameters, retyping columns from what it sampled). It only logs a difference
             // it finds, which shows a writer drifting from the contract in its CloudWatch log,
             // and any partition it adds takes the table's schema (Glue developer guide,
-            // "Preventing a crawler from changing an existing schema").
+            // "Preventing a crawler from changing an existing schema"). What it logs for a
+            // manifest table is not checked here: the emulator's crawler is metadata only.
             schema_change_policy: SchemaChangePolicy {
                 update_behavior: UpdateBehavior::Log,
                 delete_behavior: DeleteBehavior::Log,
@@ -133,7 +135,7 @@ fn table(p: &mut Pipeline, def: &TableDef, database: &Handle<Database>) -> Handl
     let location = Value::sub(format!(
         "s3://{}/{}",
         p.c.stage.bucket_name_sub(BucketRole::Warehouse),
-        def.prefix()
+        def.location_prefix()
     ));
     // Base b is Spark's zstd Parquet; base a is what the ETL is configured to write.
     let (format, compression) = match def.base {
@@ -141,7 +143,7 @@ fn table(p: &mut Pipeline, def: &TableDef, database: &Handle<Database>) -> Handl
         Base::B => (DataFormat::Parquet, "ZSTD"),
     };
     let mut parameters = BTreeMap::from([("EXTERNAL".to_string(), "TRUE".to_string())]);
-    let (input_format, output_format, serde) = match format {
+    let (mut input_format, mut output_format, serde) = match format {
         DataFormat::Parquet => {
             parameters.insert("classification".into(), "parquet".into());
             parameters.insert("parquet.compression".into(), compression.into());
@@ -160,16 +162,12 @@ fn table(p: &mut Pipeline, def: &TableDef, database: &Handle<Database>) -> Handl
             )
         }
     };
-    // Date partitions are projected: Athena sees a new day's folder without a crawl or
-    // MSCK REPAIR.
-    for key in def.partition_keys {
-        let k = key.name;
-        parameters.insert("projection.enabled".into(), "true".into());
-        parameters.insert(format!("projection.{k}.type"), "date".into());
-        parameters.insert(format!("projection.{k}.format"), "yyyy-MM-dd".into());
-        parameters.insert(format!("projection.{k}.range"), "2000-01-01,NOW".into());
-        parameters.insert(format!("projection.{k}.interval"), "1".into());
-        parameters.insert(format!("projection.{k}.interval.unit"), "DAYS".into());
+    // A manifest table's location holds the list of its files, not the files (Delta Lake's
+    // "Presto and Athena to Delta Lake integration": SymlinkTextInputFormat over the manifest
+    // folder, the data's own SerDe).
+    if def.layout == Layout::Manifest {
+        input_format = "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat";
+        output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
     }
     p.t.add(
         &format!("{}Table", def.pascal_name()),
@@ -181,7 +179,7 @@ fn table(p: &mut Pipeline, def: &TableDef, database: &Handle<Database>) -> Handl
                 description: Some(def.description.into()),
                 table_type: TableType::External,
                 parameters,
-                partition_keys: def.partition_keys.iter().map(column).collect(),
+                partition_keys: Vec::new(),
                 storage_descriptor: StorageDescriptor {
                     columns: def.columns.iter().map(column).collect(),
                     location,
