@@ -13,18 +13,24 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PDCASE_SHARED", ROOT.parent / "shared"))
 VENV_BIN = Path(sys.executable).parent
 
-# The stages every template gate runs on: the default stage, `prod` configured as protected
-# in another region, and a stage name of the maximum allowed length (17 characters).
+# The stages every template gate runs on: the default stage; `prod` configured as protected
+# (hence hardened) in another region, with an organization's access-log bucket; and a stage
+# name of the maximum allowed length (17 characters), hardened with a log bucket of its own.
 MAX_STAGE = "abcdefghij-123456"
 STAGES = ["alice", "prod", MAX_STAGE]
-CONFIG = """\
+HARDENED_STAGES = {"prod", MAX_STAGE}
+LOG_BUCKET_STAGES = {"prod"}  # hardened, with `access_logs_bucket` configured
+CONFIG = f"""\
 stages:
   prod:
     protected: true
     region: eu-west-1
-    lambda: {memory_mb: 3008, timeout_seconds: 300}
-    emr: {core_instance_count: 2, core_instance_type: r5.xlarge}
+    lambda: {{memory_mb: 3008, timeout_seconds: 300}}
+    emr: {{core_instance_count: 2, core_instance_type: r5.xlarge}}
     log_retention_days: 365
+    access_logs_bucket: acme-s3-access-logs-123456789012-eu-west-1
+  {MAX_STAGE}:
+    hardened: true
 """
 
 

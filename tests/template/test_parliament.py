@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, STAGES
+from conftest import HARDENED_STAGES, ROOT, STAGES
 
 ACCOUNT, PARTITION = "123456789012", "aws"
 
@@ -157,8 +157,8 @@ def test_the_deploy_policy_passes_parliament_or_its_finding_is_listed(deployer, 
     for p in parts:
         for issue, _ in findings(p["document"]):
             seen.add((issue, "deploy-policy"))
-    # `deploy-policy-hardened`: only the hardened stages' deploy policy has it (prod here).
-    kinds = {"deploy-policy", "deploy-policy-hardened"} if stage == "prod" else {"deploy-policy"}
+    # `deploy-policy-hardened`: only the hardened stages' deploy policy has it.
+    kinds = {"deploy-policy", "deploy-policy-hardened"} if stage in HARDENED_STAGES else {"deploy-policy"}
     listed = {(issue, "deploy-policy") for issue, where in accepted() if where in kinds}
     assert seen - listed == set(), f"parliament findings not listed in docs/SECURITY-CHECKS.md: {sorted(seen - listed)}"
     assert listed - seen == set(), f"listed but no longer found (remove them): {sorted(listed - seen)}"

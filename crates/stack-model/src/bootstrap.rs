@@ -4,9 +4,9 @@
 use crate::config::StageConfig;
 use crate::pipeline::{clean_up_rule, tls_only_policy};
 use crate::resource::s3::{
-    Bucket, BucketEncryption, LifecycleConfiguration, ObjectOwnership, OwnershipControls,
-    OwnershipControlsRule, PublicAccessBlockConfiguration, SseAlgorithm, VersioningConfiguration,
-    VersioningStatus,
+    Bucket, BucketEncryption, LifecycleConfiguration, LoggingConfiguration, ObjectOwnership,
+    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, SseAlgorithm,
+    VersioningConfiguration, VersioningStatus,
 };
 use crate::resource::Tag;
 use crate::stage::{BucketRole, PROJECT};
@@ -40,6 +40,19 @@ pub fn template(c: &StageConfig) -> Template {
                 rules: vec![clean_up_rule()],
             }),
             notification_configuration: None,
+            // A hardened stage with a configured log bucket logs here too; its own log
+            // bucket lives in the pipeline stack, which is deployed after this one.
+            logging_configuration: match (c.hardened, &c.access_logs_bucket) {
+                (true, Some(name)) => Some(LoggingConfiguration {
+                    destination_bucket_name: Value::lit(name.clone()),
+                    log_file_prefix: format!(
+                        "{}/{}/",
+                        c.stage.prefix(),
+                        BucketRole::Artifacts.as_str()
+                    ),
+                }),
+                _ => None,
+            },
             ownership_controls: Some(OwnershipControls {
                 rules: vec![OwnershipControlsRule {
                     object_ownership: ObjectOwnership::BucketOwnerEnforced,

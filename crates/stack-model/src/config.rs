@@ -10,6 +10,7 @@
 //!     lambda: { memory_mb: 3008, timeout_seconds: 300 }
 //!     emr: { release_label: emr-7.5.0, core_instance_count: 2 }
 //!     log_retention_days: 365
+//!     access_logs_bucket: acme-s3-access-logs-123456789012-us-east-1  # hardened stages
 //! ```
 //!
 //! Every error names the file, the key (`stages.prod.lambda.memory_mb`) and the problem.
@@ -43,7 +44,7 @@ pub struct EmrSettings {
     /// The cluster terminates itself after this long without work.
     pub idle_timeout_minutes: u32,
     /// The subnet the cluster runs in. `None`: a small network the stage's stack owns
-    /// (VPC, public subnet, internet gateway, S3 gateway endpoint). A subnet given here, and
+    /// (VPC, private subnet, S3 gateway endpoint). A subnet given here, and
     /// its VPC, must carry the tag `for-use-with-amazon-emr-managed-policies=true`, which
     /// `AmazonEMRServicePolicy_v2` requires to launch instances and security groups there.
     pub subnet_id: Option<String>,
@@ -61,6 +62,10 @@ pub struct StageConfig {
     /// key of the stage for the buckets, log groups, topics and query results, and logs kept
     /// at least a year. Default: the stage's `protected`.
     pub hardened: bool,
+    /// Where a hardened stage's buckets deliver their server access logs: an existing bucket
+    /// of the account and region (an organization's log bucket), or `None` for a log bucket
+    /// the stage's stack owns. Unused on stages that are not hardened.
+    pub access_logs_bucket: Option<String>,
     pub lambda: LambdaSettings,
     pub emr: EmrSettings,
     pub log_retention: Retention,
@@ -82,6 +87,7 @@ impl StageConfig {
             region: "us-east-1".into(),
             protected: false,
             hardened: false,
+            access_logs_bucket: None,
             lambda: LambdaSettings {
                 memory_mb: 2048,
                 timeout_seconds: 60,
@@ -215,6 +221,7 @@ struct Overrides {
     region: Option<String>,
     protected: Option<bool>,
     hardened: Option<bool>,
+    access_logs_bucket: Option<String>,
     lambda: Option<LambdaOverrides>,
     emr: Option<EmrOverrides>,
     log_retention_days: Option<u32>,
@@ -323,6 +330,10 @@ impl Overrides {
                 c.emr.subnet_id = Some(id.clone());
             }
         }
+        if let Some(name) = &self.access_logs_bucket {
+            check_bucket_name(name).map_err(|m| fail("access_logs_bucket", m))?;
+            c.access_logs_bucket = Some(name.clone());
+        }
         if let Some(days) = self.log_retention_days {
             c.log_retention = Retention::from_days(days).ok_or_else(|| {
                 let allowed: Vec<String> = Retention::ALL
@@ -340,6 +351,26 @@ impl Overrides {
         }
         Ok(())
     }
+}
+
+/// S3's rules for a general purpose bucket's name (S3 user guide, "General purpose bucket
+/// naming rules"), those a typo breaks: 3 to 63 characters of lowercase letters, digits,
+/// dots and hyphens, a letter or digit at each end.
+fn check_bucket_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let ends = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !(3..=63).contains(&name.len())
+        || !ok_chars
+        || !ends(name.as_bytes().first())
+        || !ends(name.as_bytes().last())
+    {
+        return Err(format!(
+            "`{name}` is not an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
 }
 
 fn check_subnet_id(id: &str) -> Result<(), String> {
@@ -467,6 +498,27 @@ mod tests {
         let alice = load(yaml, "alice").unwrap();
         assert!(!alice.protected);
         assert_eq!(alice.region, "eu-west-1");
+    }
+
+    #[test]
+    fn the_access_logs_bucket_is_a_bucket_name() {
+        let yaml =
+            "stages:\n  prod:\n    protected: true\n    access_logs_bucket: acme-logs.eu-west-1\n";
+        assert_eq!(
+            load(yaml, "prod").unwrap().access_logs_bucket.as_deref(),
+            Some("acme-logs.eu-west-1")
+        );
+        let e = load(
+            "stages:\n  prod:\n    access_logs_bucket: Acme_Logs\n",
+            "prod",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "stages.prod.access_logs_bucket");
+        assert!(
+            e.to_string()
+                .contains("`Acme_Logs` is not an S3 bucket name"),
+            "{e}"
+        );
     }
 
     #[test]

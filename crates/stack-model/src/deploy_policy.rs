@@ -499,7 +499,6 @@ fn cloudformation_side(n: &Names) -> Vec<Statement> {
                     &[
                         "ec2:CreateVpc",
                         "ec2:CreateSubnet",
-                        "ec2:CreateInternetGateway",
                         "ec2:CreateRouteTable",
                         "ec2:CreateVpcEndpoint",
                         "ec2:CreateTags",
@@ -516,9 +515,9 @@ fn cloudformation_side(n: &Names) -> Vec<Statement> {
                     &[
                         "ec2:ModifyVpcAttribute",
                         "ec2:ModifySubnetAttribute",
-                        "ec2:AttachInternetGateway",
+                        // Stages deployed when the subnet was public had an internet
+                        // gateway and a default route: their next deploy removes them.
                         "ec2:DetachInternetGateway",
-                        "ec2:CreateRoute",
                         "ec2:DeleteRoute",
                         "ec2:AssociateRouteTable",
                         "ec2:DisassociateRouteTable",

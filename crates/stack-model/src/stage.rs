@@ -147,6 +147,11 @@ impl StageName {
         )
     }
 
+    /// A pattern (`Fn::Sub` text) that matches the names of all the stage's buckets.
+    pub fn bucket_name_sub_any_role(&self) -> String {
+        format!("{}-*-${{AWS::AccountId}}-${{AWS::Region}}", self.prefix())
+    }
+
     /// A bucket's name in a known account and region.
     pub fn bucket_name(&self, role: BucketRole, account: &str, region: &str) -> String {
         format!("{}-{}-{account}-{region}", self.prefix(), role.as_str())
@@ -273,6 +278,8 @@ name_roles!(
         Warehouse => "warehouse",
         Jobs => "jobs",
         Artifacts => "artifacts",
+        // A hardened stage's log bucket, when no other is configured.
+        AccessLogs => "s3-access",
     }
 );
 

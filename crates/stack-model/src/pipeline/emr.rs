@@ -6,22 +6,29 @@
 //! true`, for clusters that carry the same tag (EMR management guide, "Service role for
 //! Amazon EMR (EMR role)"). So the cluster gets a subnet: the stage config's `emr.subnet_id`
 //! (tagged by its owner), or by default a small network of the stage's own, which also works
-//! in an account without a default VPC: a VPC, one public subnet (public IPs: EMR reaches its
-//! service endpoints through the internet gateway, where a private subnet would need a NAT
-//! gateway or interface endpoints, both billed by the hour), an internet gateway, and an S3
-//! gateway endpoint (free; EMRFS traffic stays on AWS's network). All of it is free of charge.
+//! in an account without a default VPC: a VPC, one private subnet, and an S3 gateway endpoint
+//! on its route table. All of it is free of charge.
+//!
+//! Private, with no route to the internet, because the cluster needs none: EMR manages a
+//! cluster in a private subnet through a network interface it attaches to the primary node,
+//! and the nodes need only a route to S3 for the Amazon Linux and EMR repositories and their
+//! data, which the gateway endpoint is (EMR management guide, "Amazon VPC options", "Private
+//! subnets", and "Sample policies for private subnets that access Amazon S3": the endpoint
+//! carries no policy, so it reaches those buckets). The job reads and writes S3 only. So no
+//! node has a public address (AWS Control Tower's CT.EC2.PR.11 passes) and none is reachable
+//! from the internet. A job that calls other services (Glue's catalog, DynamoDB) would need
+//! interface endpoints or a NAT gateway: `emr.subnet_id` names a subnet that has them.
 
 use super::policy::{objects, pass_role};
 use super::storage::Storage;
 use super::{Pipeline, EMR_MANAGED_POLICY_TAG};
 use crate::resource::ec2::{
-    InternetGateway, Route, RouteTable, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint,
-    VpcEndpointType, VpcGatewayAttachment,
+    RouteTable, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint, VpcEndpointType,
 };
 use crate::resource::iam::{InstanceProfile, Role, Statement};
 use crate::resource::Tag;
 use crate::stage::RoleKind;
-use crate::template::{Handle, Options};
+use crate::template::Handle;
 use crate::value::Value;
 
 pub(super) struct Emr {
@@ -57,39 +64,16 @@ fn network(p: &mut Pipeline) -> Value {
             vpc_id: vpc.r#ref(),
             cidr_block: "10.0.0.0/20".into(),
             availability_zone: Value::AvailabilityZone(0),
-            map_public_ip_on_launch: true,
-            tags: network_tags(p, "emr-public"),
-        },
-    );
-    let gateway = p.t.add(
-        "EmrInternetGateway",
-        InternetGateway {
-            tags: network_tags(p, "emr"),
-        },
-    );
-    let attachment = p.t.add(
-        "EmrInternetGatewayAttachment",
-        VpcGatewayAttachment {
-            vpc_id: vpc.r#ref(),
-            internet_gateway_id: gateway.r#ref(),
+            map_public_ip_on_launch: false,
+            tags: network_tags(p, "emr-private"),
         },
     );
     let routes = p.t.add(
         "EmrRouteTable",
         RouteTable {
             vpc_id: vpc.r#ref(),
-            tags: network_tags(p, "emr-public"),
+            tags: network_tags(p, "emr-private"),
         },
-    );
-    // A route to a gateway must wait for the gateway's attachment to the VPC.
-    p.t.add_with(
-        "EmrDefaultRoute",
-        Route {
-            route_table_id: routes.r#ref(),
-            destination_cidr_block: "0.0.0.0/0".into(),
-            gateway_id: gateway.r#ref(),
-        },
-        Options::default().depends_on(&attachment),
     );
     p.t.add(
         "EmrSubnetRoutes",

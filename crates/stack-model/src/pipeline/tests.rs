@@ -152,8 +152,6 @@ fn every_taggable_resource_is_tagged() {
             "AWS::IAM::InstanceProfile",
             "AWS::Glue::Database",
             "AWS::Glue::Table",
-            "AWS::EC2::VPCGatewayAttachment",
-            "AWS::EC2::Route",
             "AWS::EC2::SubnetRouteTableAssociation",
         ];
         if untaggable.contains(&r["Type"].as_str().unwrap()) {
@@ -184,10 +182,21 @@ fn the_cluster_gets_a_tagged_subnet_of_its_own_or_the_configured_one() {
         );
     }
     assert_eq!(r["EmrSubnet"]["Properties"]["VpcId"]["Ref"], "EmrVpc");
-    assert_eq!(
-        r["EmrDefaultRoute"]["DependsOn"][0],
-        "EmrInternetGatewayAttachment"
-    );
+    // Private: no public addresses, no internet gateway, no route but the S3 endpoint's
+    // (CT.EC2.PR.11; the EMR management guide's "Private subnets").
+    assert_eq!(r["EmrSubnet"]["Properties"]["MapPublicIpOnLaunch"], false);
+    for (id, resource) in r.as_object().unwrap() {
+        let kind = resource["Type"].as_str().unwrap();
+        assert!(
+            ![
+                "AWS::EC2::InternetGateway",
+                "AWS::EC2::Route",
+                "AWS::EC2::NatGateway"
+            ]
+            .contains(&kind),
+            "{id}: {kind}"
+        );
+    }
     assert_eq!(
         r["EmrS3Endpoint"]["Properties"]["RouteTableIds"][0]["Ref"],
         "EmrRouteTable"
@@ -307,6 +316,67 @@ fn base_b_tables_are_manifests_and_base_a_tables_folders() {
             t.name
         );
     }
+}
+
+/// Issue 13: a hardened stage's buckets deliver access logs to its own log bucket, or to the
+/// configured one; other stages keep none. Template only: the emulator stores the logging
+/// configuration (patch bucket-logging) but delivers no logs.
+#[test]
+fn hardened_buckets_log_to_the_stage_log_bucket_or_the_configured_one() {
+    let logging = |v: &serde_json::Value, id: &str| {
+        v["Resources"][id]["Properties"]["LoggingConfiguration"].clone()
+    };
+    let alice = template(&config("alice", false)).to_json().unwrap();
+    assert!(alice["Resources"].get("AccessLogsBucket").is_none());
+    assert!(logging(&alice, "SourceBucket").is_null());
+
+    let mut hardened = config("prod", true);
+    hardened.hardened = true;
+    let prod = template(&hardened).to_json().unwrap();
+    for (id, prefix) in [
+        ("SourceBucket", "source/"),
+        ("JobsBucket", "jobs/"),
+        ("WarehouseBucket", "warehouse/"),
+    ] {
+        let l = logging(&prod, id);
+        assert_eq!(
+            l["DestinationBucketName"]["Ref"], "AccessLogsBucket",
+            "{id}"
+        );
+        assert_eq!(l["LogFilePrefix"], prefix, "{id}");
+    }
+    let logs = &prod["Resources"]["AccessLogsBucket"]["Properties"];
+    // S3 refuses SSE-KMS default encryption on a log destination and advises against a log
+    // bucket logging itself.
+    assert_eq!(
+        logs["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        "AES256"
+    );
+    assert!(logs["LoggingConfiguration"].is_null());
+    let policy = &prod["Resources"]["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"];
+    let delivery = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "AllowAccessLogDelivery")
+        .unwrap();
+    assert_eq!(
+        delivery["Principal"]["Service"][0],
+        "logging.s3.amazonaws.com"
+    );
+    assert_eq!(
+        delivery["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"],
+        "arn:${AWS::Partition}:s3:::pdcase-prod-*-${AWS::AccountId}-${AWS::Region}"
+    );
+
+    let mut c = hardened.clone();
+    c.access_logs_bucket = Some("acme-s3-access-logs".into());
+    let v = template(&c).to_json().unwrap();
+    assert!(v["Resources"].get("AccessLogsBucket").is_none());
+    let l = logging(&v, "WarehouseBucket");
+    assert_eq!(l["DestinationBucketName"], "acme-s3-access-logs");
+    assert_eq!(l["LogFilePrefix"], "pdcase-prod/warehouse/");
 }
 
 /// Issue 12d: the crawler rewrote the declared tables (projection parameters, types).

@@ -1,6 +1,5 @@
-//! Amazon EC2 networking for the EMR cluster: `AWS::EC2::VPC`, `Subnet`, `InternetGateway`,
-//! `VPCGatewayAttachment`, `RouteTable`, `Route`, `SubnetRouteTableAssociation`,
-//! `VPCEndpoint`. `Ref` of each returns its id (`vpc-...`, `subnet-...`).
+//! Amazon EC2 networking for the EMR cluster: `AWS::EC2::VPC`, `Subnet`, `RouteTable`,
+//! `SubnetRouteTableAssociation`, `VPCEndpoint`. `Ref` of each returns its id (`vpc-...`, `subnet-...`).
 
 use super::{is_empty, NoAttributes, Resource, Tag};
 use crate::value::Value;
@@ -48,35 +47,6 @@ impl Resource for Subnet {
     type Attr = NoAttributes;
 }
 
-/// `AWS::EC2::InternetGateway`.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct InternetGateway {
-    /// Update: in place.
-    #[serde(skip_serializing_if = "is_empty")]
-    pub tags: Vec<Tag>,
-}
-
-impl Resource for InternetGateway {
-    const TYPE: &'static str = "AWS::EC2::InternetGateway";
-    type Attr = NoAttributes;
-}
-
-/// `AWS::EC2::VPCGatewayAttachment`: the internet gateway attached to the VPC.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct VpcGatewayAttachment {
-    /// Update: **Replacement**.
-    pub vpc_id: Value,
-    /// Update: in place.
-    pub internet_gateway_id: Value,
-}
-
-impl Resource for VpcGatewayAttachment {
-    const TYPE: &'static str = "AWS::EC2::VPCGatewayAttachment";
-    type Attr = NoAttributes;
-}
-
 /// `AWS::EC2::RouteTable`.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -90,23 +60,6 @@ pub struct RouteTable {
 
 impl Resource for RouteTable {
     const TYPE: &'static str = "AWS::EC2::RouteTable";
-    type Attr = NoAttributes;
-}
-
-/// `AWS::EC2::Route`.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Route {
-    /// Update: **Replacement**.
-    pub route_table_id: Value,
-    /// Update: **Replacement**.
-    pub destination_cidr_block: String,
-    /// Update: in place.
-    pub gateway_id: Value,
-}
-
-impl Resource for Route {
-    const TYPE: &'static str = "AWS::EC2::Route";
     type Attr = NoAttributes;
 }
 

@@ -31,6 +31,10 @@ pub struct Bucket {
     /// Update: in place.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ownership_controls: Option<OwnershipControls>,
+    /// Server access logging: S3 delivers a record of each request to the destination
+    /// bucket, best effort, within hours. Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging_configuration: Option<LoggingConfiguration>,
     /// Update: in place.
     #[serde(skip_serializing_if = "is_empty")]
     pub tags: Vec<Tag>,
@@ -187,6 +191,19 @@ pub struct NoncurrentVersionExpiration {
 #[serde(rename_all = "PascalCase")]
 pub struct AbortIncompleteMultipartUpload {
     pub days_after_initiation: u32,
+}
+
+/// Where S3 delivers a bucket's access logs (S3 user guide, "Enabling Amazon S3 server access
+/// logging"). Without a destination, the bucket itself: which AWS advises against (each
+/// delivery is logged again), so one is always named here.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LoggingConfiguration {
+    /// A bucket of the same account and Region, without default SSE-KMS encryption or
+    /// object lock, whose policy lets `logging.s3.amazonaws.com` put objects.
+    pub destination_bucket_name: Value,
+    /// The key prefix of the log objects, ending in `/`.
+    pub log_file_prefix: String,
 }
 
 /// Where the bucket's events go: EventBridge's default bus only (S3 user guide, "Using
