@@ -170,6 +170,35 @@ _S3_BUCKET_CONFIGURATIONS = (
     ("CorsConfiguration", _s3_cors_xml, _s3._put_bucket_cors, _s3._delete_bucket_cors),''',
     ),
     Patch(
+        name="bucket-logging",
+        file="services/cloudformation/provisioners.py",
+        why=(
+            "CloudFormation applies an `AWS::S3::Bucket`'s `LoggingConfiguration` "
+            "(PutBucketLogging); the emulator ignored it, so GetBucketLogging of a hardened "
+            "stage's bucket reported no logging. (The emulator delivers no access logs either way.)"
+        ),
+        old='''_S3_BUCKET_CONFIGURATIONS = (
+    ("BucketEncryption", _pdcase_s3_encryption_xml, _s3._put_bucket_encryption, _s3._delete_bucket_encryption),''',
+        new='''def _pdcase_s3_logging_xml(logging):
+    """pdcase patch bucket-logging: a ``LoggingConfiguration`` as the PutBucketLogging body."""
+    from xml.etree.ElementTree import Element, SubElement, tostring
+
+    root = Element("BucketLoggingStatus", xmlns=_s3.S3_NS)
+    enabled = SubElement(root, "LoggingEnabled")
+    SubElement(enabled, "TargetBucket").text = str(logging.get("DestinationBucketName") or "")
+    SubElement(enabled, "TargetPrefix").text = str(logging.get("LogFilePrefix") or "")
+    return tostring(root)
+
+
+def _pdcase_s3_delete_logging(name):
+    return _s3._put_bucket_logging(name, f'<BucketLoggingStatus xmlns="{_s3.S3_NS}"/>'.encode())
+
+
+_S3_BUCKET_CONFIGURATIONS = (
+    ("LoggingConfiguration", _pdcase_s3_logging_xml, _s3._put_bucket_logging, _pdcase_s3_delete_logging),
+    ("BucketEncryption", _pdcase_s3_encryption_xml, _s3._put_bucket_encryption, _s3._delete_bucket_encryption),''',
+    ),
+    Patch(
         name="athena-symlink-manifest",
         file="services/athena.py",
         why=(

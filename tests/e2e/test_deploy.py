@@ -158,6 +158,7 @@ def test_a_protected_stage_leaves_nothing_after_a_failed_create_and_is_terminati
     assert "WarehouseBucket" in r.stderr
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert bucket.format("source") not in names and bucket.format("jobs") not in names, names
+    assert bucket.format("s3-access") not in names, names
 
     s3.delete_bucket(Bucket=bucket.format("warehouse"))
     r = deployer_cmd(deployer, emulator, "teardown", "--stage", stage, "--yes", "--force", config=config)
@@ -189,6 +190,15 @@ def test_a_protected_stage_leaves_nothing_after_a_failed_create_and_is_terminati
     rule = s3.get_bucket_encryption(Bucket=bucket.format("warehouse"))[
         "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
     assert rule["SSEAlgorithm"] == "aws:kms" and rule["KMSMasterKeyID"] in (key["KeyId"], key["Arn"]), (rule, key)
+    # Every bucket's access logs go to the stage's log bucket, under the bucket's role (the
+    # emulator stores the configuration, patch bucket-logging; it delivers no logs).
+    for role in ("source", "jobs", "warehouse"):
+        enabled = s3.get_bucket_logging(Bucket=bucket.format(role))["LoggingEnabled"]
+        assert enabled == {"TargetBucket": bucket.format("s3-access"), "TargetPrefix": f"{role}/"}, enabled
+    logs = s3.get_bucket_encryption(Bucket=bucket.format("s3-access"))[
+        "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    assert logs["SSEAlgorithm"] == "AES256", logs
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket.format("s3-access"))
     with pytest.raises(botocore.exceptions.ClientError, match="TerminationProtection"):
         cfn.delete_stack(StackName=f"pdcase-{stage}")
 
