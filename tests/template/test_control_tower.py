@@ -1,7 +1,8 @@
 """AWS Control Tower's proactive controls (the cfn-guard rules of the npm package
 @cdklabs/cdk-validator-cfnguard, pinned in scripts/setup-cfnguard) on the rendered templates of
-`alice`, a protected `prod` and a stage of the longest name. An organization that turns these
-controls on as CloudFormation hooks refuses a template that fails one. Every failure is listed in
+`alice`, a protected `prod` and a stage of the longest name, and on their bootstrap stacks
+(the artifacts bucket, deployed first). An organization that turns these controls on as
+CloudFormation hooks refuses a template that fails one. Every failure is listed in
 docs/SECURITY-CHECKS.md ("AWS Control Tower") with its stages, resources and reason; the test
 fails on an unlisted failure and on a listed one that passes now.
 
@@ -14,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import MAX_STAGE, ROOT, STAGES
+from conftest import MAX_STAGE, ROOT, STAGES, run
 
 # How docs/SECURITY-CHECKS.md names the stages.
 STAGE_NAMES = {"alice": "alice", "prod": "prod", MAX_STAGE: "max"}
@@ -48,12 +49,14 @@ def failures(guard: str, template) -> dict[str, set[str]]:
     return found
 
 
-def listed(stage: str) -> dict[str, set[str]]:
-    """{rule: resources} that docs/SECURITY-CHECKS.md accepts for `stage`."""
+def listed(stage: str, stack: str = "") -> dict[str, set[str]]:
+    """{rule: resources} that docs/SECURITY-CHECKS.md accepts for `stage`'s pipeline stack, or
+    with `stack="bootstrap"` its bootstrap stack (named `alice-bootstrap` there)."""
     text = (ROOT / "docs" / "SECURITY-CHECKS.md").read_text()
-    rows = re.findall(r"^\| `([a-z0-9_]+_check)` \| ([a-z, ]+) \| ([A-Za-z0-9, ]+) \|", text, re.M)
+    rows = re.findall(r"^\| `([a-z0-9_]+_check)` \| ([a-z, -]+) \| ([A-Za-z0-9, ]+) \|", text, re.M)
+    name = STAGE_NAMES[stage] + (f"-{stack}" if stack else "")
     return {rule: {r.strip() for r in resources.split(",")} for rule, stages, resources in rows
-            if STAGE_NAMES[stage] in {s.strip() for s in stages.split(",")}}
+            if name in {s.strip() for s in stages.split(",")}}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -64,6 +67,31 @@ def test_every_control_tower_failure_is_listed(guard, rendered, stage):
         f"Control Tower rules failing, not listed in docs/SECURITY-CHECKS.md: {sorted(found.keys() - accepted.keys())}"
     assert accepted.keys() - found.keys() == set(), \
         f"listed for {stage} but passing now (remove them): {sorted(accepted.keys() - found.keys())}"
+    for rule, resources in found.items():
+        assert resources == accepted[rule], f"{rule}: fails on {sorted(resources)}, listed {sorted(accepted[rule])}"
+
+
+@pytest.fixture(scope="session")
+def bootstrap_rendered(deployer, config_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bootstrap")
+    paths = {}
+    for stage in STAGES:
+        path = out / f"{stage}.json"
+        r = run([deployer, "--config", config_file, "synth", "--stage", stage, "--format", "json", "--bootstrap",
+                 "--out", path])
+        assert r.returncode == 0, r.stderr
+        paths[stage] = path
+    return paths
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_control_tower_failure_of_the_bootstrap_stack_is_listed(guard, bootstrap_rendered, stage):
+    found = failures(guard, bootstrap_rendered[stage])
+    accepted = listed(stage, "bootstrap")
+    assert found.keys() - accepted.keys() == set(), \
+        f"Control Tower rules failing on the bootstrap stack, not listed: {sorted(found.keys() - accepted.keys())}"
+    assert accepted.keys() - found.keys() == set(), \
+        f"listed for {stage}'s bootstrap stack but passing now (remove them): {sorted(accepted.keys() - found.keys())}"
     for rule, resources in found.items():
         assert resources == accepted[rule], f"{rule}: fails on {sorted(resources)}, listed {sorted(accepted[rule])}"
 

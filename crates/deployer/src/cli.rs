@@ -198,6 +198,9 @@ pub struct SynthArgs {
     /// Write the template to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Render the stage's bootstrap stack (the artifacts bucket) instead of its pipeline.
+    #[arg(long)]
+    pub bootstrap: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

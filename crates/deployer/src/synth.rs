@@ -1,4 +1,4 @@
-//! `deployer synth`: render a stage's template.
+//! `deployer synth`: render a stage's template (or, with `--bootstrap`, its bootstrap stack's).
 
 use crate::cli::{FormatArg, Global, SynthArgs};
 use anyhow::Context;
@@ -11,7 +11,12 @@ pub fn run(global: &Global, args: &SynthArgs) -> anyhow::Result<()> {
         FormatArg::Yaml => Format::Yaml,
         FormatArg::Json => Format::Json,
     };
-    let text = pipeline::template(&config)
+    let template = if args.bootstrap {
+        stack_model::bootstrap::template(&config)
+    } else {
+        pipeline::template(&config)
+    };
+    let text = template
         .render(format)
         .context("the pipeline's template is inconsistent (a bug in stack-model)")?;
     match &args.out {

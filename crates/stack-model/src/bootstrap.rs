@@ -2,7 +2,7 @@
 //! the Spark job to, before the main stack (which reads them) is created or updated.
 
 use crate::config::StageConfig;
-use crate::pipeline::{clean_up_rule, tls_only_policy};
+use crate::pipeline::{clean_up_rule, tls_only_policy, to_event_bridge};
 use crate::resource::s3::{
     Bucket, BucketEncryption, LifecycleConfiguration, LoggingConfiguration, ObjectOwnership,
     OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, SseAlgorithm,
@@ -30,7 +30,15 @@ pub fn template(c: &StageConfig) -> Template {
         "ArtifactsBucket",
         Bucket {
             bucket_name: Some(Value::sub(c.stage.bucket_name_sub(BucketRole::Artifacts))),
-            bucket_encryption: Some(BucketEncryption::default_with(SseAlgorithm::Aes256)),
+            // Hardened stages: SSE-KMS with S3's AWS managed key (AWS Control Tower's
+            // CT.S3.PR.10), as CDK's bootstrap bucket of assets is by default; the stage's own
+            // key lives in the pipeline stack, which is deployed after this one and reads the
+            // artifacts. Other stages: SSE-S3, no KMS requests to pay for.
+            bucket_encryption: Some(BucketEncryption::default_with(if c.hardened {
+                SseAlgorithm::AwsKms
+            } else {
+                SseAlgorithm::Aes256
+            })),
             public_access_block_configuration: Some(PublicAccessBlockConfiguration::all_blocked()),
             // Versioned, so a key the running stack points at is never lost to an overwrite.
             versioning_configuration: Some(VersioningConfiguration {
@@ -39,7 +47,8 @@ pub fn template(c: &StageConfig) -> Template {
             lifecycle_configuration: Some(LifecycleConfiguration {
                 rules: vec![clean_up_rule()],
             }),
-            notification_configuration: None,
+            // Its events go to EventBridge, as every bucket's of the stage (free; CT.S3.PR.4).
+            notification_configuration: Some(to_event_bridge()),
             // A hardened stage with a configured log bucket logs here too; its own log
             // bucket lives in the pipeline stack, which is deployed after this one.
             logging_configuration: match (c.hardened, &c.access_logs_bucket) {

@@ -38,7 +38,7 @@ use crate::stage::{RoleKind, PROJECT};
 use crate::template::{Handle, Options, Parameter, ParameterHandle, RemovalPolicy, Template};
 use crate::value::Value;
 
-pub(crate) use storage::{clean_up_rule, tls_only_policy};
+pub(crate) use storage::{clean_up_rule, tls_only_policy, to_event_bridge};
 
 /// Names of the template's parameters: what changes with every build, not with the stage.
 pub mod params {

@@ -37,7 +37,7 @@ pub(super) struct Storage {
 /// there (see [`markers_to_refresher`]), a rule of the user's can act on an export's arrival,
 /// and AWS Control Tower's CT.S3.PR.4 asks every bucket for event notifications. S3 charges
 /// nothing to deliver them.
-fn to_event_bridge() -> NotificationConfiguration {
+pub(crate) fn to_event_bridge() -> NotificationConfiguration {
     NotificationConfiguration {
         event_bridge_configuration: EventBridgeConfiguration {
             event_bridge_enabled: true,
