@@ -4,6 +4,7 @@
 //! unchanged against AWS.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 
 pub struct Aws {
     pub conf: SdkConfig,
@@ -37,10 +38,128 @@ pub fn error_text<E: std::error::Error + 'static, R: std::fmt::Debug>(
     aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string()
 }
 
-/// The error of a failed call: what was being done, then the SDK's error line.
-pub fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
+/// The error of a failed call, explained (see [`crate::errors`]): what was being done and
+/// why it failed in terms a person can act on; the SDK's own text as its detail.
+pub fn failed<E, R>(
     what: impl std::fmt::Display,
     e: aws_sdk_cloudformation::error::SdkError<E, R>,
-) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {}", error_text(e))
+) -> anyhow::Error
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let code = e.code().map(str::to_owned);
+    let message = e.message().map(str::to_owned);
+    let mut chain = Vec::new();
+    let mut io_refused = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = s.source();
+    }
+    let trouble = crate::errors::classify(code.as_deref(), message.as_deref(), &chain, io_refused);
+    let detail = error_text(e);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    let region = std::env::var("AWS_REGION").ok();
+    let (cause, todo) = crate::errors::explain(
+        &what.to_string(),
+        &trouble,
+        endpoint.as_deref(),
+        region.as_deref(),
+        &detail,
+    );
+    anyhow::Error::new(crate::errors::Explained {
+        cause,
+        todo,
+        detail: Some(detail),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! AWS's answers for expired and refused credentials, mocked at the SDK level
+    //! (aws-smithy-mocks): the emulator issues keys that never expire.
+    use super::*;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    async fn describe_failing_with(code: &'static str, message: &'static str) -> anyhow::Error {
+        let rule = mock!(aws_sdk_cloudformation::Client::describe_stacks).then_error(move || {
+            DescribeStacksError::generic(
+                ErrorMetadata::builder().code(code).message(message).build(),
+            )
+        });
+        let conf = aws_sdk_cloudformation::Config::builder()
+            .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&rule),
+            )
+            .build();
+        let e = aws_sdk_cloudformation::Client::from_conf(conf)
+            .describe_stacks()
+            .stack_name("pdcase-alice")
+            .send()
+            .await
+            .unwrap_err();
+        failed("describing stack pdcase-alice", e)
+    }
+
+    fn explained(e: &anyhow::Error) -> &crate::errors::Explained {
+        e.downcast_ref().expect("an explained error")
+    }
+
+    #[tokio::test]
+    async fn expired_credentials_say_to_renew_them() {
+        let e = describe_failing_with(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        )
+        .await;
+        let x = explained(&e);
+        assert_eq!(
+            x.cause,
+            "describing stack pdcase-alice: the AWS credentials have expired (ExpiredToken)"
+        );
+        assert!(x.todo.as_deref().unwrap().starts_with("renew them"));
+        assert!(x.detail.as_deref().unwrap().contains("security token"));
+    }
+
+    #[tokio::test]
+    async fn access_denied_keeps_aws_message_naming_action_and_resource() {
+        let e = describe_failing_with(
+            "AccessDenied",
+            "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: cloudformation:DescribeStacks on resource: arn:aws:cloudformation:us-east-1:123456789012:stack/pdcase-alice/*",
+        )
+        .await;
+        let x = explained(&e);
+        assert!(x.cause.starts_with("describing stack pdcase-alice: access denied: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: cloudformation:DescribeStacks on resource: "), "{}", x.cause);
+        assert!(x
+            .todo
+            .as_deref()
+            .unwrap()
+            .contains("deployer policy --stage"));
+    }
+
+    #[tokio::test]
+    async fn another_error_keeps_aws_code_and_message_without_advice() {
+        let e = describe_failing_with("Throttling", "Rate exceeded").await;
+        let x = explained(&e);
+        assert!(
+            x.cause.contains("Throttling") && x.cause.contains("Rate exceeded"),
+            "{}",
+            x.cause
+        );
+        assert!(x.todo.is_none());
+    }
 }

@@ -26,6 +26,9 @@ pub struct Global {
     /// Per-stage settings file (YAML). Default: ./pipeline.yaml when it exists, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// On an error, also print the AWS SDK's full detail.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,16 +9,13 @@ mod artifacts;
 mod aws;
 mod cli;
 mod cloudformation;
-mod deploy;
+mod commands;
 mod diff;
-mod diff_cmd;
-mod invoke;
-mod logs;
-mod package;
-mod policy;
-mod stage_ops;
-mod synth;
-mod teardown;
+mod errors;
+
+use commands::{
+    deploy, diff as diff_cmd, info, invoke, logs, package, policy, synth, teardown, trigger,
+};
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -42,11 +39,12 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
-        cli::Command::Trigger(args) => runtime().block_on(stage_ops::trigger(&cli.global, &args)),
-        cli::Command::Info(args) => runtime().block_on(stage_ops::info(&cli.global, &args)),
-        cli::Command::Logs(args) => runtime().block_on(logs::logs(&cli.global, &args)),
+        cli::Command::Trigger(args) => runtime().block_on(trigger::run(&cli.global, &args)),
+        cli::Command::Info(args) => runtime().block_on(info::run(&cli.global, &args)),
+        cli::Command::Logs(args) => runtime().block_on(logs::run(&cli.global, &args)),
         cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
             Ok(()) => Ok(()),
+            Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(e.exit_code());
@@ -56,7 +54,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errors::print(&e, cli.global.verbose);
             ExitCode::FAILURE
         }
     }

@@ -15,7 +15,6 @@ use super::events::{root_cause, Event, Progress, Watcher};
 use super::status::{
     describe, next_step, outputs_of, sentiment, state_of, status_of, Sentiment, StackState,
 };
-use crate::aws::error_text;
 
 /// What to deploy.
 pub struct StackSpec {
@@ -63,8 +62,8 @@ pub enum ApplyError {
     Stuck(String),
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Aws(String),
+    #[error("{0:#}")]
+    Aws(anyhow::Error),
 }
 
 impl ApplyError {
@@ -80,7 +79,7 @@ impl ApplyError {
 
 impl From<anyhow::Error> for ApplyError {
     fn from(e: anyhow::Error) -> Self {
-        ApplyError::Aws(format!("{e:#}"))
+        ApplyError::Aws(e)
     }
 }
 
@@ -180,10 +179,9 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
         .send()
         .await
         .map_err(|e| {
-            ApplyError::Aws(format!(
-                "executing change set for {}: {}",
-                spec.name,
-                error_text(e)
+            ApplyError::Aws(crate::aws::failed(
+                format!("executing change set for {}", spec.name),
+                e,
             ))
         })?;
     let mut seen: Vec<Event> = Vec::new();

@@ -81,11 +81,11 @@ pub async fn describe(cfn: &Client, name: &str) -> anyhow::Result<Option<Stack>>
             .filter(|s| s.stack_status().map(|st| st.as_str()) != Some("DELETE_COMPLETE"))
             .cloned()),
         Err(e) => {
-            let text = crate::aws::error_text(e);
-            if text.contains("does not exist") {
+            use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+            if e.message().is_some_and(|m| m.contains("does not exist")) {
                 Ok(None)
             } else {
-                anyhow::bail!("describing stack {name}: {text}")
+                Err(crate::aws::failed(format!("describing stack {name}"), e))
             }
         }
     }
@@ -169,4 +169,25 @@ mod tests {
         assert!(next_step("UPDATE_ROLLBACK_FAILED", "s")
             .contains("continue-update-rollback --stack-name s"));
     }
+}
+
+/// The deployed stack's outputs; an error naming the stage when it is not deployed.
+pub async fn stack_outputs(
+    aws: &crate::aws::Aws,
+    c: &stack_model::StageConfig,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let name = c.stage.stack_name();
+    let Some(stack) = describe(&aws.cfn, &name).await? else {
+        return Err(anyhow::Error::new(crate::errors::Explained::new(
+            format!(
+                "stage {} is not deployed in region {} (no stack {name})",
+                c.stage, c.region
+            ),
+            format!(
+                "deploy it with `deployer deploy --stage {}`, or, if it lives in another region, set `stages.{}.region` in pipeline.yaml",
+                c.stage, c.stage
+            ),
+        )));
+    };
+    Ok(outputs_of(&stack))
 }

@@ -248,7 +248,8 @@ pub fn compare(
                 resource_type: ty.clone(),
                 action: "remove",
                 replacement: false,
-                data_loss: stateful(&ty) && !crate::teardown::is_retained(&a["DeletionPolicy"]),
+                data_loss: stateful(&ty)
+                    && !crate::commands::teardown::is_retained(&a["DeletionPolicy"]),
                 properties: vec![],
                 iam: vec![],
             },

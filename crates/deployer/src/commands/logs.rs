@@ -16,7 +16,7 @@ fn role(f: FunctionArg) -> FunctionRole {
     }
 }
 
-pub async fn logs(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
+pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
     let c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
     let group = c.stage.log_group_name(role(args.function));

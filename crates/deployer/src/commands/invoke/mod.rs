@@ -2,7 +2,9 @@
 //!
 //! With `--source DIR --warehouse DIR` the ETL reads and writes local folders laid out as the
 //! buckets are; with `--warehouse DIR` alone the table refresher says, per base, whether it
-//! would start the crawler. Nothing touches AWS.
+//! would start the crawler. Nothing touches AWS. With `--stage S` instead, see [`on_stage`].
+
+mod on_stage;
 
 use anyhow::{bail, Context};
 use etl::snapshot::{decide, read_markers};
@@ -38,16 +40,16 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             Ok(())
         }
         (FunctionArg::Etl, None, None) => match &args.stage {
-            Some(stage) => crate::runtime().block_on(crate::stage_ops::invoke_etl_on_stage(global, stage)),
+            Some(stage) => crate::runtime().block_on(on_stage::invoke_etl_on_stage(global, stage)),
             None => bail!("give the folders to run on (--source DIR --warehouse DIR) or a deployed stage (--stage S)"),
         },
         (FunctionArg::Etl, _, _) => bail!("give both folders: --source DIR --warehouse DIR"),
         (FunctionArg::TableRefresher, None, Some(warehouse)) => refresher_on_folder(warehouse),
         (FunctionArg::EmrStarter, None, None) => {
-            crate::runtime().block_on(crate::stage_ops::invoke_starter_on_stage(global, stage_of(args)?))
+            crate::runtime().block_on(on_stage::invoke_starter_on_stage(global, stage_of(args)?))
         }
         (FunctionArg::TableRefresher, None, None) => {
-            crate::runtime().block_on(crate::stage_ops::invoke_refresher_on_stage(global, stage_of(args)?))
+            crate::runtime().block_on(on_stage::invoke_refresher_on_stage(global, stage_of(args)?))
         }
         (FunctionArg::TableRefresher, Some(_), _) => {
             bail!("the table refresher reads only the warehouse: give --warehouse DIR, without --source")

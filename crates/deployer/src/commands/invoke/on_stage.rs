@@ -1,91 +1,14 @@
-//! The small verbs over a deployed stage: `trigger`, `info`, `logs`, and `invoke --stage
-//! --local` (the handler's code in this process against the stage's buckets).
+//! `deployer invoke <function> --stage S --local`: the handler's code in this process against
+//! the deployed stage's buckets, crawler or EMR.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
 use crate::aws::Aws;
-use crate::cli::{Global, StageArgs, TriggerArgs, TriggerWhat};
-use crate::cloudformation::status::{describe, output, outputs_of, status_of};
+use crate::cli::Global;
+use crate::cloudformation::status::{describe, output, stack_outputs};
 use stack_model::pipeline::outputs;
-
-/// The deployed stack's outputs; an error naming the stage when it is not deployed.
-pub async fn stack_outputs(
-    aws: &Aws,
-    c: &stack_model::StageConfig,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let name = c.stage.stack_name();
-    let stack = describe(&aws.cfn, &name).await?.with_context(|| {
-        format!(
-            "stage {} is not deployed in {} (no stack {name}): run `deployer deploy --stage {}`",
-            c.stage, c.region, c.stage
-        )
-    })?;
-    Ok(outputs_of(&stack))
-}
-
-pub async fn trigger(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
-    let c = global.stage_config(&args.stage)?;
-    serde_json::from_str::<serde_json::Value>(&args.message).context("--message must be JSON")?;
-    let aws = Aws::connect(&c.region).await;
-    let outs = stack_outputs(&aws, &c).await?;
-    let topic = output(
-        &outs,
-        match args.what {
-            TriggerWhat::Etl => outputs::ETL_TOPIC,
-            TriggerWhat::Spark => outputs::EMR_TOPIC,
-        },
-    )?;
-    let sns = aws_sdk_sns::Client::new(&aws.conf);
-    let out = sns
-        .publish()
-        .topic_arn(topic)
-        .message(&args.message)
-        .send()
-        .await
-        .map_err(|e| crate::aws::failed(format!("publishing to {topic}"), e))?;
-    println!(
-        "published message {} to {topic}",
-        out.message_id().unwrap_or("?")
-    );
-    Ok(())
-}
-
-pub async fn info(global: &Global, args: &StageArgs) -> anyhow::Result<()> {
-    let c = global.stage_config(&args.stage)?;
-    let aws = Aws::connect(&c.region).await;
-    println!(
-        "stage: {} (region {}{})",
-        c.stage,
-        c.region,
-        if c.protected { ", protected" } else { "" }
-    );
-    let mut any = false;
-    for name in [c.stage.bootstrap_stack_name(), c.stage.stack_name()] {
-        match describe(&aws.cfn, &name).await? {
-            None => println!("{name}: not deployed"),
-            Some(s) => {
-                any = true;
-                let updated = s
-                    .last_updated_time()
-                    .or(s.creation_time())
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                println!("{name}: {} (last change {updated})", status_of(&s));
-                let mut outs = outputs_of(&s);
-                outs.sort();
-                for (k, v) in outs {
-                    println!("  {k}: {v}");
-                }
-            }
-        }
-    }
-    if !any {
-        println!("deploy it with `deployer deploy --stage {}`", c.stage);
-    }
-    Ok(())
-}
 
 /// `invoke etl --stage S --local`: the ETL's code in this process, on the stage's buckets.
 pub async fn invoke_etl_on_stage(global: &Global, stage: &str) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 use crate::aws::Aws;
 use crate::cli::{DiffArgs, DiffFormat, Global};
 use crate::cloudformation::change_set::{self, TemplateSource};
-use crate::deploy::{artifact_keys, body, bootstrap_binary, deployed, stack_parameters};
+use crate::commands::deploy::{artifact_keys, body, bootstrap_binary, deployed, stack_parameters};
 use crate::diff::compare::{compare, ChangeSetEntry};
 use crate::diff::render::{colour, render, Style};
 use stack_model::pipeline::{self, params};
@@ -41,7 +41,7 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
                 &aws,
                 &c.stage.stack_name(),
                 old.is_some(),
-                crate::deploy::template_source(
+                crate::commands::deploy::template_source(
                     &aws,
                     &c,
                     Some(&bucket),
@@ -50,7 +50,7 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
                 )
                 .await?,
                 &new_params,
-                &crate::deploy::tags(&c),
+                &crate::commands::deploy::tags(&c),
             )
             .await?,
         );

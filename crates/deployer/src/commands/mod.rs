@@ -1,0 +1,12 @@
+//! One module per verb of the CLI; `main.rs` dispatches to each module's `run`.
+
+pub mod deploy;
+pub mod diff;
+pub mod info;
+pub mod invoke;
+pub mod logs;
+pub mod package;
+pub mod policy;
+pub mod synth;
+pub mod teardown;
+pub mod trigger;
