@@ -137,6 +137,27 @@ pub fn status_of(stack: &Stack) -> String {
         .unwrap_or_default()
 }
 
+/// The deployed stack's outputs; an error naming the stage when it is not deployed.
+pub async fn stack_outputs(
+    aws: &crate::aws::Aws,
+    c: &stack_model::StageConfig,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let name = c.stage.stack_name();
+    let Some(stack) = describe(&aws.cfn, &name).await? else {
+        return Err(anyhow::Error::new(crate::errors::Explained::new(
+            format!(
+                "stage {} is not deployed in region {} (no stack {name})",
+                c.stage, c.region
+            ),
+            format!(
+                "deploy it with `deployer deploy --stage {}`, or, if it lives in another region, set `stages.{}.region` in pipeline.yaml",
+                c.stage, c.stage
+            ),
+        )));
+    };
+    Ok(outputs_of(&stack))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,25 +190,4 @@ mod tests {
         assert!(next_step("UPDATE_ROLLBACK_FAILED", "s")
             .contains("continue-update-rollback --stack-name s"));
     }
-}
-
-/// The deployed stack's outputs; an error naming the stage when it is not deployed.
-pub async fn stack_outputs(
-    aws: &crate::aws::Aws,
-    c: &stack_model::StageConfig,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let name = c.stage.stack_name();
-    let Some(stack) = describe(&aws.cfn, &name).await? else {
-        return Err(anyhow::Error::new(crate::errors::Explained::new(
-            format!(
-                "stage {} is not deployed in region {} (no stack {name})",
-                c.stage, c.region
-            ),
-            format!(
-                "deploy it with `deployer deploy --stage {}`, or, if it lives in another region, set `stages.{}.region` in pipeline.yaml",
-                c.stage, c.stage
-            ),
-        )));
-    };
-    Ok(outputs_of(&stack))
 }
