@@ -5,7 +5,8 @@ Starts the local AWS emulator (MiniStack) on loopback with IAM and TLS enforced 
 runs as its own role; the CLI acts as an IAM user holding the stage's deploy policy), deploys
 stage `alice` with the real Rust functions, loads the sample exports into its source bucket, triggers the ETL through its SNS
 topic (the deployed function runs inside the emulator), runs the Spark job with local PySpark
-over the stage's data, queries the warehouse tables through Athena and prints them.
+over the stage's data, queries the warehouse tables through Athena (`deployer query`) and
+prints them.
 
 Run it through scripts/local-pipeline, which installs and builds what it needs first.
 """
@@ -117,32 +118,6 @@ def wait_for(what, check, timeout=120):
     sys.exit(f"timed out waiting for {what}")
 
 
-def athena(client, database, workgroup, sql):
-    qid = client.start_query_execution(QueryString=sql, QueryExecutionContext={"Database": database},
-                                       WorkGroup=workgroup)["QueryExecutionId"]
-
-    def done():
-        s = client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
-        return s if s["State"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
-    status = wait_for("an Athena query", done, 60)
-    if status["State"] != "SUCCEEDED":
-        raise RuntimeError(f"{sql}: {status.get('StateChangeReason')}")
-    rows = client.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
-    return [[c.get("VarCharValue") for c in r["Data"]] for r in rows]
-
-
-def table(title, rows):
-    print(f"\n{title}")
-    if not rows:
-        print("  (no rows)")
-        return
-    widths = [max(len(str(r[i] if r[i] is not None else "")) for r in rows) for i in range(len(rows[0]))]
-    for n, r in enumerate(rows):
-        print("  " + " | ".join(str(v if v is not None else "").ljust(w) for v, w in zip(r, widths)))
-        if n == 0:
-            print("  " + "-+-".join("-" * w for w in widths))
-
-
 def publish_base_b(s3, out: Path, bucket: str, before_switch=lambda table: None) -> int:
     """Uploads the Spark job's local output `out` to `s3://bucket/b/` in the order the job
     writes on S3 (crates/etl/spark/site_events.py): for each table, the run's data files,
@@ -241,10 +216,16 @@ def main():
             n = publish_base_b(s3, out, warehouse)
             print(f"  published base b to s3://{warehouse}/b/: {n} objects, each table switched by its manifest")
 
-        say(f"querying the warehouse through Athena (database {database}, work group {workgroup})")
-        a = boto3.client("athena")
+        say(f"querying the warehouse through Athena (`deployer query`: database {database}, work group {workgroup})")
         for title, sql in QUERIES:
-            table(title, athena(a, database, workgroup, sql))
+            r = subprocess.run([args.deployer, "query", "--stage", stage, sql], env=env, cwd=ROOT,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.stderr.write(r.stderr)
+                sys.exit(f"the query for {title} failed")
+            print(f"\n{title}")
+            for line in r.stdout.splitlines():
+                print(f"  {line}")
 
         print()
         if args.keep_running:
@@ -254,6 +235,7 @@ def main():
         print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={REGION} SSL_CERT_FILE={cert} "
               f"AWS_ACCESS_KEY_ID={keys['AWS_ACCESS_KEY_ID']} AWS_SECRET_ACCESS_KEY={keys['AWS_SECRET_ACCESS_KEY']}")
         print(f"  cargo run -p deployer -- info --stage {stage}          # stacks, status, outputs")
+        print(f"  cargo run -p deployer -- query --stage {stage} \"SELECT * FROM events_by_city\"   # Athena, as a table")
         print(f"  cargo run -p deployer -- logs etl --stage {stage}      # the ETL function's log lines")
         print(f"  cargo run -p deployer -- diff --stage {stage}          # what a deploy would change (exit 2: changes)")
         print(f"  cargo run -p deployer -- teardown --stage {stage} --yes")

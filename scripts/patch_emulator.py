@@ -199,6 +199,26 @@ _S3_BUCKET_CONFIGURATIONS = (
     ("BucketEncryption", _pdcase_s3_encryption_xml, _s3._put_bucket_encryption, _s3._delete_bucket_encryption),''',
     ),
     Patch(
+        name="athena-query-workgroup-arn",
+        file="core/iam_actions.py",
+        why=(
+            "Athena authorizes the operations on a query (GetQueryExecution, GetQueryResults, "
+            "StopQueryExecution) on the query's work group; the emulator, finding no `WorkGroup` "
+            "in their request, authorized them on `*`, so a policy that names the work group "
+            "(the deploy policy's `QueryInStageWorkGroup`) was refused."
+        ),
+        old='''    if service == "athena":
+        wg = _safe_json_field(body, "WorkGroup")''',
+        new='''    if service == "athena":
+        wg = _safe_json_field(body, "WorkGroup")
+        # pdcase patch athena-query-workgroup-arn: a query's operations act on its work group.
+        if not wg and _safe_json_field(body, "QueryExecutionId"):
+            from ministack.services import athena as _pdcase_athena
+
+            _execution = _pdcase_athena._executions.get(_safe_json_field(body, "QueryExecutionId")) or {}
+            wg = _execution.get("WorkGroup")''',
+    ),
+    Patch(
         name="athena-symlink-manifest",
         file="services/athena.py",
         why=(

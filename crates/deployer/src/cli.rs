@@ -53,6 +53,25 @@ pub enum Command {
     Info(StageArgs),
     /// Print a function's recent log lines.
     Logs(LogsArgs),
+    /// Run SQL in the stage's Athena work group and database; print the rows.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[arg(long)]
+    pub stage: String,
+    /// The SQL (Athena's dialect), such as "SELECT city, events FROM events_by_city".
+    pub sql: String,
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args)]

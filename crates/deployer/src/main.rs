@@ -14,7 +14,7 @@ mod diff;
 mod errors;
 
 use commands::{
-    deploy, diff as diff_cmd, info, invoke, logs, package, policy, synth, teardown, trigger,
+    deploy, diff as diff_cmd, info, invoke, logs, package, policy, query, synth, teardown, trigger,
 };
 
 use clap::Parser;
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         cli::Command::Trigger(args) => runtime().block_on(trigger::run(&cli.global, &args)),
         cli::Command::Info(args) => runtime().block_on(info::run(&cli.global, &args)),
         cli::Command::Logs(args) => runtime().block_on(logs::run(&cli.global, &args)),
+        cli::Command::Query(args) => runtime().block_on(query::run(&cli.global, &args)),
         cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
             Ok(()) => Ok(()),
             Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),

@@ -264,11 +264,77 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
             &["logs:FilterLogEvents"],
             n.log_groups(),
         ),
+        // `deployer query`: Athena runs the SQL with the caller's permissions, so the caller
+        // reads the stage's catalog and warehouse and writes the results to the work group's
+        // location in the jobs bucket (Athena user guide, "Identity and access management in
+        // Athena": the Athena, Glue and S3 actions of a query).
+        allow(
+            "QueryInStageWorkGroup",
+            &[
+                "athena:StartQueryExecution",
+                "athena:GetQueryExecution",
+                "athena:GetQueryResults",
+                "athena:StopQueryExecution",
+                "athena:GetWorkGroup",
+            ],
+            vec![n.arn(
+                "athena",
+                &format!("workgroup/{}", n.c.stage.workgroup_name()),
+            )],
+        ),
+        allow(
+            "ReadStageCatalog",
+            &[
+                "glue:GetDatabase",
+                "glue:GetTable",
+                "glue:GetTables",
+                "glue:GetPartition",
+                "glue:GetPartitions",
+            ],
+            vec![
+                n.arn("glue", "catalog"),
+                n.arn("glue", &format!("database/{}", n.c.stage.database_name())),
+                n.arn("glue", &format!("table/{}/*", n.c.stage.database_name())),
+            ],
+        ),
+        allow(
+            "ReadWarehouseForQueries",
+            &["s3:GetObject"],
+            vec![Value::lit(format!(
+                "arn:{}:s3:::{}/*",
+                n.partition,
+                n.bucket(BucketRole::Warehouse)
+            ))],
+        ),
+        allow(
+            "QueryResultsBucket",
+            &["s3:GetBucketLocation"],
+            vec![Value::lit(format!(
+                "arn:{}:s3:::{}",
+                n.partition,
+                n.bucket(BucketRole::Jobs)
+            ))],
+        ),
+        allow(
+            "WriteQueryResults",
+            &[
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
+            vec![Value::lit(format!(
+                "arn:{}:s3:::{}/athena-results/*",
+                n.partition,
+                n.bucket(BucketRole::Jobs)
+            ))],
+        ),
     ];
     if n.c.hardened {
-        // The hardened stage's topics are encrypted with its key: publishing needs it.
+        // The hardened stage's topics, warehouse and query results are encrypted with its key:
+        // publishing and querying need it.
         out.push(n.with_alias(allow(
-            "PublishWithStageKey",
+            "UseStageKey",
             &["kms:GenerateDataKey", "kms:Decrypt"],
             vec![n.arn("kms", "key/*")],
         )));

@@ -7,6 +7,7 @@ pub mod invoke;
 pub mod logs;
 pub mod package;
 pub mod policy;
+pub mod query;
 pub mod synth;
 pub mod teardown;
 pub mod trigger;
