@@ -55,6 +55,23 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run SQL in the stage's Athena work group and database; print the rows.
     Query(QueryArgs),
+    /// Detect changes made to the stage's resources outside CloudFormation (exit 0: in sync,
+    /// 2: drifted).
+    Drift(DriftArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[arg(long)]
+    pub stage: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

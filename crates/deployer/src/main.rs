@@ -14,7 +14,8 @@ mod diff;
 mod errors;
 
 use commands::{
-    deploy, diff as diff_cmd, info, invoke, logs, package, policy, query, synth, teardown, trigger,
+    deploy, diff as diff_cmd, drift, info, invoke, logs, package, policy, query, synth, teardown,
+    trigger,
 };
 
 use clap::Parser;
@@ -43,6 +44,10 @@ fn main() -> ExitCode {
         cli::Command::Info(args) => runtime().block_on(info::run(&cli.global, &args)),
         cli::Command::Logs(args) => runtime().block_on(logs::run(&cli.global, &args)),
         cli::Command::Query(args) => runtime().block_on(query::run(&cli.global, &args)),
+        cli::Command::Drift(args) => match runtime().block_on(drift::run(&cli.global, &args)) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
             Ok(()) => Ok(()),
             Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),

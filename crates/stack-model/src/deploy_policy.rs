@@ -229,8 +229,18 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
                 "cloudformation:DeleteStack",
                 "cloudformation:UpdateTerminationProtection",
                 "cloudformation:TagResource",
+                // `deployer drift`.
+                "cloudformation:DetectStackDrift",
+                "cloudformation:DetectStackResourceDrift",
+                "cloudformation:DescribeStackResourceDrifts",
             ],
             n.stacks(),
+        ),
+        // A detection is named by its id only: the action takes no resource.
+        allow(
+            "DriftDetectionStatus",
+            &["cloudformation:DescribeStackDriftDetectionStatus"],
+            vec!["*".into()],
         ),
         // Artifacts (and large templates) by content hash; a HEAD tells a missing key (404)
         // from a forbidden one only with ListBucket.

@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod diff;
+pub mod drift;
 pub mod info;
 pub mod invoke;
 pub mod logs;
