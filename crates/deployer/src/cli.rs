@@ -58,6 +58,20 @@ pub enum Command {
     /// Detect changes made to the stage's resources outside CloudFormation (exit 0: in sync,
     /// 2: drifted).
     Drift(DriftArgs),
+    /// List (and with --yes delete) the stage's artifacts no stack refers to.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[arg(long)]
+    pub stage: String,
+    /// Keep what is younger than this, referenced or not (a deploy in progress may use it).
+    #[arg(long, default_value_t = 7)]
+    pub older_than_days: u32,
+    /// Delete what is listed.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

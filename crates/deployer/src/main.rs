@@ -14,8 +14,8 @@ mod diff;
 mod errors;
 
 use commands::{
-    deploy, diff as diff_cmd, drift, info, invoke, logs, package, policy, query, synth, teardown,
-    trigger,
+    deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query, synth,
+    teardown, trigger,
 };
 
 use clap::Parser;
@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         cli::Command::Info(args) => runtime().block_on(info::run(&cli.global, &args)),
         cli::Command::Logs(args) => runtime().block_on(logs::run(&cli.global, &args)),
         cli::Command::Query(args) => runtime().block_on(query::run(&cli.global, &args)),
+        cli::Command::Gc(args) => runtime().block_on(gc::run(&cli.global, &args)),
         cli::Command::Drift(args) => match runtime().block_on(drift::run(&cli.global, &args)) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

@@ -3,6 +3,7 @@
 pub mod deploy;
 pub mod diff;
 pub mod drift;
+pub mod gc;
 pub mod info;
 pub mod invoke;
 pub mod logs;
