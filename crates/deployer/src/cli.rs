@@ -150,6 +150,10 @@ pub struct DeployArgs {
     /// Allow this stateful resource (logical id) to be replaced or removed with its data.
     #[arg(long, value_name = "LOGICAL_ID")]
     pub allow_replace: Vec<String>,
+    /// When only the artifacts changed, update the functions in place (no change set); a
+    /// full deploy otherwise. Refused on protected stages.
+    #[arg(long)]
+    pub hotswap: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod cloudformation;
 mod commands;
 mod diff;
 mod errors;
+mod hotswap;
 
 use commands::{
     deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query, synth,

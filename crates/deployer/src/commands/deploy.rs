@@ -1,6 +1,8 @@
 //! `deployer deploy --stage S`: bootstrap stack (artifacts bucket), artifacts uploaded under
 //! content-hash keys (skipping what is there), then the stage's stack through a change set.
 //! Nothing changed (template, parameters, artifact hashes) means no upload and no change set.
+//! With `--hotswap`, a change of the artifacts alone goes straight into the functions
+//! ([`crate::hotswap`]).
 
 use anyhow::Context;
 use serde_json::Value;
@@ -195,6 +197,13 @@ async fn upload(aws: &Aws, bucket: &str, key: &str, body: &[u8]) -> anyhow::Resu
 
 pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     let c = global.stage_config(&args.stage)?;
+    if args.hotswap && c.protected {
+        return Err(ApplyError::Refused(format!(
+            "--hotswap is refused on protected stage {}: its stack must always describe what runs \
+             (drift detection, a rollback and an audit read it); deploy without --hotswap",
+            c.stage
+        )));
+    }
     let aws = Aws::connect(&c.region).await;
     let stage = &c.stage;
     eprintln!(
@@ -226,16 +235,85 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     let binary = std::fs::read(&bootstrap_path)
         .with_context(|| format!("reading {}", bootstrap_path.display()))?;
     let (lambda_key, spark_key) = artifact_keys(&binary);
-    let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
     let parameters = stack_parameters(&bucket, &lambda_key, &spark_key);
 
     // 3. Nothing changed: say so, touch nothing. Data at risk: refuse unless named.
     let template = pipeline::template(&c);
     let (text, rendered, resources) = body(&template)?;
-    if let Some((t, p, outputs)) = deployed(&aws, &stage.stack_name()).await? {
+    let stack = stage.stack_name();
+    let current = deployed(&aws, &stack).await?;
+    let record = match &current {
+        Some(_) => crate::hotswap::read(&aws, &bucket, &stack).await?,
+        None => None,
+    };
+    if args.hotswap {
+        match &current {
+            None => eprintln!("--hotswap: stage {stage} has no deployed stack yet: a full deploy"),
+            Some((t, p, outputs)) => match crate::hotswap::refusal(t, &rendered, p, &parameters) {
+                Some(why) => eprintln!("--hotswap: {why}: a full deploy"),
+                None => {
+                    let runs = record
+                        .as_ref()
+                        .map(|r| stack_parameters(&bucket, &r.lambda_code_key, &r.spark_job_key))
+                        .unwrap_or_else(|| p.clone());
+                    if runs == parameters {
+                        eprintln!("stage {stage} is up to date: the functions run these artifacts (nothing hotswapped)");
+                        print_outputs(outputs);
+                        return Ok(());
+                    }
+                    upload_artifacts(&aws, &bucket, &binary, &lambda_key, &spark_key).await?;
+                    swap_in(
+                        &aws,
+                        stage.as_str(),
+                        &bucket,
+                        outputs,
+                        &lambda_key,
+                        &spark_key,
+                    )
+                    .await?;
+                    if *p == parameters {
+                        // Back to what the stack names: nothing is out of date any more.
+                        crate::hotswap::forget(&aws, &bucket, &stack).await?;
+                    } else {
+                        let at = aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+                            .fmt(aws_smithy_types::date_time::Format::DateTime)
+                            .map_err(anyhow::Error::from)?;
+                        let r = crate::hotswap::Record {
+                            lambda_code_key: lambda_key.clone(),
+                            spark_job_key: spark_key.clone(),
+                            at,
+                        };
+                        crate::hotswap::write(&aws, &bucket, &stack, &r).await?;
+                        eprintln!("stage {stage}: hotswapped without a change set; the stack's view is out of date until a full deploy (`deployer diff` shows it)");
+                    }
+                    print_outputs(outputs);
+                    return Ok(());
+                }
+            },
+        }
+    }
+    if let Some((t, p, outputs)) = current {
         if t == rendered && p == parameters {
-            eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
-            protect(&aws, &c, &stage.stack_name()).await?;
+            if let Some(r) = &record {
+                // A hotswap put other artifacts into the functions: put the stack's back.
+                eprintln!(
+                    "stage {stage}: the functions run {} (hotswapped at {}); putting the stack's artifacts back",
+                    r.lambda_code_key, r.at
+                );
+                swap_in(
+                    &aws,
+                    stage.as_str(),
+                    &bucket,
+                    &outputs,
+                    &lambda_key,
+                    &spark_key,
+                )
+                .await?;
+                crate::hotswap::forget(&aws, &bucket, &stack).await?;
+            } else {
+                eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
+            }
+            protect(&aws, &c, &stack).await?;
             print_outputs(&outputs);
             return Ok(());
         }
@@ -256,22 +334,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             )));
         }
     }
-    let zip = Artifact::new(lambda_zip(&binary)?);
-    for (key, artifact, what) in [
-        (&lambda_key, &zip, "Lambda zip"),
-        (&spark_key, &spark, "Spark job"),
-    ] {
-        let uploaded = upload(&aws, &bucket, key, &artifact.bytes).await?;
-        eprintln!(
-            "{what}: s3://{bucket}/{key} ({} bytes){}",
-            artifact.bytes.len(),
-            if uploaded {
-                " uploaded"
-            } else {
-                " already there"
-            }
-        );
-    }
+    upload_artifacts(&aws, &bucket, &binary, &lambda_key, &spark_key).await?;
 
     // 4. The stage's stack (known to differ from the deployed one: step 3 compared them).
     let (outputs, changed) = apply_rendered(
@@ -288,8 +351,61 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     if !changed {
         eprintln!("stage {stage}: CloudFormation found no changes");
     }
+    if record.is_some() {
+        // The stack names the functions' artifacts again: nothing is out of date.
+        crate::hotswap::forget(&aws, &bucket, &stack).await?;
+        eprintln!(
+            "stage {stage}: the stack's view is in line with what runs again (after a hotswap)"
+        );
+    }
     protect(&aws, &c, &stage.stack_name()).await?;
     print_outputs(&outputs);
+    Ok(())
+}
+
+/// Uploads the Lambda zip and the Spark job under their keys, skipping what is there.
+async fn upload_artifacts(
+    aws: &Aws,
+    bucket: &str,
+    binary: &[u8],
+    lambda_key: &str,
+    spark_key: &str,
+) -> anyhow::Result<()> {
+    let zip = Artifact::new(lambda_zip(binary)?);
+    let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
+    for (key, artifact, what) in [
+        (lambda_key, &zip, "Lambda zip"),
+        (spark_key, &spark, "Spark job"),
+    ] {
+        let uploaded = upload(aws, bucket, key, &artifact.bytes).await?;
+        eprintln!(
+            "{what}: s3://{bucket}/{key} ({} bytes){}",
+            artifact.bytes.len(),
+            if uploaded {
+                " uploaded"
+            } else {
+                " already there"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Puts the artifacts into the stage's functions and says what changed.
+async fn swap_in(
+    aws: &Aws,
+    stage: &str,
+    bucket: &str,
+    outputs: &[(String, String)],
+    lambda_key: &str,
+    spark_key: &str,
+) -> anyhow::Result<()> {
+    for s in crate::hotswap::swap(aws, outputs, bucket, lambda_key, spark_key).await? {
+        eprintln!(
+            "stage {stage}: {} code {} -> {}",
+            s.function, s.code_sha256_before, s.code_sha256_after
+        );
+    }
     Ok(())
 }
 

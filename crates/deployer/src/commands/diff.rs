@@ -35,6 +35,19 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
         &rendered,
         &new_params,
     );
+    // What a `deploy --hotswap` put into the functions since the stack was last deployed.
+    if old.is_some() {
+        if let Some(record) = crate::hotswap::read(&aws, &bucket, &c.stage.stack_name()).await? {
+            let runs = stack_parameters(&bucket, &record.lambda_code_key, &record.spark_job_key);
+            let stack = old.as_ref().map(|(_, p, _)| p.clone()).unwrap_or_default();
+            if runs != stack {
+                // A full deploy changes what runs unless it runs exactly the new artifacts
+                // and the stack is brought in line: either way, there is something to do.
+                report.changes = true;
+                report.hotswapped = Some(record);
+            }
+        }
+    }
     if args.changeset {
         report.changeset = Some(
             changeset_view(

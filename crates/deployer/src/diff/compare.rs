@@ -25,6 +25,10 @@ pub struct Report {
     /// CloudFormation's own view (`--changeset`): one entry per resource it would touch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changeset: Option<Vec<ChangeSetEntry>>,
+    /// The functions run artifacts a `deploy --hotswap` put there, not the stack's: the
+    /// stack's view is out of date until the next full deploy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hotswapped: Option<crate::hotswap::Record>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -328,5 +332,6 @@ pub fn compare(
         code,
         data_at_risk,
         changeset: None,
+        hotswapped: None,
     }
 }

@@ -124,7 +124,7 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
         ("JOBS_BUCKET", s.jobs.r#ref()),
         (TABLE_FORMAT_ENV, p.c.table_format.as_str().into()),
         (
-            "SPARK_JOB_URI",
+            super::SPARK_JOB_URI_ENV,
             Value::sub_with(
                 "s3://${Bucket}/${Key}",
                 [

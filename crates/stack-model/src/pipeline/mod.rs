@@ -53,6 +53,9 @@ pub mod params {
 /// Environment variable naming the base-a table format (`parquet` or `ndjson`).
 pub const TABLE_FORMAT_ENV: &str = "TABLE_FORMAT";
 
+/// The EMR starter's variable naming the Spark job's S3 URI (a hotswap rewrites it).
+pub const SPARK_JOB_URI_ENV: &str = "SPARK_JOB_URI";
+
 /// Environment variable telling the shared `bootstrap` which handler to run.
 pub const FUNCTION_ENV: &str = "PIPELINE_FUNCTION";
 
