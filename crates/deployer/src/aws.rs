@@ -15,10 +15,16 @@ pub struct Aws {
 impl Aws {
     /// Clients for `region` (the stage's region: a stage lives in one region).
     pub async fn connect(region: &str) -> Aws {
-        let conf = aws_config::defaults(BehaviorVersion::latest())
+        let mut conf = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .load()
             .await;
+        if std::env::var_os(COUNT_REQUESTS_ENV).is_some() {
+            conf = conf
+                .into_builder()
+                .http_client(counting::Counting::wrap(counting::https_client()))
+                .build();
+        }
         let cfn = aws_sdk_cloudformation::Client::new(&conf);
         let s3 = etl::handlers::s3_client(&conf);
         Aws { conf, cfn, s3 }
@@ -27,6 +33,78 @@ impl Aws {
     /// Whether requests go to an endpoint override (the local emulator).
     pub fn endpoint(&self) -> Option<&str> {
         self.conf.endpoint_url()
+    }
+}
+
+/// With this variable set, every request to AWS is counted, and the count printed at exit
+/// (`deployer: N AWS requests`): what the benchmarks of docs/BENCHMARKS.md compare.
+pub const COUNT_REQUESTS_ENV: &str = "DEPLOYER_COUNT_REQUESTS";
+
+/// The requests sent so far (counted only with [`COUNT_REQUESTS_ENV`]).
+pub fn requests_sent() -> Option<usize> {
+    std::env::var_os(COUNT_REQUESTS_ENV)
+        .map(|_| counting::REQUESTS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// An HTTP client that counts the requests it sends and hands each to an HTTPS client like
+/// the SDK's own. The SDK has no request counter of its own.
+mod counting {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+        SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+
+    pub static REQUESTS: AtomicUsize = AtomicUsize::new(0);
+
+    /// The TLS client the SDK builds by default (rustls with aws-lc, the system's trusted
+    /// certificates and `SSL_CERT_FILE`), without its proxy settings: counting is for
+    /// benchmarks, which use none.
+    pub fn https_client() -> SharedHttpClient {
+        use aws_smithy_http_client::tls;
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https()
+    }
+
+    #[derive(Debug)]
+    pub struct Counting {
+        inner: SharedHttpClient,
+    }
+
+    impl Counting {
+        pub fn wrap(inner: SharedHttpClient) -> SharedHttpClient {
+            SharedHttpClient::new(Counting { inner })
+        }
+    }
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(Connector {
+                inner: self.inner.http_connector(settings, components),
+            })
+        }
+    }
+
+    #[derive(Debug)]
+    struct Connector {
+        inner: SharedHttpConnector,
+    }
+
+    impl HttpConnector for Connector {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            REQUESTS.fetch_add(1, Ordering::Relaxed);
+            self.inner.call(request)
+        }
     }
 }
 

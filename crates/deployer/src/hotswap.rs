@@ -126,7 +126,7 @@ pub struct Swapped {
 }
 
 /// Puts the artifacts into the stage's functions: each function's code, and the EMR
-/// starter's `SPARK_JOB_URI`; waits for each update.
+/// starter's `SPARK_JOB_URI`; the three side by side, each waited for.
 pub async fn swap(
     aws: &Aws,
     stack_outputs: &[(String, String)],
@@ -135,51 +135,79 @@ pub async fn swap(
     spark_key: &str,
 ) -> anyhow::Result<Vec<Swapped>> {
     let lambda = aws_sdk_lambda::Client::new(&aws.conf);
-    let mut done = Vec::new();
-    for output in [
-        outputs::ETL_FUNCTION,
-        outputs::EMR_STARTER_FUNCTION,
-        outputs::TABLE_REFRESHER_FUNCTION,
-    ] {
-        let name = crate::cloudformation::status::output(stack_outputs, output)?.to_owned();
-        let before = configuration(&lambda, &name).await?;
-        let out = lambda
-            .update_function_code()
-            .function_name(&name)
-            .s3_bucket(bucket)
-            .s3_key(lambda_key)
-            .send()
-            .await
-            .map_err(|e| crate::aws::failed(format!("updating the code of {name}"), e))?;
-        wait_updated(&lambda, &name).await?;
-        if output == outputs::EMR_STARTER_FUNCTION {
-            let mut vars = before
-                .environment()
-                .and_then(|e| e.variables())
-                .cloned()
-                .unwrap_or_default();
-            let uri = format!("s3://{bucket}/{spark_key}");
-            if vars.get(SPARK_JOB_URI_ENV) != Some(&uri) {
-                vars.insert(SPARK_JOB_URI_ENV.to_owned(), uri);
-                lambda
-                    .update_function_configuration()
-                    .function_name(&name)
-                    .environment(Environment::builder().set_variables(Some(vars)).build())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        crate::aws::failed(format!("updating {SPARK_JOB_URI_ENV} of {name}"), e)
-                    })?;
-                wait_updated(&lambda, &name).await?;
-            }
+    let name = |output: &str| -> anyhow::Result<String> {
+        Ok(crate::cloudformation::status::output(stack_outputs, output)?.to_owned())
+    };
+    let spark_uri = format!("s3://{bucket}/{spark_key}");
+    let (etl, starter, refresher) = tokio::join!(
+        swap_one(
+            &lambda,
+            name(outputs::ETL_FUNCTION)?,
+            bucket,
+            lambda_key,
+            None
+        ),
+        swap_one(
+            &lambda,
+            name(outputs::EMR_STARTER_FUNCTION)?,
+            bucket,
+            lambda_key,
+            Some(&spark_uri)
+        ),
+        swap_one(
+            &lambda,
+            name(outputs::TABLE_REFRESHER_FUNCTION)?,
+            bucket,
+            lambda_key,
+            None
+        ),
+    );
+    Ok(vec![etl?, starter?, refresher?])
+}
+
+/// One function: its code, then (for the starter) the Spark job's URI, each waited for.
+async fn swap_one(
+    lambda: &aws_sdk_lambda::Client,
+    name: String,
+    bucket: &str,
+    lambda_key: &str,
+    spark_uri: Option<&str>,
+) -> anyhow::Result<Swapped> {
+    let before = configuration(lambda, &name).await?;
+    let out = lambda
+        .update_function_code()
+        .function_name(&name)
+        .s3_bucket(bucket)
+        .s3_key(lambda_key)
+        .send()
+        .await
+        .map_err(|e| crate::aws::failed(format!("updating the code of {name}"), e))?;
+    wait_updated(lambda, &name).await?;
+    if let Some(uri) = spark_uri {
+        let mut vars = before
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default();
+        if vars.get(SPARK_JOB_URI_ENV).map(String::as_str) != Some(uri) {
+            vars.insert(SPARK_JOB_URI_ENV.to_owned(), uri.to_owned());
+            lambda
+                .update_function_configuration()
+                .function_name(&name)
+                .environment(Environment::builder().set_variables(Some(vars)).build())
+                .send()
+                .await
+                .map_err(|e| {
+                    crate::aws::failed(format!("updating {SPARK_JOB_URI_ENV} of {name}"), e)
+                })?;
+            wait_updated(lambda, &name).await?;
         }
-        done.push(Swapped {
-            function: name,
-            code_sha256_before: before.code_sha256().unwrap_or_default().to_owned(),
-            code_sha256_after: out.code_sha256().unwrap_or_default().to_owned(),
-        });
     }
-    Ok(done)
+    Ok(Swapped {
+        function: name,
+        code_sha256_before: before.code_sha256().unwrap_or_default().to_owned(),
+        code_sha256_after: out.code_sha256().unwrap_or_default().to_owned(),
+    })
 }
 
 async fn configuration(
@@ -200,6 +228,8 @@ async fn configuration(
 /// guide, "Lambda function states": an update is `InProgress`, then `Successful` or `Failed`).
 async fn wait_updated(lambda: &aws_sdk_lambda::Client, name: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    // Updates take from milliseconds (the emulator) to seconds: poll quickly at first.
+    let mut wait = Duration::from_millis(100);
     loop {
         let c = configuration(lambda, name).await?;
         match c.last_update_status() {
@@ -213,7 +243,8 @@ async fn wait_updated(lambda: &aws_sdk_lambda::Client, name: &str) -> anyhow::Re
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("the update of {name} is still in progress after 5 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
     }
 }
 

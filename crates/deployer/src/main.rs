@@ -59,6 +59,9 @@ fn main() -> ExitCode {
             }
         },
     };
+    if let Some(n) = aws::requests_sent() {
+        eprintln!("deployer: {n} AWS requests");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
