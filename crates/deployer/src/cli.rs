@@ -60,6 +60,17 @@ pub enum Command {
     Drift(DriftArgs),
     /// List (and with --yes delete) the stage's artifacts no stack refers to.
     Gc(GcArgs),
+    /// Rebuild and hotswap on every change under crates/etl, and print the functions' logs.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[arg(long)]
+    pub stage: String,
+    /// Watch this `bootstrap` (built elsewhere) instead of building one on every change.
+    #[arg(long, value_name = "FILE")]
+    pub lambda_bootstrap: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +165,9 @@ pub struct DeployArgs {
     /// full deploy otherwise. Refused on protected stages.
     #[arg(long)]
     pub hotswap: bool,
+    /// Ship this Spark job instead of the one built into the CLI.
+    #[arg(long, value_name = "FILE")]
+    pub spark_job: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@ mod hotswap;
 
 use commands::{
     deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query, synth,
-    teardown, trigger,
+    teardown, trigger, watch,
 };
 
 use clap::Parser;
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         cli::Command::Logs(args) => runtime().block_on(logs::run(&cli.global, &args)),
         cli::Command::Query(args) => runtime().block_on(query::run(&cli.global, &args)),
         cli::Command::Gc(args) => runtime().block_on(gc::run(&cli.global, &args)),
+        cli::Command::Watch(args) => runtime().block_on(watch::run(&cli.global, &args)),
         cli::Command::Drift(args) => match runtime().block_on(drift::run(&cli.global, &args)) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

@@ -234,7 +234,8 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     };
     let binary = std::fs::read(&bootstrap_path)
         .with_context(|| format!("reading {}", bootstrap_path.display()))?;
-    let (lambda_key, spark_key) = artifact_keys(&binary);
+    let spark = spark_job(args.spark_job.as_deref())?;
+    let (lambda_key, spark_key) = artifact_keys(&binary, &spark);
     let parameters = stack_parameters(&bucket, &lambda_key, &spark_key);
 
     // 3. Nothing changed: say so, touch nothing. Data at risk: refuse unless named.
@@ -261,7 +262,8 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
                         print_outputs(outputs);
                         return Ok(());
                     }
-                    upload_artifacts(&aws, &bucket, &binary, &lambda_key, &spark_key).await?;
+                    upload_artifacts(&aws, &bucket, &binary, &spark, &lambda_key, &spark_key)
+                        .await?;
                     swap_in(
                         &aws,
                         stage.as_str(),
@@ -334,7 +336,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             )));
         }
     }
-    upload_artifacts(&aws, &bucket, &binary, &lambda_key, &spark_key).await?;
+    upload_artifacts(&aws, &bucket, &binary, &spark, &lambda_key, &spark_key).await?;
 
     // 4. The stage's stack (known to differ from the deployed one: step 3 compared them).
     let (outputs, changed) = apply_rendered(
@@ -368,11 +370,12 @@ async fn upload_artifacts(
     aws: &Aws,
     bucket: &str,
     binary: &[u8],
+    spark: &[u8],
     lambda_key: &str,
     spark_key: &str,
 ) -> anyhow::Result<()> {
     let zip = Artifact::new(lambda_zip(binary)?);
-    let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
+    let spark = Artifact::new(spark.to_vec());
     for (key, artifact, what) in [
         (lambda_key, &zip, "Lambda zip"),
         (spark_key, &spark, "Spark job"),
@@ -433,10 +436,21 @@ fn print_outputs(outputs: &[(String, String)]) {
     }
 }
 
+/// The Spark job to ship: the given file (`deploy --spark-job`, which `watch` uses to pick up
+/// an edit without rebuilding the CLI), or the one built into the CLI.
+pub fn spark_job(path: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    match path {
+        Some(p) => {
+            std::fs::read(p).with_context(|| format!("reading the Spark job {}", p.display()))
+        }
+        None => Ok(etl::SPARK_JOB.as_bytes().to_vec()),
+    }
+}
+
 /// The artifacts' keys. The zip is deterministic, so the binary's hash names it: a no-op
 /// deploy (or a diff) needs no zipping.
-pub fn artifact_keys(binary: &[u8]) -> (String, String) {
-    let spark = Artifact::new(etl::SPARK_JOB.as_bytes().to_vec());
+pub fn artifact_keys(binary: &[u8], spark: &[u8]) -> (String, String) {
+    let spark = Artifact::new(spark.to_vec());
     (
         format!("lambda/{}.zip", Artifact::new(binary.to_vec()).sha256),
         format!("spark/{}/{}", spark.sha256, etl::SPARK_JOB_FILE),

@@ -13,7 +13,7 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
     let c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
     let binary = bootstrap_binary(args.lambda_bootstrap.as_deref())?;
-    let (lambda_key, spark_key) = artifact_keys(&binary);
+    let (lambda_key, spark_key) = artifact_keys(&binary, etl::SPARK_JOB.as_bytes());
     let old = deployed(&aws, &c.stage.stack_name()).await?;
     // The artifacts bucket is the deployed one; a stage never deployed has none yet.
     let bucket = old

@@ -13,3 +13,4 @@ pub mod query;
 pub mod synth;
 pub mod teardown;
 pub mod trigger;
+pub mod watch;
