@@ -162,7 +162,7 @@ mod tests {
     //! (aws-smithy-mocks): the emulator issues keys that never expire.
     use super::*;
     use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
-    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+    use aws_smithy_mocks::mock;
     use aws_smithy_types::error::ErrorMetadata;
 
     async fn describe_failing_with(code: &'static str, message: &'static str) -> anyhow::Error {
@@ -171,20 +171,7 @@ mod tests {
                 ErrorMetadata::builder().code(code).message(message).build(),
             )
         });
-        let conf = aws_sdk_cloudformation::Config::builder()
-            .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-                "a", "b", None, None, "test",
-            ))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(
-                MockResponseInterceptor::new()
-                    .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&rule),
-            )
-            .build();
-        let e = aws_sdk_cloudformation::Client::from_conf(conf)
+        let e = crate::cloudformation::mock_tests::client(&[&rule])
             .describe_stacks()
             .stack_name("pdcase-alice")
             .send()

@@ -16,7 +16,9 @@ use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
 
 use super::apply::{apply, Applied, ApplyError, StackSpec};
 
-fn client(rules: &[&Rule]) -> Client {
+/// A CloudFormation client whose answers are `rules` (any order), as the tests of other
+/// modules use too.
+pub(crate) fn client(rules: &[&Rule]) -> Client {
     let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
     for r in rules {
         interceptor = interceptor.with_rule(r);

@@ -9,4 +9,4 @@ pub mod protection;
 pub mod status;
 
 #[cfg(test)]
-mod mock_tests;
+pub(crate) mod mock_tests;
