@@ -172,7 +172,9 @@ pub(super) fn buckets(p: &mut Pipeline) -> Storage {
         p,
         "WarehouseBucket",
         BucketRole::Warehouse,
-        // Staging folders of runs that died before cleaning up (outside every table).
+        // Staging folders of runs that died before cleaning up (outside every table): the
+        // ETL's, and those Spark jobs left before tables became manifests (a job now writes
+        // under its table's `run=<id>/` and the next run removes what a dead one left).
         vec![
             expire("ExpireEtlStaging", "a/_staging/", 2),
             expire("ExpireSparkStaging", "b/_staging/", 2),

@@ -78,8 +78,8 @@ impl Resource for SubnetRouteTableAssociation {
     type Attr = NoAttributes;
 }
 
-/// `AWS::EC2::VPCEndpoint`, here the S3 gateway endpoint (free; S3 traffic stays off the
-/// internet gateway).
+/// `AWS::EC2::VPCEndpoint`, here the S3 gateway endpoint (free; the private subnet's only
+/// route out, to S3).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct VpcEndpoint {
