@@ -203,7 +203,8 @@ _S3_BUCKET_CONFIGURATIONS = (
         file="core/iam_actions.py",
         why=(
             "Athena authorizes the operations on a query (GetQueryExecution, GetQueryResults, "
-            "StopQueryExecution) on the query's work group; the emulator, finding no `WorkGroup` "
+            "StopQueryExecution) on the query's work group (Athena user guide, \"Example workgroup "
+            "policies\": running queries in a specified workgroup); the emulator, finding no `WorkGroup` "
             "in their request, authorized them on `*`, so a policy that names the work group "
             "(the deploy policy's `QueryInStageWorkGroup`) was refused."
         ),

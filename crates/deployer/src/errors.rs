@@ -74,6 +74,11 @@ const DENIED: &[&str] = &[
     "UnauthorizedAccess",
 ];
 
+/// Whether AWS's error code says the identity may not do this.
+pub fn is_access_denied(code: Option<&str>) -> bool {
+    code.is_some_and(|c| DENIED.contains(&c))
+}
+
 /// Classifies a failure from the service's error code (when AWS answered) and the chain of
 /// sources behind it (when it did not).
 pub fn classify(
@@ -89,7 +94,7 @@ pub fn classify(
         if INVALID.contains(&code) {
             return Trouble::InvalidCredentials { code: code.into() };
         }
-        if DENIED.contains(&code) {
+        if is_access_denied(Some(code)) {
             return Trouble::AccessDenied {
                 message: message.unwrap_or(code).to_owned(),
             };

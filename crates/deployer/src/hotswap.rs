@@ -27,6 +27,17 @@ pub struct Record {
     pub at: String,
 }
 
+impl Record {
+    /// What the functions run, as the stage stack's parameters would name it.
+    pub fn parameters(&self, bucket: &str) -> Vec<(String, String)> {
+        crate::commands::deploy::stack_parameters(
+            bucket,
+            &self.lambda_code_key,
+            &self.spark_job_key,
+        )
+    }
+}
+
 fn record_key(stack: &str) -> String {
     format!("hotswap/{stack}.json")
 }

@@ -277,7 +277,10 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
         // `deployer query`: Athena runs the SQL with the caller's permissions, so the caller
         // reads the stage's catalog and warehouse and writes the results to the work group's
         // location in the jobs bucket (Athena user guide, "Identity and access management in
-        // Athena": the Athena, Glue and S3 actions of a query).
+        // Athena": the Athena, Glue and S3 actions of a query). The operations on a query
+        // (GetQueryExecution, GetQueryResults, StopQueryExecution) are authorized on its work
+        // group (user guide, "Example workgroup policies": "Example policy for running
+        // queries in a specified workgroup").
         allow(
             "QueryInStageWorkGroup",
             &[

@@ -255,7 +255,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
                 None => {
                     let runs = record
                         .as_ref()
-                        .map(|r| stack_parameters(&bucket, &r.lambda_code_key, &r.spark_job_key))
+                        .map(|r| r.parameters(&bucket))
                         .unwrap_or_else(|| p.clone());
                     if runs == parameters {
                         eprintln!("stage {stage} is up to date: the functions run these artifacts (nothing hotswapped)");
@@ -342,7 +342,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     let (outputs, changed) = apply_rendered(
         &aws,
         &c,
-        &stage.stack_name(),
+        &stack,
         text,
         Some(&bucket),
         resources,
@@ -360,7 +360,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             "stage {stage}: the stack's view is in line with what runs again (after a hotswap)"
         );
     }
-    protect(&aws, &c, &stage.stack_name()).await?;
+    protect(&aws, &c, &stack).await?;
     print_outputs(&outputs);
     Ok(())
 }

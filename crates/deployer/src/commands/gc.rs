@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use crate::aws::Aws;
@@ -147,15 +148,13 @@ async fn every_stack_parameter(aws: &Aws) -> anyhow::Result<BTreeSet<String>> {
     let mut pages = aws.cfn.describe_stacks().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            let e = crate::aws::failed("reading every stack's parameters", e);
-            match e.downcast_ref::<Explained>() {
-                Some(x) if x.cause.contains("access denied") => anyhow::Error::new(Explained {
-                    cause: format!("{}; nothing was deleted", x.cause),
-                    todo: Some("run gc as an identity that may call cloudformation:DescribeStacks on every stack of the account and region (a stage's deploy policy may read only its own stacks), so that no artifact another stack uses is deleted".into()),
-                    detail: x.detail.clone(),
-                }),
-                _ => e,
+            let denied = crate::errors::is_access_denied(e.code());
+            let mut e = crate::aws::failed("reading every stack's parameters", e);
+            if let (true, Some(x)) = (denied, e.downcast_mut::<Explained>()) {
+                x.cause.push_str("; nothing was deleted");
+                x.todo = Some("run gc as an identity that may call cloudformation:DescribeStacks on every stack of the account and region (a stage's deploy policy may read only its own stacks), so that no artifact another stack uses is deleted".into());
             }
+            e
         })?;
         for s in page.stacks() {
             for p in s.parameters() {

@@ -121,26 +121,23 @@ pub async fn query(
                 })
                 .unwrap_or_default();
         }
-        let mut page_rows = set.rows().iter().map(|r| {
-            r.data()
-                .iter()
-                .map(|d| d.var_char_value().map(str::to_owned))
-                .collect::<Vec<_>>()
-        });
+        let mut page_rows: Vec<Vec<Option<String>>> = set
+            .rows()
+            .iter()
+            .map(|r| {
+                r.data()
+                    .iter()
+                    .map(|d| d.var_char_value().map(str::to_owned))
+                    .collect()
+            })
+            .collect();
         // A SELECT's first row repeats the column names (Athena user guide, "Working with
         // query results"); statements such as SHOW TABLES have none.
-        if first_page {
-            let mut peek = page_rows.by_ref().peekable();
-            if let Some(head) = peek.peek() {
-                let header: Vec<Option<String>> = columns.iter().cloned().map(Some).collect();
-                if !columns.is_empty() && head == &header {
-                    peek.next();
-                }
-            }
-            rows.extend(peek);
-        } else {
-            rows.extend(page_rows);
+        let header: Vec<Option<String>> = columns.iter().cloned().map(Some).collect();
+        if first_page && !columns.is_empty() && page_rows.first() == Some(&header) {
+            page_rows.remove(0);
         }
+        rows.extend(page_rows);
         first_page = false;
     }
     Ok(Rows { columns, rows })

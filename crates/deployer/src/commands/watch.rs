@@ -86,10 +86,12 @@ pub async fn run(global: &Global, args: &WatchArgs) -> anyhow::Result<()> {
     for (path, mode) in &watched {
         debouncer.watcher().watch(path, *mode)?;
     }
+    // Events name absolute paths.
     let bootstrap = args
         .lambda_bootstrap
         .as_ref()
         .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    let spark = std::path::absolute(&spark_job).unwrap_or_else(|_| spark_job.clone());
 
     let aws = Aws::connect(&c.region).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.conf);
@@ -111,7 +113,6 @@ pub async fn run(global: &Global, args: &WatchArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             Some(paths) = rx.recv() => {
-                let spark = std::path::absolute(&spark_job).unwrap_or(spark_job.clone());
                 let changed: Vec<&PathBuf> = paths
                     .iter()
                     .filter(|p| classify(p, bootstrap.as_deref(), &spark) == Trigger::Rebuild)
