@@ -215,7 +215,7 @@ pub struct PackageArgs {
 
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
-    /// The function: etl, emr-starter or table-refresher.
+    /// The function: etl, site-events, emr-starter or table-refresher.
     #[arg(value_enum)]
     pub function: FunctionArg,
     /// Run here instead of invoking the deployed function.
@@ -224,21 +224,35 @@ pub struct InvokeArgs {
     /// The stage (its settings, such as the table format).
     #[arg(long)]
     pub stage: Option<String>,
-    /// A folder laid out as the source bucket (`a/<entity>.json`).
+    /// A folder laid out as the source bucket (`a/<entity>.json`; `b/part-*.json` for
+    /// site-events).
     #[arg(long, value_name = "DIR", requires = "warehouse")]
     pub source: Option<PathBuf>,
     /// A folder laid out as the warehouse bucket: the ETL publishes its tables under
     /// `a/<table>/`; the table refresher reads the markers there and says what it would do.
     #[arg(long, value_name = "DIR")]
     pub warehouse: Option<PathBuf>,
-    /// Table format (default: the stage's, else parquet).
+    /// Table format (default: the stage's, else parquet). For site-events: the format of
+    /// the warehouse's students table.
     #[arg(long, value_enum)]
     pub table_format: Option<TableFormatArg>,
+    /// site-events: names the run's folders and markers (default: a new one).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// site-events: fail, writing nothing, above this share of malformed lines.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_bad_ratio: f64,
+    /// site-events: the URI readers reach the warehouse's `b/` by, written into the
+    /// manifests (default: the folder's `file:` URI).
+    #[arg(long, value_name = "URI")]
+    pub manifest_base: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FunctionArg {
     Etl,
+    /// Base b in this process (the function engine's code).
+    SiteEvents,
     EmrStarter,
     TableRefresher,
 }

@@ -283,10 +283,24 @@ def _count_if(cond: Column) -> Column:
     return F.sum(F.when(cond, 1).otherwise(0))
 
 
+def read_events(spark: SparkSession, events: str) -> DataFrame:
+    """The events as JSON (RFC 8259): Spark's reader also accepts single quotes and `NaN` by
+    default, which the function engine (crates/etl/src/site_events/line.rs) and every other
+    JSON reader refuse; both engines count such lines as malformed."""
+    return (
+        spark.read.schema(SOURCE_SCHEMA)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .option("allowSingleQuotes", "false")
+        .option("allowNonNumericNumbers", "false")
+        .json(events)
+    )
+
+
 def bad_line_sample(spark: SparkSession, events: str, limit: int = 3) -> list[dict]:
     """A few malformed lines and their files (a second scan, made only when there are some)."""
     rows = (
-        spark.read.schema(SOURCE_SCHEMA).option("columnNameOfCorruptRecord", CORRUPT).json(events)
+        read_events(spark, events)
         .where(F.col(CORRUPT).isNotNull())
         # Spark refuses a raw-JSON query whose only column is the corrupt record: add one.
         .select(F.input_file_name().alias("file"), CORRUPT, "at")
@@ -405,6 +419,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     # Parse dates with the Java 8 parser only: under the default policy a text that the
     # legacy parser would read differently raises instead of giving null.
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+    # `at` is read as UTC whatever the host's zone (EMR's default; the function engine's too).
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.parquet.compression.codec", "zstd")
     files = Files(spark)
     out = args.output.rstrip("/")
@@ -426,12 +442,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     # Checked before the long scan; joined (to per-student counts) only by the aggregates.
     # Spark picks the join: adaptive execution broadcasts the smaller side once it is counted.
     students = read_students(spark, args.students, args.students_format)
-    raw = (
-        spark.read.schema(SOURCE_SCHEMA)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT)
-        .json(args.events)
-    )
+    raw = read_events(spark, args.events)
     observation = Observation("site-events")
     # The one pass over the events: parse, derive, count the dirt, write the events table to
     # this run's folder. Persisting them as Parquet there (rather than in Spark's cache, whose build

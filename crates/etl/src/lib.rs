@@ -16,6 +16,7 @@ pub mod json_array;
 pub mod record;
 pub mod run;
 pub mod sink;
+pub mod site_events;
 pub mod snapshot;
 pub mod storage;
 pub mod transform;

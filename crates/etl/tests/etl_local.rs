@@ -407,6 +407,12 @@ impl Storage for FailingWrites {
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         self.inner.list(prefix)
     }
+    fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        self.inner.list_sizes(prefix)
+    }
+    fn uri(&self, key: &str) -> String {
+        self.inner.uri(key)
+    }
     fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
         self.inner.delete(keys)
     }

@@ -10,6 +10,7 @@
 //!     lambda: { memory_mb: 3008, timeout_seconds: 300 }
 //!     emr: { release_label: emr-7.5.0, core_instance_count: 2 }
 //!     log_retention_days: 365
+//!     base_b_engine: emr  # the default for protected stages; `function` for the others
 //!     access_logs_bucket: acme-s3-access-logs-123456789012-us-east-1  # hardened stages
 //! ```
 //!
@@ -50,6 +51,34 @@ pub struct EmrSettings {
     pub subnet_id: Option<String>,
 }
 
+/// What computes base b (the site events' eight tables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseBEngine {
+    /// A Lambda function of the stage (the etl crate's `site_events`): no cluster, seconds
+    /// for a developer's events, within the function's timeout and memory (it refuses more,
+    /// before writing anything).
+    Function,
+    /// The Spark job on a transient EMR cluster: minutes to provision, for any volume.
+    Emr,
+}
+
+impl BaseBEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaseBEngine::Function => "function",
+            BaseBEngine::Emr => "emr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BaseBEngine> {
+        match s {
+            "function" => Some(BaseBEngine::Function),
+            "emr" => Some(BaseBEngine::Emr),
+            _ => None,
+        }
+    }
+}
+
 /// The validated settings of one stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageConfig {
@@ -71,6 +100,10 @@ pub struct StageConfig {
     pub log_retention: Retention,
     /// The file format of the base-a tables the ETL writes (and the Glue tables declare).
     pub table_format: DataFormat,
+    /// What the EMR topic starts for base b. Default: `emr` on protected stages, whose
+    /// events are production's and outgrow a function; `function` on the others, a
+    /// developer's few megabytes, where a cluster would cost minutes and a bill per run.
+    pub base_b_engine: BaseBEngine,
 }
 
 /// How long a hardened stage keeps its logs at least.
@@ -102,16 +135,21 @@ impl StageConfig {
             },
             log_retention: Retention::Days30,
             table_format: DataFormat::Parquet,
+            base_b_engine: BaseBEngine::Function,
         }
     }
 
     /// Loads the settings of `stage`: defaults, then the file's `defaults:`, then its
     /// `stages.<stage>:` (when a file is given).
     pub fn load(stage: StageName, file: Option<&Path>) -> Result<StageConfig, ConfigError> {
-        let mut config = StageConfig::defaults(stage);
-        let Some(path) = file else {
-            return Ok(config);
-        };
+        let config = StageConfig::defaults(stage);
+        match file {
+            None => Ok(config),
+            Some(path) => Self::load_file(config, path),
+        }
+    }
+
+    fn load_file(mut config: StageConfig, path: &Path) -> Result<StageConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path, "", format!("cannot read the file: {e}")))?;
         let parsed = parse_file(path, &text)?;
@@ -131,6 +169,26 @@ impl StageConfig {
             .and_then(|o| o.hardened)
             .or(parsed.defaults.hardened)
             .unwrap_or(config.protected);
+        // The engine follows protected unless set (see `base_b_engine`).
+        let engine = match own.and_then(|o| o.base_b_engine.as_deref()) {
+            Some(e) => Some((e, format!("stages.{}.base_b_engine", config.stage))),
+            None => parsed
+                .defaults
+                .base_b_engine
+                .as_deref()
+                .map(|e| (e, "defaults.base_b_engine".to_string())),
+        };
+        config.base_b_engine = match engine {
+            None if config.protected => BaseBEngine::Emr,
+            None => BaseBEngine::Function,
+            Some((e, key)) => BaseBEngine::parse(e).ok_or_else(|| {
+                ConfigError::new(
+                    path,
+                    &key,
+                    format!("`{e}` is not an engine of base b; use `function` (a Lambda function of the stage) or `emr` (the Spark job on a transient cluster)"),
+                )
+            })?,
+        };
         let retention_key = match own.and_then(|o| o.log_retention_days) {
             Some(_) => Some(format!("stages.{}.log_retention_days", config.stage)),
             None => parsed
@@ -226,6 +284,7 @@ struct Overrides {
     emr: Option<EmrOverrides>,
     log_retention_days: Option<u32>,
     table_format: Option<String>,
+    base_b_engine: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

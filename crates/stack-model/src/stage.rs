@@ -287,6 +287,8 @@ name_roles!(
     /// The stage's Lambda functions.
     FunctionRole {
         Etl => "etl",
+        // Base b in a function, on stages whose `base_b_engine` is `function`.
+        SiteEvents => "site-events",
         EmrStarter => "emr-starter",
         TableRefresher => "table-refresher",
     }
@@ -304,6 +306,7 @@ name_roles!(
     /// The stage's IAM roles.
     RoleKind {
         Etl => "etl",
+        SiteEvents => "site-events",
         EmrStarter => "emr-starter",
         TableRefresher => "table-refresher",
         Crawler => "crawler",

@@ -11,6 +11,7 @@ use stack_model::stage::FunctionRole;
 fn role(f: FunctionArg) -> FunctionRole {
     match f {
         FunctionArg::Etl => FunctionRole::Etl,
+        FunctionArg::SiteEvents => FunctionRole::SiteEvents,
         FunctionArg::EmrStarter => FunctionRole::EmrStarter,
         FunctionArg::TableRefresher => FunctionRole::TableRefresher,
     }

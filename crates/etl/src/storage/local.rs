@@ -133,6 +133,14 @@ impl Storage for LocalDir {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list_sizes(prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
         // The folder part of the prefix, then a filter on the rest, as S3 matches prefixes.
         let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
         let mut keys = Vec::new();
@@ -146,8 +154,10 @@ impl Storage for LocalDir {
             for entry in entries {
                 let entry = entry.map_err(|e| StorageError::io(d.display().to_string(), e))?;
                 let path = entry.path();
-                let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-                if is_dir {
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| StorageError::io(path.display().to_string(), e))?;
+                if meta.is_dir() {
                     stack.push(path);
                     continue;
                 }
@@ -164,12 +174,17 @@ impl Storage for LocalDir {
                     .next()
                     .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
                 if key.starts_with(prefix) && !temp {
-                    keys.push(key);
+                    keys.push((key, meta.len()));
                 }
             }
         }
         keys.sort();
         Ok(keys)
+    }
+
+    fn uri(&self, key: &str) -> String {
+        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        format!("file:{}", root.join(key).display())
     }
 
     fn delete(&self, keys: &[String]) -> Result<(), StorageError> {

@@ -44,6 +44,13 @@ pub trait Storage: Send + Sync {
     /// Every key under `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
 
+    /// Every key under `prefix` with its size in bytes, sorted by key.
+    fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError>;
+
+    /// The absolute URI other readers find `key` by: `s3://bucket/key`, or `file:/path` for a
+    /// folder (as Hadoop and Spark write local paths).
+    fn uri(&self, key: &str) -> String;
+
     /// Deletes the keys; missing ones are not an error.
     fn delete(&self, keys: &[String]) -> Result<(), StorageError>;
 }

@@ -165,6 +165,14 @@ impl Storage for S3Bucket {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list_sizes(prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -179,11 +187,10 @@ impl Storage for S3Bucket {
                         .send(),
                 )
                 .map_err(|e| sdk_error(format!("listing {}", self.describe(prefix)), e))?;
-            keys.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            keys.extend(out.contents().iter().filter_map(|o| {
+                o.key()
+                    .map(|k| (k.to_owned(), o.size().unwrap_or(0).max(0) as u64))
+            }));
             match out.next_continuation_token() {
                 Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_owned()),
                 _ => break,
@@ -191,6 +198,10 @@ impl Storage for S3Bucket {
         }
         keys.sort();
         Ok(keys)
+    }
+
+    fn uri(&self, key: &str) -> String {
+        self.describe(key)
     }
 
     fn delete(&self, keys: &[String]) -> Result<(), StorageError> {

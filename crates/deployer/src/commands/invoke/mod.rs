@@ -44,6 +44,12 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             None => bail!("give the folders to run on (--source DIR --warehouse DIR) or a deployed stage (--stage S)"),
         },
         (FunctionArg::Etl, _, _) => bail!("give both folders: --source DIR --warehouse DIR"),
+        (FunctionArg::SiteEvents, Some(source), Some(warehouse)) => {
+            site_events_on_folders(args, format, source, warehouse)
+        }
+        (FunctionArg::SiteEvents, _, _) => {
+            bail!("give both folders: --source DIR (holding b/part-*.json) --warehouse DIR (holding the students table)")
+        }
         (FunctionArg::TableRefresher, None, Some(warehouse)) => refresher_on_folder(warehouse),
         (FunctionArg::EmrStarter, None, None) => {
             crate::runtime().block_on(on_stage::invoke_starter_on_stage(global, stage_of(args)?))
@@ -56,6 +62,39 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
         }
         (_, _, _) => bail!("--source/--warehouse folders are for the etl and table-refresher functions only"),
     }
+}
+
+/// Base b on local folders: the function engine's code, publishing under `<warehouse>/b/`.
+fn site_events_on_folders(
+    args: &InvokeArgs,
+    students_format: DataFormat,
+    source: &std::path::Path,
+    warehouse: &std::path::Path,
+) -> anyhow::Result<()> {
+    if !source.is_dir() {
+        bail!("--source {}: not a folder", source.display());
+    }
+    if !warehouse.is_dir() {
+        bail!(
+            "--warehouse {}: not a folder (it holds the students table, a/students/)",
+            warehouse.display()
+        );
+    }
+    if !(0.0..=1.0).contains(&args.max_bad_ratio) {
+        bail!(
+            "--max-bad-ratio {}: a share between 0 and 1",
+            args.max_bad_ratio
+        );
+    }
+    let mut opts =
+        etl::site_events::Options::new(args.run_id.clone().unwrap_or_else(etl::run::new_run_id));
+    opts.max_bad_ratio = args.max_bad_ratio;
+    opts.manifest_base = args.manifest_base.clone();
+    opts.students_format = students_format;
+    let report = etl::site_events::run(&LocalDir::new(source), &LocalDir::new(warehouse), &opts)
+        .context("base b failed; the warehouse folder's published tables are unchanged")?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 /// The refresher's decision for each base of a local warehouse folder, as JSON lines; no

@@ -1,0 +1,245 @@
+//! The seven aggregate tables, counted while the events stream by (docs/SEMANTICS.md, base b,
+//! "Counts", "NULL keys", "City and state", "Sessions"). Memory grows with the number of
+//! groups (students, pages, campaigns' distinct sessions), not with the number of events.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use rustc_hash::{FxHashMap, FxHashSet};
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::events::{renamed, schema_of, Derived};
+use super::line::{slot, Event};
+use super::students::Students;
+use crate::warehouse::{table, TableDef};
+
+/// Events per value of one key; the NULL key is a group of its own.
+#[derive(Debug, Default)]
+pub struct Counts {
+    map: FxHashMap<Box<str>, u64>,
+    null: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, key: Option<&str>, n: u64) {
+        match key {
+            None => self.null += n,
+            Some(k) => match self.map.get_mut(k) {
+                Some(c) => *c += n,
+                None => {
+                    self.map.insert(k.into(), n);
+                }
+            },
+        }
+    }
+
+    fn merge(&mut self, other: Counts) {
+        self.null += other.null;
+        for (k, n) in other.map {
+            *self.map.entry(k).or_default() += n;
+        }
+    }
+
+    /// (key, count) pairs, the NULL group included when it has events.
+    fn rows(&self) -> impl Iterator<Item = (Option<&str>, u64)> {
+        self.map
+            .iter()
+            .map(|(k, n)| (Some(&**k), *n))
+            .chain((self.null > 0).then_some((None, self.null)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len() + usize::from(self.null > 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One campaign's events and the distinct sessions among them.
+#[derive(Debug, Default)]
+struct Campaign {
+    events: u64,
+    /// 128-bit hashes of (`uuid`, `session_uuid`): two distinct sessions share one with a
+    /// probability of about n^2 / 2^129 (below 10^-20 for a billion sessions).
+    sessions: FxHashSet<u128>,
+}
+
+/// Every count of one worker's events.
+#[derive(Debug, Default)]
+pub struct Tally {
+    per_student: Counts,
+    pages: Counts,
+    clients: Counts,
+    universities: Counts,
+    courses: Counts,
+    /// Keyed by the three marketing columns, encoded (see [`campaign_key`]).
+    campaigns: FxHashMap<Box<[u8]>, Campaign>,
+    key: Vec<u8>,
+    pub events_without_session: u64,
+    pub missing_student_key: u64,
+    pub key_without_at: u64,
+    pub unparsed_at: u64,
+}
+
+const MARKETING: [&str; 3] = ["marketing_source", "marketing_medium", "marketing_campaign"];
+
+/// The three marketing values as one key: for each, 0 (NULL) or 1, its length and its bytes.
+fn campaign_key(out: &mut Vec<u8>, values: [Option<&str>; 3]) {
+    out.clear();
+    for v in values {
+        match v {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+}
+
+fn campaign_values(key: &[u8]) -> [Option<String>; 3] {
+    let mut out: [Option<String>; 3] = Default::default();
+    let mut at = 0;
+    for v in &mut out {
+        if key[at] == 1 {
+            let len = u32::from_le_bytes(key[at + 1..at + 5].try_into().expect("4 bytes")) as usize;
+            *v = Some(String::from_utf8(key[at + 5..at + 5 + len].to_vec()).expect("UTF-8"));
+            at += 5 + len;
+        } else {
+            at += 1;
+        }
+    }
+    out
+}
+
+impl Tally {
+    pub fn add(&mut self, event: &Event<'_>, d: &Derived<'_>) {
+        let key = event.get(slot("studentId_clientType"));
+        match key {
+            None => self.missing_student_key += 1,
+            Some(k) if !k.contains('@') => self.key_without_at += 1,
+            Some(_) => {}
+        }
+        if d.time.is_none() {
+            self.unparsed_at += 1;
+        }
+        self.per_student.add(d.student_id, 1);
+        self.pages
+            .add(renamed(event, slot("Page Name"), slot("PageName")), 1);
+        self.clients.add(d.client_type, 1);
+        self.universities.add(event.get(slot("custom_1")), 1);
+        self.courses.add(event.get(slot("custom_2")), 1);
+        let session = match (event.get(slot("uuid")), event.get(slot("session_uuid"))) {
+            (Some(u), Some(s)) => {
+                let mut buf = Vec::with_capacity(u.len() + s.len() + 4);
+                buf.extend_from_slice(&(u.len() as u32).to_le_bytes());
+                buf.extend_from_slice(u.as_bytes());
+                buf.extend_from_slice(s.as_bytes());
+                Some(xxh3_128(&buf))
+            }
+            _ => {
+                self.events_without_session += 1;
+                None
+            }
+        };
+        campaign_key(&mut self.key, MARKETING.map(|m| event.get(slot(m))));
+        let campaign = match self.campaigns.get_mut(self.key.as_slice()) {
+            Some(c) => c,
+            None => self
+                .campaigns
+                .entry(self.key.clone().into_boxed_slice())
+                .or_default(),
+        };
+        campaign.events += 1;
+        if let Some(s) = session {
+            campaign.sessions.insert(s);
+        }
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        self.per_student.merge(other.per_student);
+        self.pages.merge(other.pages);
+        self.clients.merge(other.clients);
+        self.universities.merge(other.universities);
+        self.courses.merge(other.courses);
+        for (k, c) in other.campaigns {
+            let mine = self.campaigns.entry(k).or_default();
+            mine.events += c.events;
+            mine.sessions.extend(c.sessions);
+        }
+        self.events_without_session += other.events_without_session;
+        self.missing_student_key += other.missing_student_key;
+        self.key_without_at += other.key_without_at;
+        self.unparsed_at += other.unparsed_at;
+    }
+
+    /// Events whose student id is not NULL and not in the students table.
+    pub fn unknown_students(&self, students: &Students) -> u64 {
+        self.per_student
+            .map
+            .iter()
+            .filter(|(id, _)| students.get(id).is_none())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The seven tables, by folder, as one batch each (row order not defined).
+    pub fn tables(&self, students: &Students) -> Vec<(&'static TableDef, RecordBatch)> {
+        let (mut cities, mut states) = (Counts::default(), Counts::default());
+        for (id, n) in self.per_student.rows() {
+            let (city, state) = id.and_then(|id| students.get(id)).unwrap_or((None, None));
+            cities.add(city, n);
+            states.add(state, n);
+        }
+        let one = |name: &str, counts: &Counts| {
+            let def = table(name).expect("a base-b table");
+            let (keys, n): (Vec<_>, Vec<_>) = counts.rows().map(|(k, n)| (k, n as i64)).unzip();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(keys)),
+                Arc::new(Int64Array::from(n)),
+            ];
+            (def, batch(def, columns))
+        };
+        let mut out = vec![
+            one("events_by_city", &cities),
+            one("events_by_state", &states),
+            self.campaign_table(),
+            one("events_by_pagename", &self.pages),
+            one("events_by_client_type", &self.clients),
+            one("events_by_university", &self.universities),
+            one("events_by_course", &self.courses),
+        ];
+        out.sort_by_key(|(def, _)| def.folder);
+        out
+    }
+
+    fn campaign_table(&self) -> (&'static TableDef, RecordBatch) {
+        let def = table("sessions_by_campaign").expect("a base-b table");
+        let mut keys: [Vec<Option<String>>; 3] = Default::default();
+        let (mut sessions, mut events) = (Vec::new(), Vec::new());
+        for (k, c) in &self.campaigns {
+            for (column, v) in keys.iter_mut().zip(campaign_values(k)) {
+                column.push(v);
+            }
+            // NULL, not 0, when no event of the campaign names a whole session.
+            sessions.push((!c.sessions.is_empty()).then_some(c.sessions.len() as i64));
+            events.push(c.events as i64);
+        }
+        let [source, medium, campaign] = keys;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(source)),
+            Arc::new(StringArray::from(medium)),
+            Arc::new(StringArray::from(campaign)),
+            Arc::new(Int64Array::from(sessions)),
+            Arc::new(Int64Array::from(events)),
+        ];
+        (def, batch(def, columns))
+    }
+}
+
+fn batch(def: &TableDef, columns: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(schema_of(def), columns).expect("columns follow the contract")
+}

@@ -1,0 +1,362 @@
+//! The `events` table: each event's columns, built into Arrow batches and written one file
+//! per date (docs/SEMANTICS.md, `events`: folders `day=YYYY-MM-DD/`, so each file's Parquet
+//! statistics hold one date).
+//!
+//! Memory: one worker buffers at most `budget` bytes of events, then writes them, sorted by
+//! date, as one file per date it holds; so a run writes (flushes x dates) files per worker,
+//! never holding more than the budget, whatever the number of dates.
+
+use std::sync::Arc;
+
+use arrow_array::builder::TimestampMicrosecondBuilder;
+use arrow_array::builder::{BooleanBuilder, Date32Builder, Int64Builder, StringBuilder};
+use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+
+use super::derive;
+use super::line::{slot, Event};
+use crate::storage::Storage;
+use crate::warehouse::{table, ColumnType, TableDef};
+
+/// Where a column of `events` comes from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// A source key as text.
+    Key(usize),
+    /// The first present of two spellings (`Page Name`, else `PageName`).
+    Renamed(usize, usize),
+    EventTime,
+    EventDate,
+    Nth,
+    DeviceNew,
+    StudentId,
+    ClientType,
+}
+
+/// The source of each contract column, by name (every column of `events` must have one).
+fn source(name: &str) -> Option<Source> {
+    use Source::*;
+    Some(match name {
+        "event_time" => EventTime,
+        "event_date" => EventDate,
+        "nth" => Nth,
+        "device_new" => DeviceNew,
+        "student_id" => StudentId,
+        "client_type" => ClientType,
+        "page_name" => Renamed(slot("Page Name"), slot("PageName")),
+        "page_category" => Renamed(slot("Page Category"), slot("PageCategory")),
+        "page_category_1" => Renamed(slot("Page Category 1"), slot("PageCategory1")),
+        "page_category_2" => Renamed(slot("Page Category 2"), slot("PageCategory2")),
+        "page_category_3" => Renamed(slot("Page Category 3"), slot("PageCategory3")),
+        "last_accessed_url" => Renamed(slot("Last Accessed Url"), slot("LastAccessedUrl")),
+        "first_accessed_page" => Renamed(slot("first-accessed-page"), slot("firstAccessedPage")),
+        other => Key(super::line::slot_of(other)?),
+    })
+}
+
+/// Columns written without a Parquet dictionary, as the Spark job writes them: ids and times
+/// rarely repeat in a file, and the page paths are long.
+const NO_DICTIONARY: [&str; 7] = [
+    "at",
+    "event_time",
+    "install_uuid",
+    "uuid",
+    "student_id",
+    "page_name",
+    "last_accessed_url",
+];
+
+/// The `events` table of the contract.
+pub fn def() -> &'static TableDef {
+    table("events").expect("the contract has `events`")
+}
+
+/// The Arrow type of a contract column.
+pub fn arrow_type(kind: ColumnType) -> DataType {
+    match kind {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Boolean => DataType::Boolean,
+        // UTC-adjusted micros: Athena and Spark read it as a timestamp.
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Date => DataType::Date32,
+    }
+}
+
+/// A table's Arrow schema from the contract.
+pub fn schema_of(def: &TableDef) -> SchemaRef {
+    Arc::new(Schema::new(
+        def.columns
+            .iter()
+            .map(|c| Field::new(c.name, arrow_type(c.kind), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Base b's Parquet settings: zstd, as the Spark job writes.
+pub fn writer_properties(no_dictionary: &[&str]) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by(format!("pdcase site-events {}", env!("CARGO_PKG_VERSION")));
+    for c in no_dictionary {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+    }
+    props.build()
+}
+
+enum Builder {
+    Str(StringBuilder),
+    Time(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+    Int(Int64Builder),
+    Bool(BooleanBuilder),
+}
+
+/// Events being buffered by one worker.
+pub struct EventBatch {
+    schema: SchemaRef,
+    sources: Vec<Source>,
+    builders: Vec<Builder>,
+    date_column: usize,
+    rows: usize,
+    bytes: usize,
+}
+
+/// An event's derived values, computed once and shared with the counts.
+pub struct Derived<'e> {
+    pub student_id: Option<&'e str>,
+    pub client_type: Option<&'e str>,
+    pub time: Option<(i64, i32)>,
+}
+
+impl<'e> Derived<'e> {
+    pub fn of(event: &'e Event<'_>) -> Self {
+        let (student_id, client_type) =
+            derive::student_and_client(event.get(slot("studentId_clientType")));
+        Derived {
+            student_id,
+            client_type,
+            time: event.get(slot("at")).and_then(derive::event_time),
+        }
+    }
+}
+
+/// `Page Name`, else `PageName`.
+pub fn renamed<'e>(event: &'e Event<'_>, first: usize, second: usize) -> Option<&'e str> {
+    event.get(first).or_else(|| event.get(second))
+}
+
+impl Default for EventBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBatch {
+    pub fn new() -> Self {
+        let def = def();
+        let sources: Vec<Source> = def
+            .columns
+            .iter()
+            .map(|c| source(c.name).unwrap_or_else(|| panic!("no source for events.{}", c.name)))
+            .collect();
+        let mut batch = EventBatch {
+            schema: schema_of(def),
+            date_column: def
+                .columns
+                .iter()
+                .position(|c| c.name == "event_date")
+                .expect("events has event_date"),
+            builders: Vec::new(),
+            sources,
+            rows: 0,
+            bytes: 0,
+        };
+        batch.builders = batch.fresh_builders();
+        batch
+    }
+
+    fn fresh_builders(&self) -> Vec<Builder> {
+        def()
+            .columns
+            .iter()
+            .map(|c| match c.kind {
+                ColumnType::String => Builder::Str(StringBuilder::new()),
+                ColumnType::Timestamp => {
+                    Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                }
+                ColumnType::Date => Builder::Date(Date32Builder::new()),
+                ColumnType::BigInt => Builder::Int(Int64Builder::new()),
+                ColumnType::Boolean => Builder::Bool(BooleanBuilder::new()),
+            })
+            .collect()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// About how much memory the buffered events take (their source lines' length).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn push(&mut self, event: &Event<'_>, derived: &Derived<'_>, line_len: usize) {
+        for (b, s) in self.builders.iter_mut().zip(&self.sources) {
+            match (b, *s) {
+                (Builder::Str(b), Source::Key(k)) => b.append_option(event.get(k)),
+                (Builder::Str(b), Source::Renamed(x, y)) => b.append_option(renamed(event, x, y)),
+                (Builder::Str(b), Source::StudentId) => b.append_option(derived.student_id),
+                (Builder::Str(b), Source::ClientType) => b.append_option(derived.client_type),
+                (Builder::Time(b), Source::EventTime) => b.append_option(derived.time.map(|t| t.0)),
+                (Builder::Date(b), Source::EventDate) => b.append_option(derived.time.map(|t| t.1)),
+                (Builder::Int(b), Source::Nth) => {
+                    b.append_option(event.get(slot("nth")).and_then(derive::bigint))
+                }
+                (Builder::Bool(b), Source::DeviceNew) => {
+                    b.append_option(event.get(slot("device_new")).and_then(derive::boolean))
+                }
+                (_, s) => unreachable!("column source {s:?} does not match its type"),
+            }
+        }
+        self.rows += 1;
+        self.bytes += line_len;
+    }
+
+    /// The buffered events as one batch; the buffer starts over.
+    pub fn take(&mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Builder::Str(b) => Arc::new(b.finish()),
+                    Builder::Time(b) => Arc::new(b.finish()),
+                    Builder::Date(b) => Arc::new(b.finish()),
+                    Builder::Int(b) => Arc::new(b.finish()),
+                    Builder::Bool(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        self.bytes = 0;
+        RecordBatch::try_new(self.schema.clone(), columns).expect("columns match the schema")
+    }
+
+    /// Writes the buffered events as one file per date under `folder` (`day=YYYY-MM-DD/` or
+    /// `day=__HIVE_DEFAULT_PARTITION__` for events without a date), named
+    /// `part-<name>-<date>.parquet`; returns the keys written.
+    pub fn flush(
+        &mut self,
+        warehouse: &dyn Storage,
+        folder: &str,
+        name: &str,
+    ) -> std::io::Result<Vec<String>> {
+        if self.rows == 0 {
+            return Ok(Vec::new());
+        }
+        let batch = self.take();
+        let dates = batch
+            .column(self.date_column)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("event_date is Date32")
+            .clone();
+        // Row numbers grouped by date (NULL last), each group in input order.
+        let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        order.sort_by_key(|&i| {
+            let i = i as usize;
+            (dates.is_null(i), dates.is_valid(i).then(|| dates.value(i)))
+        });
+        let sorted = if order.windows(2).all(|w| w[0] < w[1]) {
+            batch
+        } else {
+            arrow_select::take::take_record_batch(&batch, &UInt32Array::from(order))
+                .map_err(std::io::Error::other)?
+        };
+        let dates = sorted
+            .column(self.date_column)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("event_date is Date32")
+            .clone();
+        let mut written = Vec::new();
+        let mut start = 0;
+        while start < sorted.num_rows() {
+            let date = dates.is_valid(start).then(|| dates.value(start));
+            let mut end = start + 1;
+            while end < sorted.num_rows() && dates.is_valid(end).then(|| dates.value(end)) == date {
+                end += 1;
+            }
+            let day = match date {
+                Some(d) => day_text(d),
+                None => "__HIVE_DEFAULT_PARTITION__".to_string(),
+            };
+            let key = format!("{folder}day={day}/part-{name}.parquet");
+            write_parquet(
+                warehouse,
+                &key,
+                &sorted.slice(start, end - start),
+                &NO_DICTIONARY,
+            )?;
+            written.push(key);
+            start = end;
+        }
+        Ok(written)
+    }
+}
+
+/// `YYYY-MM-DD` of a day number since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub fn day_text(days: i32) -> String {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Writes `batch` as one Parquet object at `key`.
+pub fn write_parquet(
+    warehouse: &dyn Storage,
+    key: &str,
+    batch: &RecordBatch,
+    no_dictionary: &[&str],
+) -> std::io::Result<()> {
+    let out = warehouse
+        .create(key)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut writer =
+        ArrowWriter::try_new(out, batch.schema(), Some(writer_properties(no_dictionary)))
+            .map_err(std::io::Error::other)?;
+    writer.write(batch).map_err(std::io::Error::other)?;
+    let out = writer.into_inner().map_err(std::io::Error::other)?;
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_of_the_contract_has_a_source() {
+        let batch = EventBatch::new();
+        assert_eq!(batch.sources.len(), def().columns.len());
+    }
+
+    #[test]
+    fn day_numbers_are_dates() {
+        assert_eq!(day_text(0), "1970-01-01");
+        assert_eq!(day_text(18202), "2019-11-02");
+        assert_eq!(day_text(18321), "2020-02-29");
+        assert_eq!(day_text(-1), "1969-12-31");
+    }
+}

@@ -1,0 +1,504 @@
+//! One line of site events -> the source keys the tables use, each as text.
+//!
+//! docs/SEMANTICS.md, base b, "Input": every key is read as text, and a line that is not a
+//! JSON object is malformed. The Spark job reads the same lines with Spark's JSON reader
+//! (Jackson) in strict mode (no single quotes, no `NaN`); what it does with the cases JSON
+//! leaves open was measured with PySpark 3.5.2 and is reproduced here, so the two engines
+//! agree line for line (tests/engines/test_equivalence.py):
+//!
+//! - a duplicated key: the **last** value counts (a later `null` too);
+//! - a top-level array whose elements are all objects: one event per element (`[]`: none);
+//!   any other array, a number, a string or `null` at the top level: malformed;
+//! - text after the first value (`{"a":1} x`) is ignored; a UTF-8 byte-order mark is skipped;
+//! - a line with invalid UTF-8 anywhere is malformed; a line of only spaces is not a line;
+//! - a non-string value is read as its JSON text as Jackson writes it: integers as written
+//!   (`-0` is `0`), other numbers as Java's `Double.toString` (`1.50` is `1.5`, `1e7` is
+//!   `1.0E7`, an overflow is `"Infinity"` with its quotes), objects and arrays compact, keys in
+//!   their order.
+//!
+//! Hand-written over serde_json's streaming visitor rather than a DOM (`serde_json::Value`):
+//! a DOM would allocate every value of every event and lose the order and duplicates of a
+//! nested object's keys, which the text of such a value keeps.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// The source keys the tables read, in slot order (see [`slot_of`]).
+pub const KEYS: [&str; 39] = [
+    "at",
+    "browser",
+    "carrier",
+    "country",
+    "custom_1",
+    "custom_2",
+    "custom_3",
+    "custom_4",
+    "device_new",
+    "install_uuid",
+    "language",
+    "library_ver",
+    "model",
+    "name",
+    "nth",
+    "os_ver",
+    "platform",
+    "session_uuid",
+    "type",
+    "user_type",
+    "uuid",
+    "marketing_source",
+    "marketing_medium",
+    "marketing_campaign",
+    "studentId_clientType",
+    "Page Name",
+    "PageName",
+    "Page Category",
+    "PageCategory",
+    "Page Category 1",
+    "PageCategory1",
+    "Page Category 2",
+    "PageCategory2",
+    "Page Category 3",
+    "PageCategory3",
+    "Last Accessed Url",
+    "LastAccessedUrl",
+    "first-accessed-page",
+    "firstAccessedPage",
+];
+
+/// The slot of a source key, or `None` for a key no table reads.
+pub fn slot_of(key: &str) -> Option<usize> {
+    // A linear scan over 39 short keys: faster here than hashing (the keys differ early).
+    KEYS.iter().position(|k| *k == key)
+}
+
+/// The slot of `key` in [`KEYS`]; panics for a key not listed (a programming error).
+pub const fn slot(key: &str) -> usize {
+    let mut i = 0;
+    while i < KEYS.len() {
+        if const_eq(KEYS[i], key) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a source key")
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// One event's source values: `None` when the key is absent or `null`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub values: [Option<Cow<'a, str>>; KEYS.len()],
+}
+
+impl Default for Event<'_> {
+    fn default() -> Self {
+        Event {
+            values: std::array::from_fn(|_| None),
+        }
+    }
+}
+
+impl<'a> Event<'a> {
+    pub fn get(&self, slot: usize) -> Option<&str> {
+        self.values[slot].as_deref()
+    }
+}
+
+/// What a line holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// Only spaces: not a line.
+    Blank,
+    /// Events (one for an object; one per element for an array of objects; none for `[]`).
+    Events(Vec<Event<'a>>),
+    /// Not JSON, or JSON that is not an object or an array of objects.
+    Malformed,
+}
+
+/// Reads one line (without its `\n`).
+pub fn parse(line: &[u8]) -> Line<'_> {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+        return Line::Blank;
+    }
+    if std::str::from_utf8(line).is_err() {
+        return Line::Malformed;
+    }
+    let mut de = serde_json::Deserializer::from_slice(line);
+    // No `de.end()`: text after the first value is ignored, as Spark's reader does.
+    match de.deserialize_any(TopVisitor) {
+        Ok(events) => Line::Events(events),
+        Err(_) => Line::Malformed,
+    }
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Vec<Event<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object or an array of objects")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok(vec![EventVisitor.visit_map(map)?])
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut events = Vec::new();
+        while let Some(e) = seq.next_element_seed(EventSeed)? {
+            events.push(e);
+        }
+        Ok(events)
+    }
+}
+
+struct EventSeed;
+
+impl<'de> DeserializeSeed<'de> for EventSeed {
+    type Value = Event<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut event = Event::default();
+        while let Some(slot) = map.next_key_seed(KeySeed)? {
+            match slot {
+                Some(i) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    event.values[i] = text(raw.get()).map_err(de::Error::custom)?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(event)
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(slot_of(v))
+    }
+}
+
+/// A value's text (`None` for `null`), from its raw JSON.
+fn text(raw: &str) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
+    Ok(match raw.as_bytes()[0] {
+        b'"' if !raw.contains('\\') => Some(Cow::Borrowed(&raw[1..raw.len() - 1])),
+        b'"' => Some(Cow::Owned(serde_json::from_str::<String>(raw)?)),
+        b'n' => None,
+        b't' | b'f' => Some(Cow::Borrowed(raw)),
+        b'{' | b'[' => {
+            let mut out = String::with_capacity(raw.len());
+            let mut de = serde_json::Deserializer::from_str(raw);
+            de.deserialize_any(Render(&mut out))?;
+            Some(Cow::Owned(out))
+        }
+        _ if is_integer(raw) => Some(if raw == "-0" {
+            Cow::Borrowed("0")
+        } else {
+            Cow::Borrowed(raw)
+        }),
+        _ => Some(Cow::Owned(java_double(raw.parse::<f64>().map_err(
+            |_| <serde_json::Error as de::Error>::custom("a number"),
+        )?))),
+    })
+}
+
+fn is_integer(raw: &str) -> bool {
+    !raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
+/// `d` as Java's `Double.toString` writes it (and Jackson, which Spark's reader uses): plain
+/// decimals with at least one fractional digit between 10^-3 and 10^7, otherwise
+/// `d.dddE±n`; the digits are the shortest that read back as `d`. An infinity is written as
+/// Jackson writes it for a text column, a quoted string.
+pub fn java_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        }
+        .into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: `1.5e0`, `1e7`, `-2.5e-4`.
+    let sci = format!("{:e}", d.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` has an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let sign = if d < 0.0 { "-" } else { "" };
+    let abs = d.abs();
+    if (1e-3..1e7).contains(&abs) {
+        let point = exp + 1; // digits before the decimal point
+        let (int, frac) = if point <= 0 {
+            (
+                "0".to_string(),
+                format!("{}{digits}", "0".repeat((-point) as usize)),
+            )
+        } else if point as usize >= digits.len() {
+            (
+                format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+                String::new(),
+            )
+        } else {
+            (
+                digits[..point as usize].to_string(),
+                digits[point as usize..].to_string(),
+            )
+        };
+        let frac = if frac.is_empty() { "0".into() } else { frac };
+        format!("{sign}{int}.{frac}")
+    } else {
+        let frac = if digits.len() > 1 { &digits[1..] } else { "0" };
+        format!("{sign}{}.{frac}E{exp}", &digits[..1])
+    }
+}
+
+/// Writes a JSON value compactly, as Jackson's `copyCurrentStructure` does.
+struct Render<'o>(&'o mut String);
+
+impl<'de> DeserializeSeed<'de> for Render<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Render<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.0.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        let _ = write!(self.0, "{v}");
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        let _ = write!(self.0, "{v}");
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        let text = java_double(v);
+        // Inside a structure Jackson writes an overflow as a bare token.
+        self.0.push_str(text.trim_matches('"'));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        quote(self.0, v);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.push_str("null");
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push('[');
+        let mut first = true;
+        loop {
+            let at = self.0.len();
+            if !first {
+                self.0.push(',');
+            }
+            if seq.next_element_seed(Render(self.0))?.is_none() {
+                self.0.truncate(at);
+                break;
+            }
+            first = false;
+        }
+        self.0.push(']');
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push('{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if !first {
+                self.0.push(',');
+            }
+            first = false;
+            quote(self.0, &key);
+            self.0.push(':');
+            map.next_value_seed(Render(self.0))?;
+        }
+        self.0.push('}');
+        Ok(())
+    }
+}
+
+/// A JSON string as Jackson escapes it: quotes, backslashes and control characters (short
+/// escapes where JSON has them, `\u00XX` upper-case otherwise); `/` and non-ASCII as they are.
+fn quote(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Event<'_> {
+        match parse(line.as_bytes()) {
+            Line::Events(mut e) if e.len() == 1 => e.pop().unwrap(),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn value<'a>(e: &'a Event<'_>, key: &str) -> Option<&'a str> {
+        e.get(slot_of(key).unwrap())
+    }
+
+    #[test]
+    fn values_are_read_as_their_text() {
+        let e = one(
+            r#"{"nth": 17, "device_new": false, "uuid": "a\"b", "browser": {"a" : [1, 2.50], "b": "\u00e9\u001f"}, "custom_1": null}"#,
+        );
+        assert_eq!(value(&e, "nth"), Some("17"));
+        assert_eq!(value(&e, "device_new"), Some("false"));
+        assert_eq!(value(&e, "uuid"), Some("a\"b"));
+        assert_eq!(value(&e, "browser"), Some(r#"{"a":[1,2.5],"b":"é\u001F"}"#));
+        assert_eq!(value(&e, "custom_1"), None);
+        assert_eq!(value(&e, "custom_2"), None);
+    }
+
+    #[test]
+    fn numbers_are_written_as_jackson_writes_them() {
+        // Each pair measured with PySpark 3.5.2 (a number read into a string column).
+        for (json, text) in [
+            ("-0", "0"),
+            ("-0.0", "-0.0"),
+            ("1e400", "\"Infinity\""),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567890",
+            ),
+            ("0.001", "0.001"),
+            ("1e7", "1.0E7"),
+            ("1.0E-4", "1.0E-4"),
+            ("17.0", "17.0"),
+            ("1.50", "1.5"),
+            ("1e3", "1000.0"),
+        ] {
+            let line = format!(r#"{{"nth": {json}}}"#);
+            let e = one(&line);
+            assert_eq!(value(&e, "nth"), Some(text), "{json}");
+        }
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_key_counts() {
+        let e = one(r#"{"uuid": "a", "uuid": "b", "at": "x", "at": null}"#);
+        assert_eq!(value(&e, "uuid"), Some("b"));
+        assert_eq!(value(&e, "at"), None);
+    }
+
+    #[test]
+    fn lines_spark_reads_are_read_and_the_others_are_malformed() {
+        assert_eq!(parse(b"   \r"), Line::Blank);
+        assert_eq!(parse(b"[]"), Line::Events(vec![]));
+        assert!(
+            matches!(parse(br#"[{"uuid":"1"},{"uuid":"2"}] x"#), Line::Events(e) if e.len() == 2)
+        );
+        assert!(
+            matches!(parse(b"\xEF\xBB\xBF{\"uuid\":\"bom\"}\r"), Line::Events(e) if e.len() == 1)
+        );
+        assert!(matches!(parse(br#"{"uuid":"a"} {"#), Line::Events(e) if e.len() == 1));
+        for bad in [
+            &br#"[{"uuid":"1"}, 2]"#[..],
+            b"42",
+            b"\"s\"",
+            b"null",
+            br#"{"uuid": "comma",}"#,
+            br#"{"uuid": 01}"#,
+            b"{\"uuid\": \"ctl\tx\"}",
+            b"{\"zzz\": \"bad \xff\", \"uuid\": \"u\"}",
+            b"{'uuid': 'single'}",
+            br#"{"uuid": NaN}"#,
+            br#"{"at": "2019-11-"#,
+            b"not json at all",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Line::Malformed,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn escaped_keys_are_matched_by_their_text() {
+        let e = one(r#"{"Page\u0020Name": "/a"}"#);
+        assert_eq!(value(&e, "Page Name"), Some("/a"));
+    }
+}

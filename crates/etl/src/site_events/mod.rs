@@ -1,0 +1,526 @@
+//! Base b without a cluster: the site events' eight tables, computed in this process with the
+//! Spark job's semantics (docs/SEMANTICS.md, base b; `spark/site_events.py`).
+//!
+//! One pass over the events, on every core: a reader cuts each input object into blocks of
+//! whole lines, and workers parse them ([`line`]), derive the typed columns ([`derive`]),
+//! buffer the `events` rows and write them one file per date ([`events`]), and count every
+//! aggregate ([`counts`]). The counts join the students ([`students`]) at the end. Nothing is
+//! published until every table is written; then each table switches to this run through its
+//! manifest ([`publish`]).
+//!
+//! Memory is bounded by the blocks in flight, each worker's event buffer and the groups
+//! (students, pages, campaigns' distinct sessions), not by the number of events.
+
+pub mod counts;
+pub mod derive;
+pub mod events;
+pub mod fit;
+pub mod line;
+pub mod publish;
+pub mod students;
+
+use std::io::Read;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::StorageError;
+use crate::storage::Storage;
+use crate::warehouse::{tables_of, Base, DataFormat, TableDef};
+use counts::Tally;
+use events::{Derived, EventBatch};
+use line::Line;
+use students::Students;
+
+/// Where the events are read from: objects directly under `b/` of the source.
+pub const EVENTS_PREFIX: &str = "b/";
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Names the run's folders and markers (letters, digits, `-`, `_`).
+    pub run_id: String,
+    /// Fail, publishing nothing, above this share of malformed lines.
+    pub max_bad_ratio: f64,
+    /// The URI readers reach the warehouse's `b/` by, written into the manifests (default:
+    /// the warehouse's own, `s3://bucket/b` or `file:/path/b`).
+    pub manifest_base: Option<String>,
+    /// The format of the `students` table (the stage's base-a format).
+    pub students_format: DataFormat,
+    /// Parallel workers.
+    pub workers: usize,
+    /// Events buffered before a flush to files, in bytes of their lines, for all workers.
+    pub buffer_bytes: usize,
+}
+
+impl Options {
+    pub fn new(run_id: String) -> Self {
+        Options {
+            run_id,
+            max_bad_ratio: 0.01,
+            manifest_base: None,
+            students_format: DataFormat::Parquet,
+            workers: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(1, 8),
+            buffer_bytes: 192 << 20,
+        }
+    }
+}
+
+/// A run id the folders can hold: 1 to 64 letters, digits, `-` and `_`.
+pub fn valid_run_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A malformed line in the report.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BadLine {
+    pub file: String,
+    pub line: String,
+}
+
+/// What a run counted and did: the Spark job's report (`site-events report`), same names.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub lines: u64,
+    pub malformed_lines: u64,
+    pub malformed_ratio: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub malformed_sample: Vec<BadLine>,
+    pub missing_student_key: u64,
+    pub key_without_at: u64,
+    pub unknown_students: u64,
+    pub unparsed_at: u64,
+    pub events_without_session: u64,
+    pub run: String,
+    pub tables: Vec<&'static str>,
+    pub rows: Vec<(&'static str, u64)>,
+    pub input_bytes: u64,
+    pub files_written: usize,
+    pub seconds: f64,
+    pub step_seconds: Vec<(&'static str, f64)>,
+}
+
+/// Why a run stopped. Every table is then as it was: nothing of this run is published.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteEventsError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("no site events: {0} holds no event file (`b/part-*.json`)")]
+    NoEvents(String),
+    #[error("students table: {0}")]
+    Students(String),
+    #[error("{0} exists: a run id names one run; use a new run id")]
+    RunExists(String),
+    #[error("run id `{0}`: only 1 to 64 letters, digits, `-` and `_` (it names a folder)")]
+    BadRunId(String),
+    #[error(
+        "{bad} of {lines} lines ({:.2}%) in {events} are malformed JSON, above the limit of {:.2}% (max_bad_ratio); nothing was written. First: {}",
+        ratio * 100.0, max * 100.0, sample.iter().map(|b| format!("{}: {}", b.file, b.line)).collect::<Vec<_>>().join(" | ")
+    )]
+    TooManyBadLines {
+        bad: u64,
+        lines: u64,
+        ratio: f64,
+        max: f64,
+        events: String,
+        sample: Vec<BadLine>,
+        /// The run's counts, for the log.
+        report: Box<Report>,
+    },
+    #[error("writing table `{table}`: {message}")]
+    Write {
+        table: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    TooLarge(#[from] fit::TooLarge),
+    #[error(
+        "publishing stopped at table `{table}` ({source}); already switched to run {run}: [{}]; the others are unchanged",
+        done.join(", ")
+    )]
+    Publish {
+        table: &'static str,
+        run: String,
+        done: Vec<&'static str>,
+        #[source]
+        source: StorageError,
+    },
+}
+
+/// The event objects under `b/` of the source, with their sizes: the objects directly in the
+/// folder, as Spark reads a folder, but those whose names start with `_` or `.`.
+pub fn inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, StorageError> {
+    Ok(source
+        .list_sizes(EVENTS_PREFIX)?
+        .into_iter()
+        .filter(|(k, _)| {
+            let name = &k[EVENTS_PREFIX.len()..];
+            !name.contains('/') && !name.starts_with(['_', '.'])
+        })
+        .collect())
+}
+
+/// Runs base b from `source` (holding `b/part-*.json`) into `warehouse` (holding the
+/// `students` table), publishing the eight tables under `b/`.
+pub fn run(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+) -> Result<Report, SiteEventsError> {
+    let started = Instant::now();
+    if !valid_run_id(&opts.run_id) {
+        return Err(SiteEventsError::BadRunId(opts.run_id.clone()));
+    }
+    let files = inputs(source)?;
+    if files.is_empty() {
+        return Err(SiteEventsError::NoEvents(source.describe(EVENTS_PREFIX)));
+    }
+    let tables: Vec<&'static TableDef> = tables_of(Base::B).collect();
+    // Checked before anything is written: the folder may be what a manifest names.
+    if let Some(folder) = publish::run_exists(warehouse, &tables, &opts.run_id)? {
+        return Err(SiteEventsError::RunExists(folder));
+    }
+    let students = Students::read(warehouse, opts.students_format)?;
+    let mut steps = Vec::new();
+    let mut report = Report {
+        run: opts.run_id.clone(),
+        input_bytes: files.iter().map(|(_, n)| n).sum(),
+        ..Report::default()
+    };
+    let result = stage_and_publish(
+        source,
+        warehouse,
+        opts,
+        &files,
+        &students,
+        &tables,
+        &mut report,
+        &mut steps,
+    );
+    if let Err(e) = &result {
+        // A run that did not switch a table leaves nothing of itself in it.
+        let switched: &[&str] = match e {
+            SiteEventsError::Publish { done, .. } => done,
+            _ => &[],
+        };
+        for def in tables.iter().filter(|t| !switched.contains(&t.name)) {
+            if let Err(cleanup) = publish::remove_run(warehouse, def, &opts.run_id) {
+                tracing::warn!(error = %cleanup, table = def.name, "could not remove the failed run's files");
+            }
+        }
+    }
+    result?;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.step_seconds = steps;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_and_publish(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+    files: &[(String, u64)],
+    students: &Students,
+    tables: &[&'static TableDef],
+    report: &mut Report,
+    steps: &mut Vec<(&'static str, f64)>,
+) -> Result<(), SiteEventsError> {
+    let mark = Instant::now();
+    let events_def = events::def();
+    let events_folder = publish::run_folder(events_def, &opts.run_id);
+    let scan = scan(source, warehouse, opts, files, &events_folder)?;
+    steps.push(("scan and stage events", mark.elapsed().as_secs_f64()));
+    let tally = scan.tally;
+    report.lines = scan.lines;
+    report.malformed_lines = scan.malformed;
+    report.malformed_ratio = if scan.lines == 0 {
+        0.0
+    } else {
+        scan.malformed as f64 / scan.lines as f64
+    };
+    report.malformed_sample = scan.sample;
+    report.missing_student_key = tally.missing_student_key;
+    report.key_without_at = tally.key_without_at;
+    report.unparsed_at = tally.unparsed_at;
+    report.events_without_session = tally.events_without_session;
+    report.unknown_students = tally.unknown_students(students);
+    if report.events_without_session > 0 {
+        tracing::warn!(
+            "{} events lack `uuid` or `session_uuid`: they count as events but belong to no session (docs/SEMANTICS.md, \"Sessions\")",
+            report.events_without_session
+        );
+    }
+    if report.malformed_ratio > opts.max_bad_ratio {
+        return Err(SiteEventsError::TooManyBadLines {
+            bad: report.malformed_lines,
+            lines: report.lines,
+            ratio: report.malformed_ratio,
+            max: opts.max_bad_ratio,
+            events: source.describe(EVENTS_PREFIX),
+            sample: report.malformed_sample.clone(),
+            report: Box::new(report.clone()),
+        });
+    }
+
+    let mark = Instant::now();
+    let mut written: Vec<(&'static TableDef, Vec<String>, u64)> = vec![(
+        events_def,
+        scan.files,
+        report.lines - report.malformed_lines,
+    )];
+    for (def, batch) in tally.tables(students) {
+        let key = format!("{}part-0.parquet", publish::run_folder(def, &opts.run_id));
+        events::write_parquet(warehouse, &key, &batch, &[]).map_err(|e| {
+            SiteEventsError::Write {
+                table: def.name,
+                message: e.to_string(),
+            }
+        })?;
+        written.push((def, vec![key], batch.num_rows() as u64));
+    }
+    steps.push(("aggregate", mark.elapsed().as_secs_f64()));
+    report.files_written = written.iter().map(|(_, f, _)| f.len()).sum();
+
+    // Every table is written: switch each to this run, then mark it complete.
+    let mark = Instant::now();
+    let base = opts
+        .manifest_base
+        .clone()
+        .unwrap_or_else(|| warehouse.uri(EVENTS_PREFIX.trim_end_matches('/')));
+    let base = base.trim_end_matches('/');
+    let mut done: Vec<&'static str> = Vec::new();
+    let mut previous = Vec::new();
+    for def in tables {
+        let (_, files, rows) = written
+            .iter()
+            .find(|(d, _, _)| d.name == def.name)
+            .expect("every table was written");
+        let before = publish::switch(warehouse, def, &opts.run_id, base, files, *rows).map_err(
+            |source| SiteEventsError::Publish {
+                table: def.name,
+                run: opts.run_id.clone(),
+                done: done.clone(),
+                source,
+            },
+        )?;
+        done.push(def.name);
+        previous.push(before);
+        report.rows.push((def.name, *rows));
+    }
+    steps.push(("publish", mark.elapsed().as_secs_f64()));
+    // Older runs go; the one each manifest named until now stays for the queries reading it.
+    let mark = Instant::now();
+    for (def, keep) in tables.iter().zip(&previous) {
+        if let Err(e) = publish::remove_older_runs(warehouse, def, &opts.run_id, keep) {
+            // Published already: a leftover older run costs storage, not correctness.
+            tracing::warn!(error = %e, table = def.name, "could not remove older runs");
+        }
+    }
+    steps.push(("remove older runs", mark.elapsed().as_secs_f64()));
+    report.tables = tables.iter().map(|t| t.name).collect();
+    Ok(())
+}
+
+/// A block of whole lines of one input.
+struct Block {
+    file: usize,
+    bytes: Vec<u8>,
+}
+
+struct Scan {
+    tally: Tally,
+    lines: u64,
+    malformed: u64,
+    sample: Vec<BadLine>,
+    files: Vec<String>,
+}
+
+const BLOCK: usize = 4 << 20;
+const SAMPLE: usize = 3;
+
+/// The one pass over the events: a reader thread cuts blocks, `opts.workers` parse them.
+fn scan(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+    files: &[(String, u64)],
+    events_folder: &str,
+) -> Result<Scan, SiteEventsError> {
+    let workers = opts.workers.max(1);
+    let (tx, rx) = sync_channel::<Block>(workers * 2);
+    let rx = Mutex::new(rx);
+    let budget = (opts.buffer_bytes / workers).max(1 << 20);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || read_blocks(source, files, tx));
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let rx = &rx;
+                s.spawn(move || work(w, rx, warehouse, files, events_folder, budget))
+            })
+            .collect();
+        let mut total = Scan {
+            tally: Tally::default(),
+            lines: 0,
+            malformed: 0,
+            sample: Vec::new(),
+            files: Vec::new(),
+        };
+        let mut first_error = None;
+        for h in handles {
+            match h.join().expect("a worker does not panic") {
+                Ok(part) => {
+                    total.tally.merge(part.tally);
+                    total.lines += part.lines;
+                    total.malformed += part.malformed;
+                    total.sample.extend(part.sample);
+                    total.files.extend(part.files);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // The reader stops when the workers hang up; its error comes first.
+        reader.join().expect("the reader does not panic")?;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        total.sample.truncate(SAMPLE);
+        Ok(total)
+    })
+}
+
+fn read_blocks(
+    source: &dyn Storage,
+    files: &[(String, u64)],
+    tx: std::sync::mpsc::SyncSender<Block>,
+) -> Result<(), SiteEventsError> {
+    for (i, (key, _)) in files.iter().enumerate() {
+        let mut input = source.open(key)?;
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let mut buf = std::mem::take(&mut carry);
+            let start = buf.len();
+            buf.resize(start.max(BLOCK / 2) + BLOCK, 0);
+            let mut filled = start;
+            while filled < buf.len() {
+                match input.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(StorageError::io(source.describe(key), e).into()),
+                }
+            }
+            buf.truncate(filled);
+            let eof = filled < start.max(BLOCK / 2) + BLOCK;
+            if !eof {
+                // Whole lines only; the rest starts the next block. A line longer than the
+                // block grows the next one.
+                match memchr::memrchr(b'\n', &buf[start..]) {
+                    Some(at) => carry = buf.split_off(start + at + 1),
+                    None => {
+                        carry = buf;
+                        continue;
+                    }
+                }
+            }
+            if !buf.is_empty()
+                && tx
+                    .send(Block {
+                        file: i,
+                        bytes: buf,
+                    })
+                    .is_err()
+            {
+                return Ok(()); // the workers stopped; their error is reported
+            }
+            if eof {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn work(
+    worker: usize,
+    rx: &Mutex<Receiver<Block>>,
+    warehouse: &dyn Storage,
+    files: &[(String, u64)],
+    events_folder: &str,
+    budget: usize,
+) -> Result<Scan, SiteEventsError> {
+    let mut part = Scan {
+        tally: Tally::default(),
+        lines: 0,
+        malformed: 0,
+        sample: Vec::new(),
+        files: Vec::new(),
+    };
+    let mut batch = EventBatch::new();
+    let mut flushes = 0;
+    let write_error = |e: std::io::Error| SiteEventsError::Write {
+        table: "events",
+        message: e.to_string(),
+    };
+    let next = || rx.lock().expect("no worker panics holding it").recv().ok();
+    let mut process = |block: Block| -> Result<(), SiteEventsError> {
+        for raw in block.bytes.split(|b| *b == b'\n') {
+            match line::parse(raw) {
+                Line::Blank => {}
+                Line::Malformed => {
+                    part.lines += 1;
+                    part.malformed += 1;
+                    if part.sample.len() < SAMPLE {
+                        let text = String::from_utf8_lossy(raw);
+                        part.sample.push(BadLine {
+                            file: files[block.file].0.clone(),
+                            line: text.chars().take(200).collect(),
+                        });
+                    }
+                }
+                Line::Events(events) => {
+                    let share = raw.len() / events.len().max(1);
+                    for event in &events {
+                        part.lines += 1;
+                        let derived = Derived::of(event);
+                        part.tally.add(event, &derived);
+                        batch.push(event, &derived, share);
+                    }
+                }
+            }
+        }
+        if batch.bytes() >= budget {
+            let name = format!("{worker}-{flushes}");
+            part.files.extend(
+                batch
+                    .flush(warehouse, events_folder, &name)
+                    .map_err(write_error)?,
+            );
+            flushes += 1;
+        }
+        Ok(())
+    };
+    while let Some(block) = next() {
+        if let Err(e) = process(block) {
+            // Drain the blocks still coming so the reader finishes, then report.
+            while next().is_some() {}
+            return Err(e);
+        }
+    }
+    let name = format!("{worker}-{flushes}");
+    part.files.extend(
+        batch
+            .flush(warehouse, events_folder, &name)
+            .map_err(write_error)?,
+    );
+    Ok(part)
+}
