@@ -137,7 +137,8 @@ pub struct Swapped {
 }
 
 /// Puts the artifacts into the stage's functions: each function's code, and the EMR
-/// starter's `SPARK_JOB_URI`; the three side by side, each waited for.
+/// starter's `SPARK_JOB_URI` (on stages whose base b runs on EMR); the three side by side,
+/// each waited for.
 pub async fn swap(
     aws: &Aws,
     stack_outputs: &[(String, String)],
@@ -150,7 +151,16 @@ pub async fn swap(
         Ok(crate::cloudformation::status::output(stack_outputs, output)?.to_owned())
     };
     let spark_uri = format!("s3://{bucket}/{spark_key}");
-    let (etl, starter, refresher) = tokio::join!(
+    // Base b's function: the site-events engine, or the EMR starter (which also gets the
+    // Spark job's URI), by what the stage deployed.
+    let (base_b, spark) = match name(outputs::SITE_EVENTS_FUNCTION) {
+        Ok(f) => (f, None),
+        Err(_) => (
+            name(outputs::EMR_STARTER_FUNCTION)?,
+            Some(spark_uri.as_str()),
+        ),
+    };
+    let (etl, base_b, refresher) = tokio::join!(
         swap_one(
             &lambda,
             name(outputs::ETL_FUNCTION)?,
@@ -158,13 +168,7 @@ pub async fn swap(
             lambda_key,
             None
         ),
-        swap_one(
-            &lambda,
-            name(outputs::EMR_STARTER_FUNCTION)?,
-            bucket,
-            lambda_key,
-            Some(&spark_uri)
-        ),
+        swap_one(&lambda, base_b, bucket, lambda_key, spark),
         swap_one(
             &lambda,
             name(outputs::TABLE_REFRESHER_FUNCTION)?,
@@ -173,7 +177,7 @@ pub async fn swap(
             None
         ),
     );
-    Ok(vec![etl?, starter?, refresher?])
+    Ok(vec![etl?, base_b?, refresher?])
 }
 
 /// One function: its code, then (for the starter) the Spark job's URI, each waited for.

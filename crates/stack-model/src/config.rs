@@ -694,4 +694,27 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn base_b_runs_in_a_function_unless_protected_or_set() {
+        let alice = load("stages:\n  prod: {protected: true}\n", "alice").unwrap();
+        assert_eq!(alice.base_b_engine, BaseBEngine::Function);
+        let prod = load("stages:\n  prod: {protected: true}\n", "prod").unwrap();
+        assert_eq!(prod.base_b_engine, BaseBEngine::Emr);
+        let set = load(
+            "defaults: {base_b_engine: emr}\nstages:\n  prod: {protected: true, base_b_engine: function}\n",
+            "prod",
+        )
+        .unwrap();
+        assert_eq!(set.base_b_engine, BaseBEngine::Function);
+        assert_eq!(
+            load("defaults: {base_b_engine: emr}\n", "alice")
+                .unwrap()
+                .base_b_engine,
+            BaseBEngine::Emr
+        );
+        let e = load("stages:\n  alice: {base_b_engine: lambda}\n", "alice").unwrap_err();
+        assert_eq!(e.key, "stages.alice.base_b_engine");
+        assert!(e.message.contains("use `function`"), "{e}");
+    }
 }

@@ -359,8 +359,11 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
 fn cloudformation_side(n: &Names) -> Vec<Statement> {
     let st = &n.c.stage;
     let roles: Vec<Value> = RoleKind::ALL.iter().map(|k| n.role(*k)).collect();
+    // Both engines' functions and the EMR parts stay in the policy whatever the stage's
+    // `base_b_engine`: switching engines deploys the one and deletes the other.
     let function_roles: Vec<Value> = [
         RoleKind::Etl,
+        RoleKind::SiteEvents,
         RoleKind::EmrStarter,
         RoleKind::TableRefresher,
     ]
@@ -820,6 +823,7 @@ mod tests {
                 expect("crawler", "glue.amazonaws.com"),
                 expect("emr-starter", "lambda.amazonaws.com"),
                 expect("etl", "lambda.amazonaws.com"),
+                expect("site-events", "lambda.amazonaws.com"),
                 expect("table-refresher", "lambda.amazonaws.com"),
             ]
         );

@@ -1,11 +1,13 @@
 //! `deployer trigger etl|spark --stage S`: publishes a message to the stage's topic, which
-//! starts the ETL function or (through the EMR starter) the Spark job.
+//! starts the ETL function, or base b: the site-events function, or (through the EMR starter)
+//! the Spark job, by the stage's `base_b_engine`.
 
 use anyhow::Context;
 
 use crate::aws::Aws;
 use crate::cli::{Global, TriggerArgs, TriggerWhat};
 use crate::cloudformation::status::{output, stack_outputs};
+use stack_model::config::BaseBEngine;
 use stack_model::pipeline::outputs;
 
 pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
@@ -28,8 +30,13 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
         .send()
         .await
         .map_err(|e| crate::aws::failed(format!("publishing to {topic}"), e))?;
+    let starts = match (args.what, c.base_b_engine) {
+        (TriggerWhat::Etl, _) => "the ETL function",
+        (TriggerWhat::Spark, BaseBEngine::Function) => "base b in the site-events function",
+        (TriggerWhat::Spark, BaseBEngine::Emr) => "the EMR starter (a transient Spark cluster)",
+    };
     println!(
-        "published message {} to {topic}",
+        "published message {} to {topic}: it starts {starts}",
         out.message_id().unwrap_or("?")
     );
     Ok(())

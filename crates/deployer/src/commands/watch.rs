@@ -179,11 +179,11 @@ async fn tail(
     since: i64,
 ) -> i64 {
     let mut newest = since;
-    for f in [
-        FunctionRole::Etl,
-        FunctionRole::EmrStarter,
-        FunctionRole::TableRefresher,
-    ] {
+    let base_b = match c.base_b_engine {
+        stack_model::config::BaseBEngine::Function => FunctionRole::SiteEvents,
+        stack_model::config::BaseBEngine::Emr => FunctionRole::EmrStarter,
+    };
+    for f in [FunctionRole::Etl, base_b, FunctionRole::TableRefresher] {
         let group = c.stage.log_group_name(f);
         let mut pages = logs
             .filter_log_events()

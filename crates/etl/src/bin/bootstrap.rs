@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use etl::handlers::{self, emr_starter, etl as etl_handler, process_env, table_refresher};
+use etl::handlers::{
+    self, emr_starter, etl as etl_handler, process_env, site_events, table_refresher,
+};
 use etl::storage::S3Bucket;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use stack_model::pipeline::FUNCTION_ENV;
@@ -28,6 +30,17 @@ async fn main() -> Result<(), Error> {
             ));
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
                 etl_handler::handle(ev, ctx.clone())
+            }))
+            .await
+        }
+        Some(FunctionRole::SiteEvents) => {
+            let settings = site_events::SiteEventsSettings::from_env(&process_env)?;
+            let ctx = Arc::new(site_events::SiteEventsContext::s3(
+                handlers::s3_client(&conf),
+                settings,
+            ));
+            lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
+                site_events::handle(ev, ctx.clone())
             }))
             .await
         }

@@ -4,6 +4,7 @@
 
 pub mod emr_starter;
 pub mod etl;
+pub mod site_events;
 pub mod table_refresher;
 
 use aws_config::{BehaviorVersion, SdkConfig};

@@ -1,5 +1,6 @@
-//! The functions: ETL, EMR starter and table refresher, one `bootstrap` for the three, each
-//! with its own least-privilege role and log group.
+//! The functions: ETL, table refresher and base b's (the site-events engine, or the EMR
+//! starter), one `bootstrap` for the three, each with its own least-privilege role and log
+//! group.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,16 @@ use crate::value::Value;
 
 pub(super) struct Functions {
     pub etl: Handle<Function>,
-    pub emr_starter: Handle<Function>,
+    pub base_b: BaseB,
     pub table_refresher: Handle<Function>,
+}
+
+/// The function the EMR topic starts, by the stage's `base_b_engine`.
+pub(super) enum BaseB {
+    /// Computes base b itself.
+    SiteEvents(Handle<Function>),
+    /// Starts the transient cluster that runs the Spark job.
+    EmrStarter(Handle<Function>),
 }
 
 /// Ids of a function's pieces.
@@ -39,6 +48,12 @@ const ETL: FunctionSpec = FunctionSpec {
     id: "Etl",
     description: "Builds the base-a warehouse tables from the JSON exports",
 };
+const SITE_EVENTS: FunctionSpec = FunctionSpec {
+    role: FunctionRole::SiteEvents,
+    kind: RoleKind::SiteEvents,
+    id: "SiteEvents",
+    description: "Builds the base-b warehouse tables from the site events (no cluster)",
+};
 const EMR_STARTER: FunctionSpec = FunctionSpec {
     role: FunctionRole::EmrStarter,
     kind: RoleKind::EmrStarter,
@@ -52,10 +67,19 @@ const TABLE_REFRESHER: FunctionSpec = FunctionSpec {
     description: "Starts the Glue crawler once every table of a base is complete",
 };
 
-pub(super) fn functions(p: &mut Pipeline, s: &Storage, catalog: &Catalog, emr: &Emr) -> Functions {
+/// `emr`: the cluster's roles and network, on stages whose base b runs on EMR.
+pub(super) fn functions(
+    p: &mut Pipeline,
+    s: &Storage,
+    catalog: &Catalog,
+    emr: Option<&Emr>,
+) -> Functions {
     Functions {
         etl: etl(p, s, catalog),
-        emr_starter: emr_starter(p, s, emr),
+        base_b: match emr {
+            Some(emr) => BaseB::EmrStarter(emr_starter(p, s, emr)),
+            None => BaseB::SiteEvents(site_events(p, s)),
+        },
         table_refresher: table_refresher(p, s, catalog),
     }
 }
@@ -112,6 +136,48 @@ fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
         (TABLE_FORMAT_ENV, p.c.table_format.as_str().into()),
     ]);
     function(p, &ETL, statements, env)
+}
+
+/// Reads the site events `b/*` of the source and the students table, writes base b to the
+/// warehouse (its runs' files, manifests and markers under `b/`).
+fn site_events(p: &mut Pipeline, s: &Storage) -> Handle<Function> {
+    let statements = vec![
+        Statement::allow(
+            "ListBuckets",
+            &["s3:ListBucket"],
+            vec![s.source_arn.clone(), s.warehouse_arn.clone()],
+        ),
+        Statement::allow(
+            "ReadEvents",
+            &["s3:GetObject"],
+            vec![objects(&s.source_arn, "b/*")],
+        ),
+        Statement::allow(
+            "ReadStudents",
+            &["s3:GetObject"],
+            vec![objects(&s.warehouse_arn, "a/students/*")],
+        ),
+        Statement::allow(
+            "WriteBaseB",
+            &[
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+            ],
+            vec![objects(&s.warehouse_arn, "b/*")],
+        ),
+        logs_statement(logs_arn(p, FunctionRole::SiteEvents)),
+        xray_statement(),
+    ];
+    let statements = with_key(p, statements, true);
+    let mut env = env(p, SITE_EVENTS.role);
+    env.extend([
+        ("SOURCE_BUCKET", s.source.r#ref()),
+        ("WAREHOUSE_BUCKET", s.warehouse_name.clone()),
+        (TABLE_FORMAT_ENV, p.c.table_format.as_str().into()),
+    ]);
+    function(p, &SITE_EVENTS, statements, env)
 }
 
 /// Starts the transient cluster: RunJobFlow, passing the stage's two EMR roles.

@@ -6,9 +6,9 @@
 //! |---|---|---|
 //! | storage | [`storage`] | source, jobs and warehouse buckets, their TLS-only policies, the EventBridge rule that sends the warehouse's markers to the refresher |
 //! | catalog | [`catalog`] | Glue database, one table per warehouse table, the crawler and its role |
-//! | EMR | [`emr`] | EMR service role, EC2 role and instance profile |
-//! | functions | [`functions`] | the three functions, one least-privilege role and one log group each |
-//! | triggers | [`triggers`] | the two SNS topics and their subscriptions |
+//! | EMR | [`emr`] | EMR service role, EC2 role, instance profile and network (stages whose `base_b_engine` is `emr`) |
+//! | functions | [`functions`] | the ETL, the table refresher and base b's function (the site-events engine, or the EMR starter), one least-privilege role and one log group each |
+//! | triggers | [`triggers`] | the two SNS topics and their subscriptions (the EMR topic's subscriber: base b's function) |
 //! | Athena | [`athena`] | the work group |
 //! | outputs | [`outputs`] | the names the CLI and users read after a deploy |
 //!
@@ -31,7 +31,7 @@ mod triggers;
 #[cfg(test)]
 mod tests;
 
-use crate::config::StageConfig;
+use crate::config::{BaseBEngine, StageConfig};
 use crate::resource::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::resource::Tag;
 use crate::stage::{RoleKind, PROJECT};
@@ -69,8 +69,11 @@ pub fn template(config: &StageConfig) -> Template {
     let storage = storage::buckets(&mut p);
     let topics = triggers::topics(&mut p);
     let catalog = catalog::catalog(&mut p, &storage);
-    let emr = emr::emr(&mut p, &storage);
-    let functions = functions::functions(&mut p, &storage, &catalog, &emr);
+    let emr = match config.base_b_engine {
+        BaseBEngine::Emr => Some(emr::emr(&mut p, &storage)),
+        BaseBEngine::Function => None,
+    };
+    let functions = functions::functions(&mut p, &storage, &catalog, emr.as_ref());
     triggers::subscribe(&mut p, &topics, &functions);
     storage::markers_to_refresher(&mut p, &storage, &functions);
     let athena = athena::workgroup(&mut p, &storage);
@@ -80,7 +83,7 @@ pub fn template(config: &StageConfig) -> Template {
             storage: &storage,
             topics: &topics,
             catalog: &catalog,
-            emr: &emr,
+            emr: emr.as_ref(),
             functions: &functions,
             athena: &athena,
         },

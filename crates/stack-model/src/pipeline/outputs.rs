@@ -3,7 +3,7 @@
 use super::athena::Athena;
 use super::catalog::Catalog;
 use super::emr::Emr;
-use super::functions::Functions;
+use super::functions::{BaseB, Functions};
 use super::storage::Storage;
 use super::triggers::Topics;
 use super::Pipeline;
@@ -16,6 +16,7 @@ pub const ETL_TOPIC: &str = "EtlTriggerTopicArn";
 pub const EMR_TOPIC: &str = "EmrTriggerTopicArn";
 pub const ETL_FUNCTION: &str = "EtlFunctionName";
 pub const EMR_STARTER_FUNCTION: &str = "EmrStarterFunctionName";
+pub const SITE_EVENTS_FUNCTION: &str = "SiteEventsFunctionName";
 pub const TABLE_REFRESHER_FUNCTION: &str = "TableRefresherFunctionName";
 pub const DATABASE: &str = "GlueDatabaseName";
 pub const CRAWLER: &str = "CrawlerName";
@@ -30,7 +31,7 @@ pub(super) struct Parts<'p> {
     pub storage: &'p Storage,
     pub topics: &'p Topics,
     pub catalog: &'p Catalog,
-    pub emr: &'p Emr,
+    pub emr: Option<&'p Emr>,
     pub functions: &'p Functions,
     pub athena: &'p Athena,
 }
@@ -70,15 +71,21 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
     );
     t.output(
         EMR_TOPIC,
-        "Publish here to run the Spark job on EMR",
+        match functions.base_b {
+            BaseB::SiteEvents(_) => "Publish here to run base b in the site-events function",
+            BaseB::EmrStarter(_) => "Publish here to run the Spark job on EMR",
+        },
         topics.emr.r#ref(),
     );
     t.output(ETL_FUNCTION, "ETL function", functions.etl.r#ref());
-    t.output(
-        EMR_STARTER_FUNCTION,
-        "EMR starter function",
-        functions.emr_starter.r#ref(),
-    );
+    match &functions.base_b {
+        BaseB::SiteEvents(f) => t.output(
+            SITE_EVENTS_FUNCTION,
+            "Base b's function (the site-events engine)",
+            f.r#ref(),
+        ),
+        BaseB::EmrStarter(f) => t.output(EMR_STARTER_FUNCTION, "EMR starter function", f.r#ref()),
+    }
     t.output(
         TABLE_REFRESHER_FUNCTION,
         "Table refresher function",
@@ -100,6 +107,9 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         "Where Athena writes query results",
         athena.results.clone(),
     );
+    let Some(emr) = emr else {
+        return;
+    };
     t.output(
         EMR_SERVICE_ROLE,
         "EMR service role",

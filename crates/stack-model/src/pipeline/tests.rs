@@ -1,5 +1,5 @@
 use super::{template, TABLE_FORMAT_ENV};
-use crate::config::StageConfig;
+use crate::config::{BaseBEngine, StageConfig};
 use crate::warehouse::TABLES;
 
 use crate::stage::StageName;
@@ -8,6 +8,13 @@ use crate::template::Format;
 fn config(stage: &str, protected: bool) -> StageConfig {
     let mut c = StageConfig::defaults(StageName::parse(stage).unwrap());
     c.protected = protected;
+    c
+}
+
+/// An unprotected stage whose base b runs on EMR (`base_b_engine: emr`).
+fn emr(stage: &str) -> StageConfig {
+    let mut c = config(stage, false);
+    c.base_b_engine = BaseBEngine::Emr;
     c
 }
 
@@ -22,7 +29,7 @@ fn renders_deterministically_in_both_formats() {
 
 #[test]
 fn has_every_resource_type_of_system_md() {
-    let t = template(&config("alice", false));
+    let t = template(&emr("alice"));
     let types: std::collections::BTreeSet<_> = t.resource_types().map(|(_, ty)| ty).collect();
     for ty in [
         "AWS::S3::Bucket",
@@ -48,6 +55,37 @@ fn has_every_resource_type_of_system_md() {
     assert_eq!(tables, TABLES.len());
 }
 
+/// A stage on the function engine has base b's function on the EMR topic, and nothing of
+/// EMR: no starter, roles, instance profile or network.
+#[test]
+fn the_function_engine_replaces_every_emr_part() {
+    let v = template(&config("alice", false)).to_json().unwrap();
+    let r = v["Resources"].as_object().unwrap();
+    assert!(r.contains_key("SiteEventsFunction") && r.contains_key("SiteEventsSubscription"));
+    let emr_parts: Vec<&String> = r
+        .iter()
+        .filter(|(id, res)| {
+            (id.starts_with("Emr") && *id != "EmrTriggerTopic")
+                || res["Type"].as_str().unwrap().starts_with("AWS::EC2::")
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert!(emr_parts.is_empty(), "{emr_parts:?}");
+    let topic = &r["SiteEventsSubscription"]["Properties"]["TopicArn"];
+    assert_eq!(topic["Ref"], "EmrTriggerTopic");
+    let env = &r["SiteEventsFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["PIPELINE_FUNCTION"], "site-events");
+    // Its role reads the events and the students table and writes only base b.
+    let role = r["SiteEventsRole"]["Properties"]["Policies"][0]["PolicyDocument"].to_string();
+    for pattern in ["/b/*", "/a/students/*"] {
+        assert!(role.contains(pattern), "{pattern} in {role}");
+    }
+    assert!(!role.contains("/a/*"), "no write to base a: {role}");
+    let e = template(&emr("alice")).to_json().unwrap();
+    assert!(e["Resources"].get("SiteEventsFunction").is_none());
+    assert!(e["Resources"].get("EmrStarterFunction").is_some());
+}
+
 #[test]
 fn protected_stage_retains_stateful_resources_only() {
     let v = template(&config("prod", true)).to_json().unwrap();
@@ -71,7 +109,7 @@ fn protected_stage_retains_stateful_resources_only() {
 
 #[test]
 fn config_reaches_the_template() {
-    let mut c = config("alice", false);
+    let mut c = emr("alice");
     c.lambda.memory_mb = 1024;
     c.emr.core_instance_count = 3;
     let v = template(&c).to_json().unwrap();
@@ -114,7 +152,17 @@ fn the_table_format_reaches_the_base_a_glue_tables_and_the_functions() {
 
 #[test]
 fn only_unscopable_actions_use_a_wildcard_resource() {
-    let v = template(&config("alice", false)).to_json().unwrap();
+    for (c, run_job_flow) in [(config("alice", false), false), (emr("alice"), true)] {
+        let v = template(&c).to_json().unwrap();
+        let mut expected = vec!["xray:PutTelemetryRecords", "xray:PutTraceSegments"];
+        if run_job_flow {
+            expected.insert(0, "elasticmapreduce:RunJobFlow");
+        }
+        assert_eq!(wildcard_actions(&v), expected);
+    }
+}
+
+fn wildcard_actions(v: &serde_json::Value) -> Vec<String> {
     let mut wildcard_actions = std::collections::BTreeSet::new();
     for (_, r) in v["Resources"].as_object().unwrap() {
         if r["Type"] != "AWS::IAM::Role" {
@@ -130,15 +178,7 @@ fn only_unscopable_actions_use_a_wildcard_resource() {
             }
         }
     }
-    let expected: std::collections::BTreeSet<String> = [
-        "elasticmapreduce:RunJobFlow",
-        "xray:PutTelemetryRecords",
-        "xray:PutTraceSegments",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    assert_eq!(wildcard_actions, expected);
+    wildcard_actions.into_iter().collect()
 }
 
 #[test]
@@ -171,7 +211,7 @@ fn every_taggable_resource_is_tagged() {
 /// emulator.
 #[test]
 fn the_cluster_gets_a_tagged_subnet_of_its_own_or_the_configured_one() {
-    let v = template(&config("alice", false)).to_json().unwrap();
+    let v = template(&emr("alice")).to_json().unwrap();
     let r = &v["Resources"];
     for id in ["EmrVpc", "EmrSubnet"] {
         let tags = r[id]["Properties"]["Tags"].as_array().unwrap();
@@ -204,7 +244,7 @@ fn the_cluster_gets_a_tagged_subnet_of_its_own_or_the_configured_one() {
     let env = &r["EmrStarterFunction"]["Properties"]["Environment"]["Variables"];
     assert_eq!(env["EMR_SUBNET_ID"]["Ref"], "EmrSubnet");
 
-    let mut c = config("alice", false);
+    let mut c = emr("alice");
     c.emr.subnet_id = Some("subnet-0123456789abcdef0".into());
     let v = template(&c).to_json().unwrap();
     let r = v["Resources"].as_object().unwrap();
@@ -222,7 +262,7 @@ fn the_cluster_gets_a_tagged_subnet_of_its_own_or_the_configured_one() {
 /// EMR. Template only: the emulator does not enforce it.
 #[test]
 fn the_starter_may_set_auto_termination_and_create_only_emrs_cleanup_role() {
-    let v = template(&config("alice", false)).to_json().unwrap();
+    let v = template(&emr("alice")).to_json().unwrap();
     let statements = v["Resources"]["EmrStarterRole"]["Properties"]["Policies"][0]
         ["PolicyDocument"]["Statement"]
         .as_array()
@@ -255,7 +295,7 @@ fn the_starter_may_set_auto_termination_and_create_only_emrs_cleanup_role() {
 /// Hadoop probes a folder's own key and its `_$folder$` marker. Template only.
 #[test]
 fn the_instance_role_covers_what_emrfs_does() {
-    let v = template(&config("alice", false)).to_json().unwrap();
+    let v = template(&emr("alice")).to_json().unwrap();
     let text = v["Resources"]["EmrInstanceRole"]["Properties"]["Policies"][0].to_string();
     for needed in [
         "s3:ListBucketMultipartUploads",
@@ -398,7 +438,7 @@ fn the_crawler_only_logs_schema_changes_and_partitions_inherit_the_table() {
 /// service, and `iam:PassRole` names exactly the roles it passes, each only to its service.
 #[test]
 fn trust_principals_and_pass_role_targets_are_pinned() {
-    let v = template(&config("alice", false)).to_json().unwrap();
+    let v = template(&emr("alice")).to_json().unwrap();
     let r = v["Resources"].as_object().unwrap();
     let trusted = |id: &str| -> Vec<String> {
         let doc = &r[id]["Properties"]["AssumeRolePolicyDocument"]["Statement"];

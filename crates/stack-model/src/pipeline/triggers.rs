@@ -1,6 +1,6 @@
 //! Triggers: the ETL and EMR topics (encrypted), each subscribed by its function.
 
-use super::functions::Functions;
+use super::functions::{BaseB, Functions};
 use super::Pipeline;
 use crate::resource::lambda::{Function, FunctionAttr, Permission};
 use crate::resource::sns::{Protocol, Subscription, Topic};
@@ -19,10 +19,14 @@ pub(super) fn topics(p: &mut Pipeline) -> Topics {
     }
 }
 
-/// A message on the ETL topic runs the ETL; one on the EMR topic, the EMR starter.
+/// A message on the ETL topic runs the ETL; one on the EMR topic, base b's function: the
+/// site-events engine, or the EMR starter (the stage's `base_b_engine`).
 pub(super) fn subscribe(p: &mut Pipeline, topics: &Topics, functions: &Functions) {
     subscription(p, "Etl", &topics.etl, &functions.etl);
-    subscription(p, "EmrStarter", &topics.emr, &functions.emr_starter);
+    match &functions.base_b {
+        BaseB::SiteEvents(f) => subscription(p, "SiteEvents", &topics.emr, f),
+        BaseB::EmrStarter(f) => subscription(p, "EmrStarter", &topics.emr, f),
+    }
 }
 
 fn topic(p: &mut Pipeline, id: &str, role: TopicRole) -> Handle<Topic> {

@@ -1,0 +1,127 @@
+//! The site-events function: on stages whose `base_b_engine` is `function`, a message on the
+//! stage's EMR topic runs base b here ([`crate::site_events`]) instead of starting a cluster.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sns::SnsEvent;
+use lambda_runtime::LambdaEvent;
+use tokio::runtime::Handle;
+
+use super::{required, EnvError};
+use crate::run::new_run_id;
+use crate::site_events::{self, fit, Options, Report, SiteEventsError, EVENTS_PREFIX};
+use crate::storage::{S3Bucket, Storage};
+use crate::warehouse::DataFormat;
+use stack_model::pipeline::TABLE_FORMAT_ENV;
+
+/// What the function reads, once per cold start.
+#[derive(Clone, Debug)]
+pub struct SiteEventsSettings {
+    pub stage: String,
+    pub source_bucket: String,
+    pub warehouse_bucket: String,
+    pub students_format: DataFormat,
+}
+
+impl SiteEventsSettings {
+    pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        Ok(SiteEventsSettings {
+            stage: required(get, "STAGE")?,
+            source_bucket: required(get, "SOURCE_BUCKET")?,
+            warehouse_bucket: required(get, "WAREHOUSE_BUCKET")?,
+            students_format: get(TABLE_FORMAT_ENV)
+                .and_then(|f| DataFormat::parse(&f))
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// The buckets one run reads and writes.
+pub struct SiteEventsContext {
+    pub source: Arc<dyn Storage>,
+    pub warehouse: Arc<dyn Storage>,
+    pub settings: SiteEventsSettings,
+}
+
+impl SiteEventsContext {
+    pub fn s3(s3: aws_sdk_s3::Client, settings: SiteEventsSettings) -> Self {
+        let handle = Handle::current();
+        SiteEventsContext {
+            source: Arc::new(S3Bucket::new(
+                s3.clone(),
+                &settings.source_bucket,
+                handle.clone(),
+            )),
+            warehouse: Arc::new(S3Bucket::new(s3, &settings.warehouse_bucket, handle)),
+            settings,
+        }
+    }
+}
+
+/// Runs base b once per invocation; the report is the result and one log line.
+pub async fn handle(
+    event: LambdaEvent<SnsEvent>,
+    ctx: Arc<SiteEventsContext>,
+) -> Result<Report, lambda_runtime::Error> {
+    for record in &event.payload.records {
+        tracing::info!(message_id = %record.sns.message_id, message = %record.sns.message, "base b triggered");
+    }
+    let limits = fit::Limits {
+        memory_mb: u32::try_from(event.context.env_config.memory).unwrap_or(128),
+        remaining: remaining(event.context.deadline),
+    };
+    let run_id = new_run_id();
+    let result = tokio::task::spawn_blocking({
+        let run_id = run_id.clone();
+        move || run(&ctx, limits, run_id)
+    })
+    .await?;
+    match result {
+        Ok(report) => {
+            tracing::info!(report = %serde_json::to_string(&report)?, "site-events report");
+            Ok(report)
+        }
+        Err(e) => {
+            if let SiteEventsError::TooManyBadLines { report, .. } = &e {
+                tracing::error!(report = %serde_json::to_string(report)?, "site-events report");
+            }
+            tracing::error!(run = %run_id, error = %e, "base b failed; the published tables are unchanged");
+            Err(e.into())
+        }
+    }
+}
+
+/// The time left before `deadline` (milliseconds since the epoch, as Lambda gives it).
+fn remaining(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(deadline_ms).saturating_sub(now)
+}
+
+/// Refuses input the function cannot finish, then runs base b.
+pub fn run(
+    ctx: &SiteEventsContext,
+    limits: fit::Limits,
+    run_id: String,
+) -> Result<Report, SiteEventsError> {
+    let input: u64 = site_events::inputs(ctx.source.as_ref())?
+        .iter()
+        .map(|(_, size)| size)
+        .sum();
+    fit::check(
+        input,
+        limits,
+        &ctx.settings.stage,
+        &ctx.source.describe(EVENTS_PREFIX),
+    )?;
+    let mut opts = Options::new(run_id);
+    opts.students_format = ctx.settings.students_format;
+    // One vCPU per 1,769 MB: a second worker pays only with a second vCPU.
+    opts.workers = ((f64::from(limits.memory_mb) / fit::MB_PER_VCPU).ceil() as usize).clamp(1, 6);
+    // A quarter of the function's memory for buffered events (the rest: blocks, groups,
+    // Parquet, the runtime).
+    opts.buffer_bytes = (limits.memory_mb as usize * (1 << 20) / 4).min(256 << 20);
+    site_events::run(ctx.source.as_ref(), ctx.warehouse.as_ref(), &opts)
+}
