@@ -4,9 +4,10 @@
 Starts the local AWS emulator (MiniStack) on loopback with IAM and TLS enforced (each function
 runs as its own role; the CLI acts as an IAM user holding the stage's deploy policy), deploys
 stage `alice` with the real Rust functions, loads the sample exports into its source bucket, triggers the ETL through its SNS
-topic (the deployed function runs inside the emulator), runs the Spark job with local PySpark
-over the stage's data, queries the warehouse tables through Athena (`deployer query`) and
-prints them.
+topic (the deployed function runs inside the emulator), then base b through the EMR topic
+(the stage's `base_b_engine` is `function`: the site-events function runs inside the emulator,
+as on a deployed developer stage), queries the warehouse tables through Athena
+(`deployer query`) and prints them.
 
 Run it through scripts/local-pipeline, which installs and builds what it needs first.
 """
@@ -18,7 +19,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 A_TABLES = ["students", "follows", "sessions", "subscriptions"]
+B_TABLES = ["events", "events-by-city", "events-by-state", "sessions-by-campaign", "events-by-pagename",
+            "events-by-client-type", "events-by-university", "events-by-course"]
 QUERIES = [
     ("students", "SELECT id, date, state, city, university, course, signupsource FROM students ORDER BY id"),
     ("follows", "SELECT studentid, subject, date FROM follows ORDER BY date"),
@@ -118,27 +120,6 @@ def wait_for(what, check, timeout=120):
     sys.exit(f"timed out waiting for {what}")
 
 
-def publish_base_b(s3, out: Path, bucket: str, before_switch=lambda table: None) -> int:
-    """Uploads the Spark job's local output `out` to `s3://bucket/b/` in the order the job
-    writes on S3 (crates/etl/spark/site_events.py): for each table, the run's data files,
-    then its manifest, one PutObject that switches the table, then its `_SUCCESS` marker.
-    `before_switch(table)` runs between a table's files and its manifest. Returns the number
-    of objects uploaded."""
-    n = 0
-    for table in sorted(p.name for p in out.iterdir() if p.is_dir()):
-        folder = out / table
-        files = [f for f in sorted(folder.rglob("*")) if f.is_file() and f.relative_to(folder).parts[0].startswith("run=")
-                 and f.suffix == ".parquet"]
-        for f in files:
-            s3.upload_file(str(f), bucket, f"b/{table}/{f.relative_to(folder).as_posix()}")
-        before_switch(table)
-        manifest = folder / "_symlink_format_manifest" / "manifest"
-        s3.put_object(Bucket=bucket, Key=f"b/{table}/_symlink_format_manifest/manifest", Body=manifest.read_bytes())
-        s3.put_object(Bucket=bucket, Key=f"b/{table}/_SUCCESS", Body=(folder / "_SUCCESS").read_bytes())
-        n += len(files) + 2
-    return n
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", default="alice")
@@ -197,24 +178,23 @@ def main():
         run_id = wait_for("the ETL's tables", markers).pop()
         print(f"  ETL run {run_id} published {', '.join(A_TABLES)}")
 
-        say("running the Spark job with local PySpark over the stage's data")
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            (tmp / "events").mkdir()
-            (tmp / "students").mkdir()
-            for o in s3.list_objects_v2(Bucket=source, Prefix="b/")["Contents"]:
-                s3.download_file(source, o["Key"], str(tmp / "events" / Path(o["Key"]).name))
-            s3.download_file(warehouse, "a/students/data.parquet", str(tmp / "students" / "data.parquet"))
-            out = tmp / "out"
-            job = ROOT / "crates" / "etl" / "spark" / "site_events.py"
-            r = subprocess.run([sys.executable, str(job), "--events", str(tmp / "events"), "--students",
-                                str(tmp / "students"), "--output", str(out), "--manifest-base", f"s3://{warehouse}/b"],
-                               env={**env, "SPARK_LOCAL_IP": "127.0.0.1"}, capture_output=True, text=True)
-            if r.returncode != 0:
-                sys.stderr.write(r.stderr[-4000:])
-                sys.exit("the Spark job failed")
-            n = publish_base_b(s3, out, warehouse)
-            print(f"  published base b to s3://{warehouse}/b/: {n} objects, each table switched by its manifest")
+        say("triggering base b through its topic (the site-events function runs inside the emulator)")
+        r = subprocess.run([args.deployer, "trigger", "spark", "--stage", stage], env=env, cwd=ROOT,
+                           capture_output=True, text=True)
+        print("  " + (r.stdout.strip() or r.stderr.strip()))
+        if r.returncode != 0:
+            sys.exit("trigger failed")
+
+        def b_markers():
+            runs = set()
+            for t in B_TABLES:
+                try:
+                    runs.add(json.loads(s3.get_object(Bucket=warehouse, Key=f"b/{t}/_SUCCESS")["Body"].read())["run"])
+                except s3.exceptions.NoSuchKey:
+                    return None
+            return runs if len(runs) == 1 else None
+        b_run = wait_for("base b's tables", b_markers).pop()
+        print(f"  site-events run {b_run} published {', '.join(B_TABLES)}, each switched by its manifest")
 
         say(f"querying the warehouse through Athena (`deployer query`: database {database}, work group {workgroup})")
         for title, sql in QUERIES:
@@ -237,6 +217,7 @@ def main():
         print(f"  cargo run -p deployer -- info --stage {stage}          # stacks, status, outputs")
         print(f"  cargo run -p deployer -- query --stage {stage} \"SELECT * FROM events_by_city\"   # Athena, as a table")
         print(f"  cargo run -p deployer -- logs etl --stage {stage}      # the ETL function's log lines")
+        print(f"  cargo run -p deployer -- logs site-events --stage {stage}   # base b's report")
         print(f"  cargo run -p deployer -- diff --stage {stage}          # what a deploy would change (exit 2: changes)")
         print(f"  cargo run -p deployer -- teardown --stage {stage} --yes")
         if args.keep_running:

@@ -21,15 +21,27 @@ def bootstrap_binary() -> str:
     return str(target / "x86_64-unknown-linux-musl" / "release" / "bootstrap")
 
 
+# Stages whose tests need a config of their own by default: {stage: pipeline.yaml path}.
+STAGE_CONFIGS = {}
+
+
+def emr_engine(stage: str, tmp_path) -> None:
+    """Runs `stage`'s base b on EMR (`base_b_engine: emr`) in every later call of the CLI."""
+    path = tmp_path / f"{stage}-pipeline.yaml"
+    path.write_text(f"stages:\n  {stage}:\n    base_b_engine: emr\n")
+    STAGE_CONFIGS[stage] = path
+
+
 def deployer_cmd(deployer, emulator, *args, config=None):
     """The CLI as a user runs it: as the stage's deploy identity (an IAM user holding only
     `deployer policy --stage S`), except `invoke`, which runs a function's code here with the
     developer's own identity (the account root in these tests): the deploy policy does not
     cover what the functions do."""
     cmd = [deployer]
+    stage = args[args.index("--stage") + 1] if "--stage" in args else None
+    config = config or STAGE_CONFIGS.get(stage)
     if config:
         cmd += ["--config", config]
-    stage = args[args.index("--stage") + 1] if "--stage" in args else None
     identity = None if args[0] == "invoke" else stage
     return run(cmd + list(args), env=emulator.env(identity), cwd=ROOT, timeout=600)
 
@@ -211,11 +223,13 @@ def test_a_protected_stage_leaves_nothing_after_a_failed_create_and_is_terminati
     assert bucket.format("source") in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
-def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package):
+def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package, tmp_path):
     """Triggered with an empty source bucket, the ETL function fails inside the emulator
     naming the missing export, and `deployer logs` shows that line."""
     emulator.reset()
     stage = "e2eops"
+    # Its base b on EMR: the starter's code runs here below (`invoke emr-starter --stage`).
+    emr_engine(stage, tmp_path)
     r = deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", package["lambda"]["bootstrap"])
     assert r.returncode == 0, r.stderr
     r = deployer_cmd(deployer, emulator, "info", "--stage", stage)

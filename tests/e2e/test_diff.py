@@ -24,13 +24,13 @@ def test_diff_shows_exactly_a_config_change_then_nothing_after_deploying_it(depl
     assert r.returncode == 2, r.stderr
     assert r.stdout == (
         f"Stage {stage}: changes against the deployed stack\n"
-        "~ EmrStarterLogGroup (AWS::Logs::LogGroup)\n    Properties/RetentionInDays: 30 -> 90\n"
         "~ EtlLogGroup (AWS::Logs::LogGroup)\n    Properties/RetentionInDays: 30 -> 90\n"
+        "~ SiteEventsLogGroup (AWS::Logs::LogGroup)\n    Properties/RetentionInDays: 30 -> 90\n"
         "~ TableRefresherLogGroup (AWS::Logs::LogGroup)\n    Properties/RetentionInDays: 30 -> 90\n"
     )
     r = deployer_cmd(deployer, emulator, "diff", "--stage", stage, "--lambda-bootstrap", binary, "--format", "json", config=config)
     report = json.loads(r.stdout)
-    assert [c["logical_id"] for c in report["resources"]] == ["EmrStarterLogGroup", "EtlLogGroup", "TableRefresherLogGroup"]
+    assert [c["logical_id"] for c in report["resources"]] == ["EtlLogGroup", "SiteEventsLogGroup", "TableRefresherLogGroup"]
     assert report["data_at_risk"] == [] and report["code"] == []
 
     assert deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", binary, config=config).returncode == 0

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import SHARED
 from expected_a import ENTITIES, as_columns, generate
-from test_deploy import deployer_cmd
+from test_deploy import deployer_cmd, emr_engine
 
 TABLES = ["students", "follows", "sessions", "subscriptions"]
 STAGE = "e2elambda"
@@ -57,9 +57,11 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def stage(deployer, emulator, package):
-    """The stage, deployed once by its deploy identity."""
+def stage(deployer, emulator, package, tmp_path_factory):
+    """The stage, deployed once by its deploy identity, its base b on EMR (the starter's
+    tests below)."""
     emulator.reset()
+    emr_engine(STAGE, tmp_path_factory.mktemp("config"))
     r = deployer_cmd(deployer, emulator, "deploy", "--stage", STAGE, "--lambda-bootstrap", package["lambda"]["bootstrap"])
     assert r.returncode == 0, r.stderr
     return deployer

@@ -4,7 +4,7 @@ A base-b table is the list of files in its manifest (docs/SEMANTICS.md, "Publish
 writes its files beside the previous run's and then replaces the manifest with one PutObject.
 Here two real runs of the Spark job (local PySpark, `--manifest-base` naming the emulator's
 bucket) are published into the emulator's S3 in the order the job writes on S3
-(`publish_base_b` of scripts/local_pipeline.py, which README command 1 uses too), and the
+(`publish_base_b` below), and the
 tables are queried through the emulator's Athena, declared exactly as the rendered template
 declares them, before, during and after the switch.
 
@@ -17,23 +17,40 @@ new one whole ("Amazon S3 data consistency model"), which the emulator has by co
 """
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 import site_events
-from conftest import ROOT, SHARED, run
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from local_pipeline import publish_base_b  # noqa: E402
+from conftest import SHARED, run
 
 BUCKET = "pdcase-switch-warehouse"
 DATABASE = "pdcase_switch"
 WORKGROUP = "pdcase-switch"
 SAMPLE = SHARED / "fixtures" / "reference" / "inputs" / "b" / "part-0000.json"
 STUDENTS = SHARED / "fixtures" / "reference" / "outputs" / "denormalizedStudents.json"
+
+
+def publish_base_b(s3, out: Path, bucket: str, before_switch=lambda table: None) -> int:
+    """Uploads the Spark job's local output `out` to `s3://bucket/b/` in the order the job
+    writes on S3 (crates/etl/spark/site_events.py): for each table, the run's data files,
+    then its manifest, one PutObject that switches the table, then its `_SUCCESS` marker.
+    `before_switch(table)` runs between a table's files and its manifest. Returns the number
+    of objects uploaded."""
+    n = 0
+    for table in sorted(p.name for p in out.iterdir() if p.is_dir()):
+        folder = out / table
+        files = [f for f in sorted(folder.rglob("*")) if f.is_file() and f.relative_to(folder).parts[0].startswith("run=")
+                 and f.suffix == ".parquet"]
+        for f in files:
+            s3.upload_file(str(f), bucket, f"b/{table}/{f.relative_to(folder).as_posix()}")
+        before_switch(table)
+        manifest = folder / "_symlink_format_manifest" / "manifest"
+        s3.put_object(Bucket=bucket, Key=f"b/{table}/_symlink_format_manifest/manifest", Body=manifest.read_bytes())
+        s3.put_object(Bucket=bucket, Key=f"b/{table}/_SUCCESS", Body=(folder / "_SUCCESS").read_bytes())
+        n += len(files) + 2
+    return n
 
 
 def athena(client, sql):

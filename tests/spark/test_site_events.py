@@ -375,10 +375,11 @@ def test_command_line_refuses_a_bad_ratio_before_starting_spark():
 EMR_SPARK = {"emr-7.5.0": "3.5.2"}
 
 
-def test_pinned_pyspark_is_the_spark_of_the_requested_emr_release(deployer):
-    """Tests must see what production runs: bumping either side alone fails here."""
+def test_pinned_pyspark_is_the_spark_of_the_requested_emr_release(deployer, config_file):
+    """Tests must see what production runs: bumping either side alone fails here. (`prod`
+    is protected, so its base b runs on EMR.)"""
     import pyspark
 
-    template = json.loads(run([deployer, "synth", "--stage", "alice", "--format", "json"]).stdout)
+    template = json.loads(run([deployer, "--config", config_file, "synth", "--stage", "prod", "--format", "json"]).stdout)
     env = template["Resources"]["EmrStarterFunction"]["Properties"]["Environment"]["Variables"]
     assert pyspark.__version__ == EMR_SPARK[env["EMR_RELEASE_LABEL"]]

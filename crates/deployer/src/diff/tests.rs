@@ -48,8 +48,8 @@ fn a_setting_change_shows_the_property_paths_old_and_new() {
     assert_eq!(
         out,
         "Stage alice: changes against the deployed stack\n\
-         ~ EmrStarterFunction (AWS::Lambda::Function)\n    Properties/Timeout: 60 -> 300\n\
          ~ EtlFunction (AWS::Lambda::Function)\n    Properties/Timeout: 60 -> 300\n\
+         ~ SiteEventsFunction (AWS::Lambda::Function)\n    Properties/Timeout: 60 -> 300\n\
          ~ TableRefresherFunction (AWS::Lambda::Function)\n    Properties/Timeout: 60 -> 300\n"
     );
     assert!(report.resources.iter().all(|r| !r.replacement));
