@@ -127,7 +127,10 @@ def test_every_policy_passes_parliament_or_its_finding_is_listed(rendered, stage
         count += 1
         for issue, _ in findings(doc):
             seen.add((issue, where.split("/")[0]))
-    assert count >= 6, "every role's inline policy is read"
+    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("Policies")]
+    # Four on a stage whose base b runs in a function (ETL, site-events, refresher, crawler),
+    # six with the EMR starter and the cluster's roles.
+    assert count >= len(roles) >= 4, "every role's inline policy is read"
     listed = {a for a in accepted() if not a[1].startswith("deploy-policy")}
     assert seen - listed == set(), f"parliament findings not listed in docs/SECURITY-CHECKS.md: {sorted(seen - listed)}"
     assert listed - seen == set(), f"listed but no longer found (remove them): {sorted(listed - seen)}"

@@ -67,9 +67,15 @@ def test_stages_differ_only_where_they_should(rendered):
     alice = json.loads(rendered[("alice", "json")].read_text())
     prod = json.loads(rendered[("prod", "json")].read_text())
     assert alice.keys() == prod.keys()
-    # The protected stage is hardened: its own KMS key (and alias) is all it adds.
-    assert prod["Resources"].keys() - alice["Resources"].keys() == {"StageKey", "StageKeyAlias"}
-    assert alice["Resources"].keys() <= prod["Resources"].keys()
+    # The protected stage is hardened: its own KMS key (and alias); and its base b runs on EMR
+    # (the starter, the cluster's roles and network) where alice's runs in its function.
+    emr_parts = {k for k in prod["Resources"] if k.startswith("Emr") and k != "EmrTriggerTopic"}
+    assert {"EmrStarterFunction", "EmrServiceRole", "EmrInstanceProfile", "EmrSubnet"} <= emr_parts
+    site_events = {k for k in alice["Resources"] if k.startswith("SiteEvents")}
+    assert site_events == {"SiteEventsFunction", "SiteEventsRole", "SiteEventsLogGroup", "SiteEventsSnsPermission",
+                           "SiteEventsSubscription"}
+    assert prod["Resources"].keys() - alice["Resources"].keys() == {"StageKey", "StageKeyAlias"} | emr_parts
+    assert alice["Resources"].keys() - prod["Resources"].keys() == site_events
     key_arn = {"Fn::GetAtt": ["StageKey", "Arn"]}
     assert prod["Resources"]["EtlLogGroup"]["Properties"]["KmsKeyId"] == key_arn
     assert prod["Resources"]["EtlTriggerTopic"]["Properties"]["KmsMasterKeyId"] == key_arn

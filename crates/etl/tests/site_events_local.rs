@@ -83,12 +83,20 @@ fn input_too_large_for_the_function_is_refused_before_anything_is_written() {
     assert_eq!(bound, fit::Bound::Time);
     let sample = fs::read(src.path().join("b/part-0000.json")).unwrap();
     let copies = capacity as usize / sample.len() + 1;
-    let big: Vec<u8> = sample.iter().copied().cycle().take(sample.len() * copies).collect();
+    let big: Vec<u8> = sample
+        .iter()
+        .copied()
+        .cycle()
+        .take(sample.len() * copies)
+        .collect();
     fs::write(src.path().join("b/part-0001.json"), big).unwrap();
     let e = handler_run(&ctx, limits, "r2".into()).unwrap_err();
     assert!(matches!(e, SiteEventsError::TooLarge(_)), "{e}");
     let text = e.to_string();
-    assert!(text.contains("set `base_b_engine: emr` for stage alice"), "{text}");
+    assert!(
+        text.contains("set `base_b_engine: emr` for stage alice"),
+        "{text}"
+    );
     assert!(text.contains("lambda.timeout_seconds"), "{text}");
     assert!(text.contains("nothing was written"), "{text}");
     assert_eq!(snapshot(wh.path()), before, "the warehouse is untouched");

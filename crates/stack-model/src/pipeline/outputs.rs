@@ -7,6 +7,7 @@ use super::functions::{BaseB, Functions};
 use super::storage::Storage;
 use super::triggers::Topics;
 use super::Pipeline;
+use crate::value::Value;
 
 pub const STAGE: &str = "Stage";
 pub const SOURCE_BUCKET: &str = "SourceBucketName";
@@ -25,6 +26,7 @@ pub const EMR_SERVICE_ROLE: &str = "EmrServiceRoleName";
 pub const EMR_INSTANCE_PROFILE: &str = "EmrInstanceProfileName";
 pub const EMR_SUBNET: &str = "EmrSubnetId";
 pub const ATHENA_RESULTS: &str = "AthenaResultsLocation";
+pub const SPARK_JOB: &str = "SparkJobUri";
 
 /// Everything the outputs name.
 pub(super) struct Parts<'p> {
@@ -47,6 +49,15 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
     } = parts;
     let warehouse = &storage.warehouse;
     let stage = p.c.stage.as_str();
+    // The build's Spark job: what the EMR starter submits, and on a stage whose base b runs
+    // in its function, the job to run by hand (spark-submit) against the stage's buckets.
+    let spark_job = Value::sub_with(
+        "s3://${Bucket}/${Key}",
+        [
+            ("Bucket", p.artifacts.r#ref()),
+            ("Key", p.spark_key.r#ref()),
+        ],
+    );
     let t = &mut p.t;
     t.output(STAGE, "Stage name", stage.into());
     t.output(
@@ -102,6 +113,11 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         catalog.crawler.r#ref(),
     );
     t.output(WORKGROUP, "Athena work group", athena.workgroup.r#ref());
+    t.output(
+        SPARK_JOB,
+        "The Spark job of base b (site_events.py)",
+        spark_job,
+    );
     t.output(
         ATHENA_RESULTS,
         "Where Athena writes query results",
