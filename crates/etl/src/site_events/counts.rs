@@ -5,51 +5,95 @@
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::hash::Hasher;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::events::{renamed, schema_of, Derived};
-use super::line::{slot, Event};
+use super::line::{slots, Event};
 use super::students::Students;
 use crate::warehouse::{table, TableDef};
 
 /// Events per value of one key; the NULL key is a group of its own.
+///
+/// The keys' bytes are kept in one arena, each entry its hash, place and count: no allocation
+/// per distinct key, and a probe compares the full hash before any bytes.
 #[derive(Debug, Default)]
 pub struct Counts {
-    map: FxHashMap<Box<str>, u64>,
+    table: HashTable<Entry>,
+    arena: Vec<u8>,
     null: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u64,
+    start: usize,
+    len: usize,
+    n: u64,
+}
+
+fn hash_of(key: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(key);
+    h.finish()
 }
 
 impl Counts {
     pub fn add(&mut self, key: Option<&str>, n: u64) {
         match key {
             None => self.null += n,
-            Some(k) => match self.map.get_mut(k) {
-                Some(c) => *c += n,
-                None => {
-                    self.map.insert(k.into(), n);
-                }
-            },
+            Some(k) => self.add_hashed(k.as_bytes(), hash_of(k.as_bytes()), n),
         }
+    }
+
+    fn add_hashed(&mut self, key: &[u8], hash: u64, n: u64) {
+        let arena = &self.arena;
+        let found = self.table.find_mut(hash, |e| {
+            e.hash == hash && &arena[e.start..e.start + e.len] == key
+        });
+        match found {
+            Some(e) => e.n += n,
+            None => {
+                let start = self.arena.len();
+                self.arena.extend_from_slice(key);
+                self.table.insert_unique(
+                    hash,
+                    Entry {
+                        hash,
+                        start,
+                        len: key.len(),
+                        n,
+                    },
+                    |e| e.hash,
+                );
+            }
+        }
+    }
+
+    fn key(&self, e: &Entry) -> &str {
+        std::str::from_utf8(&self.arena[e.start..e.start + e.len]).expect("keys are UTF-8")
     }
 
     fn merge(&mut self, other: Counts) {
         self.null += other.null;
-        for (k, n) in other.map {
-            *self.map.entry(k).or_default() += n;
+        for e in other.table.iter() {
+            self.add_hashed(&other.arena[e.start..e.start + e.len], e.hash, e.n);
         }
     }
 
     /// (key, count) pairs, the NULL group included when it has events.
     fn rows(&self) -> impl Iterator<Item = (Option<&str>, u64)> {
-        self.map
+        self.table
             .iter()
-            .map(|(k, n)| (Some(&**k), *n))
+            .map(|e| (Some(self.key(e)), e.n))
             .chain((self.null > 0).then_some((None, self.null)))
     }
 
     pub fn len(&self) -> usize {
-        self.map.len() + usize::from(self.null > 0)
+        self.table.len() + usize::from(self.null > 0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -83,8 +127,6 @@ pub struct Tally {
     pub unparsed_at: u64,
 }
 
-const MARKETING: [&str; 3] = ["marketing_source", "marketing_medium", "marketing_campaign"];
-
 /// The three marketing values as one key: for each, 0 (NULL) or 1, its length and its bytes.
 fn campaign_key(out: &mut Vec<u8>, values: [Option<&str>; 3]) {
     out.clear();
@@ -117,7 +159,7 @@ fn campaign_values(key: &[u8]) -> [Option<String>; 3] {
 
 impl Tally {
     pub fn add(&mut self, event: &Event<'_>, d: &Derived<'_>) {
-        let key = event.get(slot("studentId_clientType"));
+        let key = event.get(slots::KEY);
         match key {
             None => self.missing_student_key += 1,
             Some(k) if !k.contains('@') => self.key_without_at += 1,
@@ -128,24 +170,25 @@ impl Tally {
         }
         self.per_student.add(d.student_id, 1);
         self.pages
-            .add(renamed(event, slot("Page Name"), slot("PageName")), 1);
+            .add(renamed(event, slots::PAGE_NAME.0, slots::PAGE_NAME.1), 1);
         self.clients.add(d.client_type, 1);
-        self.universities.add(event.get(slot("custom_1")), 1);
-        self.courses.add(event.get(slot("custom_2")), 1);
-        let session = match (event.get(slot("uuid")), event.get(slot("session_uuid"))) {
+        self.universities.add(event.get(slots::CUSTOM_1), 1);
+        self.courses.add(event.get(slots::CUSTOM_2), 1);
+        let session = match (event.get(slots::UUID), event.get(slots::SESSION_UUID)) {
             (Some(u), Some(s)) => {
-                let mut buf = Vec::with_capacity(u.len() + s.len() + 4);
+                let buf = &mut self.key;
+                buf.clear();
                 buf.extend_from_slice(&(u.len() as u32).to_le_bytes());
                 buf.extend_from_slice(u.as_bytes());
                 buf.extend_from_slice(s.as_bytes());
-                Some(xxh3_128(&buf))
+                Some(xxh3_128(buf))
             }
             _ => {
                 self.events_without_session += 1;
                 None
             }
         };
-        campaign_key(&mut self.key, MARKETING.map(|m| event.get(slot(m))));
+        campaign_key(&mut self.key, slots::MARKETING.map(|m| event.get(m)));
         let campaign = match self.campaigns.get_mut(self.key.as_slice()) {
             Some(c) => c,
             None => self
@@ -179,10 +222,8 @@ impl Tally {
     /// Events whose student id is not NULL and not in the students table.
     pub fn unknown_students(&self, students: &Students) -> u64 {
         self.per_student
-            .map
-            .iter()
-            .filter(|(id, _)| students.get(id).is_none())
-            .map(|(_, n)| n)
+            .rows()
+            .filter_map(|(id, n)| id.filter(|id| students.get(id).is_none()).map(|_| n))
             .sum()
     }
 

@@ -88,13 +88,13 @@ pub fn bigint(s: &str) -> Option<i64> {
 /// `try_cast(text as boolean)`: t, true, y, yes, 1 / f, false, n, no, 0, in any case.
 pub fn boolean(s: &str) -> Option<bool> {
     let t = trimmed(s);
-    if t.len() > 5 {
-        return None;
-    }
-    match t.to_ascii_lowercase().as_str() {
-        "t" | "true" | "y" | "yes" | "1" => Some(true),
-        "f" | "false" | "n" | "no" | "0" => Some(false),
-        _ => None,
+    let is = |word: &str| t.eq_ignore_ascii_case(word);
+    if ["t", "true", "y", "yes", "1"].into_iter().any(is) {
+        Some(true)
+    } else if ["f", "false", "n", "no", "0"].into_iter().any(is) {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -18,7 +18,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use super::derive;
-use super::line::{slot, Event};
+use super::line::{slot, slots, Event};
 use crate::storage::Storage;
 use crate::warehouse::{table, ColumnType, TableDef};
 
@@ -135,12 +135,11 @@ pub struct Derived<'e> {
 
 impl<'e> Derived<'e> {
     pub fn of(event: &'e Event<'_>) -> Self {
-        let (student_id, client_type) =
-            derive::student_and_client(event.get(slot("studentId_clientType")));
+        let (student_id, client_type) = derive::student_and_client(event.get(slots::KEY));
         Derived {
             student_id,
             client_type,
-            time: event.get(slot("at")).and_then(derive::event_time),
+            time: event.get(slots::AT).and_then(derive::event_time),
         }
     }
 }
@@ -215,10 +214,10 @@ impl EventBatch {
                 (Builder::Time(b), Source::EventTime) => b.append_option(derived.time.map(|t| t.0)),
                 (Builder::Date(b), Source::EventDate) => b.append_option(derived.time.map(|t| t.1)),
                 (Builder::Int(b), Source::Nth) => {
-                    b.append_option(event.get(slot("nth")).and_then(derive::bigint))
+                    b.append_option(event.get(slots::NTH).and_then(derive::bigint))
                 }
                 (Builder::Bool(b), Source::DeviceNew) => {
-                    b.append_option(event.get(slot("device_new")).and_then(derive::boolean))
+                    b.append_option(event.get(slots::DEVICE_NEW).and_then(derive::boolean))
                 }
                 (_, s) => unreachable!("column source {s:?} does not match its type"),
             }

@@ -20,7 +20,7 @@ pub mod publish;
 pub mod students;
 
 use std::io::Read;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ use crate::storage::Storage;
 use crate::warehouse::{tables_of, Base, DataFormat, TableDef};
 use counts::Tally;
 use events::{Derived, EventBatch};
-use line::Line;
+use line::Parsed;
 use students::Students;
 
 /// Where the events are read from: objects directly under `b/` of the source.
@@ -65,7 +65,7 @@ impl Options {
             workers: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .clamp(1, 8),
-            buffer_bytes: 192 << 20,
+            buffer_bytes: 64 << 20,
         }
     }
 }
@@ -357,15 +357,18 @@ fn scan(
     let workers = opts.workers.max(1);
     let (tx, rx) = sync_channel::<Block>(workers * 2);
     let rx = Mutex::new(rx);
+    // Blocks go back to the reader once parsed, to be filled again.
+    let (free_tx, free_rx) = channel::<Vec<u8>>();
     let budget = (opts.buffer_bytes / workers).max(1 << 20);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read_blocks(source, files, tx));
+        let reader = s.spawn(move || read_blocks(source, files, tx, free_rx));
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let rx = &rx;
-                s.spawn(move || work(w, rx, warehouse, files, events_folder, budget))
+                let (rx, free) = (&rx, free_tx.clone());
+                s.spawn(move || work(w, rx, free, warehouse, files, events_folder, budget))
             })
             .collect();
+        drop(free_tx);
         let mut total = Scan {
             tally: Tally::default(),
             lines: 0,
@@ -402,30 +405,33 @@ fn read_blocks(
     source: &dyn Storage,
     files: &[(String, u64)],
     tx: std::sync::mpsc::SyncSender<Block>,
+    free: Receiver<Vec<u8>>,
 ) -> Result<(), SiteEventsError> {
     for (i, (key, _)) in files.iter().enumerate() {
         let mut input = source.open(key)?;
         let mut carry: Vec<u8> = Vec::new();
         loop {
-            let mut buf = std::mem::take(&mut carry);
+            // A buffer the workers are done with, when there is one: its pages are mapped
+            // already (fresh 4 MiB buffers cost a page fault per 4 kB).
+            let mut buf = free
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BLOCK + BLOCK / 2));
+            buf.clear();
+            buf.append(&mut carry);
             let start = buf.len();
-            buf.resize(start.max(BLOCK / 2) + BLOCK, 0);
-            let mut filled = start;
-            while filled < buf.len() {
-                match input.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(StorageError::io(source.describe(key), e).into()),
-                }
-            }
-            buf.truncate(filled);
-            let eof = filled < start.max(BLOCK / 2) + BLOCK;
+            let n = (&mut input)
+                .take(BLOCK as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| StorageError::io(source.describe(key), e))?;
+            let eof = n < BLOCK;
             if !eof {
                 // Whole lines only; the rest starts the next block. A line longer than the
                 // block grows the next one.
                 match memchr::memrchr(b'\n', &buf[start..]) {
-                    Some(at) => carry = buf.split_off(start + at + 1),
+                    Some(at) => {
+                        carry.extend_from_slice(&buf[start + at + 1..]);
+                        buf.truncate(start + at + 1);
+                    }
                     None => {
                         carry = buf;
                         continue;
@@ -450,9 +456,26 @@ fn read_blocks(
     Ok(())
 }
 
+/// A line: malformed when it is not UTF-8.
+fn parse_line<'a>(
+    line: Option<&'a str>,
+    events: &mut Vec<line::Event<'a>>,
+    keys: &mut line::KeyOrder,
+) -> Parsed {
+    match line {
+        Some(l) => line::parse_into(l, events, keys),
+        None => {
+            events.clear();
+            Parsed::Malformed
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn work(
     worker: usize,
     rx: &Mutex<Receiver<Block>>,
+    free: Sender<Vec<u8>>,
     warehouse: &dyn Storage,
     files: &[(String, u64)],
     events_folder: &str,
@@ -466,6 +489,7 @@ fn work(
         files: Vec::new(),
     };
     let mut batch = EventBatch::new();
+    let mut keys = line::KeyOrder::default();
     let mut flushes = 0;
     let write_error = |e: std::io::Error| SiteEventsError::Write {
         table: "events",
@@ -473,10 +497,13 @@ fn work(
     };
     let next = || rx.lock().expect("no worker panics holding it").recv().ok();
     let mut process = |block: Block| -> Result<(), SiteEventsError> {
+        // One buffer of events per block, reused line after line.
+        let mut events: Vec<line::Event<'_>> = Vec::with_capacity(4);
         for raw in block.bytes.split(|b| *b == b'\n') {
-            match line::parse(raw) {
-                Line::Blank => {}
-                Line::Malformed => {
+            let parsed = parse_line(std::str::from_utf8(raw).ok(), &mut events, &mut keys);
+            match parsed {
+                Parsed::Blank => {}
+                Parsed::Malformed => {
                     part.lines += 1;
                     part.malformed += 1;
                     if part.sample.len() < SAMPLE {
@@ -487,7 +514,7 @@ fn work(
                         });
                     }
                 }
-                Line::Events(events) => {
+                Parsed::Events => {
                     let share = raw.len() / events.len().max(1);
                     for event in &events {
                         part.lines += 1;
@@ -498,6 +525,8 @@ fn work(
                 }
             }
         }
+        drop(events);
+        let _ = free.send(block.bytes);
         if batch.bytes() >= budget {
             let name = format!("{worker}-{flushes}");
             part.files.extend(
