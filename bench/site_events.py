@@ -10,8 +10,8 @@ in the same run, alternating, `--repeat` times each; medians and peak RSS.
 Both read the same students table (Parquet, as the ETL publishes it) and write the eight tables
 with their manifests and markers to a local folder; wall time is measured around each whole
 process (the JVM's start included, as EMR's step pays it, and the Rust process's). Peak RSS is
-the child's `ru_maxrss` (for the Spark job: the largest of the Python driver and the JVM it
-waits for).
+the largest resident memory of the child's whole process tree, sampled every 0.1 s (for the
+Spark job: the Python driver and its JVM together).
 """
 
 import argparse
@@ -21,23 +21,56 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 
+def tree_rss_kib(root: int) -> int:
+    """The resident memory of `root` and all its descendants now (KiB), from /proc."""
+    parent, rss = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        parent[int(d)] = int(fields.get("PPid", "0").strip())
+        rss[int(d)] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(c for c, pp in parent.items() if pp == pid)
+    return total
+
+
 def measure(cmd, env=None):
-    """Runs cmd; (wall seconds, peak RSS MiB, stdout)."""
+    """Runs cmd; (wall seconds, peak RSS MiB, stdout). Peak RSS is the largest sum over its
+    process tree, sampled every 0.1 s (the Spark job's JVM is a grandchild, which the child's
+    `ru_maxrss` does not see)."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kib(p.pid))
+            done.wait(0.1)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    out, err = p.communicate()
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    done.set()
+    sampler.join()
+    if p.returncode != 0:
         sys.exit(f"{cmd[:3]} failed:\n{err.decode()[-4000:]}")
-    return wall, usage.ru_maxrss / 1024, out.decode()
+    return wall, peak[0] / 1024, out.decode()
 
 
 def main():

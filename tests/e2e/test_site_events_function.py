@@ -84,6 +84,15 @@ def published(deployer, emulator, package, tmp_path_factory):
         s3.upload_file(str(part), SOURCE, f"b/{part.name}")
     assert deployer_cmd(deployer, emulator, "trigger", "etl", "--stage", STAGE).returncode == 0
     wait_for("base a", lambda: markers(s3, "a", ["students", "follows", "sessions", "subscriptions"]), timeout=180)
+    # Base a's markers start a crawl; base b's would find it running (the refresher then logs
+    # and returns, as the original did), so base b starts once it is done.
+    glue = emulator.client("glue")
+
+    wait_for("base a's crawl to start", lambda: '"crawler_started","base":"a"' in logs_of(emulator, "table-refresher"),
+             timeout=120)
+    wait_for("base a's crawl to end",
+             lambda: glue.get_crawler(Name=f"pdcase-{STAGE}-warehouse-crawler")["Crawler"]["State"] == "READY",
+             timeout=180)
     r = deployer_cmd(deployer, emulator, "trigger", "spark", "--stage", STAGE)
     assert r.returncode == 0, r.stderr
     assert "it starts base b in the site-events function" in r.stdout, r.stdout
