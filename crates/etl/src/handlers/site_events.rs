@@ -118,10 +118,8 @@ pub fn run(
     )?;
     let mut opts = Options::new(run_id);
     opts.students_format = ctx.settings.students_format;
-    // One vCPU per 1,769 MB: a second worker pays only with a second vCPU.
+    // One vCPU per 1,769 MB: a second worker pays only with a second vCPU. The event buffer
+    // stays the measured default (`fit` counts on it).
     opts.workers = ((f64::from(limits.memory_mb) / fit::MB_PER_VCPU).ceil() as usize).clamp(1, 6);
-    // A quarter of the function's memory for buffered events (the rest: blocks, groups,
-    // Parquet, the runtime).
-    opts.buffer_bytes = (limits.memory_mb as usize * (1 << 20) / 4).min(256 << 20);
     site_events::run(ctx.source.as_ref(), ctx.warehouse.as_ref(), &opts)
 }
