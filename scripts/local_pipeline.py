@@ -161,39 +161,32 @@ def main():
             s3.upload_file(str(f), source, key)
             print(f"  {key}")
 
-        say("triggering the ETL through its topic (the Rust function runs inside the emulator)")
-        r = subprocess.run([args.deployer, "trigger", "etl", "--stage", stage], env=env, cwd=ROOT, capture_output=True, text=True)
-        print("  " + (r.stdout.strip() or r.stderr.strip()))
-        if r.returncode != 0:
-            sys.exit("trigger failed")
+        def trigger_and_wait(what, base, tables, says):
+            """Publishes to the stage's topic for `what`, then waits until every table of the
+            base has a marker of one run; returns that run."""
+            say(says)
+            r = subprocess.run([args.deployer, "trigger", what, "--stage", stage], env=env, cwd=ROOT,
+                               capture_output=True, text=True)
+            print("  " + (r.stdout.strip() or r.stderr.strip()))
+            if r.returncode != 0:
+                sys.exit("trigger failed")
 
-        def markers():
-            runs = set()
-            for t in A_TABLES:
-                try:
-                    runs.add(json.loads(s3.get_object(Bucket=warehouse, Key=f"a/{t}/_SUCCESS")["Body"].read())["run"])
-                except s3.exceptions.NoSuchKey:
-                    return None
-            return runs if len(runs) == 1 else None
-        run_id = wait_for("the ETL's tables", markers).pop()
+            def markers():
+                runs = set()
+                for t in tables:
+                    try:
+                        body = s3.get_object(Bucket=warehouse, Key=f"{base}/{t}/_SUCCESS")["Body"].read()
+                    except s3.exceptions.NoSuchKey:
+                        return None
+                    runs.add(json.loads(body)["run"])
+                return runs if len(runs) == 1 else None
+            return wait_for(f"base {base}'s tables", markers).pop()
+
+        run_id = trigger_and_wait("etl", "a", A_TABLES,
+                                  "triggering the ETL through its topic (the Rust function runs inside the emulator)")
         print(f"  ETL run {run_id} published {', '.join(A_TABLES)}")
-
-        say("triggering base b through its topic (the site-events function runs inside the emulator)")
-        r = subprocess.run([args.deployer, "trigger", "spark", "--stage", stage], env=env, cwd=ROOT,
-                           capture_output=True, text=True)
-        print("  " + (r.stdout.strip() or r.stderr.strip()))
-        if r.returncode != 0:
-            sys.exit("trigger failed")
-
-        def b_markers():
-            runs = set()
-            for t in B_TABLES:
-                try:
-                    runs.add(json.loads(s3.get_object(Bucket=warehouse, Key=f"b/{t}/_SUCCESS")["Body"].read())["run"])
-                except s3.exceptions.NoSuchKey:
-                    return None
-            return runs if len(runs) == 1 else None
-        b_run = wait_for("base b's tables", b_markers).pop()
+        b_run = trigger_and_wait("spark", "b", B_TABLES,
+                                 "triggering base b through its topic (the site-events function runs inside the emulator)")
         print(f"  site-events run {b_run} published {', '.join(B_TABLES)}, each switched by its manifest")
 
         say(f"querying the warehouse through Athena (`deployer query`: database {database}, work group {workgroup})")

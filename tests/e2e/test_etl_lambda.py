@@ -239,10 +239,11 @@ def _rows(parquet_bytes: bytes):
         return duckdb.sql(f"SELECT * FROM read_parquet('{f.name}')").fetchall()
 
 
-def athena(emulator, sql):
+def athena(emulator, sql, stage=STAGE):
+    """The rows of `sql` run in the stage's work group and database, as text."""
     a = emulator.client("athena")
-    qid = a.start_query_execution(QueryString=sql, WorkGroup=f"pdcase-{STAGE}",
-                                  QueryExecutionContext={"Database": f"pdcase_{STAGE}_warehouse"})["QueryExecutionId"]
+    qid = a.start_query_execution(QueryString=sql, WorkGroup=f"pdcase-{stage}",
+                                  QueryExecutionContext={"Database": f"pdcase_{stage}_warehouse"})["QueryExecutionId"]
 
     def done():
         s = a.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]

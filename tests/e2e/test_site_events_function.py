@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT, SHARED
 from expected_a import ENTITIES
 from test_deploy import deployer_cmd
-from test_etl_lambda import wait_for
+from test_etl_lambda import athena as athena_of, wait_for
 
 sys.path.insert(0, str(ROOT / "tests" / "spark"))
 from expected import expected  # noqa: E402
@@ -43,6 +43,10 @@ def logs_of(emulator, function) -> str:
     return "\n".join(e["message"].rstrip() for e in events)
 
 
+def athena(emulator, sql):
+    return athena_of(emulator, sql, STAGE)
+
+
 def markers(s3, base, tables):
     found = {}
     for t in tables:
@@ -51,20 +55,6 @@ def markers(s3, base, tables):
         except s3.exceptions.NoSuchKey:
             return None
     return found if len(set(found.values())) == 1 else None
-
-
-def athena(emulator, sql):
-    a = emulator.client("athena")
-    qid = a.start_query_execution(QueryString=sql, WorkGroup=f"pdcase-{STAGE}",
-                                  QueryExecutionContext={"Database": f"pdcase_{STAGE}_warehouse"})["QueryExecutionId"]
-
-    def done():
-        s = a.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
-        return s if s["State"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
-    status = wait_for("the Athena query", done, timeout=60)
-    assert status["State"] == "SUCCEEDED", status
-    rows = a.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
-    return [[c.get("VarCharValue") for c in r["Data"]] for r in rows[1:]]
 
 
 @pytest.fixture(scope="module")

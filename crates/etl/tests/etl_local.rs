@@ -404,9 +404,6 @@ impl Storage for FailingWrites {
     fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         self.inner.copy(from, to)
     }
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.inner.list(prefix)
-    }
     fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
         self.inner.list_sizes(prefix)
     }

@@ -132,14 +132,6 @@ impl Storage for LocalDir {
         })
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        Ok(self
-            .list_sizes(prefix)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
-    }
-
     fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
         // The folder part of the prefix, then a filter on the rest, as S3 matches prefixes.
         let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));

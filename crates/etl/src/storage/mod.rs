@@ -42,7 +42,13 @@ pub trait Storage: Send + Sync {
     fn copy(&self, from: &str, to: &str) -> Result<(), StorageError>;
 
     /// Every key under `prefix`, sorted.
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list_sizes(prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
 
     /// Every key under `prefix` with its size in bytes, sorted by key.
     fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError>;

@@ -164,14 +164,6 @@ impl Storage for S3Bucket {
             })
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        Ok(self
-            .list_sizes(prefix)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
-    }
-
     fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;

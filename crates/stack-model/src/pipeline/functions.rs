@@ -99,33 +99,42 @@ fn logs_arn(p: &Pipeline, f: FunctionRole) -> Value {
     ))
 }
 
-/// Reads `a/*.json` from the source, writes base a to the warehouse.
-fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
-    let statements = vec![
+/// What a function that builds one base does with the buckets: lists both, reads the base's
+/// input `pattern` from the source, and writes (and replaces, and removes) the base's objects
+/// under the same `pattern` of the warehouse.
+fn base_statements(s: &Storage, read: &str, write: &str, pattern: &str) -> Vec<Statement> {
+    vec![
         Statement::allow(
             "ListBuckets",
             &["s3:ListBucket"],
             vec![s.source_arn.clone(), s.warehouse_arn.clone()],
         ),
         Statement::allow(
-            "ReadExports",
+            read,
             &["s3:GetObject"],
-            vec![objects(&s.source_arn, "a/*")],
+            vec![objects(&s.source_arn, pattern)],
         ),
         Statement::allow(
-            "WriteBaseA",
+            write,
             &[
                 "s3:GetObject",
                 "s3:PutObject",
                 "s3:DeleteObject",
                 "s3:AbortMultipartUpload",
             ],
-            vec![objects(&s.warehouse_arn, "a/*")],
+            vec![objects(&s.warehouse_arn, pattern)],
         ),
+    ]
+}
+
+/// Reads `a/*.json` from the source, writes base a to the warehouse.
+fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
+    let mut statements = base_statements(s, "ReadExports", "WriteBaseA", "a/*");
+    statements.extend([
         crawl(catalog),
         logs_statement(logs_arn(p, FunctionRole::Etl)),
         xray_statement(),
-    ];
+    ]);
     let statements = with_key(p, statements, true);
     let mut env = env(p, ETL.role);
     env.extend([
@@ -141,35 +150,17 @@ fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
 /// Reads the site events `b/*` of the source and the students table, writes base b to the
 /// warehouse (its runs' files, manifests and markers under `b/`).
 fn site_events(p: &mut Pipeline, s: &Storage) -> Handle<Function> {
-    let statements = vec![
-        Statement::allow(
-            "ListBuckets",
-            &["s3:ListBucket"],
-            vec![s.source_arn.clone(), s.warehouse_arn.clone()],
-        ),
-        Statement::allow(
-            "ReadEvents",
-            &["s3:GetObject"],
-            vec![objects(&s.source_arn, "b/*")],
-        ),
+    let mut statements = base_statements(s, "ReadEvents", "WriteBaseB", "b/*");
+    statements.extend([
+        // Base b joins the students table of base a.
         Statement::allow(
             "ReadStudents",
             &["s3:GetObject"],
             vec![objects(&s.warehouse_arn, "a/students/*")],
         ),
-        Statement::allow(
-            "WriteBaseB",
-            &[
-                "s3:GetObject",
-                "s3:PutObject",
-                "s3:DeleteObject",
-                "s3:AbortMultipartUpload",
-            ],
-            vec![objects(&s.warehouse_arn, "b/*")],
-        ),
         logs_statement(logs_arn(p, FunctionRole::SiteEvents)),
         xray_statement(),
-    ];
+    ]);
     let statements = with_key(p, statements, true);
     let mut env = env(p, SITE_EVENTS.role);
     env.extend([
