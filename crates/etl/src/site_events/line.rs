@@ -225,6 +225,11 @@ pub fn parse_into<'a>(line: &'a str, out: &mut Vec<Event<'a>>, keys: &mut KeyOrd
     if line.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
         return Parsed::Blank;
     }
+    out.push(Event::default());
+    if read_flat(line, keys, out.last_mut().expect("just pushed")) {
+        return Parsed::Events;
+    }
+    out.clear();
     // From a `str`, serde_json does not validate each string's UTF-8 again.
     let mut de = serde_json::Deserializer::from_str(line);
     // No `de.end()`: text after the first value is ignored, as Spark's reader does.
@@ -235,6 +240,117 @@ pub fn parse_into<'a>(line: &'a str, out: &mut Vec<Event<'a>>, keys: &mut KeyOrd
             Parsed::Malformed
         }
     }
+}
+
+/// The common line read without serde: one flat object whose values are strings without
+/// escapes, numbers, `true`, `false` or `null`. Anything else (an escape, a nested value, an
+/// array, a control character, a number or literal JSON does not allow, any other syntax)
+/// returns `false`, and the line is read by serde_json, which also decides what is malformed;
+/// so this only ever reads lines that are valid JSON, and reads them as serde_json does
+/// (`lines_read_flat_are_read_as_serde_json_reads_them`).
+///
+/// Written by hand because it is where base b's time goes: serde_json's general reader (its
+/// map access, its raw values) cost half the scan, and a SIMD parser through the same serde
+/// interface was no faster (docs/BENCHMARKS.md).
+fn read_flat<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> bool {
+    read_flat_object(line, keys, event).is_some()
+}
+
+fn read_flat_object<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> Option<()> {
+    let b = line.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some(());
+    }
+    let mut at = 0;
+    loop {
+        let (start, end) = flat_string(b, i)?;
+        let slot = keys.slot(at, &line[start..end]);
+        at += 1;
+        i = skip_ws(b, end + 1);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        let (value, next) = match *b.get(i)? {
+            b'"' => {
+                let (start, end) = flat_string(b, i)?;
+                (Some(Cow::Borrowed(&line[start..end])), end + 1)
+            }
+            b't' if b[i..].starts_with(b"true") => (Some(Cow::Borrowed("true")), i + 4),
+            b'f' if b[i..].starts_with(b"false") => (Some(Cow::Borrowed("false")), i + 5),
+            b'n' if b[i..].starts_with(b"null") => (None, i + 4),
+            b'-' | b'0'..=b'9' => {
+                let end = flat_number(b, i)?;
+                (text(&line[i..end]).ok()?, end)
+            }
+            _ => return None,
+        };
+        if let Some(slot) = slot {
+            event.values[slot] = value;
+        }
+        i = skip_ws(b, next);
+        match *b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// The contents of the string starting at `b[i]` (a `"`), as (start, end) with `b[end]` the
+/// closing quote; `None` for an escape or a control character (the general reader's cases).
+fn flat_string(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    if *b.get(i)? != b'"' {
+        return None;
+    }
+    let start = i + 1;
+    let end = start + memchr::memchr2(b'"', b'\\', &b[start..])?;
+    // A control character is not allowed in a JSON string: a branch-free scan the compiler
+    // vectorizes, over the few bytes found.
+    let controls = b[start..end]
+        .iter()
+        .fold(0u8, |any, &c| any | u8::from(c < 0x20));
+    (b[end] == b'"' && controls == 0).then_some((start, end))
+}
+
+/// The end of the JSON number starting at `b[i]`: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn flat_number(b: &[u8], i: usize) -> Option<usize> {
+    let digits = |mut j: usize| {
+        let from = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        (j > from).then_some(j)
+    };
+    let mut j = i + usize::from(b[i] == b'-');
+    j = match *b.get(j)? {
+        b'0' => j + 1,
+        b'1'..=b'9' => digits(j)?,
+        _ => return None,
+    };
+    if b.get(j) == Some(&b'.') {
+        j = digits(j + 1)?;
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        j += 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        j = digits(j)?;
+    }
+    Some(j)
 }
 
 struct TopVisitor<'o, 'a>(&'o mut Vec<Event<'a>>, &'o mut KeyOrder);
@@ -608,6 +724,60 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// The general reader alone (serde_json), for comparison with the flat one.
+    fn general(line: &str) -> Option<Vec<Event<'_>>> {
+        let mut out = Vec::new();
+        let mut keys = KeyOrder::default();
+        let mut de = serde_json::Deserializer::from_str(line);
+        de.deserialize_any(TopVisitor(&mut out, &mut keys)).ok()?;
+        Some(out)
+    }
+
+    #[test]
+    fn lines_read_flat_are_read_as_serde_json_reads_them() {
+        let sample = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/fixtures/reference/inputs/b/part-0000.json"),
+        )
+        .unwrap_or_default();
+        let mut lines: Vec<&str> = sample.lines().collect();
+        lines.extend([
+            r#"{"nth": 17, "device_new": false, "uuid": "a", "custom_1": null, "x": -0.5e3}"#,
+            r#"{ "uuid" : "u" , "nth" : -0 , "at":"2019-11-01 00:00:00" }  trailing"#,
+            r#"{"uuid": "a", "uuid": "b", "at": "x", "at": null}"#,
+            r#"{"nth": 1e400, "custom_2": 1.50, "custom_3": 0, "custom_4": 10}"#,
+            r#"{"uuid": "é and ü", "Page Name": "/p?a=1&b=2"}"#,
+            "{}",
+            // Not flat, or not valid: the general reader's.
+            r#"{"uuid": "a\"b"}"#,
+            r#"{"browser": {"a": 1}}"#,
+            r#"{"uuid": 01}"#,
+            r#"{"uuid": 1.}"#,
+            r#"{"uuid": -}"#,
+            r#"{"uuid": truex}"#,
+            r#"{"uuid": "a",}"#,
+            r#"{"uuid" "a"}"#,
+            "{\"uuid\": \"ctl\tx\"}",
+            r#"[{"uuid": "a"}]"#,
+            r#"{"uuid": "a""#,
+            r#"{"uuid": "a" "nth": 1}"#,
+        ]);
+        let mut flat_read = 0;
+        for line in lines {
+            let mut event = Event::default();
+            let flat = read_flat(line, &mut KeyOrder::default(), &mut event);
+            let general = general(line);
+            if flat {
+                flat_read += 1;
+                assert_eq!(general, Some(vec![event]), "{line}");
+            }
+        }
+        assert!(
+            flat_read >= 9,
+            "the flat reader read the sample and the flat lines"
+        );
     }
 
     #[test]
