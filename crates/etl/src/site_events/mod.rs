@@ -19,6 +19,7 @@ pub mod line;
 pub mod publish;
 pub mod students;
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::Mutex;
@@ -100,11 +101,13 @@ pub struct Report {
     pub events_without_session: u64,
     pub run: String,
     pub tables: Vec<&'static str>,
-    pub rows: Vec<(&'static str, u64)>,
+    /// Rows of each table, by name.
+    pub rows: BTreeMap<&'static str, u64>,
     pub input_bytes: u64,
     pub files_written: usize,
     pub seconds: f64,
-    pub step_seconds: Vec<(&'static str, f64)>,
+    /// Seconds of each step, by name.
+    pub step_seconds: BTreeMap<&'static str, f64>,
 }
 
 /// Why a run stopped. Every table is then as it was: nothing of this run is published.
@@ -188,7 +191,7 @@ pub fn run(
         return Err(SiteEventsError::RunExists(folder));
     }
     let students = Students::read(warehouse, opts.students_format)?;
-    let mut steps = Vec::new();
+    let mut steps = BTreeMap::new();
     let mut report = Report {
         run: opts.run_id.clone(),
         input_bytes: files.iter().map(|(_, n)| n).sum(),
@@ -231,13 +234,13 @@ fn stage_and_publish(
     students: &Students,
     tables: &[&'static TableDef],
     report: &mut Report,
-    steps: &mut Vec<(&'static str, f64)>,
+    steps: &mut BTreeMap<&'static str, f64>,
 ) -> Result<(), SiteEventsError> {
     let mark = Instant::now();
     let events_def = events::def();
     let events_folder = publish::run_folder(events_def, &opts.run_id);
     let scan = scan(source, warehouse, opts, files, &events_folder)?;
-    steps.push(("scan and stage events", mark.elapsed().as_secs_f64()));
+    steps.insert("scan and stage events", mark.elapsed().as_secs_f64());
     let tally = scan.tally;
     report.lines = scan.lines;
     report.malformed_lines = scan.malformed;
@@ -286,7 +289,7 @@ fn stage_and_publish(
         })?;
         written.push((def, vec![key], batch.num_rows() as u64));
     }
-    steps.push(("aggregate", mark.elapsed().as_secs_f64()));
+    steps.insert("aggregate", mark.elapsed().as_secs_f64());
     report.files_written = written.iter().map(|(_, f, _)| f.len()).sum();
 
     // Every table is written: switch each to this run, then mark it complete.
@@ -313,9 +316,9 @@ fn stage_and_publish(
         )?;
         done.push(def.name);
         previous.push(before);
-        report.rows.push((def.name, *rows));
+        report.rows.insert(def.name, *rows);
     }
-    steps.push(("publish", mark.elapsed().as_secs_f64()));
+    steps.insert("publish", mark.elapsed().as_secs_f64());
     // Older runs go; the one each manifest named until now stays for the queries reading it.
     let mark = Instant::now();
     for (def, keep) in tables.iter().zip(&previous) {
@@ -324,7 +327,7 @@ fn stage_and_publish(
             tracing::warn!(error = %e, table = def.name, "could not remove older runs");
         }
     }
-    steps.push(("remove older runs", mark.elapsed().as_secs_f64()));
+    steps.insert("remove older runs", mark.elapsed().as_secs_f64());
     report.tables = tables.iter().map(|t| t.name).collect();
     Ok(())
 }
