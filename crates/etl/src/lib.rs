@@ -5,9 +5,11 @@
 //!   and then publishes them ([`snapshot`]), through one storage abstraction ([`storage`]):
 //!   S3 or a local folder.
 //! - The Lambda handlers ([`handlers`]) and the `bootstrap` that dispatches to them.
-//! - Base b: the Spark job (`spark/site_events.py`), a PySpark script that the deployer
-//!   uploads as an artifact and the EMR starter's cluster runs with `spark-submit`. It is tested
-//!   with real PySpark in `tests/spark/`.
+//! - Base b, two engines with one semantics: [`site_events`], which the site-events function
+//!   runs on stages whose `base_b_engine` is `function`; and the Spark job
+//!   (`spark/site_events.py`), a PySpark script that the deployer uploads as an artifact and the
+//!   EMR starter's cluster runs with `spark-submit`. Both are tested with real PySpark in
+//!   `tests/spark/`, against each other and against plain Python.
 //! - The warehouse contract both bases write by (re-exported from stack-model).
 
 pub mod error;
