@@ -121,11 +121,9 @@ fn too_many_bad_lines_publish_nothing_and_keep_the_previous_run() {
     fs::write(src.path().join("b/part-0000.json"), lines).unwrap();
     let e = run(&source, &warehouse, &Options::new("r2".into())).unwrap_err();
     match &e {
-        SiteEventsError::TooManyBadLines {
-            bad, lines, sample, ..
-        } => {
-            assert_eq!((*bad, *lines), (2, 6));
-            assert_eq!(sample.len(), 2);
+        SiteEventsError::TooManyBadLines { report, .. } => {
+            assert_eq!((report.malformed_lines, report.lines), (2, 6));
+            assert_eq!(report.malformed_sample.len(), 2);
         }
         other => panic!("{other}"),
     }

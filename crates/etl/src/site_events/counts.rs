@@ -91,14 +91,6 @@ impl Counts {
             .map(|e| (Some(self.key(e)), e.n))
             .chain((self.null > 0).then_some((None, self.null)))
     }
-
-    pub fn len(&self) -> usize {
-        self.table.len() + usize::from(self.null > 0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One campaign's events and the distinct sessions among them.
@@ -159,11 +151,12 @@ fn campaign_values(key: &[u8]) -> [Option<String>; 3] {
 
 impl Tally {
     pub fn add(&mut self, event: &Event<'_>, d: &Derived<'_>) {
-        let key = event.get(slots::KEY);
-        match key {
-            None => self.missing_student_key += 1,
-            Some(k) if !k.contains('@') => self.key_without_at += 1,
-            Some(_) => {}
+        // The key's split says both: no student id, no key; a student without a client type,
+        // a key without `@` (`derive::student_and_client`).
+        match (d.student_id, d.client_type) {
+            (None, _) => self.missing_student_key += 1,
+            (Some(_), None) => self.key_without_at += 1,
+            (Some(_), Some(_)) => {}
         }
         if d.time.is_none() {
             self.unparsed_at += 1;

@@ -2,6 +2,8 @@
 //! "student_id and client_type" and `events`). Each rule's edge cases were measured with
 //! PySpark 3.5.2 and are the tests below.
 
+use chrono::NaiveDate;
+
 /// `studentId_clientType` -> (`student_id`, `client_type`): `split(key, '@')[0]` and `[1]`,
 /// with client type NULL when there is no `@`.
 pub fn student_and_client(key: Option<&str>) -> (Option<&str>, Option<&str>) {
@@ -33,40 +35,17 @@ pub fn event_time(at: &str) -> Option<(i64, i32)> {
             c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
         })
     };
+    // The fields' widths are checked here: chrono's own parser also takes `2019-1-2`, which
+    // Spark's does not. The calendar (real dates, hours below 24) is chrono's.
     let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
     let (hour, minute, second) = (num(&time[0..2])?, num(&time[3..5])?, num(&time[6..8])?);
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let days = days_from_civil(year as i64, month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some((secs * 1_000_000, days as i32))
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    let micros = date
+        .and_hms_opt(hour, minute, second)?
+        .and_utc()
+        .timestamp_micros();
+    let days = micros.div_euclid(86_400_000_000);
+    Some((micros, days as i32))
 }
 
 /// Spark trims text before a cast: spaces and control characters at both ends.

@@ -116,7 +116,7 @@ enum Builder {
     Bool(BooleanBuilder),
 }
 
-/// Events being buffered by one worker.
+/// Events being buffered by one worker, and the files it wrote of them.
 pub struct EventBatch {
     schema: SchemaRef,
     sources: Vec<Source>,
@@ -124,6 +124,10 @@ pub struct EventBatch {
     date_column: usize,
     rows: usize,
     bytes: usize,
+    /// The run's folder of the table, and the worker and flush numbers that name its files.
+    folder: String,
+    worker: usize,
+    flushes: usize,
 }
 
 /// An event's derived values, computed once and shared with the counts.
@@ -149,54 +153,32 @@ pub fn renamed<'e>(event: &'e Event<'_>, first: usize, second: usize) -> Option<
     event.get(first).or_else(|| event.get(second))
 }
 
-impl Default for EventBatch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl EventBatch {
-    pub fn new() -> Self {
+    /// An empty buffer of worker `worker`, writing under `folder` (the run's folder of
+    /// `events`).
+    pub fn new(folder: &str, worker: usize) -> Self {
         let def = def();
-        let sources: Vec<Source> = def
-            .columns
-            .iter()
-            .map(|c| source(c.name).unwrap_or_else(|| panic!("no source for events.{}", c.name)))
-            .collect();
-        let mut batch = EventBatch {
+        EventBatch {
             schema: schema_of(def),
+            sources: def
+                .columns
+                .iter()
+                .map(|c| {
+                    source(c.name).unwrap_or_else(|| panic!("no source for events.{}", c.name))
+                })
+                .collect(),
+            builders: def.columns.iter().map(|c| builder(c.kind)).collect(),
             date_column: def
                 .columns
                 .iter()
                 .position(|c| c.name == "event_date")
                 .expect("events has event_date"),
-            builders: Vec::new(),
-            sources,
             rows: 0,
             bytes: 0,
-        };
-        batch.builders = batch.fresh_builders();
-        batch
-    }
-
-    fn fresh_builders(&self) -> Vec<Builder> {
-        def()
-            .columns
-            .iter()
-            .map(|c| match c.kind {
-                ColumnType::String => Builder::Str(StringBuilder::new()),
-                ColumnType::Timestamp => {
-                    Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
-                }
-                ColumnType::Date => Builder::Date(Date32Builder::new()),
-                ColumnType::BigInt => Builder::Int(Int64Builder::new()),
-                ColumnType::Boolean => Builder::Bool(BooleanBuilder::new()),
-            })
-            .collect()
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
+            folder: folder.to_owned(),
+            worker,
+            flushes: 0,
+        }
     }
 
     /// About how much memory the buffered events take (their source lines' length).
@@ -227,7 +209,7 @@ impl EventBatch {
     }
 
     /// The buffered events as one batch; the buffer starts over.
-    pub fn take(&mut self) -> RecordBatch {
+    fn take(&mut self) -> RecordBatch {
         let columns: Vec<ArrayRef> = self
             .builders
             .iter_mut()
@@ -246,25 +228,15 @@ impl EventBatch {
         RecordBatch::try_new(self.schema.clone(), columns).expect("columns match the schema")
     }
 
-    /// Writes the buffered events as one file per date under `folder` (`day=YYYY-MM-DD/` or
-    /// `day=__HIVE_DEFAULT_PARTITION__` for events without a date), named
-    /// `part-<name>-<date>.parquet`; returns the keys written.
-    pub fn flush(
-        &mut self,
-        warehouse: &dyn Storage,
-        folder: &str,
-        name: &str,
-    ) -> std::io::Result<Vec<String>> {
+    /// Writes the buffered events as one file per date under the folder
+    /// (`day=YYYY-MM-DD/`, or `day=__HIVE_DEFAULT_PARTITION__` for events without a date),
+    /// named `part-<worker>-<flush>.parquet`; returns the keys written.
+    pub fn flush(&mut self, warehouse: &dyn Storage) -> std::io::Result<Vec<String>> {
         if self.rows == 0 {
             return Ok(Vec::new());
         }
         let batch = self.take();
-        let dates = batch
-            .column(self.date_column)
-            .as_any()
-            .downcast_ref::<Date32Array>()
-            .expect("event_date is Date32")
-            .clone();
+        let dates = dates_of(&batch, self.date_column);
         // Row numbers grouped by date (NULL last), each group in input order.
         let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
         order.sort_by_key(|&i| {
@@ -277,25 +249,24 @@ impl EventBatch {
             arrow_select::take::take_record_batch(&batch, &UInt32Array::from(order))
                 .map_err(std::io::Error::other)?
         };
-        let dates = sorted
-            .column(self.date_column)
-            .as_any()
-            .downcast_ref::<Date32Array>()
-            .expect("event_date is Date32")
-            .clone();
+        let dates = dates_of(&sorted, self.date_column);
+        let date_at = |i: usize| dates.is_valid(i).then(|| dates.value(i));
         let mut written = Vec::new();
         let mut start = 0;
         while start < sorted.num_rows() {
-            let date = dates.is_valid(start).then(|| dates.value(start));
+            let date = date_at(start);
             let mut end = start + 1;
-            while end < sorted.num_rows() && dates.is_valid(end).then(|| dates.value(end)) == date {
+            while end < sorted.num_rows() && date_at(end) == date {
                 end += 1;
             }
             let day = match date {
                 Some(d) => day_text(d),
                 None => "__HIVE_DEFAULT_PARTITION__".to_string(),
             };
-            let key = format!("{folder}day={day}/part-{name}.parquet");
+            let key = format!(
+                "{}day={day}/part-{}-{}.parquet",
+                self.folder, self.worker, self.flushes
+            );
             write_parquet(
                 warehouse,
                 &key,
@@ -305,22 +276,40 @@ impl EventBatch {
             written.push(key);
             start = end;
         }
+        self.flushes += 1;
         Ok(written)
     }
 }
 
-/// `YYYY-MM-DD` of a day number since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+/// An empty builder for a column of `kind`.
+fn builder(kind: ColumnType) -> Builder {
+    match kind {
+        ColumnType::String => Builder::Str(StringBuilder::new()),
+        ColumnType::Timestamp => {
+            Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+        }
+        ColumnType::Date => Builder::Date(Date32Builder::new()),
+        ColumnType::BigInt => Builder::Int(Int64Builder::new()),
+        ColumnType::Boolean => Builder::Bool(BooleanBuilder::new()),
+    }
+}
+
+/// The `event_date` column of a batch of events.
+fn dates_of(batch: &RecordBatch, column: usize) -> Date32Array {
+    batch
+        .column(column)
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .expect("event_date is Date32")
+        .clone()
+}
+
+/// `YYYY-MM-DD` of a day number since 1970-01-01.
 pub fn day_text(days: i32) -> String {
-    let z = i64::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
+        .expect("a day of `event_time` (years 0 to 9999) is within chrono's range")
+        .date_naive()
+        .to_string()
 }
 
 /// Writes `batch` as one Parquet object at `key`.
@@ -347,7 +336,7 @@ mod tests {
 
     #[test]
     fn every_column_of_the_contract_has_a_source() {
-        let batch = EventBatch::new();
+        let batch = EventBatch::new("b/events/run=r/", 0);
         assert_eq!(batch.sources.len(), def().columns.len());
     }
 

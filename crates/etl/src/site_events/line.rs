@@ -197,9 +197,6 @@ pub enum Line<'a> {
 
 /// Reads one line (without its `\n`).
 pub fn parse(line: &[u8]) -> Line<'_> {
-    let Ok(line) = std::str::from_utf8(line) else {
-        return Line::Malformed;
-    };
     let mut events = Vec::new();
     match parse_into(line, &mut events, &mut KeyOrder::default()) {
         Parsed::Blank => Line::Blank,
@@ -217,16 +214,19 @@ pub enum Parsed {
     Malformed,
 }
 
-/// Reads one line known to be UTF-8, appending its events to `out` (cleared first): the
+/// Reads one line (without its `\n`), appending its events to `out` (cleared first): the
 /// buffer is reused line after line, so an event is written in place, not moved.
-pub fn parse_into<'a>(line: &'a str, out: &mut Vec<Event<'a>>, keys: &mut KeyOrder) -> Parsed {
+pub fn parse_into<'a>(line: &'a [u8], out: &mut Vec<Event<'a>>, keys: &mut KeyOrder) -> Parsed {
     out.clear();
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Parsed::Malformed;
+    };
     let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     if line.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
         return Parsed::Blank;
     }
     out.push(Event::default());
-    if read_flat(line, keys, out.last_mut().expect("just pushed")) {
+    if read_flat(line, keys, out.last_mut().expect("just pushed")).is_some() {
         return Parsed::Events;
     }
     out.clear();
@@ -245,18 +245,14 @@ pub fn parse_into<'a>(line: &'a str, out: &mut Vec<Event<'a>>, keys: &mut KeyOrd
 /// The common line read without serde: one flat object whose values are strings without
 /// escapes, numbers, `true`, `false` or `null`. Anything else (an escape, a nested value, an
 /// array, a control character, a number or literal JSON does not allow, any other syntax)
-/// returns `false`, and the line is read by serde_json, which also decides what is malformed;
+/// returns `None`, and the line is read by serde_json, which also decides what is malformed;
 /// so this only ever reads lines that are valid JSON, and reads them as serde_json does
 /// (`lines_read_flat_are_read_as_serde_json_reads_them`).
 ///
 /// Written by hand because it is where base b's time goes: serde_json's general reader (its
 /// map access, its raw values) cost half the scan, and a SIMD parser through the same serde
 /// interface was no faster (docs/BENCHMARKS.md).
-fn read_flat<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> bool {
-    read_flat_object(line, keys, event).is_some()
-}
-
-fn read_flat_object<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> Option<()> {
+fn read_flat<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> Option<()> {
     let b = line.as_bytes();
     let mut i = skip_ws(b, 0);
     if *b.get(i)? != b'{' {
@@ -767,7 +763,7 @@ mod tests {
         let mut flat_read = 0;
         for line in lines {
             let mut event = Event::default();
-            let flat = read_flat(line, &mut KeyOrder::default(), &mut event);
+            let flat = read_flat(line, &mut KeyOrder::default(), &mut event).is_some();
             let general = general(line);
             if flat {
                 flat_read += 1;

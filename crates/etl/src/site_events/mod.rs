@@ -124,17 +124,14 @@ pub enum SiteEventsError {
     #[error("run id `{0}`: only 1 to 64 letters, digits, `-` and `_` (it names a folder)")]
     BadRunId(String),
     #[error(
-        "{bad} of {lines} lines ({:.2}%) in {events} are malformed JSON, above the limit of {:.2}% (max_bad_ratio); nothing was written. First: {}",
-        ratio * 100.0, max * 100.0, sample.iter().map(|b| format!("{}: {}", b.file, b.line)).collect::<Vec<_>>().join(" | ")
+        "{} of {} lines ({:.2}%) in {events} are malformed JSON, above the limit of {:.2}% (max_bad_ratio); nothing was written. First: {}",
+        report.malformed_lines, report.lines, report.malformed_ratio * 100.0, max * 100.0,
+        report.malformed_sample.iter().map(|b| format!("{}: {}", b.file, b.line)).collect::<Vec<_>>().join(" | ")
     )]
     TooManyBadLines {
-        bad: u64,
-        lines: u64,
-        ratio: f64,
         max: f64,
         events: String,
-        sample: Vec<BadLine>,
-        /// The run's counts, for the log.
+        /// The run's counts (the malformed lines, their share and a sample), for the log.
         report: Box<Report>,
     },
     #[error("writing table `{table}`: {message}")]
@@ -191,7 +188,6 @@ pub fn run(
         return Err(SiteEventsError::RunExists(folder));
     }
     let students = Students::read(warehouse, opts.students_format)?;
-    let mut steps = BTreeMap::new();
     let mut report = Report {
         run: opts.run_id.clone(),
         input_bytes: files.iter().map(|(_, n)| n).sum(),
@@ -205,7 +201,6 @@ pub fn run(
         &students,
         &tables,
         &mut report,
-        &mut steps,
     );
     if let Err(e) = &result {
         // A run that did not switch a table leaves nothing of itself in it.
@@ -221,7 +216,6 @@ pub fn run(
     }
     result?;
     report.seconds = started.elapsed().as_secs_f64();
-    report.step_seconds = steps;
     Ok(report)
 }
 
@@ -234,13 +228,14 @@ fn stage_and_publish(
     students: &Students,
     tables: &[&'static TableDef],
     report: &mut Report,
-    steps: &mut BTreeMap<&'static str, f64>,
 ) -> Result<(), SiteEventsError> {
     let mark = Instant::now();
     let events_def = events::def();
     let events_folder = publish::run_folder(events_def, &opts.run_id);
     let scan = scan(source, warehouse, opts, files, &events_folder)?;
-    steps.insert("scan and stage events", mark.elapsed().as_secs_f64());
+    report
+        .step_seconds
+        .insert("scan and stage events", mark.elapsed().as_secs_f64());
     let tally = scan.tally;
     report.lines = scan.lines;
     report.malformed_lines = scan.malformed;
@@ -263,12 +258,8 @@ fn stage_and_publish(
     }
     if report.malformed_ratio > opts.max_bad_ratio {
         return Err(SiteEventsError::TooManyBadLines {
-            bad: report.malformed_lines,
-            lines: report.lines,
-            ratio: report.malformed_ratio,
             max: opts.max_bad_ratio,
             events: source.describe(EVENTS_PREFIX),
-            sample: report.malformed_sample.clone(),
             report: Box::new(report.clone()),
         });
     }
@@ -289,7 +280,9 @@ fn stage_and_publish(
         })?;
         written.push((def, vec![key], batch.num_rows() as u64));
     }
-    steps.insert("aggregate", mark.elapsed().as_secs_f64());
+    report
+        .step_seconds
+        .insert("aggregate", mark.elapsed().as_secs_f64());
     report.files_written = written.iter().map(|(_, f, _)| f.len()).sum();
 
     // Every table is written: switch each to this run, then mark it complete.
@@ -318,7 +311,9 @@ fn stage_and_publish(
         previous.push(before);
         report.rows.insert(def.name, *rows);
     }
-    steps.insert("publish", mark.elapsed().as_secs_f64());
+    report
+        .step_seconds
+        .insert("publish", mark.elapsed().as_secs_f64());
     // Older runs go; the one each manifest named until now stays for the queries reading it.
     let mark = Instant::now();
     for (def, keep) in tables.iter().zip(&previous) {
@@ -327,7 +322,9 @@ fn stage_and_publish(
             tracing::warn!(error = %e, table = def.name, "could not remove older runs");
         }
     }
-    steps.insert("remove older runs", mark.elapsed().as_secs_f64());
+    report
+        .step_seconds
+        .insert("remove older runs", mark.elapsed().as_secs_f64());
     report.tables = tables.iter().map(|t| t.name).collect();
     Ok(())
 }
@@ -338,6 +335,7 @@ struct Block {
     bytes: Vec<u8>,
 }
 
+#[derive(Default)]
 struct Scan {
     tally: Tally,
     lines: u64,
@@ -372,13 +370,7 @@ fn scan(
             })
             .collect();
         drop(free_tx);
-        let mut total = Scan {
-            tally: Tally::default(),
-            lines: 0,
-            malformed: 0,
-            sample: Vec::new(),
-            files: Vec::new(),
-        };
+        let mut total = Scan::default();
         let mut first_error = None;
         for h in handles {
             match h.join().expect("a worker does not panic") {
@@ -459,21 +451,6 @@ fn read_blocks(
     Ok(())
 }
 
-/// A line: malformed when it is not UTF-8.
-fn parse_line<'a>(
-    line: Option<&'a str>,
-    events: &mut Vec<line::Event<'a>>,
-    keys: &mut line::KeyOrder,
-) -> Parsed {
-    match line {
-        Some(l) => line::parse_into(l, events, keys),
-        None => {
-            events.clear();
-            Parsed::Malformed
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn work(
     worker: usize,
@@ -484,16 +461,9 @@ fn work(
     events_folder: &str,
     budget: usize,
 ) -> Result<Scan, SiteEventsError> {
-    let mut part = Scan {
-        tally: Tally::default(),
-        lines: 0,
-        malformed: 0,
-        sample: Vec::new(),
-        files: Vec::new(),
-    };
-    let mut batch = EventBatch::new();
+    let mut part = Scan::default();
+    let mut batch = EventBatch::new(events_folder, worker);
     let mut keys = line::KeyOrder::default();
-    let mut flushes = 0;
     let write_error = |e: std::io::Error| SiteEventsError::Write {
         table: "events",
         message: e.to_string(),
@@ -503,8 +473,7 @@ fn work(
         // One buffer of events per block, reused line after line.
         let mut events: Vec<line::Event<'_>> = Vec::with_capacity(4);
         for raw in block.bytes.split(|b| *b == b'\n') {
-            let parsed = parse_line(std::str::from_utf8(raw).ok(), &mut events, &mut keys);
-            match parsed {
+            match line::parse_into(raw, &mut events, &mut keys) {
                 Parsed::Blank => {}
                 Parsed::Malformed => {
                     part.lines += 1;
@@ -531,13 +500,8 @@ fn work(
         drop(events);
         let _ = free.send(block.bytes);
         if batch.bytes() >= budget {
-            let name = format!("{worker}-{flushes}");
-            part.files.extend(
-                batch
-                    .flush(warehouse, events_folder, &name)
-                    .map_err(write_error)?,
-            );
-            flushes += 1;
+            part.files
+                .extend(batch.flush(warehouse).map_err(write_error)?);
         }
         Ok(())
     };
@@ -548,11 +512,7 @@ fn work(
             return Err(e);
         }
     }
-    let name = format!("{worker}-{flushes}");
-    part.files.extend(
-        batch
-            .flush(warehouse, events_folder, &name)
-            .map_err(write_error)?,
-    );
+    part.files
+        .extend(batch.flush(warehouse).map_err(write_error)?);
     Ok(part)
 }

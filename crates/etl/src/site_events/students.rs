@@ -26,14 +26,6 @@ impl Students {
             .map(|(c, s)| (c.as_deref(), s.as_deref()))
     }
 
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     fn insert(&mut self, id: Option<String>, city: Option<String>, state: Option<String>) {
         if let Some(id) = id {
             self.by_id

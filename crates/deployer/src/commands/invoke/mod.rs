@@ -28,9 +28,7 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
     };
     match (args.function, &args.source, &args.warehouse) {
         (FunctionArg::Etl, Some(source), Some(warehouse)) => {
-            if !source.is_dir() {
-                bail!("--source {}: not a folder", source.display());
-            }
+            folder("--source", source, "")?;
             std::fs::create_dir_all(warehouse)
                 .with_context(|| format!("--warehouse {}", warehouse.display()))?;
             let opts = etl::run::Options::new(format);
@@ -60,7 +58,7 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
         (FunctionArg::TableRefresher, Some(_), _) => {
             bail!("the table refresher reads only the warehouse: give --warehouse DIR, without --source")
         }
-        (_, _, _) => bail!("--source/--warehouse folders are for the etl and table-refresher functions only"),
+        (_, _, _) => bail!("--source/--warehouse folders are for the etl, site-events and table-refresher functions only"),
     }
 }
 
@@ -71,15 +69,12 @@ fn site_events_on_folders(
     source: &std::path::Path,
     warehouse: &std::path::Path,
 ) -> anyhow::Result<()> {
-    if !source.is_dir() {
-        bail!("--source {}: not a folder", source.display());
-    }
-    if !warehouse.is_dir() {
-        bail!(
-            "--warehouse {}: not a folder (it holds the students table, a/students/)",
-            warehouse.display()
-        );
-    }
+    folder("--source", source, "")?;
+    folder(
+        "--warehouse",
+        warehouse,
+        " (it holds the students table, a/students/)",
+    )?;
     if !(0.0..=1.0).contains(&args.max_bad_ratio) {
         bail!(
             "--max-bad-ratio {}: a share between 0 and 1",
@@ -100,14 +95,20 @@ fn site_events_on_folders(
 /// The refresher's decision for each base of a local warehouse folder, as JSON lines; no
 /// crawler is started (there is none here). Prints what the deployed function would do.
 fn refresher_on_folder(warehouse: &std::path::Path) -> anyhow::Result<()> {
-    if !warehouse.is_dir() {
-        bail!("--warehouse {}: not a folder", warehouse.display());
-    }
+    folder("--warehouse", warehouse, "")?;
     let storage = LocalDir::new(warehouse);
     for base in [Base::A, Base::B] {
         let markers = read_markers(&storage, base)
             .with_context(|| format!("reading the markers under {}", warehouse.display()))?;
         println!("{}", serde_json::to_string(&decide(base, &markers))?);
+    }
+    Ok(())
+}
+
+/// Refuses an option's path that is not a folder; `hint` says what it should hold.
+fn folder(option: &str, path: &std::path::Path, hint: &str) -> anyhow::Result<()> {
+    if !path.is_dir() {
+        bail!("{option} {}: not a folder{hint}", path.display());
     }
     Ok(())
 }
