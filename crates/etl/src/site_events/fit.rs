@@ -8,7 +8,7 @@
 //!
 //! The model is linear and conservative, from `bench/site_events.py` (docs/BENCHMARKS.md):
 //! - time: the scan processes [`BYTES_PER_SECOND_PER_VCPU`] of NDJSON per vCPU, and Lambda gives
-//!   a function one vCPU per 1,769 MB of memory ("Lambda memory and computing power", Lambda
+//!   a function one vCPU per 1,769 MB of memory ("Configuring Lambda function memory", Lambda
 //!   developer guide); S3 delivers one stream at no more than [`S3_BYTES_PER_SECOND`];
 //! - memory: a fixed part (the runtime, the blocks in flight, the event buffer) and the
 //!   groups, which grow with the input at most [`GROUP_BYTES_PER_INPUT_BYTE`].
