@@ -13,6 +13,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::events::{renamed, schema_of, Derived};
 use super::line::{slots, Event};
+use super::short_eq::short_eq;
 use super::students::Students;
 use crate::warehouse::{table, TableDef};
 
@@ -52,7 +53,7 @@ impl Counts {
     fn add_hashed(&mut self, key: &[u8], hash: u64, n: u64) {
         let arena = &self.arena;
         let found = self.table.find_mut(hash, |e| {
-            e.hash == hash && &arena[e.start..e.start + e.len] == key
+            e.hash == hash && short_eq(&arena[e.start..e.start + e.len], key)
         });
         match found {
             Some(e) => e.n += n,

@@ -14,7 +14,7 @@ use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
 use super::derive;
@@ -97,13 +97,32 @@ pub fn schema_of(def: &TableDef) -> SchemaRef {
     ))
 }
 
-/// Base b's Parquet settings: zstd, as the Spark job writes.
-pub fn writer_properties(no_dictionary: &[&str]) -> WriterProperties {
+/// Base b's Parquet settings: zstd, as the Spark job writes; without a dictionary for the
+/// columns `no_dictionary` names.
+pub fn writer_properties(no_dictionary: &[&str]) -> WriterPropertiesBuilder {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(format!("pdcase site-events {}", env!("CARGO_PKG_VERSION")));
     for c in no_dictionary {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+    }
+    props
+}
+
+/// The `events` files' settings: [`writer_properties`], and no statistics for the text
+/// columns.
+///
+/// Why no text statistics: a reader skips a file or a page by its min and max, and the text
+/// columns of `events` are in no order within a file (one date, every student, page and
+/// device of that day), so their min and max span nearly every value and skip nothing.
+/// Computing them compared every value with two others: 5% of base b's time in `perf`. The
+/// columns a query narrows by are the date and time, whose statistics stay (each file holds
+/// one date).
+fn events_properties(def: &TableDef) -> WriterProperties {
+    let mut props = writer_properties(&NO_DICTIONARY);
+    for c in def.columns.iter().filter(|c| c.kind == ColumnType::String) {
+        props =
+            props.set_column_statistics_enabled(ColumnPath::from(c.name), EnabledStatistics::None);
     }
     props.build()
 }
@@ -128,6 +147,7 @@ pub struct EventBatch {
     folder: String,
     worker: usize,
     flushes: usize,
+    properties: WriterProperties,
 }
 
 /// An event's derived values, computed once and shared with the counts.
@@ -178,6 +198,7 @@ impl EventBatch {
             folder: folder.to_owned(),
             worker,
             flushes: 0,
+            properties: events_properties(def),
         }
     }
 
@@ -208,18 +229,45 @@ impl EventBatch {
         self.bytes += line_len;
     }
 
-    /// The buffered events as one batch; the buffer starts over.
+    /// The buffered events as one batch; the buffer starts over, with room for as many.
+    ///
+    /// Why the room: a finished builder starts again from nothing, and Arrow's buffers are
+    /// 64-byte aligned, which the system allocator cannot grow in place (Rust's `realloc` for
+    /// such an alignment allocates, copies and frees): growing each column by doubling again
+    /// was a copy of every flush and fresh pages to fault in (5% of base b, in `perf`).
     fn take(&mut self) -> RecordBatch {
         let columns: Vec<ArrayRef> = self
             .builders
             .iter_mut()
             .map(|b| -> ArrayRef {
+                let rows = b.len() + b.len() / 8;
                 match b {
-                    Builder::Str(b) => Arc::new(b.finish()),
-                    Builder::Time(b) => Arc::new(b.finish()),
-                    Builder::Date(b) => Arc::new(b.finish()),
-                    Builder::Int(b) => Arc::new(b.finish()),
-                    Builder::Bool(b) => Arc::new(b.finish()),
+                    Builder::Str(b) => {
+                        let bytes = b.values_slice().len();
+                        let done = b.finish();
+                        *b = StringBuilder::with_capacity(rows, bytes + bytes / 8);
+                        Arc::new(done)
+                    }
+                    Builder::Time(b) => {
+                        let done = b.finish();
+                        *b = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+                        Arc::new(done)
+                    }
+                    Builder::Date(b) => {
+                        let done = b.finish();
+                        *b = Date32Builder::with_capacity(rows);
+                        Arc::new(done)
+                    }
+                    Builder::Int(b) => {
+                        let done = b.finish();
+                        *b = Int64Builder::with_capacity(rows);
+                        Arc::new(done)
+                    }
+                    Builder::Bool(b) => {
+                        let done = b.finish();
+                        *b = BooleanBuilder::with_capacity(rows);
+                        Arc::new(done)
+                    }
                 }
             })
             .collect();
@@ -271,13 +319,27 @@ impl EventBatch {
                 warehouse,
                 &key,
                 &sorted.slice(start, end - start),
-                &NO_DICTIONARY,
+                self.properties.clone(),
             )?;
             written.push(key);
             start = end;
         }
         self.flushes += 1;
         Ok(written)
+    }
+}
+
+impl Builder {
+    /// Rows appended since the last batch.
+    fn len(&self) -> usize {
+        use arrow_array::builder::ArrayBuilder;
+        match self {
+            Builder::Str(b) => b.len(),
+            Builder::Time(b) => b.len(),
+            Builder::Date(b) => b.len(),
+            Builder::Int(b) => b.len(),
+            Builder::Bool(b) => b.len(),
+        }
     }
 }
 
@@ -317,14 +379,13 @@ pub fn write_parquet(
     warehouse: &dyn Storage,
     key: &str,
     batch: &RecordBatch,
-    no_dictionary: &[&str],
+    properties: WriterProperties,
 ) -> std::io::Result<()> {
     let out = warehouse
         .create(key)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut writer =
-        ArrowWriter::try_new(out, batch.schema(), Some(writer_properties(no_dictionary)))
-            .map_err(std::io::Error::other)?;
+    let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(properties))
+        .map_err(std::io::Error::other)?;
     writer.write(batch).map_err(std::io::Error::other)?;
     let out = writer.into_inner().map_err(std::io::Error::other)?;
     out.finish()

@@ -26,6 +26,8 @@ use std::fmt::{self, Write as _};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::short_eq::short_eq;
+
 /// The source keys the tables read, in slot order (see [`slot_of`]).
 pub const KEYS: [&str; 39] = [
     "at",
@@ -217,10 +219,19 @@ pub enum Parsed {
 /// Reads one line (without its `\n`), appending its events to `out` (cleared first): the
 /// buffer is reused line after line, so an event is written in place, not moved.
 pub fn parse_into<'a>(line: &'a [u8], out: &mut Vec<Event<'a>>, keys: &mut KeyOrder) -> Parsed {
+    match simdutf8::basic::from_utf8(line) {
+        Ok(line) => parse_str_into(line, out, keys),
+        Err(_) => {
+            out.clear();
+            Parsed::Malformed
+        }
+    }
+}
+
+/// [`parse_into`] for a line whose UTF-8 is checked already (a block of lines is checked
+/// whole: splitting valid UTF-8 at `\n` leaves valid lines).
+pub fn parse_str_into<'a>(line: &'a str, out: &mut Vec<Event<'a>>, keys: &mut KeyOrder) -> Parsed {
     out.clear();
-    let Ok(line) = std::str::from_utf8(line) else {
-        return Parsed::Malformed;
-    };
     let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     if line.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
         return Parsed::Blank;
@@ -243,9 +254,10 @@ pub fn parse_into<'a>(line: &'a [u8], out: &mut Vec<Event<'a>>, keys: &mut KeyOr
 }
 
 /// The common line read without serde: one flat object whose values are strings without
-/// escapes, numbers, `true`, `false` or `null`. Anything else (an escape, a nested value, an
-/// array, a control character, a number or literal JSON does not allow, any other syntax)
-/// returns `None`, and the line is read by serde_json, which also decides what is malformed;
+/// escapes, numbers, `true`, `false` or `null`. Anything else (a `\\` or a control character
+/// anywhere in the line, a nested value, an array, a number or literal JSON does not allow,
+/// any other syntax) returns `None`, and the line is read by serde_json, which also decides
+/// what is malformed;
 /// so this only ever reads lines that are valid JSON, and reads them as serde_json does
 /// (`lines_read_flat_are_read_as_serde_json_reads_them`).
 ///
@@ -254,6 +266,15 @@ pub fn parse_into<'a>(line: &'a [u8], out: &mut Vec<Event<'a>>, keys: &mut KeyOr
 /// interface was no faster (docs/BENCHMARKS.md).
 fn read_flat<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> Option<()> {
     let b = line.as_bytes();
+    // One branch-free pass over the whole line (the compiler vectorizes it) instead of a
+    // check per string: without a `\\` and a control character, a string ends at its next
+    // `"`. A tab or `\r` between tokens, which JSON allows, is left to the general reader.
+    let special = b
+        .iter()
+        .fold(0u8, |any, &c| any | u8::from(c < 0x20 || c == b'\\'));
+    if special != 0 {
+        return None;
+    }
     let mut i = skip_ws(b, 0);
     if *b.get(i)? != b'{' {
         return None;
@@ -306,19 +327,13 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The contents of the string starting at `b[i]` (a `"`), as (start, end) with `b[end]` the
-/// closing quote; `None` for an escape or a control character (the general reader's cases).
+/// closing quote, in a line without escapes and control characters ([`read_flat`]).
 fn flat_string(b: &[u8], i: usize) -> Option<(usize, usize)> {
     if *b.get(i)? != b'"' {
         return None;
     }
     let start = i + 1;
-    let end = start + memchr::memchr2(b'"', b'\\', &b[start..])?;
-    // A control character is not allowed in a JSON string: a branch-free scan the compiler
-    // vectorizes, over the few bytes found.
-    let controls = b[start..end]
-        .iter()
-        .fold(0u8, |any, &c| any | u8::from(c < 0x20));
-    (b[end] == b'"' && controls == 0).then_some((start, end))
+    Some((start, start + memchr::memchr(b'"', &b[start..])?))
 }
 
 /// The end of the JSON number starting at `b[i]`: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -416,17 +431,17 @@ impl<'de> Visitor<'de> for EventVisitor<'_, 'de> {
 /// the same order, so a key is first compared with the key at its position in the previous
 /// line (one comparison, where matching it among 39 costs several). One per worker.
 #[derive(Debug, Default)]
-pub struct KeyOrder(Vec<(Box<str>, Option<usize>)>);
+pub struct KeyOrder(Vec<(Box<[u8]>, Option<usize>)>);
 
 impl KeyOrder {
     fn slot(&mut self, at: usize, key: &str) -> Option<usize> {
         match self.0.get(at) {
-            Some((k, slot)) if **k == *key => *slot,
+            Some((k, slot)) if short_eq(k, key.as_bytes()) => *slot,
             _ => {
                 let slot = slot_of(key);
                 self.0.truncate(at);
                 if self.0.len() == at && at < 64 {
-                    self.0.push((key.into(), slot));
+                    self.0.push((key.as_bytes().into(), slot));
                 }
                 slot
             }

@@ -17,6 +17,7 @@ pub mod events;
 pub mod fit;
 pub mod line;
 pub mod publish;
+mod short_eq;
 pub mod students;
 
 use std::collections::BTreeMap;
@@ -272,11 +273,15 @@ fn stage_and_publish(
     )];
     for (def, batch) in tally.tables(students) {
         let key = format!("{}part-0.parquet", publish::run_folder(def, &opts.run_id));
-        events::write_parquet(warehouse, &key, &batch, &[]).map_err(|e| {
-            SiteEventsError::Write {
-                table: def.name,
-                message: e.to_string(),
-            }
+        events::write_parquet(
+            warehouse,
+            &key,
+            &batch,
+            events::writer_properties(&[]).build(),
+        )
+        .map_err(|e| SiteEventsError::Write {
+            table: def.name,
+            message: e.to_string(),
         })?;
         written.push((def, vec![key], batch.num_rows() as u64));
     }
@@ -472,8 +477,21 @@ fn work(
     let mut process = |block: Block| -> Result<(), SiteEventsError> {
         // One buffer of events per block, reused line after line.
         let mut events: Vec<line::Event<'_>> = Vec::with_capacity(4);
-        for raw in block.bytes.split(|b| *b == b'\n') {
-            match line::parse_into(raw, &mut events, &mut keys) {
+        // The block's UTF-8 is checked whole; only a block with invalid UTF-8 somewhere has
+        // its lines checked one by one (a malformed line each). A `\n` is a character of its
+        // own, so a valid block's lines are slices of its text.
+        let text = simdutf8::basic::from_utf8(&block.bytes).ok();
+        let mut from = 0;
+        while from < block.bytes.len() {
+            let end =
+                memchr::memchr(b'\n', &block.bytes[from..]).map_or(block.bytes.len(), |n| from + n);
+            let raw = &block.bytes[from..end];
+            let parsed = match text {
+                Some(text) => line::parse_str_into(&text[from..end], &mut events, &mut keys),
+                None => line::parse_into(raw, &mut events, &mut keys),
+            };
+            from = end + 1;
+            match parsed {
                 Parsed::Blank => {}
                 Parsed::Malformed => {
                     part.lines += 1;
