@@ -271,20 +271,31 @@ fn stage_and_publish(
         scan.files,
         report.lines - report.malformed_lines,
     )];
-    for (def, batch) in tally.tables(students) {
-        let key = format!("{}part-0.parquet", publish::run_folder(def, &opts.run_id));
-        events::write_parquet(
-            warehouse,
-            &key,
-            &batch,
-            events::writer_properties(&[]).build(),
-        )
-        .map_err(|e| SiteEventsError::Write {
-            table: def.name,
-            message: e.to_string(),
-        })?;
-        written.push((def, vec![key], batch.num_rows() as u64));
-    }
+    // The seven tables written at once: `events_by_pagename` (a row per page) takes most of
+    // the step, the others beside it.
+    let aggregates = std::thread::scope(|s| {
+        let writes: Vec<_> = tally
+            .tables(students)
+            .into_iter()
+            .map(|(def, batch)| {
+                s.spawn(move || {
+                    let key = format!("{}part-0.parquet", publish::run_folder(def, &opts.run_id));
+                    let props = events::writer_properties(&[]).build();
+                    events::write_parquet(warehouse, &key, &batch, props)
+                        .map(|()| (def, vec![key], batch.num_rows() as u64))
+                        .map_err(|e| SiteEventsError::Write {
+                            table: def.name,
+                            message: e.to_string(),
+                        })
+                })
+            })
+            .collect();
+        writes
+            .into_iter()
+            .map(|w| w.join().expect("a table's write does not panic"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    written.extend(aggregates);
     report
         .step_seconds
         .insert("aggregate", mark.elapsed().as_secs_f64());
@@ -375,11 +386,15 @@ fn scan(
             })
             .collect();
         drop(free_tx);
-        let mut total = Scan::default();
+        let mut total: Option<Scan> = None;
         let mut first_error = None;
         for h in handles {
             match h.join().expect("a worker does not panic") {
+                // The first worker's counts are the total's start: merging them into empty
+                // tables would insert each group again.
+                Ok(part) if total.is_none() => total = Some(part),
                 Ok(part) => {
+                    let total = total.as_mut().expect("a first part");
                     total.tally.merge(part.tally);
                     total.lines += part.lines;
                     total.malformed += part.malformed;
@@ -396,6 +411,7 @@ fn scan(
         if let Some(e) = first_error {
             return Err(e);
         }
+        let mut total = total.unwrap_or_default();
         total.sample.truncate(SAMPLE);
         Ok(total)
     })
