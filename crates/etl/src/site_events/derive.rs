@@ -66,6 +66,12 @@ pub fn bigint(s: &str) -> Option<i64> {
 
 /// `try_cast(text as boolean)`: t, true, y, yes, 1 / f, false, n, no, 0, in any case.
 pub fn boolean(s: &str) -> Option<bool> {
+    // JSON's own literals first: nearly every value is one of them.
+    match s {
+        "true" => return Some(true),
+        "false" => return Some(false),
+        _ => {}
+    }
     let t = trimmed(s);
     let is = |word: &str| t.eq_ignore_ascii_case(word);
     if ["t", "true", "y", "yes", "1"].into_iter().any(is) {
