@@ -95,18 +95,10 @@ impl ParquetSink {
         if self.batch_rows == 0 {
             return Ok(());
         }
-        // Each builder starts over with room for a batch like this one: a finished builder
-        // starts from nothing, and growing Arrow's 64-byte-aligned buffers again by doubling
-        // copies them (Rust's `realloc` for that alignment allocates, copies and frees).
         let columns: Vec<ArrayRef> = self
             .builders
             .iter_mut()
-            .map(|b| {
-                let bytes = b.values_slice().len();
-                let done = b.finish();
-                *b = StringBuilder::with_capacity(BATCH_ROWS, bytes + bytes / 8);
-                Arc::new(done) as ArrayRef
-            })
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
         let batch =
             RecordBatch::try_new(self.schema.clone(), columns).map_err(std::io::Error::other)?;
