@@ -42,10 +42,10 @@ def wait_for(what, check, timeout=120, every=0.5):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def function_logs(emulator, function) -> str:
+def function_logs(emulator, function, stage=STAGE) -> str:
     logs = emulator.client("logs")
     try:
-        events = logs.filter_log_events(logGroupName=f"/aws/lambda/pdcase-{STAGE}-{function}")["events"]
+        events = logs.filter_log_events(logGroupName=f"/aws/lambda/pdcase-{stage}-{function}")["events"]
     except Exception as e:  # noqa: BLE001 (diagnostics only)
         return f"(no logs: {e})"
     return "\n".join(e["message"].rstrip() for e in events)
@@ -147,11 +147,11 @@ def test_the_starter_runs_as_its_role_and_requests_a_tagged_cluster(emulator, st
     assert args[args.index("--run-id") + 1] in c["Name"]
 
 
-def without(emulator, role: str, sid: str, change=None):
+def without(emulator, role: str, sid: str, change=None, stage=STAGE):
     """Role `role`'s inline policy without statement `sid` (or with it changed by `change`),
     as if the template had left it out. Returns a function that puts it back."""
     iam = emulator.client("iam")
-    name = f"pdcase-{STAGE}-{role}-{REGION}"
+    name = f"pdcase-{stage}-{role}-{REGION}"
     policy = iam.list_role_policies(RoleName=name)["PolicyNames"][0]
     original = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
     if isinstance(original, str):
@@ -168,15 +168,15 @@ def without(emulator, role: str, sid: str, change=None):
     return lambda: iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(original))
 
 
-def access_denied_in(emulator, function, since_lines: int, what: str):
+def access_denied_in(emulator, function, since_lines: int, what: str, stage=STAGE):
     def seen():
-        lines = function_logs(emulator, function).splitlines()[since_lines:]
+        lines = function_logs(emulator, function, stage).splitlines()[since_lines:]
         text = "\n".join(lines)
         return text if "AccessDenied" in text else None
     try:
         return wait_for(f"{function} to fail with AccessDenied ({what})", seen, timeout=90)
     except AssertionError:
-        pytest.fail(f"{function} logs:\n{function_logs(emulator, function)}")
+        pytest.fail(f"{function} logs:\n{function_logs(emulator, function, stage)}")
 
 
 @pytest.mark.parametrize("role,sid,function,trigger", [

@@ -3,8 +3,9 @@ message on the stage's EMR topic (`deployer trigger spark`) runs the site-events
 its own role, which reads the events and the ETL's students table and publishes the eight
 tables; their markers reach the table refresher, which starts the crawler once; Athena answers
 over the tables, through their manifests, with the counts plain Python computes from the same
-lines (tests/spark/expected.py). Then the function, given too little memory, refuses the same
-input before writing anything, naming the setting to change.
+lines (tests/spark/expected.py). Then one statement of its role is taken out at a time, and the
+function fails with AccessDenied; and, given too little memory, it refuses the same input
+before writing anything, naming the setting to change.
 
 Relies on: MiniStack with AUTH=true and USE_SSL=1 (Lambda as a host process given its memory
 size and deadline, SNS to Lambda, S3 events to EventBridge to the refresher, Glue catalog,
@@ -21,7 +22,7 @@ import pytest
 from conftest import ROOT, SHARED
 from expected_a import ENTITIES
 from test_deploy import deployer_cmd
-from test_etl_lambda import athena as athena_of, wait_for
+from test_etl_lambda import access_denied_in, athena as athena_of, function_logs, wait_for, without
 
 sys.path.insert(0, str(ROOT / "tests" / "spark"))
 from expected import expected  # noqa: E402
@@ -133,6 +134,27 @@ def test_a_function_stage_publishes_base_b_through_its_topic(emulator, published
     want = {(*k, None if v["sessions"] is None else str(v["sessions"]), str(v["events"]))
             for k, v in tables["sessions-by-campaign"].items()}
     assert {tuple(r) for r in campaigns} == want
+
+
+@pytest.mark.parametrize("sid,named", [
+    ("ReadEvents", "b/part-"),
+    ("ReadStudents", "a/students/"),
+    ("WriteBaseB", "b/events/run="),
+])
+def test_the_function_fails_without_each_permission_it_is_given(deployer, emulator, published, sid, named):
+    """One statement of the site-events role taken out at a time: the function, as its role,
+    fails with AccessDenied on the object that statement allows, and publishes nothing."""
+    _, run = published
+    s3 = emulator.client("s3")
+    before_logs = len(function_logs(emulator, "site-events", STAGE).splitlines())
+    restore = without(emulator, "site-events", sid, stage=STAGE)
+    try:
+        assert deployer_cmd(deployer, emulator, "trigger", "spark", "--stage", STAGE).returncode == 0
+        text = access_denied_in(emulator, "site-events", before_logs, sid, stage=STAGE)
+    finally:
+        restore()
+    assert named in text, text
+    assert markers(s3, "b", B_TABLES) == {t: run for t in B_TABLES}
 
 
 def test_too_little_memory_is_refused_before_anything_is_written(deployer, emulator, package, published, tmp_path):
