@@ -36,12 +36,7 @@ B_TABLES = ["events", "events-by-city", "events-by-state", "sessions-by-campaign
 
 
 def logs_of(emulator, function) -> str:
-    try:
-        events = emulator.client("logs").filter_log_events(
-            logGroupName=f"/aws/lambda/pdcase-{STAGE}-{function}")["events"]
-    except Exception as e:  # noqa: BLE001 (diagnostics only)
-        return f"(no logs: {e})"
-    return "\n".join(e["message"].rstrip() for e in events)
+    return function_logs(emulator, function, STAGE)
 
 
 def athena(emulator, sql):
@@ -146,7 +141,7 @@ def test_the_function_fails_without_each_permission_it_is_given(deployer, emulat
     fails with AccessDenied on the object that statement allows, and publishes nothing."""
     _, run = published
     s3 = emulator.client("s3")
-    before_logs = len(function_logs(emulator, "site-events", STAGE).splitlines())
+    before_logs = len(logs_of(emulator, "site-events").splitlines())
     restore = without(emulator, "site-events", sid, stage=STAGE)
     try:
         assert deployer_cmd(deployer, emulator, "trigger", "spark", "--stage", STAGE).returncode == 0

@@ -15,13 +15,13 @@
 
 use std::time::Duration;
 
-/// Scan speed per vCPU, a third below what was measured here (1,533 MB in 7.3 to 7.9 s on two
-/// cores: about 100 MB/s per core).
+/// Scan speed per vCPU, well below what was measured here (1,533 MB in 4.7 to 6.1 s on
+/// two cores, docs/BENCHMARKS.md: 125 to 160 MB/s per core; a Lambda vCPU is not measured).
 pub const BYTES_PER_SECOND_PER_VCPU: f64 = 70e6;
 /// One S3 GET stream inside a function, conservatively.
 pub const S3_BYTES_PER_SECOND: f64 = 80e6;
 /// Memory of a run besides the groups: runtime, blocks in flight, event buffers, Parquet
-/// (measured: a peak of 356 to 393 MB for 1,533 MB of events, groups included).
+/// (measured: a peak of 360 to 421 MiB for 1,533 MB of events, groups included).
 pub const FIXED_MEMORY_BYTES: f64 = 400e6;
 /// Distinct sessions, students and pages, per byte of input (a conservative bound: the whole
 /// peak above is 0.26 per byte).

@@ -254,12 +254,11 @@ pub fn parse_str_into<'a>(line: &'a str, out: &mut Vec<Event<'a>>, keys: &mut Ke
 }
 
 /// The common line read without serde: one flat object whose values are strings without
-/// escapes, numbers, `true`, `false` or `null`. Anything else (a `\\` or a control character
+/// escapes, numbers, `true`, `false` or `null`. Anything else (a `\` or a control character
 /// anywhere in the line, a nested value, an array, a number or literal JSON does not allow,
 /// any other syntax) returns `None`, and the line is read by serde_json, which also decides
-/// what is malformed;
-/// so this only ever reads lines that are valid JSON, and reads them as serde_json does
-/// (`lines_read_flat_are_read_as_serde_json_reads_them`).
+/// what is malformed; so this only ever reads lines that are valid JSON, and reads them as
+/// serde_json does (`lines_read_flat_are_read_as_serde_json_reads_them`).
 ///
 /// Written by hand because it is where base b's time goes: serde_json's general reader (its
 /// map access, its raw values) cost half the scan, and a SIMD parser through the same serde
@@ -267,8 +266,9 @@ pub fn parse_str_into<'a>(line: &'a str, out: &mut Vec<Event<'a>>, keys: &mut Ke
 fn read_flat<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> Option<()> {
     let b = line.as_bytes();
     // One branch-free pass over the whole line (the compiler vectorizes it) instead of a
-    // check per string: without a `\\` and a control character, a string ends at its next
-    // `"`. A tab or `\r` between tokens, which JSON allows, is left to the general reader.
+    // check per string: without a `\` and a control character, a string ends at its next
+    // `"`. A tab or `\r` between tokens, which JSON allows, is left to the general reader, so
+    // the only space between tokens here is ` `.
     let special = b
         .iter()
         .fold(0u8, |any, &c| any | u8::from(c < 0x20 || c == b'\\'));
@@ -324,8 +324,9 @@ fn read_flat<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> O
     }
 }
 
+/// Past the spaces at `b[i]` (a line [`read_flat`] reads holds no other whitespace).
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+    while i < b.len() && b[i] == b' ' {
         i += 1;
     }
     i
@@ -439,7 +440,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_, 'de> {
 pub struct KeyOrder(Vec<Known>);
 
 /// A key at its position in the last object read.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Known {
     key: Vec<u8>,
     slot: Option<usize>,
@@ -447,30 +448,29 @@ struct Known {
     plain: bool,
 }
 
+impl Known {
+    /// `key` in this place, in the buffer of the key that was here: lines of two layouts
+    /// alternating allocate nothing. Returns its slot.
+    fn set(&mut self, key: &str) -> Option<usize> {
+        self.key.clear();
+        self.key.extend_from_slice(key.as_bytes());
+        self.slot = slot_of(key);
+        self.plain = !key.contains('"');
+        self.slot
+    }
+}
+
 impl KeyOrder {
     fn slot(&mut self, at: usize, key: &str) -> Option<usize> {
+        if let Some(k) = self.0.get(at).filter(|k| short_eq(&k.key, key.as_bytes())) {
+            return k.slot;
+        }
+        if self.0.len() == at && at < 64 {
+            self.0.push(Known::default());
+        }
         match self.0.get_mut(at) {
-            Some(k) if short_eq(&k.key, key.as_bytes()) => k.slot,
-            // A key not seen at this position takes the place of the one that was, in the
-            // same buffer: lines of two layouts alternating allocate nothing.
-            Some(k) => {
-                k.key.clear();
-                k.key.extend_from_slice(key.as_bytes());
-                k.slot = slot_of(key);
-                k.plain = !key.contains('"');
-                k.slot
-            }
-            None => {
-                let slot = slot_of(key);
-                if self.0.len() == at && at < 64 {
-                    self.0.push(Known {
-                        key: key.as_bytes().to_vec(),
-                        slot,
-                        plain: !key.contains('"'),
-                    });
-                }
-                slot
-            }
+            Some(k) => k.set(key),
+            None => slot_of(key),
         }
     }
 

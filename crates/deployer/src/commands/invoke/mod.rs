@@ -1,8 +1,9 @@
 //! `deployer invoke <function> --local`: the real handler code, run in this process.
 //!
 //! With `--source DIR --warehouse DIR` the ETL (base a) or the site-events engine (base b)
-//! reads and writes local folders laid out as the buckets are; with `--warehouse DIR` alone the table refresher says, per base, whether it
-//! would start the crawler. Nothing touches AWS. With `--stage S` instead, see [`on_stage`].
+//! reads and writes local folders laid out as the buckets are; with `--warehouse DIR` alone
+//! the table refresher says, per base, whether it would start the crawler. Nothing touches
+//! AWS. With `--stage S` instead, see [`on_stage`].
 
 mod on_stage;
 
