@@ -189,3 +189,41 @@ fn no_students_table_is_named() {
     assert!(e.to_string().contains("run the ETL (base a) first"), "{e}");
     assert!(snapshot(empty.path()).is_empty());
 }
+
+/// docs/SEMANTICS.md (`event_date`): each `events` file carries min/max statistics for its
+/// typed columns (a reader skips the file by its date), none for its text columns.
+#[test]
+fn events_files_keep_statistics_for_typed_columns_only() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let (src, wh) = folders();
+    run(
+        &LocalDir::new(src.path()),
+        &LocalDir::new(wh.path()),
+        &Options::new("r1".into()),
+    )
+    .unwrap();
+    let files: Vec<PathBuf> = snapshot(&wh.path().join("b/events/run=r1"))
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(!files.is_empty());
+    for file in files {
+        let reader = SerializedFileReader::new(fs::File::open(&file).unwrap()).unwrap();
+        for group in reader.metadata().row_groups() {
+            for column in group.columns() {
+                let name = column.column_path().string();
+                let has_min_max = column
+                    .statistics()
+                    .is_some_and(|s| s.min_bytes_opt().is_some());
+                let typed = ["event_time", "event_date", "nth"].contains(&name.as_str());
+                if typed {
+                    assert!(has_min_max, "{name} in {}", file.display());
+                } else if column.column_descr().physical_type() == parquet::basic::Type::BYTE_ARRAY
+                {
+                    assert!(!has_min_max, "{name} in {}", file.display());
+                }
+            }
+        }
+    }
+}
