@@ -12,10 +12,8 @@
 
 use std::io::{ErrorKind, Read};
 
-use serde_json::value::RawValue;
-
 use crate::error::{EtlError, InputError, Place, StorageError};
-use crate::record::Record;
+use crate::record::{Raw, Record};
 
 const WINDOW: usize = 1 << 20;
 
@@ -45,7 +43,7 @@ impl<'a> Locator<'a> {
     }
 
     /// The place of a value of this record.
-    pub fn value(&self, raw: &RawValue) -> Place {
+    pub fn value(&self, raw: Raw<'_>) -> Place {
         let offset = (raw.get().as_ptr() as usize).wrapping_sub(self.window.as_ptr() as usize);
         let offset = if offset <= self.window.len() {
             offset
@@ -56,7 +54,7 @@ impl<'a> Locator<'a> {
     }
 
     /// An [`InputError`] about a value of this record.
-    pub fn error_at(&self, raw: &RawValue, problem: impl Into<String>) -> InputError {
+    pub fn error_at(&self, raw: Raw<'_>, problem: impl Into<String>) -> InputError {
         InputError {
             place: self.value(raw),
             problem: problem.into(),

@@ -1,5 +1,9 @@
 //! One record of an input array, parsed without copying: field names and raw JSON values
 //! borrow the reader's window.
+//!
+//! Values are [`Raw`], the reader's own type rather than serde_json's `RawValue`: the array
+//! reader parses most records without serde (`json_array`'s flat path) and can only make a
+//! `RawValue` by validating the text again.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,6 +14,25 @@ use serde_json::value::RawValue;
 /// A field name as it appears in a record: borrowed unless it held escapes.
 pub type Name<'a> = Cow<'a, str>;
 
+/// The JSON text of one value as the reader found it (a string keeps its quotes and escapes).
+/// Only the crate's readers make one, from text they parsed as one valid JSON value; the
+/// functions below rely on that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raw<'a>(&'a str);
+
+impl<'a> Raw<'a> {
+    /// `json` must be the text of one valid JSON value, without surrounding whitespace.
+    pub(crate) fn parsed(json: &'a str) -> Self {
+        debug_assert!(serde_json::from_str::<&RawValue>(json).is_ok(), "{json}");
+        Raw(json)
+    }
+
+    /// The value's JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
 /// The fields of one JSON object, in document order. Values stay raw JSON text until a
 /// writer needs them, so fields that only pass through are never decoded.
 ///
@@ -18,12 +41,12 @@ pub type Name<'a> = Cow<'a, str>;
 /// of the run, measured with perf) than one small allocation.
 #[derive(Debug, Default)]
 pub struct Record<'a> {
-    pub fields: Vec<(Name<'a>, &'a RawValue)>,
+    pub fields: Vec<(Name<'a>, Raw<'a>)>,
 }
 
 impl<'a> Record<'a> {
     /// The value of `name`. With duplicate names the last wins, as in `JSON.parse`.
-    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, name: &str) -> Option<Raw<'a>> {
         self.fields
             .iter()
             .rev()
@@ -65,7 +88,7 @@ impl<'de> Deserialize<'de> for Record<'de> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8).max(8));
                 while let Some(BorrowedName(name)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
-                    fields.push((name, value));
+                    fields.push((name, Raw::parsed(value.get())));
                 }
                 Ok(Record { fields })
             }
@@ -75,7 +98,7 @@ impl<'de> Deserialize<'de> for Record<'de> {
 }
 
 /// What a raw value is, for messages: `a string`, `an object`...
-pub fn kind_of(raw: &RawValue) -> &'static str {
+pub fn kind_of(raw: Raw<'_>) -> &'static str {
     match raw.get().as_bytes().first() {
         Some(b'"') => "a string",
         Some(b'{') => "an object",
@@ -87,7 +110,7 @@ pub fn kind_of(raw: &RawValue) -> &'static str {
     }
 }
 
-fn is_integer(raw: &RawValue) -> bool {
+fn is_integer(raw: Raw<'_>) -> bool {
     let s = raw.get().as_bytes();
     let digits = s.strip_prefix(b"-").unwrap_or(s);
     !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
@@ -95,7 +118,7 @@ fn is_integer(raw: &RawValue) -> bool {
 
 /// The text form of a join key, as the original compared keys (`"1"` matches `1`).
 /// `Ok(None)` for null (no match); `Err(kind)` for a value that cannot be a key.
-pub fn key_text(raw: &RawValue) -> Result<Option<Cow<'_, str>>, &'static str> {
+pub fn key_text(raw: Raw<'_>) -> Result<Option<Cow<'_, str>>, &'static str> {
     let s = raw.get();
     match s.as_bytes()[0] {
         b'"' => Ok(Some(unquote(s))),
@@ -107,7 +130,7 @@ pub fn key_text(raw: &RawValue) -> Result<Option<Cow<'_, str>>, &'static str> {
 
 /// The text of a raw value as a string column holds it: strings unescaped, null as `None`,
 /// numbers, booleans, objects and arrays as their JSON text.
-pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     let s = raw.get();
     match s.as_bytes()[0] {
         b'"' => Some(unquote(s)),
@@ -143,8 +166,8 @@ pub fn write_name(out: &mut Vec<u8>, name: &str) {
 mod tests {
     use super::*;
 
-    fn raw(s: &str) -> &RawValue {
-        serde_json::from_str(s).unwrap()
+    fn raw(s: &str) -> Raw<'_> {
+        Raw::parsed(s)
     }
 
     #[test]

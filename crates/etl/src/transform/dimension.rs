@@ -1,11 +1,10 @@
 //! Dimension indexes: id (text form) -> name and the other fields that the join merges in.
 
 use rustc_hash::FxHashMap;
-use serde_json::value::RawValue;
 
 use crate::error::EtlError;
 use crate::json_array::Element;
-use crate::record::key_text;
+use crate::record::{key_text, Raw};
 
 /// The three dimension exports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +42,12 @@ impl DimensionKind {
 /// other than `Id` (see [`DimensionKind::passes_other_fields`]).
 #[derive(Debug, Default)]
 pub struct Entry {
-    pub name: Option<Box<RawValue>>,
+    /// JSON texts of values, as [`Raw`] holds them.
+    pub name: Option<Box<str>>,
     /// How many of `extras` come before `Name` in the record: the join merges the fields in
     /// the record's order.
     pub name_at: usize,
-    pub extras: Vec<(Box<str>, Box<RawValue>)>,
+    pub extras: Vec<(Box<str>, Box<str>)>,
 }
 
 /// An index of one dimension export. Keys compare by text; canonical decimal integers (the
@@ -110,16 +110,16 @@ impl Dimension {
         };
         let mut entry = Entry::default();
         let others = self.kind.passes_other_fields();
-        for (name, value) in e.record.fields.iter() {
+        for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
             match name.as_ref() {
                 "Id" => {}
                 "Name" => {
-                    entry.name = Some((*value).to_owned());
+                    entry.name = Some(value.get().into());
                     entry.name_at = entry.extras.len();
                 }
                 _ if others => entry
                     .extras
-                    .push((name.as_ref().into(), (*value).to_owned())),
+                    .push((name.as_ref().into(), value.get().into())),
                 _ => {}
             }
         }
@@ -139,7 +139,7 @@ impl Dimension {
         &'d self,
         e: &Element<'_>,
         field: &str,
-        key: &RawValue,
+        key: Raw<'_>,
     ) -> Result<Option<&'d Entry>, EtlError> {
         match key_text(key) {
             Ok(Some(k)) => Ok(match canonical_int(&k) {

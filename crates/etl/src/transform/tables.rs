@@ -2,13 +2,12 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
 use super::dimension::{Dimension, Entry};
 use crate::error::EtlError;
 use crate::json_array::Element;
-use crate::record::key_text;
+use crate::record::{key_text, Raw};
 use crate::warehouse::{self, TableDef};
 
 /// One output field: its name, its column in the table's contract (`None`: it passes
@@ -17,7 +16,7 @@ use crate::warehouse::{self, TableDef};
 pub struct Field<'a> {
     pub name: Cow<'a, str>,
     pub col: Option<u8>,
-    pub value: &'a RawValue,
+    pub value: Raw<'a>,
 }
 
 /// A transformed row, fields in output order, each name once (see [`set`]).
@@ -116,7 +115,7 @@ impl Table {
         match self {
             Table::Students => {
                 let mut id = None;
-                for (name, value) in e.record.fields.iter() {
+                for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
                     match name.as_ref() {
                         "CourseId" => {
                             let course = dims.courses.lookup(e, "CourseId", value)?;
@@ -128,7 +127,7 @@ impl Table {
                         }
                         "RegisteredDate" => push_col(row, Cow::Borrowed("Date"), Some(1), value),
                         "Id" => {
-                            id = Some(*value);
+                            id = Some(value);
                             push_col(row, Cow::Borrowed("Id"), Some(0), value);
                         }
                         "State" => push_col(row, Cow::Borrowed("State"), Some(2), value),
@@ -143,7 +142,7 @@ impl Table {
             }
             Table::Follows => {
                 let mut id = None;
-                for (name, value) in e.record.fields.iter() {
+                for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
                     match name.as_ref() {
                         "SubjectId" => {
                             let subject = dims.subjects.lookup(e, "SubjectId", value)?;
@@ -151,7 +150,7 @@ impl Table {
                         }
                         "FollowDate" => push_col(row, Cow::Borrowed("Date"), Some(2), value),
                         "StudentId" => {
-                            id = Some(*value);
+                            id = Some(value);
                             push_col(row, Cow::Borrowed("StudentId"), Some(0), value);
                         }
                         _ => self.push(row, name.clone(), value),
@@ -166,14 +165,14 @@ impl Table {
                     _ => ("PaymentDate", "PlanType"),
                 };
                 let (mut id, mut time, mut kind) = (None, None, None);
-                for (name, value) in e.record.fields.iter() {
+                for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
                     let n = name.as_ref();
                     if n == "StudentId" {
-                        id = Some(*value);
+                        id = Some(value);
                     } else if n == time_field {
-                        time = Some(*value);
+                        time = Some(value);
                     } else if n == kind_field {
-                        kind = Some(*value);
+                        kind = Some(value);
                     }
                 }
                 let id = self.required_key(e, "StudentId", id)?;
@@ -190,7 +189,7 @@ impl Table {
         Ok(())
     }
 
-    fn push<'a>(self, row: &mut Row<'a>, name: Cow<'a, str>, value: &'a RawValue) {
+    fn push<'a>(self, row: &mut Row<'a>, name: Cow<'a, str>, value: Raw<'a>) {
         let col = self.col(&name);
         set(row, Field { name, col, value });
     }
@@ -213,16 +212,16 @@ impl Table {
         let Some(entry) = entry else { return };
         let key = self.key_name();
         let (before, after) = entry.extras.split_at(entry.name_at);
-        let others = |fields: &'a [(Box<str>, Box<RawValue>)], row: &mut Row<'a>| {
+        let others = |fields: &'a [(Box<str>, Box<str>)], row: &mut Row<'a>| {
             for (n, v) in fields {
                 if n.as_ref() != key {
-                    self.push(row, Cow::Borrowed(n), v);
+                    self.push(row, Cow::Borrowed(n), Raw::parsed(v));
                 }
             }
         };
         others(before, row);
         if let Some(name) = &entry.name {
-            self.push(row, Cow::Borrowed(as_name), name);
+            self.push(row, Cow::Borrowed(as_name), Raw::parsed(name));
         }
         others(after, row);
     }
@@ -240,8 +239,8 @@ impl Table {
         self,
         e: &Element<'x>,
         field: &str,
-        value: Option<&'x RawValue>,
-    ) -> Result<&'x RawValue, EtlError> {
+        value: Option<Raw<'x>>,
+    ) -> Result<Raw<'x>, EtlError> {
         let value = value.ok_or_else(|| e.at.error(format!("missing required field `{field}`")))?;
         match key_text(value) {
             Ok(Some(_)) => Ok(value),
@@ -260,7 +259,7 @@ impl Table {
     }
 }
 
-fn push_col<'a>(row: &mut Row<'a>, name: Cow<'a, str>, col: Option<u8>, value: &'a RawValue) {
+fn push_col<'a>(row: &mut Row<'a>, name: Cow<'a, str>, col: Option<u8>, value: Raw<'a>) {
     set(row, Field { name, col, value });
 }
 
