@@ -13,7 +13,9 @@
 use std::io::{ErrorKind, Read};
 
 use crate::error::{EtlError, InputError, Place, StorageError};
-use crate::record::{Raw, Record};
+use crate::record::{Name, Raw, Record};
+
+pub(crate) mod flat;
 
 const WINDOW: usize = 1 << 20;
 
@@ -114,6 +116,17 @@ pub struct ArrayReader<R> {
     base_col: usize,
     index: usize,
     state: State,
+    /// The flat reader's memory of the last record's keys.
+    keys: flat::LastKeys,
+    /// The last record's field vector, emptied, so that each record does not allocate one.
+    spare: Vec<(Name<'static>, Raw<'static>)>,
+}
+
+/// An emptied vector of fields, of any lifetime, keeping its allocation (collecting an empty
+/// `IntoIter` into a vector of an element of the same size reuses the buffer in place).
+fn recycle<'b>(mut fields: Vec<(Name<'_>, Raw<'_>)>) -> Vec<(Name<'b>, Raw<'b>)> {
+    fields.clear();
+    fields.into_iter().map(|_| unreachable!("empty")).collect()
 }
 
 impl<R: Read> ArrayReader<R> {
@@ -131,6 +144,8 @@ impl<R: Read> ArrayReader<R> {
             base_col: 1,
             index: 0,
             state: State::Start,
+            keys: flat::LastKeys::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -142,7 +157,7 @@ impl<R: Read> ArrayReader<R> {
     /// Calls `f` with each record, in order, then checks the document ends after the array.
     pub fn for_each<F>(mut self, mut f: F) -> Result<usize, EtlError>
     where
-        F: FnMut(Element<'_>) -> Result<(), EtlError>,
+        F: FnMut(&Element<'_>) -> Result<(), EtlError>,
     {
         while self.state != State::Done {
             self.step(&mut f)?;
@@ -152,7 +167,7 @@ impl<R: Read> ArrayReader<R> {
 
     fn step<F>(&mut self, f: &mut F) -> Result<(), EtlError>
     where
-        F: FnMut(Element<'_>) -> Result<(), EtlError>,
+        F: FnMut(&Element<'_>) -> Result<(), EtlError>,
     {
         match self.state {
             State::Start => {
@@ -226,7 +241,7 @@ impl<R: Read> ArrayReader<R> {
     /// Parses the element at `pos` and hands it to `f`.
     fn element<F>(&mut self, f: &mut F) -> Result<(), EtlError>
     where
-        F: FnMut(Element<'_>) -> Result<(), EtlError>,
+        F: FnMut(&Element<'_>) -> Result<(), EtlError>,
     {
         enum Step {
             Done(usize),
@@ -242,11 +257,24 @@ impl<R: Read> ArrayReader<R> {
                 // from `&str` spares serde_json a second validation of every value.
                 let text = unsafe { std::str::from_utf8_unchecked(&self.buf[..self.checked]) };
                 let window = text.as_bytes();
-                let mut stream =
-                    serde_json::Deserializer::from_str(&text[self.pos..]).into_iter::<Record>();
-                match stream.next() {
-                    Some(Ok(record)) => {
-                        let consumed = stream.byte_offset();
+                let mut fields = recycle(std::mem::take(&mut self.spare));
+                let parsed = match flat::read(&text[self.pos..], &mut self.keys, &mut fields) {
+                    Some(used) => Ok((Record { fields }, used)),
+                    None => {
+                        let mut stream = serde_json::Deserializer::from_str(&text[self.pos..])
+                            .into_iter::<Record>();
+                        match stream.next() {
+                            Some(Ok(record)) => Ok((record, stream.byte_offset())),
+                            Some(Err(e)) if e.is_eof() && !self.eof => Err(Step::More),
+                            Some(Err(e)) if e.is_eof() => Err(Step::Unterminated),
+                            Some(Err(e)) => Err(Step::Malformed(e)),
+                            None if !self.eof => Err(Step::More),
+                            None => Err(Step::Unterminated),
+                        }
+                    }
+                };
+                match parsed {
+                    Ok((record, consumed)) => {
                         let at = Locator {
                             file: &self.file,
                             window,
@@ -255,18 +283,17 @@ impl<R: Read> ArrayReader<R> {
                             start: self.pos,
                             index: self.index,
                         };
-                        f(Element {
+                        let element = Element {
                             index: self.index,
                             record,
                             at,
-                        })?;
+                        };
+                        let done = f(&element);
+                        self.spare = recycle(element.record.fields);
+                        done?;
                         Step::Done(consumed)
                     }
-                    Some(Err(e)) if e.is_eof() && !self.eof => Step::More,
-                    Some(Err(e)) if e.is_eof() => Step::Unterminated,
-                    Some(Err(e)) => Step::Malformed(e),
-                    None if !self.eof => Step::More,
-                    None => Step::Unterminated,
+                    Err(step) => step,
                 }
             };
             match step {

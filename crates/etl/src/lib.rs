@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod json_array;
 pub mod record;
 pub mod run;
+mod short_eq;
 pub mod sink;
 pub mod site_events;
 pub mod snapshot;

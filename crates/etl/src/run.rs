@@ -150,7 +150,7 @@ fn open(
 
 fn read_dimension(source: &dyn Storage, kind: DimensionKind) -> Result<Dimension, EtlError> {
     let mut dim = Dimension::new(kind);
-    open(source, kind.source_key())?.for_each(|e| dim.add(&e))?;
+    open(source, kind.source_key())?.for_each(|e| dim.add(e))?;
     Ok(dim)
 }
 
@@ -230,7 +230,7 @@ fn stage_one(
             return Err(EtlError::Cancelled);
         }
         let mut row = Row::new();
-        table.transform(&e, dims, &mut row)?;
+        table.transform(e, dims, &mut row)?;
         sink.push(&row).map_err(write_error)
     })?;
     sink.finish().map_err(write_error)

@@ -13,8 +13,8 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::events::{renamed, schema_of, Derived};
 use super::line::{slots, Event};
-use super::short_eq::short_eq;
 use super::students::Students;
+use crate::short_eq::short_eq;
 use crate::warehouse::{table, TableDef};
 
 /// Events per value of one key; the NULL key is a group of its own.

@@ -26,7 +26,8 @@ use std::fmt::{self, Write as _};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::short_eq::short_eq;
+use crate::json_array::flat::number_end;
+use crate::short_eq::short_eq;
 
 /// The source keys the tables read, in slot order (see [`slot_of`]).
 pub const KEYS: [&str; 39] = [
@@ -307,7 +308,7 @@ fn read_flat<'a>(line: &'a str, keys: &mut KeyOrder, event: &mut Event<'a>) -> O
             b'f' if b[i..].starts_with(b"false") => (Some(Cow::Borrowed("false")), i + 5),
             b'n' if b[i..].starts_with(b"null") => (None, i + 4),
             b'-' | b'0'..=b'9' => {
-                let end = flat_number(b, i)?;
+                let end = number_end(b, i)?;
                 (text(&line[i..end]).ok()?, end)
             }
             _ => return None,
@@ -340,34 +341,6 @@ fn flat_string(b: &[u8], i: usize) -> Option<(usize, usize)> {
     }
     let start = i + 1;
     Some((start, start + memchr::memchr(b'"', &b[start..])?))
-}
-
-/// The end of the JSON number starting at `b[i]`: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn flat_number(b: &[u8], i: usize) -> Option<usize> {
-    let digits = |mut j: usize| {
-        let from = j;
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        (j > from).then_some(j)
-    };
-    let mut j = i + usize::from(b[i] == b'-');
-    j = match *b.get(j)? {
-        b'0' => j + 1,
-        b'1'..=b'9' => digits(j)?,
-        _ => return None,
-    };
-    if b.get(j) == Some(&b'.') {
-        j = digits(j + 1)?;
-    }
-    if matches!(b.get(j), Some(b'e' | b'E')) {
-        j += 1;
-        if matches!(b.get(j), Some(b'+' | b'-')) {
-            j += 1;
-        }
-        j = digits(j)?;
-    }
-    Some(j)
 }
 
 struct TopVisitor<'o, 'a>(&'o mut Vec<Event<'a>>, &'o mut KeyOrder);

@@ -17,7 +17,6 @@ pub mod events;
 pub mod fit;
 pub mod line;
 pub mod publish;
-mod short_eq;
 pub mod students;
 
 use std::collections::BTreeMap;
