@@ -183,6 +183,37 @@ fn parquet_output_holds_the_reference_values_by_column() {
     }
 }
 
+/// docs/SEMANTICS.md, "Formats": min/max statistics for the time columns only. Relies on
+/// the parquet crate's reader of the files this run wrote (nothing AWS-specific).
+#[test]
+fn parquet_files_keep_statistics_for_time_columns_only() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let src = source_from_reference();
+    let wh = tempfile::tempdir().unwrap();
+    run_on(src.path(), wh.path(), DataFormat::Parquet, "r1");
+    let mut time_columns = 0;
+    for (table, _) in PAIRS {
+        let file = wh.path().join(format!("a/{table}/data.parquet"));
+        let reader = SerializedFileReader::new(fs::File::open(&file).unwrap()).unwrap();
+        for group in reader.metadata().row_groups() {
+            for column in group.columns() {
+                let name = column.column_path().string();
+                let min_max = column
+                    .statistics()
+                    .and_then(|s| Some((s.min_bytes_opt()?.to_vec(), s.max_bytes_opt()?.to_vec())));
+                if name == "Date" || name == "StartTime" {
+                    time_columns += 1;
+                    let (min, max) = min_max.unwrap_or_else(|| panic!("{table}.{name}"));
+                    assert!(min <= max, "{table}.{name}");
+                } else {
+                    assert_eq!(min_max, None, "{table}.{name}");
+                }
+            }
+        }
+    }
+    assert_eq!(time_columns, 4, "one time column per table");
+}
+
 /// Runs the ETL from folder `src` into folder `wh`, which must succeed.
 fn run_on(src: &Path, wh: &Path, format: DataFormat, run_id: &str) {
     run(
