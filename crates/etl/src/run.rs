@@ -151,6 +151,7 @@ fn open(
 fn read_dimension(source: &dyn Storage, kind: DimensionKind) -> Result<Dimension, EtlError> {
     let mut dim = Dimension::new(kind);
     open(source, kind.source_key())?.for_each(|e| dim.add(e))?;
+    dim.seal();
     Ok(dim)
 }
 

@@ -53,11 +53,20 @@ pub struct Entry {
 /// An index of one dimension export. Keys compare by text; canonical decimal integers (the
 /// usual ids, whether written `1` or `"1"`) are kept as numbers, which hash and compare
 /// without touching the heap.
+///
+/// Once read ([`Dimension::seal`]), integer ids that are dense (the usual `1..n`) are also
+/// indexed by a plain vector of positions. A fact's lookup is a random access into a
+/// dimension of up to 100k entries: in the hash map that was two cache misses (control
+/// bytes, then the bucket), a tenth of base a's run; the vector (4 bytes an id) mostly
+/// stays in cache (docs/BENCHMARKS.md).
 #[derive(Debug)]
 pub struct Dimension {
     kind: DimensionKind,
-    ints: FxHashMap<u64, Entry>,
-    texts: FxHashMap<Box<str>, Entry>,
+    entries: Vec<Entry>,
+    ints: FxHashMap<u64, u32>,
+    texts: FxHashMap<Box<str>, u32>,
+    /// Empty, or `dense[id]` = position in `entries` + 1 (0: no such id) for every integer id.
+    dense: Vec<u32>,
 }
 
 /// `Some(n)` when `text` is the canonical decimal form of `n` (no sign, no leading zero), so
@@ -78,8 +87,10 @@ impl Dimension {
     pub fn new(kind: DimensionKind) -> Self {
         Dimension {
             kind,
+            entries: Vec::new(),
             ints: FxHashMap::default(),
             texts: FxHashMap::default(),
+            dense: Vec::new(),
         }
     }
 
@@ -126,11 +137,50 @@ impl Dimension {
         if entry.name.is_none() {
             return Err(e.at.error("missing required field `Name`").into());
         }
-        match canonical_int(&key) {
-            Some(n) => self.ints.insert(n, entry),
-            None => self.texts.insert(key.as_ref().into(), entry),
+        let next = u32::try_from(self.entries.len()).map_err(|_| {
+            e.at.error("more than 4 billion records in one dimension export")
+        })?;
+        let at = match canonical_int(&key) {
+            Some(n) => *self.ints.entry(n).or_insert(next),
+            None => *self.texts.entry(key.as_ref().into()).or_insert(next),
         };
+        if at == next {
+            self.entries.push(entry);
+        } else {
+            // A repeated id: the later record replaces the earlier.
+            self.entries[at as usize] = entry;
+        }
+        self.dense.clear();
         Ok(())
+    }
+
+    /// Indexes dense integer ids by a vector (see the type's doc): when the largest id is at
+    /// most four times the number of entries (plus slack for small dimensions), so the
+    /// vector costs at most 16 bytes per entry. Lookups are the same either way.
+    pub fn seal(&mut self) {
+        let Some(&max) = self.ints.keys().max() else {
+            return;
+        };
+        if max > 4 * self.entries.len() as u64 + 1024 {
+            return;
+        }
+        let mut dense = vec![0u32; max as usize + 1];
+        for (&id, &at) in &self.ints {
+            dense[id as usize] = at + 1;
+        }
+        self.dense = dense;
+    }
+
+    fn by_int(&self, n: u64) -> Option<&Entry> {
+        let at = if self.dense.is_empty() {
+            *self.ints.get(&n)?
+        } else {
+            usize::try_from(n)
+                .ok()
+                .and_then(|n| self.dense.get(n))
+                .and_then(|&at| at.checked_sub(1))?
+        };
+        Some(&self.entries[at as usize])
     }
 
     /// The entry a fact's key field points to. `Ok(None)` when the key is null or has no
@@ -143,8 +193,11 @@ impl Dimension {
     ) -> Result<Option<&'d Entry>, EtlError> {
         match key_text(key) {
             Ok(Some(k)) => Ok(match canonical_int(&k) {
-                Some(n) => self.ints.get(&n),
-                None => self.texts.get(k.as_ref()),
+                Some(n) => self.by_int(n),
+                None => self
+                    .texts
+                    .get(k.as_ref())
+                    .map(|&at| &self.entries[at as usize]),
             }),
             Ok(None) => Ok(None),
             Err(kind) => Err(e
@@ -160,7 +213,7 @@ impl Dimension {
     }
 
     pub fn len(&self) -> usize {
-        self.ints.len() + self.texts.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -170,7 +223,79 @@ impl Dimension {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_int;
+    use super::*;
+    use crate::json_array::ArrayReader;
+
+    fn names(dim: &Dimension, keys: &[&str]) -> Vec<Option<String>> {
+        let doc = format!(
+            "[{}]",
+            keys.iter()
+                .map(|k| format!("{{\"K\": {k}}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut found = Vec::new();
+        ArrayReader::new(doc.as_bytes(), "facts.json")
+            .for_each(|e| {
+                let entry = dim.lookup(e, "K", e.record.get("K").unwrap())?;
+                found.push(entry.and_then(|x| x.name.as_deref().map(str::to_owned)));
+                Ok(())
+            })
+            .unwrap();
+        found
+    }
+
+    #[test]
+    fn sealed_lookups_equal_the_hash_maps() {
+        let doc = br#"[{"Id": 1, "Name": "a"}, {"Id": "2", "Name": "b"}, {"Id": 5, "Name": "c"},
+            {"Id": "1", "Name": "a2"}, {"Id": "07", "Name": "d"}, {"Id": "x", "Name": "e"},
+            {"Id": 0, "Name": "z"}]"#;
+        let mut dim = Dimension::new(DimensionKind::Courses);
+        ArrayReader::new(&doc[..], "courses.json")
+            .for_each(|e| dim.add(e))
+            .unwrap();
+        let keys = [
+            "1", "\"1\"", "2", "5", "\"07\"", "7", "\"x\"", "0", "3", "6", "4096", "null",
+        ];
+        let unsealed = names(&dim, &keys);
+        dim.seal();
+        assert!(!dim.dense.is_empty(), "ids 0 to 5 are dense");
+        assert_eq!(names(&dim, &keys), unsealed);
+        let some = |s: &str| Some(format!("\"{s}\""));
+        assert_eq!(
+            unsealed,
+            [
+                some("a2"),
+                some("a2"),
+                some("b"),
+                some("c"),
+                some("d"),
+                None,
+                some("e"),
+                some("z"),
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(dim.len(), 6);
+    }
+
+    #[test]
+    fn sparse_ids_stay_in_the_hash_map() {
+        let doc = br#"[{"Id": 1, "Name": "a"}, {"Id": 99999999, "Name": "b"}]"#;
+        let mut dim = Dimension::new(DimensionKind::Subjects);
+        ArrayReader::new(&doc[..], "subjects.json")
+            .for_each(|e| dim.add(e))
+            .unwrap();
+        dim.seal();
+        assert!(dim.dense.is_empty());
+        assert_eq!(
+            names(&dim, &["99999999", "1", "2"]),
+            [Some("\"b\"".into()), Some("\"a\"".into()), None]
+        );
+    }
 
     #[test]
     fn only_canonical_integers_become_numbers() {
