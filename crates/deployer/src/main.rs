@@ -29,7 +29,27 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// Fixes glibc malloc's trim and mmap thresholds, which it otherwise moves as it runs.
+///
+/// The Parquet writer allocates each compressed page (about 1 MB) anew; with the moving
+/// thresholds glibc gave those pages back to the kernel and faulted them in again, 190k page
+/// faults and a second of system time in a base-a run at 1M students, against 18k faults with
+/// these settings (docs/BENCHMARKS.md). `mallopt` is glibc's documented interface for this
+/// (mallopt(3)); the Lambda build (musl) uses mimalloc instead and is not concerned.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Synth(args) => synth::run(&cli.global, &args),

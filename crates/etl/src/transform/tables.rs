@@ -8,6 +8,7 @@ use super::dimension::{Dimension, Entry};
 use crate::error::EtlError;
 use crate::json_array::Element;
 use crate::record::{key_text, Raw};
+use crate::short_eq::short_eq;
 use crate::warehouse::{self, TableDef};
 
 /// One output field: its name, its column in the table's contract (`None`: it passes
@@ -176,13 +177,17 @@ impl Table {
                     }
                 }
                 let id = self.required_key(e, "StudentId", id)?;
-                let [_, time_name, kind_name] = self.output_names();
-                push_col(row, Cow::Borrowed("StudentId"), Some(0), id);
-                if let Some(v) = time {
-                    push_col(row, Cow::Borrowed(time_name), Some(1), v);
-                }
-                if let Some(v) = kind {
-                    push_col(row, Cow::Borrowed(kind_name), Some(2), v);
+                // Three distinct names into an empty row: nothing collides, so no `set`.
+                let [id_name, time_name, kind_name] = self.output_names();
+                let fields = [(id_name, Some(id)), (time_name, time), (kind_name, kind)];
+                for (col, (name, value)) in (0u8..).zip(fields) {
+                    if let Some(value) = value {
+                        row.push(Field {
+                            name: Cow::Borrowed(name),
+                            col: Some(col),
+                            value,
+                        });
+                    }
                 }
             }
         }
@@ -270,9 +275,11 @@ fn push_col<'a>(row: &mut Row<'a>, name: Cow<'a, str>, col: Option<u8>, value: R
 /// that name (`RegisteredDate` -> `Date` beside a `Date`), and a joined field meeting a field
 /// of the row (a student's own `Course`).
 ///
-/// Rows have a handful of fields, so a scan beats a map; most names differ in length.
+/// Rows have a handful of fields, so a scan beats a map; names are compared inline
+/// ([`short_eq`]), as `==` on strings calls `memcmp`, which cost more than the comparisons.
 fn set<'a>(row: &mut Row<'a>, field: Field<'a>) {
-    match row.iter_mut().find(|f| f.name == field.name) {
+    let name = field.name.as_bytes();
+    match row.iter_mut().find(|f| short_eq(f.name.as_bytes(), name)) {
         Some(existing) => existing.value = field.value,
         None => row.push(field),
     }
