@@ -41,13 +41,50 @@ impl DimensionKind {
 /// What a join merges into a fact row: the dimension's `Name`, and for subjects their fields
 /// other than `Id` (see [`DimensionKind::passes_other_fields`]).
 #[derive(Debug, Default)]
-pub struct Entry {
+struct Entry {
     /// JSON texts of values, as [`Raw`] holds them.
-    pub name: Option<Box<str>>,
+    name: Box<str>,
     /// How many of `extras` come before `Name` in the record: the join merges the fields in
     /// the record's order.
-    pub name_at: usize,
-    pub extras: Vec<(Box<str>, Box<str>)>,
+    name_at: usize,
+    extras: Vec<(Box<str>, Box<str>)>,
+}
+
+impl Entry {
+    fn joined(&self) -> Joined<'_> {
+        let (before, after) = self.extras.split_at(self.name_at);
+        Joined {
+            name: &self.name,
+            before,
+            after,
+        }
+    }
+}
+
+/// What a join merges into a fact row, borrowed from the dimension: JSON texts of values.
+#[derive(Clone, Copy, Debug)]
+pub struct Joined<'d> {
+    /// The `Name` value.
+    pub name: &'d str,
+    /// The other fields (subjects only) before and after `Name`, in the record's order.
+    pub before: &'d [(Box<str>, Box<str>)],
+    pub after: &'d [(Box<str>, Box<str>)],
+}
+
+/// A dense id's place: absent, a name in `names`, or (with other fields) a whole entry.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    start: u32,
+    len: u32,
+}
+
+impl Slot {
+    const ABSENT: Slot = Slot {
+        start: u32::MAX,
+        len: 0,
+    };
+    /// `len` of a slot that points at `entries[start]`.
+    const ENTRY: u32 = u32::MAX;
 }
 
 /// An index of one dimension export. Keys compare by text; canonical decimal integers (the
@@ -55,18 +92,21 @@ pub struct Entry {
 /// without touching the heap.
 ///
 /// Once read ([`Dimension::seal`]), integer ids that are dense (the usual `1..n`) are also
-/// indexed by a plain vector of positions. A fact's lookup is a random access into a
-/// dimension of up to 100k entries: in the hash map that was two cache misses (control
-/// bytes, then the bucket), a tenth of base a's run; the vector (4 bytes an id) mostly
-/// stays in cache (docs/BENCHMARKS.md).
+/// indexed by a plain vector, whose slot holds where the name's text is in one buffer of
+/// names (or, for an entry with other fields, its position). A fact's lookup is a random
+/// access into a dimension of up to 100k entries: through the hash map and the entry to its
+/// name that was three cache misses, an eighth of base a's run; the vector (8 bytes an id)
+/// mostly stays in cache, which leaves the name's (docs/BENCHMARKS.md).
 #[derive(Debug)]
 pub struct Dimension {
     kind: DimensionKind,
     entries: Vec<Entry>,
     ints: FxHashMap<u64, u32>,
     texts: FxHashMap<Box<str>, u32>,
-    /// Empty, or `dense[id]` = position in `entries` + 1 (0: no such id) for every integer id.
-    dense: Vec<u32>,
+    /// Empty, or a slot for every integer id up to the largest.
+    dense: Vec<Slot>,
+    /// The names of the entries the dense slots point into.
+    names: String,
 }
 
 /// `Some(n)` when `text` is the canonical decimal form of `n` (no sign, no leading zero), so
@@ -91,6 +131,7 @@ impl Dimension {
             ints: FxHashMap::default(),
             texts: FxHashMap::default(),
             dense: Vec::new(),
+            names: String::new(),
         }
     }
 
@@ -120,13 +161,15 @@ impl Dimension {
             }
         };
         let mut entry = Entry::default();
+        let mut named = false;
         let others = self.kind.passes_other_fields();
         for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
             match name.as_ref() {
                 "Id" => {}
                 "Name" => {
-                    entry.name = Some(value.get().into());
+                    entry.name = value.get().into();
                     entry.name_at = entry.extras.len();
+                    named = true;
                 }
                 _ if others => entry
                     .extras
@@ -134,7 +177,7 @@ impl Dimension {
                 _ => {}
             }
         }
-        if entry.name.is_none() {
+        if !named {
             return Err(e.at.error("missing required field `Name`").into());
         }
         let next = u32::try_from(self.entries.len()).map_err(|_| {
@@ -151,12 +194,13 @@ impl Dimension {
             self.entries[at as usize] = entry;
         }
         self.dense.clear();
+        self.names.clear();
         Ok(())
     }
 
     /// Indexes dense integer ids by a vector (see the type's doc): when the largest id is at
     /// most four times the number of entries (plus slack for small dimensions), so the
-    /// vector costs at most 16 bytes per entry. Lookups are the same either way.
+    /// vector costs at most 32 bytes per entry. Lookups are the same either way.
     pub fn seal(&mut self) {
         let Some(&max) = self.ints.keys().max() else {
             return;
@@ -164,23 +208,44 @@ impl Dimension {
         if max > 4 * self.entries.len() as u64 + 1024 {
             return;
         }
-        let mut dense = vec![0u32; max as usize + 1];
+        let mut dense = vec![Slot::ABSENT; max as usize + 1];
+        let mut names = String::new();
         for (&id, &at) in &self.ints {
-            dense[id as usize] = at + 1;
+            let entry = &self.entries[at as usize];
+            dense[id as usize] = if entry.extras.is_empty() {
+                let (Ok(start), Ok(len)) =
+                    (u32::try_from(names.len()), u32::try_from(entry.name.len()))
+                else {
+                    return;
+                };
+                names.push_str(&entry.name);
+                Slot { start, len }
+            } else {
+                Slot {
+                    start: at,
+                    len: Slot::ENTRY,
+                }
+            };
         }
         self.dense = dense;
+        self.names = names;
     }
 
-    fn by_int(&self, n: u64) -> Option<&Entry> {
-        let at = if self.dense.is_empty() {
-            *self.ints.get(&n)?
-        } else {
-            usize::try_from(n)
-                .ok()
-                .and_then(|n| self.dense.get(n))
-                .and_then(|&at| at.checked_sub(1))?
-        };
-        Some(&self.entries[at as usize])
+    fn by_int(&self, n: u64) -> Option<Joined<'_>> {
+        if self.dense.is_empty() {
+            return Some(self.entries[*self.ints.get(&n)? as usize].joined());
+        }
+        let slot = *self.dense.get(usize::try_from(n).ok()?)?;
+        let start = slot.start as usize;
+        match slot.len {
+            _ if slot.start == Slot::ABSENT.start => None,
+            Slot::ENTRY => Some(self.entries[start].joined()),
+            len => Some(Joined {
+                name: &self.names[start..start + len as usize],
+                before: &[],
+                after: &[],
+            }),
+        }
     }
 
     /// The entry a fact's key field points to. `Ok(None)` when the key is null or has no
@@ -190,14 +255,14 @@ impl Dimension {
         e: &Element<'_>,
         field: &str,
         key: Raw<'_>,
-    ) -> Result<Option<&'d Entry>, EtlError> {
+    ) -> Result<Option<Joined<'d>>, EtlError> {
         match key_text(key) {
             Ok(Some(k)) => Ok(match canonical_int(&k) {
                 Some(n) => self.by_int(n),
                 None => self
                     .texts
                     .get(k.as_ref())
-                    .map(|&at| &self.entries[at as usize]),
+                    .map(|&at| self.entries[at as usize].joined()),
             }),
             Ok(None) => Ok(None),
             Err(kind) => Err(e
@@ -226,7 +291,8 @@ mod tests {
     use super::*;
     use crate::json_array::ArrayReader;
 
-    fn names(dim: &Dimension, keys: &[&str]) -> Vec<Option<String>> {
+    /// The names the keys join to, and everything each join gives, as text.
+    fn lookups(dim: &Dimension, keys: &[&str]) -> (Vec<Option<String>>, Vec<String>) {
         let doc = format!(
             "[{}]",
             keys.iter()
@@ -234,15 +300,37 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let mut found = Vec::new();
+        let (mut found, mut joined) = (Vec::new(), Vec::new());
         ArrayReader::new(doc.as_bytes(), "facts.json")
             .for_each(|e| {
                 let entry = dim.lookup(e, "K", e.record.get("K").unwrap())?;
-                found.push(entry.and_then(|x| x.name.as_deref().map(str::to_owned)));
+                found.push(entry.map(|x| x.name.to_owned()));
+                joined.push(format!("{entry:?}"));
                 Ok(())
             })
             .unwrap();
-        found
+        (found, joined)
+    }
+
+    fn names(dim: &Dimension, keys: &[&str]) -> Vec<Option<String>> {
+        lookups(dim, keys).0
+    }
+
+    #[test]
+    fn sealed_subjects_give_their_other_fields_as_the_hash_maps_do() {
+        let doc = br#"[{"Id": 1, "Name": "a"}, {"Id": 2, "Area": "x", "Name": "b", "Level": 3},
+            {"Id": 3, "Name": "c", "StudentId": "9"}]"#;
+        let mut dim = Dimension::new(DimensionKind::Subjects);
+        ArrayReader::new(&doc[..], "subjects.json")
+            .for_each(|e| dim.add(e))
+            .unwrap();
+        let keys = ["1", "2", "3", "4"];
+        let unsealed = lookups(&dim, &keys);
+        dim.seal();
+        assert!(!dim.dense.is_empty());
+        assert_eq!(lookups(&dim, &keys), unsealed);
+        assert!(unsealed.1[1].contains("Area") && unsealed.1[1].contains("Level"));
+        assert_eq!(unsealed.1[3], "None");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::dimension::{Dimension, Entry};
+use super::dimension::{Dimension, Joined};
 use crate::error::EtlError;
 use crate::json_array::Element;
 use crate::record::{key_text, Raw};
@@ -213,10 +213,9 @@ impl Table {
     /// field named as the row's key is left out: where the original let a subject's
     /// `StudentId` overwrite the follow's, this project keeps the follow's
     /// (docs/SEMANTICS.md, "Colliding names").
-    fn merge<'a>(self, row: &mut Row<'a>, entry: Option<&'a Entry>, as_name: &'static str) {
-        let Some(entry) = entry else { return };
+    fn merge<'a>(self, row: &mut Row<'a>, joined: Option<Joined<'a>>, as_name: &'static str) {
+        let Some(joined) = joined else { return };
         let key = self.key_name();
-        let (before, after) = entry.extras.split_at(entry.name_at);
         let others = |fields: &'a [(Box<str>, Box<str>)], row: &mut Row<'a>| {
             for (n, v) in fields {
                 if n.as_ref() != key {
@@ -224,11 +223,9 @@ impl Table {
                 }
             }
         };
-        others(before, row);
-        if let Some(name) = &entry.name {
-            self.push(row, Cow::Borrowed(as_name), Raw::parsed(name));
-        }
-        others(after, row);
+        others(joined.before, row);
+        self.push(row, Cow::Borrowed(as_name), Raw::parsed(joined.name));
+        others(joined.after, row);
     }
 
     /// The output names of a three-column table (sessions, subscriptions).
