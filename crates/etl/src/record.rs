@@ -17,19 +17,36 @@ pub type Name<'a> = Cow<'a, str>;
 /// The JSON text of one value as the reader found it (a string keeps its quotes and escapes).
 /// Only the crate's readers make one, from text they parsed as one valid JSON value; the
 /// functions below rely on that.
+///
+/// It also knows whether the text holds an escape (`\`), so that writing a string does not
+/// scan it again: the flat reader knows it for free, and that scan of every value was 6% of
+/// base a's run (docs/BENCHMARKS.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Raw<'a>(&'a str);
+pub struct Raw<'a> {
+    json: &'a str,
+    escaped: bool,
+}
 
 impl<'a> Raw<'a> {
     /// `json` must be the text of one valid JSON value, without surrounding whitespace.
     pub(crate) fn parsed(json: &'a str) -> Self {
+        Self::checked(json, memchr::memchr(b'\\', json.as_bytes()).is_some())
+    }
+
+    /// [`Raw::parsed`] for text known to hold no `\`.
+    pub(crate) fn unescaped(json: &'a str) -> Self {
+        Self::checked(json, false)
+    }
+
+    fn checked(json: &'a str, escaped: bool) -> Self {
         debug_assert!(serde_json::from_str::<&RawValue>(json).is_ok(), "{json}");
-        Raw(json)
+        debug_assert_eq!(escaped, json.contains('\\'), "{json}");
+        Raw { json, escaped }
     }
 
     /// The value's JSON text.
     pub fn get(self) -> &'a str {
-        self.0
+        self.json
     }
 }
 
@@ -121,7 +138,7 @@ fn is_integer(raw: Raw<'_>) -> bool {
 pub fn key_text(raw: Raw<'_>) -> Result<Option<Cow<'_, str>>, &'static str> {
     let s = raw.get();
     match s.as_bytes()[0] {
-        b'"' => Ok(Some(unquote(s))),
+        b'"' => Ok(Some(unquote(raw))),
         b'n' => Ok(None),
         _ if is_integer(raw) => Ok(Some(Cow::Borrowed(s))),
         _ => Err(kind_of(raw)),
@@ -133,19 +150,17 @@ pub fn key_text(raw: Raw<'_>) -> Result<Option<Cow<'_, str>>, &'static str> {
 pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     let s = raw.get();
     match s.as_bytes()[0] {
-        b'"' => Some(unquote(s)),
+        b'"' => Some(unquote(raw)),
         b'n' => None,
         _ => Some(Cow::Borrowed(s)),
     }
 }
 
 /// A JSON string literal's content; borrowed when it has no escapes (the common case).
-fn unquote(s: &str) -> Cow<'_, str> {
-    let inner = &s[1..s.len() - 1];
-    // Values are short: a pass the compiler vectorizes beats a `memchr` call on them.
-    let escaped = inner.bytes().fold(false, |any, b| any | (b == b'\\'));
-    if !escaped {
-        Cow::Borrowed(inner)
+fn unquote(raw: Raw<'_>) -> Cow<'_, str> {
+    let s = raw.json;
+    if !raw.escaped {
+        Cow::Borrowed(&s[1..s.len() - 1])
     } else {
         // The reader already parsed this literal, so it is valid JSON.
         Cow::Owned(serde_json::from_str(s).expect("a string literal the parser accepted"))

@@ -85,7 +85,7 @@ pub(super) fn read<'a>(
             b'-' | b'0'..=b'9' => number_end(b, i)?,
             _ => return None,
         };
-        fields.push((Cow::Borrowed(name), Raw::parsed(&text[start..end])));
+        fields.push((Cow::Borrowed(name), Raw::unescaped(&text[start..end])));
         i = skip_ws(b, end);
         match *b.get(i)? {
             b',' => i = skip_ws(b, i + 1),

@@ -54,7 +54,7 @@ impl Entry {
     fn joined(&self) -> Joined<'_> {
         let (before, after) = self.extras.split_at(self.name_at);
         Joined {
-            name: &self.name,
+            name: Raw::parsed(&self.name),
             before,
             after,
         }
@@ -65,13 +65,14 @@ impl Entry {
 #[derive(Clone, Copy, Debug)]
 pub struct Joined<'d> {
     /// The `Name` value.
-    pub name: &'d str,
+    pub name: Raw<'d>,
     /// The other fields (subjects only) before and after `Name`, in the record's order.
     pub before: &'d [(Box<str>, Box<str>)],
     pub after: &'d [(Box<str>, Box<str>)],
 }
 
-/// A dense id's place: absent, a name in `names`, or (with other fields) a whole entry.
+/// A dense id's place: absent, a name in `names` (`len` bytes, with [`Slot::ESCAPED`] set
+/// when it holds an escape), or (with other fields) a whole entry.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     start: u32,
@@ -85,6 +86,8 @@ impl Slot {
     };
     /// `len` of a slot that points at `entries[start]`.
     const ENTRY: u32 = u32::MAX;
+    /// The flag bit of `len` for a name holding an escape.
+    const ESCAPED: u32 = 1 << 31;
 }
 
 /// An index of one dimension export. Keys compare by text; canonical decimal integers (the
@@ -218,8 +221,15 @@ impl Dimension {
                 else {
                     return;
                 };
+                if len >= Slot::ESCAPED {
+                    return;
+                }
                 names.push_str(&entry.name);
-                Slot { start, len }
+                let escaped = entry.name.contains('\\');
+                Slot {
+                    start,
+                    len: len | if escaped { Slot::ESCAPED } else { 0 },
+                }
             } else {
                 Slot {
                     start: at,
@@ -241,7 +251,14 @@ impl Dimension {
             _ if slot.start == Slot::ABSENT.start => None,
             Slot::ENTRY => Some(self.entries[start].joined()),
             len => Some(Joined {
-                name: &self.names[start..start + len as usize],
+                name: {
+                    let text = &self.names[start..start + (len & !Slot::ESCAPED) as usize];
+                    if len & Slot::ESCAPED == 0 {
+                        Raw::unescaped(text)
+                    } else {
+                        Raw::parsed(text)
+                    }
+                },
                 before: &[],
                 after: &[],
             }),
@@ -304,7 +321,7 @@ mod tests {
         ArrayReader::new(doc.as_bytes(), "facts.json")
             .for_each(|e| {
                 let entry = dim.lookup(e, "K", e.record.get("K").unwrap())?;
-                found.push(entry.map(|x| x.name.to_owned()));
+                found.push(entry.map(|x| x.name.get().to_owned()));
                 joined.push(format!("{entry:?}"));
                 Ok(())
             })
@@ -337,13 +354,13 @@ mod tests {
     fn sealed_lookups_equal_the_hash_maps() {
         let doc = br#"[{"Id": 1, "Name": "a"}, {"Id": "2", "Name": "b"}, {"Id": 5, "Name": "c"},
             {"Id": "1", "Name": "a2"}, {"Id": "07", "Name": "d"}, {"Id": "x", "Name": "e"},
-            {"Id": 0, "Name": "z"}]"#;
+            {"Id": 0, "Name": "z"}, {"Id": 4, "Name": "q\"x"}]"#;
         let mut dim = Dimension::new(DimensionKind::Courses);
         ArrayReader::new(&doc[..], "courses.json")
             .for_each(|e| dim.add(e))
             .unwrap();
         let keys = [
-            "1", "\"1\"", "2", "5", "\"07\"", "7", "\"x\"", "0", "3", "6", "4096", "null",
+            "1", "\"1\"", "2", "5", "\"07\"", "7", "\"x\"", "0", "3", "6", "4096", "null", "4",
         ];
         let unsealed = names(&dim, &keys);
         dim.seal();
@@ -364,10 +381,20 @@ mod tests {
                 None,
                 None,
                 None,
-                None
+                None,
+                some("q\\\"x"),
             ]
         );
-        assert_eq!(dim.len(), 6);
+        assert_eq!(dim.len(), 7);
+        // The escaped name is read as text through its escape (the slot's flag).
+        let doc = br#"[{"K": 4}]"#;
+        ArrayReader::new(&doc[..], "facts.json")
+            .for_each(|e| {
+                let joined = dim.lookup(e, "K", e.record.get("K").unwrap())?.unwrap();
+                assert_eq!(crate::record::text(joined.name).unwrap(), "q\"x");
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

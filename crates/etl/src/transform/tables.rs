@@ -224,7 +224,7 @@ impl Table {
             }
         };
         others(joined.before, row);
-        self.push(row, Cow::Borrowed(as_name), Raw::parsed(joined.name));
+        self.push(row, Cow::Borrowed(as_name), joined.name);
         others(joined.after, row);
     }
 
