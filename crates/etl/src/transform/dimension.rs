@@ -96,7 +96,7 @@ impl Slot {
 ///
 /// Once read ([`Dimension::seal`]), integer ids that are dense (the usual `1..n`) are also
 /// indexed by a plain vector, whose slot holds where the name's text is in one buffer of
-/// names (or, for an entry with other fields, its position). A fact's lookup is a random
+/// distinct names (or, for an entry with other fields, its position). A fact's lookup is a random
 /// access into a dimension of up to 100k entries: through the hash map and the entry to its
 /// name that was three cache misses, an eighth of base a's run; the vector (8 bytes an id)
 /// mostly stays in cache, which leaves the name's (docs/BENCHMARKS.md).
@@ -213,9 +213,16 @@ impl Dimension {
         }
         let mut dense = vec![Slot::ABSENT; max as usize + 1];
         let mut names = String::new();
+        // Each distinct name once: dimensions repeat names (100k subjects, 3.6k names in the
+        // generated data), so the buffer stays small enough to stay in cache with the slots.
+        let mut placed: FxHashMap<&str, Slot> = FxHashMap::default();
         for (&id, &at) in &self.ints {
             let entry = &self.entries[at as usize];
             dense[id as usize] = if entry.extras.is_empty() {
+                if let Some(&slot) = placed.get(&*entry.name) {
+                    dense[id as usize] = slot;
+                    continue;
+                }
                 let (Ok(start), Ok(len)) =
                     (u32::try_from(names.len()), u32::try_from(entry.name.len()))
                 else {
@@ -226,10 +233,12 @@ impl Dimension {
                 }
                 names.push_str(&entry.name);
                 let escaped = entry.name.contains('\\');
-                Slot {
+                let slot = Slot {
                     start,
                     len: len | if escaped { Slot::ESCAPED } else { 0 },
-                }
+                };
+                placed.insert(&entry.name, slot);
+                slot
             } else {
                 Slot {
                     start: at,
@@ -354,7 +363,7 @@ mod tests {
     fn sealed_lookups_equal_the_hash_maps() {
         let doc = br#"[{"Id": 1, "Name": "a"}, {"Id": "2", "Name": "b"}, {"Id": 5, "Name": "c"},
             {"Id": "1", "Name": "a2"}, {"Id": "07", "Name": "d"}, {"Id": "x", "Name": "e"},
-            {"Id": 0, "Name": "z"}, {"Id": 4, "Name": "q\"x"}]"#;
+            {"Id": 0, "Name": "z"}, {"Id": 4, "Name": "q\"x"}, {"Id": 3, "Name": "b"}]"#;
         let mut dim = Dimension::new(DimensionKind::Courses);
         ArrayReader::new(&doc[..], "courses.json")
             .for_each(|e| dim.add(e))
@@ -378,14 +387,14 @@ mod tests {
                 None,
                 some("e"),
                 some("z"),
-                None,
+                some("b"),
                 None,
                 None,
                 None,
                 some("q\\\"x"),
             ]
         );
-        assert_eq!(dim.len(), 7);
+        assert_eq!(dim.len(), 8);
         // The escaped name is read as text through its escape (the slot's flag).
         let doc = br#"[{"K": 4}]"#;
         ArrayReader::new(&doc[..], "facts.json")
