@@ -167,12 +167,14 @@ impl Table {
                 };
                 let (mut id, mut time, mut kind) = (None, None, None);
                 for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
-                    let n = name.as_ref();
-                    if n == "StudentId" {
+                    // Inline comparisons: `==` with names not known at compile time calls
+                    // `memcmp` (see `set`).
+                    let n = name.as_bytes();
+                    if short_eq(n, b"StudentId") {
                         id = Some(value);
-                    } else if n == time_field {
+                    } else if short_eq(n, time_field.as_bytes()) {
                         time = Some(value);
-                    } else if n == kind_field {
+                    } else if short_eq(n, kind_field.as_bytes()) {
                         kind = Some(value);
                     }
                 }
