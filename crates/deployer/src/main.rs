@@ -34,14 +34,16 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 /// The Parquet writer allocates each compressed page (about 1 MB) anew; with the moving
 /// thresholds glibc gave those pages back to the kernel and faulted them in again, 190k page
 /// faults and a second of system time in a base-a run at 1M students, against 18k faults with
-/// these settings (docs/BENCHMARKS.md). `mallopt` is glibc's documented interface for this
+/// these settings (docs/BENCHMARKS.md). Blocks from 4 MB up are still mapped on their own and
+/// up to 64 MB of free heap is kept: a higher trim threshold kept base b's peak RSS near
+/// 500 MB. `mallopt` is glibc's documented interface for this
 /// (mallopt(3)); the Lambda build (musl) uses mimalloc instead and is not concerned.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 
