@@ -230,6 +230,12 @@ fn stage_one(
         if stop.load(Ordering::Relaxed) {
             return Err(EtlError::Cancelled);
         }
+        if table.picks_three() {
+            let values = table.pick(e)?;
+            return sink
+                .push_three(table.output_names(), values)
+                .map_err(write_error);
+        }
         let mut row = Row::new();
         table.transform(e, dims, &mut row)?;
         sink.push(&row).map_err(write_error)

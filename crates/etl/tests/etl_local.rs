@@ -183,6 +183,64 @@ fn parquet_output_holds_the_reference_values_by_column() {
     }
 }
 
+/// Sessions and subscriptions are written from their picked fields without a row: the Parquet
+/// columns must hold what the NDJSON rows (built field by field) hold, for absent fields,
+/// nulls, numbers, escapes, duplicate keys and fields read by serde_json (nested values).
+#[test]
+fn picked_tables_write_in_parquet_what_their_ndjson_rows_hold() {
+    let src = write_source(&[
+        (
+            "sessions.json",
+            r#"[{"StudentId": "1", "SessionStartTime": "t1", "StudentClient": "Web"},
+                {"StudentId": 2, "StudentClient": null},
+                {"SessionStartTime": "t\"3", "StudentId": "3", "Extra": {"a": [1]}},
+                {"StudentId": "4", "StudentClient": "A", "StudentClient": 5, "SessionStartTime": 1.5}]"#,
+        ),
+        (
+            "subscriptions.json",
+            r#"[{"StudentId": "1", "PlanType": "Anual"}, {"StudentId": "2", "PaymentDate": "d"}]"#,
+        ),
+    ]);
+    let (pq, nd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_on(src.path(), pq.path(), DataFormat::Parquet, "r1");
+    run_on(src.path(), nd.path(), DataFormat::Ndjson, "r1");
+    for (table, rows_expected) in [("sessions", 4), ("subscriptions", 2)] {
+        let (names, rows) = parquet_rows(&pq.path().join(format!("a/{table}/data.parquet")));
+        let records = ndjson_records(&nd.path().join(format!("a/{table}/data.json")));
+        assert_eq!(rows.len(), rows_expected, "{table}");
+        assert_eq!(records.len(), rows_expected, "{table}");
+        for (row, record) in rows.iter().zip(&records) {
+            let from_ndjson: Vec<Option<String>> = names
+                .iter()
+                .map(|n| {
+                    record
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .and_then(|(_, v)| match v {
+                            Value::Null => None,
+                            Value::String(s) => Some(s.clone()),
+                            other => Some(other.to_string()),
+                        })
+                })
+                .collect();
+            assert_eq!(row, &from_ndjson, "{table}");
+        }
+    }
+    let (_, sessions) = parquet_rows(&pq.path().join("a/sessions/data.parquet"));
+    assert_eq!(
+        sessions[2],
+        [Some("3".to_owned()), Some("t\"3".to_owned()), None]
+    );
+    assert_eq!(
+        sessions[3],
+        [
+            Some("4".to_owned()),
+            Some("1.5".to_owned()),
+            Some("5".to_owned())
+        ]
+    );
+}
+
 /// docs/SEMANTICS.md, "Formats": min/max statistics for the time columns only. Relies on
 /// the parquet crate's reader of the files this run wrote (nothing AWS-specific).
 #[test]

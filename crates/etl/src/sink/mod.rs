@@ -6,13 +6,39 @@ mod parquet;
 pub use self::ndjson::NdjsonSink;
 pub use self::parquet::ParquetSink;
 
+use std::borrow::Cow;
+
+use crate::record::Raw;
 use crate::storage::ObjectWrite;
-use crate::transform::{Row, Table};
+use crate::transform::{Field, Row, Table};
 use crate::warehouse::DataFormat;
 
 /// Writes the rows of one table into one object.
 pub trait TableSink: Send {
     fn push(&mut self, row: &Row<'_>) -> std::io::Result<()>;
+
+    /// A row of the table's first three columns, named `names` (`None`: the field is absent),
+    /// as [`TableSink::push`] writes the row holding those fields in that order. For the
+    /// tables whose rows are three picked fields (`Table::pick`): the Parquet sink appends them
+    /// without a row being built.
+    fn push_three(
+        &mut self,
+        names: [&str; 3],
+        values: [Option<Raw<'_>>; 3],
+    ) -> std::io::Result<()> {
+        let mut row = Row::new();
+        for ((col, name), value) in (0u8..).zip(names).zip(values) {
+            if let Some(value) = value {
+                row.push(Field {
+                    name: Cow::Borrowed(name),
+                    col: Some(col),
+                    value,
+                });
+            }
+        }
+        self.push(&row)
+    }
+
     /// Completes the object (Parquet footer, last upload part) and returns the row count.
     fn finish(self: Box<Self>) -> std::io::Result<u64>;
 }

@@ -14,7 +14,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{extras_json, TableSink};
-use crate::record::text;
+use crate::record::{text, Raw};
 use crate::storage::ObjectWrite;
 use crate::transform::{Row, Table};
 use crate::warehouse::EXTRA_COLUMN;
@@ -106,6 +106,15 @@ impl ParquetSink {
         })
     }
 
+    fn end_row(&mut self) -> std::io::Result<()> {
+        self.batch_rows += 1;
+        self.rows += 1;
+        if self.batch_rows == BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
     fn flush_batch(&mut self) -> std::io::Result<()> {
         if self.batch_rows == 0 {
             return Ok(());
@@ -146,12 +155,17 @@ impl TableSink for ParquetSink {
                 b.append_null();
             }
         }
-        self.batch_rows += 1;
-        self.rows += 1;
-        if self.batch_rows == BATCH_ROWS {
-            self.flush_batch()?;
+        self.end_row()
+    }
+
+    fn push_three(&mut self, _: [&str; 3], values: [Option<Raw<'_>>; 3]) -> std::io::Result<()> {
+        for (b, value) in self.builders.iter_mut().zip(values) {
+            b.append_option(value.and_then(text));
         }
-        Ok(())
+        for b in &mut self.builders[3..] {
+            b.append_null();
+        }
+        self.end_row()
     }
 
     fn finish(mut self: Box<Self>) -> std::io::Result<u64> {

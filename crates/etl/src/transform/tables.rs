@@ -160,29 +160,9 @@ impl Table {
                 self.required_key(e, "StudentId", id)?;
             }
             Table::Sessions | Table::Subscriptions => {
-                // Three fields picked by name, in a fixed order; the rest is dropped.
-                let (time_field, kind_field) = match self {
-                    Table::Sessions => ("SessionStartTime", "StudentClient"),
-                    _ => ("PaymentDate", "PlanType"),
-                };
-                let (mut id, mut time, mut kind) = (None, None, None);
-                for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
-                    // Inline comparisons: `==` with names not known at compile time calls
-                    // `memcmp` (see `set`).
-                    let n = name.as_bytes();
-                    if short_eq(n, b"StudentId") {
-                        id = Some(value);
-                    } else if short_eq(n, time_field.as_bytes()) {
-                        time = Some(value);
-                    } else if short_eq(n, kind_field.as_bytes()) {
-                        kind = Some(value);
-                    }
-                }
-                let id = self.required_key(e, "StudentId", id)?;
                 // Three distinct names into an empty row: nothing collides, so no `set`.
-                let [id_name, time_name, kind_name] = self.output_names();
-                let fields = [(id_name, Some(id)), (time_name, time), (kind_name, kind)];
-                for (col, (name, value)) in (0u8..).zip(fields) {
+                let values = self.pick(e)?;
+                for ((col, name), value) in (0u8..).zip(self.output_names()).zip(values) {
                     if let Some(value) = value {
                         row.push(Field {
                             name: Cow::Borrowed(name),
@@ -194,6 +174,37 @@ impl Table {
             }
         }
         Ok(())
+    }
+
+    /// Whether the table's rows are three fields picked by name ([`Table::pick`]), in the
+    /// columns of [`Table::output_names`], so a row need not be built.
+    pub fn picks_three(self) -> bool {
+        matches!(self, Table::Sessions | Table::Subscriptions)
+    }
+
+    /// For sessions and subscriptions: the three fields picked by name, in the order of
+    /// [`Table::output_names`] (`None`: absent); the rest of the record is dropped. The same
+    /// fields [`Table::transform`] puts in their row.
+    pub fn pick<'x>(self, e: &Element<'x>) -> Result<[Option<Raw<'x>>; 3], EtlError> {
+        let (time_field, kind_field) = match self {
+            Table::Sessions => ("SessionStartTime", "StudentClient"),
+            _ => ("PaymentDate", "PlanType"),
+        };
+        let (mut id, mut time, mut kind) = (None, None, None);
+        for (name, value) in e.record.fields.iter().map(|(n, v)| (n, *v)) {
+            // Inline comparisons: `==` with names not known at compile time calls `memcmp`
+            // (see `set`).
+            let n = name.as_bytes();
+            if short_eq(n, b"StudentId") {
+                id = Some(value);
+            } else if short_eq(n, time_field.as_bytes()) {
+                time = Some(value);
+            } else if short_eq(n, kind_field.as_bytes()) {
+                kind = Some(value);
+            }
+        }
+        let id = self.required_key(e, "StudentId", id)?;
+        Ok([Some(id), time, kind])
     }
 
     fn push<'a>(self, row: &mut Row<'a>, name: Cow<'a, str>, value: Raw<'a>) {
@@ -231,7 +242,7 @@ impl Table {
     }
 
     /// The output names of a three-column table (sessions, subscriptions).
-    fn output_names(self) -> [&'static str; 3] {
+    pub fn output_names(self) -> [&'static str; 3] {
         match self {
             Table::Sessions => ["StudentId", "StartTime", "Client"],
             _ => ["StudentId", "Date", "Type"],
