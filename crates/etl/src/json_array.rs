@@ -2,9 +2,10 @@
 //!
 //! Written by hand because no library does this well: serde_json's `StreamDeserializer` reads
 //! whitespace-separated values, not the elements of one array, and arrow-json reads only
-//! newline-delimited input (BUILD-NOTES). The reader keeps a window over the input and lets
-//! serde_json parse one element at a time from it, borrowing names and values from the
-//! window. Memory is bounded by the window (1 MiB, or the largest record), not the document.
+//! newline-delimited input (BUILD-NOTES). The reader keeps a window over the input and parses
+//! one element at a time from it, borrowing names and values from the window: a flat record
+//! by hand ([`flat`]), any other by serde_json. Memory is bounded by the window (1 MiB, or the
+//! largest record), not the document.
 //!
 //! Every refusal names the file, the line and column, and the record index where it applies:
 //! a document that is not an array, an empty array, malformed JSON, invalid UTF-8, a record
