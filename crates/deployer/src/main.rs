@@ -31,13 +31,13 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 
 /// Fixes glibc malloc's trim and mmap thresholds, which it otherwise moves as it runs.
 ///
-/// The Parquet writer allocates each compressed page (about 1 MB) anew; with the moving
-/// thresholds glibc gave those pages back to the kernel and faulted them in again, 190k page
-/// faults and a second of system time in a base-a run at 1M students, against 18k faults with
-/// these settings (docs/BENCHMARKS.md). Blocks from 4 MB up are still mapped on their own and
-/// up to 64 MB of free heap is kept: a higher trim threshold kept base b's peak RSS near
-/// 500 MB. `mallopt` is glibc's documented interface for this
-/// (mallopt(3)); the Lambda build (musl) uses mimalloc instead and is not concerned.
+/// The Parquet writer allocates each compressed page (about 1 MB) anew. With the moving
+/// thresholds, glibc gave those pages back to the kernel and faulted them in again: 190k page
+/// faults and about 0.6 s of system time in a base-a run at 1M students, against 18k faults
+/// with these settings (docs/BENCHMARKS.md). Blocks from 4 MB up are still mapped on their
+/// own, and up to 64 MB of free heap is kept: a higher trim threshold raised base b's peak RSS
+/// to near 500 MB. `mallopt` is glibc's documented interface for this (mallopt(3)); the Lambda
+/// build (musl) uses mimalloc instead and is not concerned.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before any thread starts.

@@ -6,11 +6,10 @@ mod parquet;
 pub use self::ndjson::NdjsonSink;
 pub use self::parquet::ParquetSink;
 
-use std::borrow::Cow;
-
 use crate::record::Raw;
 use crate::storage::ObjectWrite;
-use crate::transform::{Field, Row, Table};
+use crate::transform::tables::picked_row;
+use crate::transform::{Row, Table};
 use crate::warehouse::DataFormat;
 
 /// Writes the rows of one table into one object.
@@ -27,15 +26,7 @@ pub trait TableSink: Send {
         values: [Option<Raw<'_>>; 3],
     ) -> std::io::Result<()> {
         let mut row = Row::new();
-        for ((col, name), value) in (0u8..).zip(names).zip(values) {
-            if let Some(value) = value {
-                row.push(Field {
-                    name: Cow::Borrowed(name),
-                    col: Some(col),
-                    value,
-                });
-            }
-        }
+        picked_row(&mut row, names, values);
         self.push(&row)
     }
 

@@ -160,17 +160,7 @@ impl Table {
                 self.required_key(e, "StudentId", id)?;
             }
             Table::Sessions | Table::Subscriptions => {
-                // Three distinct names into an empty row: nothing collides, so no `set`.
-                let values = self.pick(e)?;
-                for ((col, name), value) in (0u8..).zip(self.output_names()).zip(values) {
-                    if let Some(value) = value {
-                        row.push(Field {
-                            name: Cow::Borrowed(name),
-                            col: Some(col),
-                            value,
-                        });
-                    }
-                }
+                picked_row(row, self.output_names(), self.pick(e)?);
             }
         }
         Ok(())
@@ -270,6 +260,20 @@ impl Table {
                     format!("key field `{field}` must be a string or an integer, found {kind}"),
                 )
                 .into()),
+        }
+    }
+}
+
+/// The row of three picked fields ([`Table::pick`]) in columns 0 to 2, into `row` (empty):
+/// three distinct names, so nothing collides and no [`set`] is needed.
+pub fn picked_row<'a>(row: &mut Row<'a>, names: [&'a str; 3], values: [Option<Raw<'a>>; 3]) {
+    for ((col, name), value) in (0u8..).zip(names).zip(values) {
+        if let Some(value) = value {
+            row.push(Field {
+                name: Cow::Borrowed(name),
+                col: Some(col),
+                value,
+            });
         }
     }
 }
