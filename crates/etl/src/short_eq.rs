@@ -27,9 +27,31 @@ pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
+/// Whether `rest` starts with `key` as a JSON string: `"`, `key`, `"`. For a key known to hold
+/// no `"` and no escape, this is that key's string exactly, found without scanning for its
+/// closing quote (both bases' readers predict a record's keys from the last record's).
+#[inline]
+pub fn starts_with_quoted(rest: &[u8], key: &[u8]) -> bool {
+    let n = key.len();
+    rest.len() > n + 1 && rest[0] == b'"' && rest[n + 1] == b'"' && short_eq(&rest[1..n + 1], key)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::short_eq;
+    use super::{short_eq, starts_with_quoted};
+
+    #[test]
+    fn a_quoted_key_is_its_whole_string() {
+        assert!(starts_with_quoted(br#""uuid": 1"#, b"uuid"));
+        assert!(!starts_with_quoted(br#""uuidx": 1"#, b"uuid"));
+        assert!(!starts_with_quoted(br#""uui": 1"#, b"uuid"));
+        assert!(!starts_with_quoted(br#"uuid": 1"#, b"uuid"));
+        assert!(
+            !starts_with_quoted(br#""uuid"#, b"uuid"),
+            "cut before the closing quote"
+        );
+        assert!(starts_with_quoted(br#""": 1"#, b""));
+    }
 
     #[test]
     fn agrees_with_slice_equality_at_every_length_and_difference() {

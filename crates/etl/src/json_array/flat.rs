@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 
 use crate::record::{Name, Raw};
-use crate::short_eq::short_eq;
+use crate::short_eq::starts_with_quoted;
 
 /// The keys of the last flat record, by position. A record's keys are nearly always the last
 /// one's, so each is first compared in place with the key at its position, instead of being
@@ -26,12 +26,7 @@ impl LastKeys {
     /// Past the closing quote when `b[i..]` starts with the string of the key at `at`.
     fn predicted(&self, at: usize, b: &[u8], i: usize) -> Option<usize> {
         let key = self.0.get(at)?;
-        let n = key.len();
-        let found = b.len() > i + n + 1
-            && b[i] == b'"'
-            && b[i + n + 1] == b'"'
-            && short_eq(&b[i + 1..i + n + 1], key);
-        found.then_some(i + n + 2)
+        starts_with_quoted(&b[i..], key).then_some(i + key.len() + 2)
     }
 
     fn set(&mut self, at: usize, key: &[u8]) {

@@ -27,7 +27,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 
 use crate::json_array::flat::number_end;
-use crate::short_eq::short_eq;
+use crate::short_eq::{short_eq, starts_with_quoted};
 
 /// The source keys the tables read, in slot order (see [`slot_of`]).
 pub const KEYS: [&str; 39] = [
@@ -452,13 +452,8 @@ impl KeyOrder {
     /// without scanning for the closing quote (which was a tenth of base b).
     fn predicted(&self, at: usize, rest: &[u8]) -> Option<(usize, Option<usize>)> {
         let k = self.0.get(at)?;
-        let n = k.key.len();
-        let found = k.plain
-            && rest.len() > n + 1
-            && rest[0] == b'"'
-            && rest[n + 1] == b'"'
-            && short_eq(&rest[1..n + 1], &k.key);
-        found.then_some((n, k.slot))
+        let found = k.plain && starts_with_quoted(rest, &k.key);
+        found.then_some((k.key.len(), k.slot))
     }
 }
 

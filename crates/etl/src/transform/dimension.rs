@@ -88,6 +88,34 @@ impl Slot {
     const ENTRY: u32 = u32::MAX;
     /// The flag bit of `len` for a name holding an escape.
     const ESCAPED: u32 = 1 << 31;
+
+    /// The slot of `name` placed at byte `start` of the names' buffer; `None` when the offset
+    /// or the length does not fit its field.
+    fn name(start: usize, name: &str) -> Option<Slot> {
+        let len = u32::try_from(name.len())
+            .ok()
+            .filter(|&n| n < Slot::ESCAPED)?;
+        let flag = if name.contains('\\') {
+            Slot::ESCAPED
+        } else {
+            0
+        };
+        Some(Slot {
+            start: u32::try_from(start).ok()?,
+            len: len | flag,
+        })
+    }
+
+    /// The name this slot places in `names`, as a value.
+    fn name_in(self, names: &str) -> Raw<'_> {
+        let start = self.start as usize;
+        let text = &names[start..start + (self.len & !Slot::ESCAPED) as usize];
+        if self.len & Slot::ESCAPED == 0 {
+            Raw::unescaped(text)
+        } else {
+            Raw::parsed(text)
+        }
+    }
 }
 
 /// An index of one dimension export. Keys compare by text; canonical decimal integers (the
@@ -218,33 +246,22 @@ impl Dimension {
         let mut placed: FxHashMap<&str, Slot> = FxHashMap::default();
         for (&id, &at) in &self.ints {
             let entry = &self.entries[at as usize];
-            dense[id as usize] = if entry.extras.is_empty() {
-                if let Some(&slot) = placed.get(&*entry.name) {
-                    dense[id as usize] = slot;
-                    continue;
-                }
-                let (Ok(start), Ok(len)) =
-                    (u32::try_from(names.len()), u32::try_from(entry.name.len()))
-                else {
-                    return;
-                };
-                if len >= Slot::ESCAPED {
-                    return;
-                }
-                names.push_str(&entry.name);
-                let escaped = entry.name.contains('\\');
-                let slot = Slot {
-                    start,
-                    len: len | if escaped { Slot::ESCAPED } else { 0 },
-                };
-                placed.insert(&entry.name, slot);
-                slot
-            } else {
+            let slot = if !entry.extras.is_empty() {
                 Slot {
                     start: at,
                     len: Slot::ENTRY,
                 }
+            } else if let Some(&slot) = placed.get(&*entry.name) {
+                slot
+            } else {
+                let Some(slot) = Slot::name(names.len(), &entry.name) else {
+                    return;
+                };
+                names.push_str(&entry.name);
+                placed.insert(&entry.name, slot);
+                slot
             };
+            dense[id as usize] = slot;
         }
         self.dense = dense;
         self.names = names;
@@ -255,19 +272,11 @@ impl Dimension {
             return Some(self.entries[*self.ints.get(&n)? as usize].joined());
         }
         let slot = *self.dense.get(usize::try_from(n).ok()?)?;
-        let start = slot.start as usize;
         match slot.len {
             _ if slot.start == Slot::ABSENT.start => None,
-            Slot::ENTRY => Some(self.entries[start].joined()),
-            len => Some(Joined {
-                name: {
-                    let text = &self.names[start..start + (len & !Slot::ESCAPED) as usize];
-                    if len & Slot::ESCAPED == 0 {
-                        Raw::unescaped(text)
-                    } else {
-                        Raw::parsed(text)
-                    }
-                },
+            Slot::ENTRY => Some(self.entries[slot.start as usize].joined()),
+            _ => Some(Joined {
+                name: slot.name_in(&self.names),
                 before: &[],
                 after: &[],
             }),
