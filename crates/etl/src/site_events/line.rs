@@ -756,11 +756,19 @@ mod tests {
 
     #[test]
     fn lines_read_flat_are_read_as_serde_json_reads_them() {
-        let sample = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/reference/inputs/b/part-0000.json"),
-        )
-        .unwrap_or_default();
+        // The shared fixtures, found as the integration tests and the Python suite find them.
+        let shared = std::env::var_os("PDCASE_SHARED")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+            });
+        let path = shared.join("fixtures/reference/inputs/b/part-0000.json");
+        let sample = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: clone next to shared/ or set PDCASE_SHARED",
+                path.display()
+            )
+        });
         let mut lines: Vec<&str> = sample.lines().collect();
         lines.extend([
             r#"{"nth": 17, "device_new": false, "uuid": "a", "custom_1": null, "x": -0.5e3}"#,
