@@ -22,6 +22,7 @@ pub mod sink;
 pub mod site_events;
 pub mod snapshot;
 pub mod storage;
+pub mod text_column;
 pub mod transform;
 
 pub use stack_model::warehouse;

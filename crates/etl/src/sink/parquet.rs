@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
@@ -16,6 +15,7 @@ use parquet::schema::types::ColumnPath;
 use super::{extras_json, TableSink};
 use crate::record::{text, Raw};
 use crate::storage::ObjectWrite;
+use crate::text_column::TextColumn;
 use crate::transform::{Row, Table};
 use crate::warehouse::EXTRA_COLUMN;
 
@@ -35,7 +35,7 @@ pub struct ParquetSink {
     writer: ArrowWriter<Box<dyn ObjectWrite>>,
     schema: SchemaRef,
     /// One builder per contract column; the last is `extra` when the table has it.
-    builders: Vec<StringBuilder>,
+    builders: Vec<TextColumn>,
     data_columns: usize,
     has_extra: bool,
     slots: Vec<Option<usize>>,
@@ -94,7 +94,7 @@ impl ParquetSink {
         Ok(ParquetSink {
             writer,
             builders: (0..def.columns.len())
-                .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
+                .map(|_| TextColumn::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
                 .collect(),
             schema,
             data_columns,
@@ -143,14 +143,12 @@ impl TableSink for ParquetSink {
         }
         for (c, slot) in self.slots.iter().enumerate() {
             let value = slot.and_then(|i| text(row[i].value));
-            self.builders[c].append_option(value);
+            self.builders[c].append_option(value.as_deref());
         }
         if self.has_extra {
             let b = &mut self.builders[self.data_columns];
             if extras_json(row, &mut self.extra) {
-                b.append_value(
-                    std::str::from_utf8(&self.extra).expect("JSON built from UTF-8 text"),
-                );
+                b.append(std::str::from_utf8(&self.extra).expect("JSON built from UTF-8 text"));
             } else {
                 b.append_null();
             }
@@ -160,7 +158,7 @@ impl TableSink for ParquetSink {
 
     fn push_three(&mut self, _: [&str; 3], values: [Option<Raw<'_>>; 3]) -> std::io::Result<()> {
         for (b, value) in self.builders.iter_mut().zip(values) {
-            b.append_option(value.and_then(text));
+            b.append_option(value.and_then(text).as_deref());
         }
         for b in &mut self.builders[3..] {
             b.append_null();

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::TimestampMicrosecondBuilder;
-use arrow_array::builder::{BooleanBuilder, Date32Builder, Int64Builder, StringBuilder};
+use arrow_array::builder::{BooleanBuilder, Date32Builder, Int64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
@@ -21,6 +21,7 @@ use parquet::schema::types::ColumnPath;
 use super::derive;
 use super::line::{slot, slots, Event};
 use crate::storage::Storage;
+use crate::text_column::TextColumn;
 use crate::warehouse::{table, ColumnType, TableDef};
 
 /// Where a column of `events` comes from.
@@ -129,7 +130,7 @@ fn events_properties(def: &TableDef) -> WriterProperties {
 }
 
 enum Builder {
-    Str(StringBuilder),
+    Str(TextColumn),
     Time(TimestampMicrosecondBuilder),
     Date(Date32Builder),
     Int(Int64Builder),
@@ -303,24 +304,18 @@ impl Builder {
         }
     }
 
-    /// The column so far; the builder starts over with room for as many rows and bytes.
+    /// The column so far; the builder starts over with room for as many rows (and bytes).
     fn take(&mut self) -> ArrayRef {
         let rows = self.len() + self.len() / 8;
-        let (kind, bytes) = match self {
-            Builder::Str(b) => (ColumnType::String, b.values_slice().len()),
-            Builder::Time(_) => (ColumnType::Timestamp, 0),
-            Builder::Date(_) => (ColumnType::Date, 0),
-            Builder::Int(_) => (ColumnType::BigInt, 0),
-            Builder::Bool(_) => (ColumnType::Boolean, 0),
+        let (kind, done): (ColumnType, ArrayRef) = match self {
+            // A text column starts over by itself, with room for as many rows and bytes.
+            Builder::Str(b) => return Arc::new(b.finish()),
+            Builder::Time(b) => (ColumnType::Timestamp, Arc::new(b.finish())),
+            Builder::Date(b) => (ColumnType::Date, Arc::new(b.finish())),
+            Builder::Int(b) => (ColumnType::BigInt, Arc::new(b.finish())),
+            Builder::Bool(b) => (ColumnType::Boolean, Arc::new(b.finish())),
         };
-        let done: ArrayRef = match self {
-            Builder::Str(b) => Arc::new(b.finish()),
-            Builder::Time(b) => Arc::new(b.finish()),
-            Builder::Date(b) => Arc::new(b.finish()),
-            Builder::Int(b) => Arc::new(b.finish()),
-            Builder::Bool(b) => Arc::new(b.finish()),
-        };
-        *self = builder(kind, rows, bytes + bytes / 8);
+        *self = builder(kind, rows, 0);
         done
     }
 }
@@ -328,7 +323,7 @@ impl Builder {
 /// An empty builder for a column of `kind`, with room for `rows` (and `bytes` of text).
 fn builder(kind: ColumnType, rows: usize, bytes: usize) -> Builder {
     match kind {
-        ColumnType::String => Builder::Str(StringBuilder::with_capacity(rows, bytes)),
+        ColumnType::String => Builder::Str(TextColumn::with_capacity(rows, bytes)),
         ColumnType::Timestamp => {
             Builder::Time(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"))
         }
