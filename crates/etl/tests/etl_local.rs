@@ -241,10 +241,12 @@ fn picked_tables_write_in_parquet_what_their_ndjson_rows_hold() {
     );
 }
 
-/// docs/SEMANTICS.md, "Formats": min/max statistics for the time columns only. Relies on
-/// the parquet crate's reader of the files this run wrote (nothing AWS-specific).
+/// docs/SEMANTICS.md, "Formats": min/max statistics for the time columns only, and only they
+/// prefix-coded without compression, every other column snappy. Relies on the parquet crate's
+/// reader of the files this run wrote (nothing AWS-specific).
 #[test]
-fn parquet_files_keep_statistics_for_time_columns_only() {
+fn parquet_files_keep_statistics_and_prefix_coding_for_time_columns_only() {
+    use parquet::basic::{Compression, Encoding};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let src = source_from_reference();
     let wh = tempfile::tempdir().unwrap();
@@ -259,17 +261,86 @@ fn parquet_files_keep_statistics_for_time_columns_only() {
                 let min_max = column
                     .statistics()
                     .and_then(|s| Some((s.min_bytes_opt()?.to_vec(), s.max_bytes_opt()?.to_vec())));
+                let prefix_coded = column.encodings().any(|e| e == Encoding::DELTA_BYTE_ARRAY);
                 if name == "Date" || name == "StartTime" {
                     time_columns += 1;
                     let (min, max) = min_max.unwrap_or_else(|| panic!("{table}.{name}"));
                     assert!(min <= max, "{table}.{name}");
+                    assert!(prefix_coded, "{table}.{name}");
+                    assert_eq!(
+                        column.compression(),
+                        Compression::UNCOMPRESSED,
+                        "{table}.{name}"
+                    );
                 } else {
                     assert_eq!(min_max, None, "{table}.{name}");
+                    assert!(!prefix_coded, "{table}.{name}");
+                    assert_eq!(column.compression(), Compression::SNAPPY, "{table}.{name}");
                 }
             }
         }
     }
     assert_eq!(time_columns, 4, "one time column per table");
+}
+
+/// Prefix-coded time columns read back as written, over several pages of times in no order
+/// (long and short shared prefixes, four fractional digits, NULLs, non-ASCII text).
+/// Relies on the parquet crate's reader (nothing AWS-specific).
+#[test]
+fn time_columns_read_back_as_written_across_pages() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut state: u64 = 7;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let times: Vec<Option<String>> = (0..120_000)
+        .map(|i| match next() % 50 {
+            0 => None,
+            1 => Some(format!("día {i}")),
+            r => Some(format!(
+                "2019-{:02}-{:02} {:02}:{:02}:{:02}.{:0w$}",
+                1 + next() % 12,
+                1 + next() % 28,
+                next() % 24,
+                next() % 60,
+                next() % 60,
+                next() % 1000,
+                w = 3 + usize::from(r % 2 == 0)
+            )),
+        })
+        .collect();
+    let records: Vec<String> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let time = t.as_ref().map_or("null".to_owned(), |t| format!("\"{t}\""));
+            format!(r#"{{"StudentId": "{i}", "SessionStartTime": {time}, "StudentClient": "W"}}"#)
+        })
+        .collect();
+    let src = write_source(&[("sessions.json", &format!("[{}]", records.join(",\n")))]);
+    let wh = tempfile::tempdir().unwrap();
+    run_on(src.path(), wh.path(), DataFormat::Parquet, "r1");
+    let file = wh.path().join("a/sessions/data.parquet");
+    let reader = SerializedFileReader::new(fs::File::open(&file).unwrap()).unwrap();
+    let chunk = reader.metadata().row_group(0).column(1);
+    assert_eq!(chunk.column_path().string(), "StartTime");
+    // Pages end at 1 MiB (the writer's default): more than two of them.
+    assert!(
+        chunk.uncompressed_size() > 2 << 20,
+        "{}",
+        chunk.uncompressed_size()
+    );
+    let (names, rows) = parquet_rows(&file);
+    let at = names.iter().position(|n| n == "StartTime").unwrap();
+    let read: Vec<Option<String>> = rows.into_iter().map(|mut r| r.swap_remove(at)).collect();
+    assert_eq!(read.len(), times.len());
+    assert!(
+        read == times,
+        "the time column differs from what was written"
+    );
 }
 
 /// Runs the ETL from folder `src` into folder `wh`, which must succeed.

@@ -1,5 +1,6 @@
 //! Parquet through arrow's writer: one string column per contract column, snappy pages,
-//! dictionary encoding (most columns repeat: states, cities, clients, plans).
+//! dictionary encoding (most columns repeat: states, cities, clients, plans), the time columns
+//! prefix-coded instead ([`column_encoding`]).
 //!
 //! Memory is bounded by one batch of builders plus one row group of encoded pages.
 
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::basic::{Compression, Encoding};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
 use super::{extras_json, TableSink};
@@ -28,7 +29,31 @@ const ROW_GROUP_ROWS: usize = 512 * 1024;
 /// every value of the other columns; computing their statistics compared every value twice,
 /// 7% of the run (docs/BENCHMARKS.md).
 fn keeps_statistics(column: &str) -> bool {
+    is_time_column(column)
+}
+
+/// The columns of export times (`2019-01-01 11:00:00.000`), in time order in every export.
+fn is_time_column(column: &str) -> bool {
     matches!(column, "Date" | "StartTime")
+}
+
+/// How a column's pages are written (docs/SEMANTICS.md, "Formats").
+///
+/// The time columns are prefix-coded (DELTA_BYTE_ARRAY: each value stores the length of the
+/// prefix it shares with the one before, then the rest) and not compressed. Consecutive times
+/// share 17 of their 23 or 24 characters on average (generated sessions), so these columns
+/// come out 6% to 20% smaller than plain text through snappy; and snappy, 20% of a run, no
+/// longer reads the columns that held three quarters of its input (docs/BENCHMARKS.md). Every reader of the warehouse decodes
+/// it: Athena engine 3 (Trino's Parquet reader), Spark 3.3 and later (EMR 7), the Glue crawler
+/// (which reads only the footer's schema), DuckDB and pyarrow.
+fn column_encoding(props: WriterPropertiesBuilder, column: &str) -> WriterPropertiesBuilder {
+    if !is_time_column(column) {
+        return props;
+    }
+    let path = || ColumnPath::from(column);
+    props
+        .set_column_encoding(path(), Encoding::DELTA_BYTE_ARRAY)
+        .set_column_compression(path(), Compression::UNCOMPRESSED)
 }
 
 pub struct ParquetSink {
@@ -81,6 +106,7 @@ impl ParquetSink {
             ) {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(c.name), false);
             }
+            props = column_encoding(props, c.name);
             if !keeps_statistics(c.name) {
                 props = props.set_column_statistics_enabled(
                     ColumnPath::from(c.name),
