@@ -117,8 +117,8 @@ pub struct ArrayReader<R> {
     base_col: usize,
     index: usize,
     state: State,
-    /// The flat reader's memory of the last record's keys.
-    keys: flat::LastKeys,
+    /// The flat reader's memory of what came before each value of the last record.
+    keys: flat::LastGaps,
     /// The last record's field vector, emptied, so that each record does not allocate one.
     spare: Vec<(Name<'static>, Raw<'static>)>,
 }
@@ -145,7 +145,7 @@ impl<R: Read> ArrayReader<R> {
             base_col: 1,
             index: 0,
             state: State::Start,
-            keys: flat::LastKeys::default(),
+            keys: flat::LastGaps::default(),
             spare: Vec::new(),
         }
     }

@@ -29,7 +29,7 @@ pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Whether `rest` starts with `key` as a JSON string: `"`, `key`, `"`. For a key known to hold
 /// no `"` and no escape, this is that key's string exactly, found without scanning for its
-/// closing quote (both bases' readers predict a record's keys from the last record's).
+/// closing quote (base b's line reader predicts a line's keys from the last line's).
 #[inline]
 pub fn starts_with_quoted(rest: &[u8], key: &[u8]) -> bool {
     let n = key.len();

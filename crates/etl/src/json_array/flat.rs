@@ -13,30 +13,44 @@
 use std::borrow::Cow;
 
 use crate::record::{Name, Raw};
-use crate::short_eq::starts_with_quoted;
+use crate::short_eq::short_eq;
 
-/// The keys of the last flat record, by position. A record's keys are nearly always the last
-/// one's, so each is first compared in place with the key at its position, instead of being
-/// scanned for its closing quote. Only keys read flat (no escape, no control character, so no
-/// `"` inside) are kept, so a match is exactly that key.
+/// What lies before each value of the last flat record, by position: the bytes from the end
+/// of the value before (or from the `{`) to the start of this value, such as
+/// `,\n    "SessionStartTime": `, and where its key is in them. Records of one export are
+/// written alike, so each field is first matched whole against the gap at its position: one
+/// comparison of about 25 bytes in place of skipping whitespace, matching the key, checking
+/// the `:` and skipping whitespace again. Only gaps read flat are kept (whitespace, one `,`
+/// after the first field, a key without escape or control character, a `:`), so a match is
+/// exactly that syntax and that key.
 #[derive(Default)]
-pub(super) struct LastKeys(Vec<Vec<u8>>);
+pub(super) struct LastGaps(Vec<Gap>);
 
-impl LastKeys {
-    /// Past the closing quote when `b[i..]` starts with the string of the key at `at`.
-    fn predicted(&self, at: usize, b: &[u8], i: usize) -> Option<usize> {
-        let key = self.0.get(at)?;
-        starts_with_quoted(&b[i..], key).then_some(i + key.len() + 2)
+#[derive(Default)]
+struct Gap {
+    bytes: Vec<u8>,
+    /// The key's text within `bytes` (without its quotes).
+    key: (usize, usize),
+}
+
+impl LastGaps {
+    /// The end of the gap and the key's place when `b[from..]` starts with the gap at `at`.
+    #[inline]
+    fn matched(&self, at: usize, b: &[u8], from: usize) -> Option<(usize, usize, usize)> {
+        let gap = self.0.get(at)?;
+        let end = from + gap.bytes.len();
+        let found = b.get(from..end)?;
+        short_eq(found, &gap.bytes).then_some((end, from + gap.key.0, from + gap.key.1))
     }
 
-    fn set(&mut self, at: usize, key: &[u8]) {
-        match self.0.get_mut(at) {
-            Some(k) => {
-                k.clear();
-                k.extend_from_slice(key);
-            }
-            None => self.0.push(key.to_vec()),
+    fn set(&mut self, at: usize, bytes: &[u8], key: (usize, usize)) {
+        if self.0.len() <= at {
+            self.0.resize_with(at + 1, Gap::default);
         }
+        let gap = &mut self.0[at];
+        gap.bytes.clear();
+        gap.bytes.extend_from_slice(bytes);
+        gap.key = key;
     }
 }
 
@@ -44,34 +58,42 @@ impl LastKeys {
 /// bytes it takes (through its `}`); `None` when it is not flat (see the module doc).
 pub(super) fn read<'a>(
     text: &'a str,
-    keys: &mut LastKeys,
+    keys: &mut LastGaps,
     fields: &mut Vec<(Name<'a>, Raw<'a>)>,
 ) -> Option<usize> {
     let b = text.as_bytes();
     if b.first() != Some(&b'{') {
         return None;
     }
-    let mut i = skip_ws(b, 1);
-    if *b.get(i)? == b'}' {
-        return Some(i + 1);
-    }
+    // Where the gap before the next value starts: after the `{`, then after each value.
+    let mut from = 1;
     loop {
         let at = fields.len();
-        let name_end = match keys.predicted(at, b, i) {
-            Some(end) => end,
+        // A gap read the long way is remembered once its value has been read too: a record cut
+        // by the end of the window could otherwise leave a gap cut short, which would then
+        // match every later record and stop one value early.
+        let mut learned = None;
+        let (i, name) = match keys.matched(at, b, from) {
+            Some((i, key_start, key_end)) => (i, &text[key_start..key_end]),
             None => {
-                let end = string_end(b, i)?;
-                keys.set(at, &b[i + 1..end - 1]);
-                end
+                let mut i = skip_ws(b, from);
+                match (*b.get(i)?, at) {
+                    (b'}', _) => return Some(i + 1),
+                    (b',', 1..) => i = skip_ws(b, i + 1),
+                    (_, 0) => {}
+                    _ => return None,
+                }
+                let key_start = i + 1;
+                let key_end = string_end(b, i)? - 1;
+                i = skip_ws(b, key_end + 1);
+                if *b.get(i)? != b':' {
+                    return None;
+                }
+                i = skip_ws(b, i + 1);
+                learned = Some((key_start - from, key_end - from));
+                (i, &text[key_start..key_end])
             }
         };
-        let name = &text[i + 1..name_end - 1];
-        i = skip_ws(b, name_end);
-        if *b.get(i)? != b':' {
-            return None;
-        }
-        i = skip_ws(b, i + 1);
-        let start = i;
         let end = match *b.get(i)? {
             b'"' => string_end(b, i)?,
             b't' if b[i..].starts_with(b"true") => i + 4,
@@ -80,16 +102,11 @@ pub(super) fn read<'a>(
             b'-' | b'0'..=b'9' => number_end(b, i)?,
             _ => return None,
         };
-        push(
-            fields,
-            (Cow::Borrowed(name), Raw::unescaped(&text[start..end])),
-        );
-        i = skip_ws(b, end);
-        match *b.get(i)? {
-            b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some(i + 1),
-            _ => return None,
+        if let Some(key) = learned {
+            keys.set(at, &b[from..i], key);
         }
+        push(fields, (Cow::Borrowed(name), Raw::unescaped(&text[i..end])));
+        from = end;
     }
 }
 
@@ -188,7 +205,7 @@ mod tests {
     type Fields = Vec<(String, String)>;
 
     /// What the flat reader reads at the start of `text`, with `keys` from earlier records.
-    fn flat(text: &str, keys: &mut LastKeys) -> Option<(Fields, usize)> {
+    fn flat(text: &str, keys: &mut LastGaps) -> Option<(Fields, usize)> {
         let mut fields = Vec::new();
         let used = read(text, keys, &mut fields)?;
         Some((owned(&fields), used))
@@ -220,40 +237,56 @@ mod tests {
             "{ }]",
             r#"{"a": 0, "b": 1E+2, "c": -0, "d": 10.25}, 5"#,
         ];
-        let mut keys = LastKeys::default();
+        let mut keys = LastGaps::default();
         for text in flat_cases {
             let read = flat(text, &mut keys);
             assert!(read.is_some(), "read flat: {text}");
             assert_eq!(read, general(text), "{text}");
         }
-        // Every prefix and every one-byte change of a flat record: the flat reader either
-        // declines or reads what serde_json reads.
-        let base = flat_cases[1];
-        let mut variants: Vec<String> = (0..base.len())
-            .filter(|&n| base.is_char_boundary(n))
-            .map(|n| base[..n].to_owned())
-            .collect();
-        for (at, _) in base.char_indices().filter(|(_, c)| c.is_ascii()) {
-            for c in [
-                "\"", "\\", ",", ":", "}", "{", "[", " ", "\t", "\u{1}", "0", "-", ".", "e", "x",
-            ] {
-                let mut v = base.to_owned();
-                v.replace_range(at..at + 1, c);
-                variants.push(v);
-            }
-        }
-        // Each variant is read once by a fresh reader and once right after the base record,
-        // whose keys are then predicted.
-        let mut declined = 0;
-        for v in &variants {
-            for mut keys in [LastKeys::default(), keys_after(base)] {
-                match flat(v, &mut keys) {
-                    Some(read) => assert_eq!(Some(read), general(v), "{v}"),
-                    None => declined += 1,
+        // Every prefix and every one-byte change of a flat record, compact and pretty-printed:
+        // the flat reader either declines or reads what serde_json reads.
+        for base in [flat_cases[1], flat_cases[0]] {
+            let mut variants: Vec<String> = (0..base.len())
+                .filter(|&n| base.is_char_boundary(n))
+                .map(|n| base[..n].to_owned())
+                .collect();
+            for (at, _) in base.char_indices().filter(|(_, c)| c.is_ascii()) {
+                for c in [
+                    "\"", "\\", ",", ":", "}", "{", "[", " ", "\t", "\u{1}", "0", "-", ".", "e",
+                    "x", "",
+                ] {
+                    let mut v = base.to_owned();
+                    v.replace_range(at..at + 1, c);
+                    variants.push(v);
                 }
             }
+            // Each variant is read once by a fresh reader and once right after the base
+            // record, whose gaps are then matched first.
+            let mut declined = 0;
+            for v in &variants {
+                for mut keys in [LastGaps::default(), keys_after(base)] {
+                    match flat(v, &mut keys) {
+                        Some(read) => assert_eq!(Some(read), general(v), "{v}"),
+                        None => declined += 1,
+                    }
+                }
+            }
+            assert!(
+                declined > variants.len() / 2,
+                "many variants are not flat: {base}"
+            );
+            // A record cut anywhere (as by the end of the window) teaches the reader nothing
+            // wrong: the whole record, read next with the same memory, is still read flat.
+            for n in (0..base.len()).filter(|&n| base.is_char_boundary(n)) {
+                let mut keys = keys_after(base);
+                let _ = flat(&base[..n], &mut keys);
+                assert_eq!(
+                    flat(base, &mut keys),
+                    general(base),
+                    "after the first {n} bytes"
+                );
+            }
         }
-        assert!(declined > variants.len(), "most variants are not flat");
         // Not flat, though valid: left to serde_json.
         for text in [
             r#"{"a": "x\"y"}"#,
@@ -261,13 +294,16 @@ mod tests {
             r#"{"a": {"b": 1}}"#,
             r#"{"a": [1]}"#,
         ] {
-            assert!(flat(text, &mut keys_after(base)).is_none(), "{text}");
+            assert!(
+                flat(text, &mut keys_after(flat_cases[1])).is_none(),
+                "{text}"
+            );
             assert!(general(text).is_some(), "{text}");
         }
     }
 
-    fn keys_after(text: &str) -> LastKeys {
-        let mut keys = LastKeys::default();
+    fn keys_after(text: &str) -> LastGaps {
+        let mut keys = LastGaps::default();
         flat(text, &mut keys).expect("a flat record");
         keys
     }
