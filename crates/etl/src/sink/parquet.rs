@@ -43,9 +43,10 @@ fn is_time_column(column: &str) -> bool {
 /// prefix it shares with the one before, then the rest) and not compressed. Consecutive times
 /// share 17 of their 23 or 24 characters on average (generated sessions), so these columns
 /// come out 6% to 20% smaller than plain text through snappy; and snappy, 20% of a run, no
-/// longer reads the columns that held three quarters of its input (docs/BENCHMARKS.md). Every reader of the warehouse decodes
-/// it: Athena engine 3 (Trino's Parquet reader), Spark 3.3 and later (EMR 7), the Glue crawler
-/// (which reads only the footer's schema), DuckDB and pyarrow.
+/// longer reads the columns that held three quarters of its input (docs/BENCHMARKS.md). The
+/// warehouse's readers decode it: Athena engine 3 (Trino's Parquet reader), Spark 3.3 and
+/// later (EMR 7; PySpark 3.5 in `tests/spark/test_reads_base_a.py`) and DuckDB; the Glue
+/// crawler infers the schema, which the encoding does not change.
 fn column_encoding(props: WriterPropertiesBuilder, column: &str) -> WriterPropertiesBuilder {
     if !is_time_column(column) {
         return props;
