@@ -118,7 +118,7 @@ pub struct ArrayReader<R> {
     index: usize,
     state: State,
     /// The flat reader's memory of what came before each value of the last record.
-    keys: flat::LastGaps,
+    gaps: flat::LastGaps,
     /// The last record's field vector, emptied, so that each record does not allocate one.
     spare: Vec<(Name<'static>, Raw<'static>)>,
 }
@@ -145,7 +145,7 @@ impl<R: Read> ArrayReader<R> {
             base_col: 1,
             index: 0,
             state: State::Start,
-            keys: flat::LastGaps::default(),
+            gaps: flat::LastGaps::default(),
             spare: Vec::new(),
         }
     }
@@ -259,7 +259,7 @@ impl<R: Read> ArrayReader<R> {
                 let text = unsafe { std::str::from_utf8_unchecked(&self.buf[..self.checked]) };
                 let window = text.as_bytes();
                 let mut fields = recycle(std::mem::take(&mut self.spare));
-                let parsed = match flat::read(&text[self.pos..], &mut self.keys, &mut fields) {
+                let parsed = match flat::read(&text[self.pos..], &mut self.gaps, &mut fields) {
                     Some(used) => Ok((Record { fields }, used)),
                     None => {
                         let mut stream = serde_json::Deserializer::from_str(&text[self.pos..])

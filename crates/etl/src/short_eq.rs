@@ -1,10 +1,11 @@
 //! Equality of two short byte strings, inline.
 //!
-//! Written by hand because of where both bases compare: each key of each record with the key
-//! at its position in the previous record, and (base b) each counted value with its group's.
+//! Written by hand because of where both bases compare: what precedes each value (base a)
+//! or each key (base b) with the same place in the previous record, and (base b) each counted
+//! value with its group's.
 //! `==` on slices calls libc's `memcmp`, whose call and size dispatch cost more than comparing
-//! a 10-byte key; in `perf`, those calls were a tenth of base b's run. This compares 8-byte words in place (the
-//! last one overlapping), and bytes below 8.
+//! a 10-byte key; in `perf`, those calls were a tenth of base b's run. This compares 8-byte
+//! words in place (the last one overlapping), and bytes below 8.
 
 /// `a == b`.
 #[inline]

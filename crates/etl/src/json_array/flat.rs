@@ -58,7 +58,7 @@ impl LastGaps {
 /// bytes it takes (through its `}`); `None` when it is not flat (see the module doc).
 pub(super) fn read<'a>(
     text: &'a str,
-    keys: &mut LastGaps,
+    gaps: &mut LastGaps,
     fields: &mut Vec<(Name<'a>, Raw<'a>)>,
 ) -> Option<usize> {
     let b = text.as_bytes();
@@ -73,7 +73,7 @@ pub(super) fn read<'a>(
         // by the end of the window could otherwise leave a gap cut short, which would then
         // match every later record and stop one value early.
         let mut learned = None;
-        let (i, name) = match keys.matched(at, b, from) {
+        let (i, name) = match gaps.matched(at, b, from) {
             Some((i, key_start, key_end)) => (i, &text[key_start..key_end]),
             None => {
                 let mut i = skip_ws(b, from);
@@ -103,7 +103,7 @@ pub(super) fn read<'a>(
             _ => return None,
         };
         if let Some(key) = learned {
-            keys.set(at, &b[from..i], key);
+            gaps.set(at, &b[from..i], key);
         }
         push(fields, (Cow::Borrowed(name), Raw::unescaped(&text[i..end])));
         from = end;
@@ -204,10 +204,10 @@ mod tests {
 
     type Fields = Vec<(String, String)>;
 
-    /// What the flat reader reads at the start of `text`, with `keys` from earlier records.
-    fn flat(text: &str, keys: &mut LastGaps) -> Option<(Fields, usize)> {
+    /// What the flat reader reads at the start of `text`, with `gaps` from earlier records.
+    fn flat(text: &str, gaps: &mut LastGaps) -> Option<(Fields, usize)> {
         let mut fields = Vec::new();
-        let used = read(text, keys, &mut fields)?;
+        let used = read(text, gaps, &mut fields)?;
         Some((owned(&fields), used))
     }
 
@@ -237,9 +237,9 @@ mod tests {
             "{ }]",
             r#"{"a": 0, "b": 1E+2, "c": -0, "d": 10.25}, 5"#,
         ];
-        let mut keys = LastGaps::default();
+        let mut gaps = LastGaps::default();
         for text in flat_cases {
-            let read = flat(text, &mut keys);
+            let read = flat(text, &mut gaps);
             assert!(read.is_some(), "read flat: {text}");
             assert_eq!(read, general(text), "{text}");
         }
@@ -264,8 +264,8 @@ mod tests {
             // record, whose gaps are then matched first.
             let mut declined = 0;
             for v in &variants {
-                for mut keys in [LastGaps::default(), keys_after(base)] {
-                    match flat(v, &mut keys) {
+                for mut gaps in [LastGaps::default(), gaps_after(base)] {
+                    match flat(v, &mut gaps) {
                         Some(read) => assert_eq!(Some(read), general(v), "{v}"),
                         None => declined += 1,
                     }
@@ -278,10 +278,10 @@ mod tests {
             // A record cut anywhere (as by the end of the window) teaches the reader nothing
             // wrong: the whole record, read next with the same memory, is still read flat.
             for n in (0..base.len()).filter(|&n| base.is_char_boundary(n)) {
-                let mut keys = keys_after(base);
-                let _ = flat(&base[..n], &mut keys);
+                let mut gaps = gaps_after(base);
+                let _ = flat(&base[..n], &mut gaps);
                 assert_eq!(
-                    flat(base, &mut keys),
+                    flat(base, &mut gaps),
                     general(base),
                     "after the first {n} bytes"
                 );
@@ -295,17 +295,17 @@ mod tests {
             r#"{"a": [1]}"#,
         ] {
             assert!(
-                flat(text, &mut keys_after(flat_cases[1])).is_none(),
+                flat(text, &mut gaps_after(flat_cases[1])).is_none(),
                 "{text}"
             );
             assert!(general(text).is_some(), "{text}");
         }
     }
 
-    fn keys_after(text: &str) -> LastGaps {
-        let mut keys = LastGaps::default();
-        flat(text, &mut keys).expect("a flat record");
-        keys
+    fn gaps_after(text: &str) -> LastGaps {
+        let mut gaps = LastGaps::default();
+        flat(text, &mut gaps).expect("a flat record");
+        gaps
     }
 
     #[test]

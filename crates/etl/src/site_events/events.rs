@@ -211,7 +211,7 @@ impl EventBatch {
         let at = match self.days.iter().position(|d| d.date == date) {
             Some(at) => at,
             None => {
-                let builders = self.kinds.iter().map(|k| builder(*k, 0, 0)).collect();
+                let builders = self.kinds.iter().map(|k| builder(*k, 0)).collect();
                 self.days.push(Day { date, builders });
                 self.days.len() - 1
             }
@@ -315,15 +315,16 @@ impl Builder {
             Builder::Int(b) => (ColumnType::BigInt, Arc::new(b.finish())),
             Builder::Bool(b) => (ColumnType::Boolean, Arc::new(b.finish())),
         };
-        *self = builder(kind, rows, 0);
+        *self = builder(kind, rows);
         done
     }
 }
 
-/// An empty builder for a column of `kind`, with room for `rows` (and `bytes` of text).
-fn builder(kind: ColumnType, rows: usize, bytes: usize) -> Builder {
+/// An empty builder for a column of `kind`, with room for `rows` (a text column's room for
+/// bytes grows with its first batch, then [`TextColumn::finish`] keeps it).
+fn builder(kind: ColumnType, rows: usize) -> Builder {
     match kind {
-        ColumnType::String => Builder::Str(TextColumn::with_capacity(rows, bytes)),
+        ColumnType::String => Builder::Str(TextColumn::with_capacity(rows, 0)),
         ColumnType::Timestamp => {
             Builder::Time(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"))
         }
