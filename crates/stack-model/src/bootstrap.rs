@@ -1,20 +1,29 @@
 //! The stage's bootstrap stack: the artifacts bucket the deployer uploads the Lambda zip and
-//! the Spark job to, before the main stack (which reads them) is created or updated.
+//! the Spark job to, before the main stack (which reads them) is created or updated, and the
+//! CloudFormation service role the main stack is deployed through
+//! ([`crate::cloudformation_role`]), with its generated managed policies. `deployer bootstrap`
+//! creates and updates it, as an identity that may create IAM roles (as `cdk bootstrap` does);
+//! the deploy identity only reads it, and deletes it on `teardown`.
 
+use crate::cloudformation_role;
 use crate::config::StageConfig;
 use crate::pipeline::{clean_up_rule, tls_only_policy, to_event_bridge};
+use crate::resource::iam::{ManagedPolicy, PolicyDocument, Role, RoleAttr};
 use crate::resource::s3::{
     Bucket, BucketEncryption, LifecycleConfiguration, LoggingConfiguration, ObjectOwnership,
     OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, SseAlgorithm,
     VersioningConfiguration, VersioningStatus,
 };
 use crate::resource::Tag;
-use crate::stage::{BucketRole, PROJECT};
+use crate::stage::{BucketRole, RoleKind, PROJECT};
 use crate::template::Template;
 use crate::value::Value;
 
 /// The bootstrap stack's output naming the bucket.
 pub const ARTIFACTS_BUCKET_OUTPUT: &str = "ArtifactsBucketName";
+
+/// The bootstrap stack's output naming the CloudFormation role's ARN.
+pub const CLOUDFORMATION_ROLE_OUTPUT: &str = "CloudFormationRoleArn";
 
 /// The bootstrap template of a stage.
 pub fn template(c: &StageConfig) -> Template {
@@ -76,7 +85,63 @@ pub fn template(c: &StageConfig) -> Template {
         "Bucket of the stage's build artifacts",
         bucket.r#ref(),
     );
+    cloudformation_role(&mut t, c);
     t
+}
+
+/// The role CloudFormation assumes for the stage's stack, and its policies, generated from the
+/// handlers' permissions of what the stage's template holds.
+fn cloudformation_role(t: &mut Template, c: &StageConfig) {
+    let role = t.add(
+        "CloudFormationRole",
+        Role {
+            role_name: Some(Value::sub(c.stage.role_name_sub(RoleKind::CloudFormation))),
+            description: Some(format!(
+                "CloudFormation's service role for the stack of stage {} (generated from the resource handlers' permissions)",
+                c.stage
+            )),
+            assume_role_policy_document: PolicyDocument::trust_services(&[
+                "cloudformation.amazonaws.com",
+            ]),
+            managed_policy_arns: vec![],
+            policies: vec![],
+            tags: vec![
+                Tag::new("Project", PROJECT),
+                Tag::new("Stage", c.stage.as_str()),
+            ],
+        },
+    );
+    for (i, (name, document)) in cloudformation_role::policies(c, "${AWS::AccountId}")
+        .into_iter()
+        .enumerate()
+    {
+        t.add(
+            &format!("CloudFormationRolePolicy{}", i + 1),
+            ManagedPolicy {
+                managed_policy_name: Some(Value::lit(name)),
+                description: None,
+                policy_document: with_account(document),
+                roles: vec![role.r#ref()],
+            },
+        );
+    }
+    t.output(
+        CLOUDFORMATION_ROLE_OUTPUT,
+        "CloudFormation's service role for the stage's stack",
+        role.get_att(RoleAttr::Arn),
+    );
+}
+
+/// A policy whose ARNs name the account as `${AWS::AccountId}`, with each such ARN a `Fn::Sub`.
+fn with_account(mut d: PolicyDocument) -> PolicyDocument {
+    for s in &mut d.statement {
+        for r in &mut s.resource {
+            if let Some(text) = r.as_literal().filter(|t| t.contains("${")) {
+                *r = Value::sub(text.to_owned());
+            }
+        }
+    }
+    d
 }
 
 #[cfg(test)]

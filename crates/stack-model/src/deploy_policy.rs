@@ -1,20 +1,20 @@
-//! The IAM policy an identity needs to run `deploy`, `diff`, `teardown`, `trigger`, `info`
-//! and `logs` for one stage, and nothing of any other stage: every resource is named by the
-//! stage's own names (`pdcase-alice-source-...`, never `pdcase-alice*`, which would also match
-//! stage `alice-2`), or, where EC2 has no names, held to the stage's `Stage` tag.
+//! The IAM policy an identity needs to run `deploy`, `diff`, `teardown`, `trigger`, `info`,
+//! `logs`, `query`, `drift` and `preflight` for one stage, and nothing of any other stage:
+//! every resource is named by the stage's own names (`pdcase-alice-source-...`, never
+//! `pdcase-alice*`, which would also match stage `alice-2`).
 //!
-//! Two kinds of statements:
-//! - the deployer's own calls (CloudFormation on the two stacks, the artifacts bucket,
-//!   emptying the buckets on teardown, publishing to the topics, reading the log groups);
-//! - what CloudFormation does with the caller's credentials when it creates, updates and
-//!   deletes the stack's resources (the stack has no service role; CloudFormation user guide,
-//!   "CloudFormation service role": without one, it uses the caller's permissions).
-//!
-//! The second kind is checked statically only (`tests/template/test_parliament.py` and
-//! `tests/template/test_deploy_policy.py`): the emulator creates resources with its own
-//! authority.
+//! It holds the deployer's own calls only (CloudFormation on the stage's stack, the artifacts
+//! bucket, emptying the buckets on teardown, publishing to the topics, reading the log groups,
+//! Athena, hotswapping the functions' code, asking IAM's simulator), `iam:PassRole` on the
+//! stage's CloudFormation role ([`crate::cloudformation_role`]), which creates, updates and
+//! deletes the stack's resources, and what deleting the bootstrap stack calls (`teardown`),
+//! generated from the bootstrap template's delete handlers. Creating or updating the bootstrap
+//! stack (the role and its policies) is `deployer bootstrap`, run once by an identity that may
+//! create IAM roles.
 
 use crate::config::StageConfig;
+use crate::facts::Handler;
+use crate::handler_calls::calls_of;
 use crate::resource::iam::{PolicyDocument, Statement};
 use crate::stage::{BucketRole, FunctionRole, RoleKind, TopicRole};
 use crate::value::Value;
@@ -23,7 +23,7 @@ use crate::value::Value;
 pub fn deploy_policy(c: &StageConfig, account: &str) -> PolicyDocument {
     let n = Names::new(c, account);
     let mut s = tool_calls(&n);
-    s.extend(cloudformation_side(&n));
+    s.extend(bootstrap_teardown(c, account));
     PolicyDocument::new(s)
 }
 
@@ -31,10 +31,25 @@ pub fn deploy_policy(c: &StageConfig, account: &str) -> PolicyDocument {
 /// guide, "IAM and AWS STS quotas").
 pub const MANAGED_POLICY_LIMIT: usize = 6_144;
 
+/// IAM's default limit on the managed policies attached to one role or user (IAM user guide,
+/// "IAM and AWS STS quotas").
+pub const MAX_POLICIES_PER_PRINCIPAL: usize = 10;
+
 /// The deploy policy as managed policies each within [`MANAGED_POLICY_LIMIT`], named
-/// `pdcase-<stage>-deploy-<n>`: statements in order, a new policy whenever the next would
-/// not fit. Attach them all to the deploying identity.
+/// `pdcase-<stage>-deploy-<n>`. Attach them all to the deploying identity.
 pub fn deploy_policies(c: &StageConfig, account: &str) -> Vec<(String, PolicyDocument)> {
+    split_into_managed_policies(
+        deploy_policy(c, account),
+        &format!("{}-deploy", c.stage.prefix()),
+    )
+}
+
+/// A policy as managed policies each within [`MANAGED_POLICY_LIMIT`], named `<name>-<n>`:
+/// statements in order, a new policy whenever the next would not fit.
+pub fn split_into_managed_policies(
+    policy: PolicyDocument,
+    name: &str,
+) -> Vec<(String, PolicyDocument)> {
     let size = |d: &PolicyDocument| {
         serde_json::to_string(d)
             .expect("policies serialize")
@@ -43,7 +58,7 @@ pub fn deploy_policies(c: &StageConfig, account: &str) -> Vec<(String, PolicyDoc
             .count()
     };
     let mut docs: Vec<PolicyDocument> = Vec::new();
-    for statement in deploy_policy(c, account).statement {
+    for statement in policy.statement {
         match docs.last_mut() {
             Some(d)
                 if size(&PolicyDocument::new(
@@ -61,8 +76,22 @@ pub fn deploy_policies(c: &StageConfig, account: &str) -> Vec<(String, PolicyDoc
     }
     docs.into_iter()
         .enumerate()
-        .map(|(i, d)| (format!("{}-deploy-{}", c.stage.prefix(), i + 1), d))
+        .map(|(i, d)| (format!("{name}-{}", i + 1), d))
         .collect()
+}
+
+/// What CloudFormation calls with the caller's credentials when `teardown` deletes the
+/// bootstrap stack (created without a service role by `deployer bootstrap`): the delete
+/// handlers of its resources.
+fn bootstrap_teardown(c: &StageConfig, account: &str) -> Vec<Statement> {
+    let t = crate::bootstrap::template(c)
+        .to_json()
+        .expect("the bootstrap template renders");
+    let env = crate::cloudformation_role::arn_env(c, account);
+    crate::cloudformation_role::statements_for(
+        &calls_of(&t, &env, &[Handler::Delete]),
+        "DeleteBootstrap",
+    )
 }
 
 /// The stage's names and ARNs in one account and region.
@@ -74,13 +103,7 @@ struct Names<'a> {
 
 impl<'a> Names<'a> {
     fn new(c: &'a StageConfig, account: &'a str) -> Self {
-        let partition = if c.region.starts_with("cn-") {
-            "aws-cn"
-        } else if c.region.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else {
-            "aws"
-        };
+        let partition = crate::cloudformation_role::partition(&c.region);
         Names {
             c,
             account,
@@ -120,17 +143,22 @@ impl<'a> Names<'a> {
             .collect()
     }
 
-    fn stacks(&self) -> Vec<Value> {
-        let st = &self.c.stage;
+    fn stack(&self) -> Vec<Value> {
         vec![
-            self.arn("cloudformation", &format!("stack/{}/*", st.stack_name())),
             self.arn(
                 "cloudformation",
-                &format!("stack/{}/*", st.bootstrap_stack_name()),
+                &format!("stack/{}/*", self.c.stage.stack_name()),
             ),
             // The deployer names its change sets `deployer-...`.
             self.arn("cloudformation", "changeSet/deployer-*/*"),
         ]
+    }
+
+    fn bootstrap_stack(&self) -> Value {
+        self.arn(
+            "cloudformation",
+            &format!("stack/{}/*", self.c.stage.bootstrap_stack_name()),
+        )
     }
 
     fn topics(&self) -> Vec<Value> {
@@ -163,22 +191,6 @@ impl<'a> Names<'a> {
                 )
             })
             .collect()
-    }
-
-    /// Every EC2 resource type of the stage's network, any id (EC2 has no names: the
-    /// statements hold them to the stage's tag).
-    fn network(&self) -> Vec<Value> {
-        [
-            "vpc",
-            "subnet",
-            "internet-gateway",
-            "route-table",
-            "vpc-endpoint",
-            "security-group",
-        ]
-        .iter()
-        .map(|t| self.arn("ec2", &format!("{t}/*")))
-        .collect()
     }
 
     /// Held to the stage's key: the one its alias names.
@@ -215,7 +227,7 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
     let artifacts = n.bucket(BucketRole::Artifacts);
     let mut out = vec![
         allow(
-            "StageStacks",
+            "StageStack",
             &[
                 "cloudformation:CreateChangeSet",
                 "cloudformation:DescribeChangeSet",
@@ -234,7 +246,54 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
                 "cloudformation:DetectStackResourceDrift",
                 "cloudformation:DescribeStackResourceDrifts",
             ],
-            n.stacks(),
+            n.stack(),
+        ),
+        // The bootstrap stack is read (its outputs name the bucket and the role) and deleted
+        // by `teardown`; `deployer bootstrap` alone creates and updates it.
+        allow(
+            "BootstrapStack",
+            &[
+                "cloudformation:DescribeStacks",
+                "cloudformation:DescribeStackEvents",
+                "cloudformation:DescribeEvents",
+                "cloudformation:GetTemplate",
+                "cloudformation:ListStackResources",
+                "cloudformation:DeleteStack",
+                "cloudformation:UpdateTerminationProtection",
+            ],
+            vec![n.bootstrap_stack()],
+        ),
+        // CloudFormation acts on the stage's stack as the stage's role, which the caller
+        // passes with each change set (IAM user guide, "Granting a user permissions to pass a
+        // role to an AWS service").
+        when(
+            allow(
+                "PassCloudFormationRole",
+                &["iam:PassRole"],
+                vec![n.role(RoleKind::CloudFormation)],
+            ),
+            "StringEquals",
+            "iam:PassedToService",
+            "cloudformation.amazonaws.com",
+        ),
+        // `deployer preflight`: IAM's simulator, for the role and for the caller itself (a
+        // user, or the role of an assumed-role or SSO session, whose path GetRole gives). The
+        // caller's own name is not known when this policy is rendered; the simulator answers
+        // only allowed or denied, and GetRole returns a role's trust policy and tags.
+        allow(
+            "Preflight",
+            &["iam:SimulatePrincipalPolicy", "iam:GetRole"],
+            vec![n.global_arn("iam", "role/*"), n.global_arn("iam", "user/*")],
+        ),
+        // `deploy --hotswap` and `watch`: the functions' code in place (hotswap.rs).
+        allow(
+            "HotswapFunctions",
+            &[
+                "lambda:UpdateFunctionCode",
+                "lambda:UpdateFunctionConfiguration",
+                "lambda:GetFunctionConfiguration",
+            ],
+            n.functions(),
         ),
         // A detection is named by its id only: the action takes no resource.
         allow(
@@ -310,6 +369,14 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
                 n.arn("glue", &format!("table/{}/*", n.c.stage.database_name())),
             ],
         ),
+        // Athena reads the catalog's `default` database for every query, and creates it where
+        // it does not exist (Athena user guide, "Fine-grained access to databases and tables
+        // in the AWS Glue Data Catalog": access to `default` is mandatory).
+        allow(
+            "AthenaDefaultDatabase",
+            &["glue:GetDatabase", "glue:CreateDatabase"],
+            vec![n.arn("glue", "catalog"), n.arn("glue", "database/default")],
+        ),
         allow(
             "ReadWarehouseForQueries",
             &["s3:GetObject"],
@@ -355,375 +422,22 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
     out
 }
 
-/// What CloudFormation does with the caller's permissions for the stack's resources.
-fn cloudformation_side(n: &Names) -> Vec<Statement> {
-    let st = &n.c.stage;
-    let roles: Vec<Value> = RoleKind::ALL.iter().map(|k| n.role(*k)).collect();
-    // Both engines' functions and the EMR parts stay in the policy whatever the stage's
-    // `base_b_engine`: switching engines deploys the one and deletes the other.
-    let function_roles: Vec<Value> = [
-        RoleKind::Etl,
-        RoleKind::SiteEvents,
-        RoleKind::EmrStarter,
-        RoleKind::TableRefresher,
-    ]
-    .iter()
-    .map(|k| n.role(*k))
-    .collect();
-    let database = st.database_name();
-    let tag = ("StringEquals", "aws:RequestTag/Stage", st.as_str());
-    let tagged = ("StringEquals", "aws:ResourceTag/Stage", st.as_str());
-    let mut out = vec![
-        allow(
-            "Buckets",
-            &[
-                "s3:CreateBucket",
-                "s3:DeleteBucket",
-                "s3:GetBucket*",
-                "s3:PutBucket*",
-                "s3:DeleteBucketPolicy",
-                "s3:GetEncryptionConfiguration",
-                "s3:PutEncryptionConfiguration",
-                "s3:GetLifecycleConfiguration",
-                "s3:PutLifecycleConfiguration",
-            ],
-            n.buckets(false),
-        ),
-        allow(
-            "Roles",
-            &[
-                "iam:CreateRole",
-                "iam:DeleteRole",
-                "iam:GetRole",
-                "iam:UpdateRole",
-                "iam:UpdateRoleDescription",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:PutRolePolicy",
-                "iam:GetRolePolicy",
-                "iam:DeleteRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:TagRole",
-                "iam:UntagRole",
-            ],
-            roles.clone(),
-        ),
-        allow(
-            "InstanceProfile",
-            &[
-                "iam:CreateInstanceProfile",
-                "iam:DeleteInstanceProfile",
-                "iam:GetInstanceProfile",
-                "iam:AddRoleToInstanceProfile",
-                "iam:RemoveRoleFromInstanceProfile",
-                "iam:TagInstanceProfile",
-            ],
-            vec![n.global_arn(
-                "iam",
-                &format!(
-                    "instance-profile/{}",
-                    st.role_name(RoleKind::EmrInstance, &n.c.region)
-                ),
-            )],
-        ),
-        when(
-            allow("PassFunctionRoles", &["iam:PassRole"], function_roles),
-            "StringEquals",
-            "iam:PassedToService",
-            "lambda.amazonaws.com",
-        ),
-        when(
-            allow(
-                "PassCrawlerRole",
-                &["iam:PassRole"],
-                vec![n.role(RoleKind::Crawler)],
-            ),
-            "StringEquals",
-            "iam:PassedToService",
-            "glue.amazonaws.com",
-        ),
-        allow(
-            "Functions",
-            &[
-                "lambda:CreateFunction",
-                "lambda:DeleteFunction",
-                "lambda:GetFunction",
-                "lambda:GetFunctionConfiguration",
-                "lambda:UpdateFunctionCode",
-                "lambda:UpdateFunctionConfiguration",
-                "lambda:TagResource",
-                "lambda:UntagResource",
-                "lambda:ListTags",
-                "lambda:AddPermission",
-                "lambda:RemovePermission",
-                "lambda:GetPolicy",
-            ],
-            n.functions(),
-        ),
-        allow(
-            "LogGroups",
-            &[
-                "logs:CreateLogGroup",
-                "logs:DeleteLogGroup",
-                "logs:PutRetentionPolicy",
-                "logs:DeleteRetentionPolicy",
-                "logs:TagResource",
-                "logs:UntagResource",
-                "logs:ListTagsForResource",
-            ],
-            n.log_groups(),
-        ),
-        // DescribeLogGroups has no resource-level permissions.
-        allow(
-            "DescribeLogGroups",
-            &["logs:DescribeLogGroups"],
-            vec!["*".into()],
-        ),
-        allow(
-            "Topics",
-            &[
-                "sns:CreateTopic",
-                "sns:DeleteTopic",
-                "sns:GetTopicAttributes",
-                "sns:SetTopicAttributes",
-                "sns:TagResource",
-                "sns:UntagResource",
-                "sns:ListTagsForResource",
-                "sns:Subscribe",
-                "sns:ListSubscriptionsByTopic",
-            ],
-            // Subscriptions are `<topic arn>:<id>`.
-            TopicRole::ALL
-                .iter()
-                .flat_map(|t| {
-                    let name = st.topic_name(*t);
-                    [n.arn("sns", &name), n.arn("sns", &format!("{name}:*"))]
-                })
-                .collect(),
-        ),
-        // A subscription is deleted and read by its own ARN, for which SNS has no
-        // resource-level permissions (service authorization reference, Amazon SNS).
-        allow(
-            "Subscriptions",
-            &["sns:Unsubscribe", "sns:GetSubscriptionAttributes"],
-            vec!["*".into()],
-        ),
-        allow(
-            "Catalog",
-            &[
-                "glue:CreateDatabase",
-                "glue:DeleteDatabase",
-                "glue:GetDatabase",
-                "glue:UpdateDatabase",
-                "glue:CreateTable",
-                "glue:DeleteTable",
-                "glue:GetTable",
-                "glue:GetTables",
-                "glue:UpdateTable",
-                "glue:DeleteCrawler",
-                "glue:GetCrawler",
-                "glue:UpdateCrawler",
-                "glue:TagResource",
-                "glue:UntagResource",
-                "glue:GetTags",
-            ],
-            vec![
-                n.arn("glue", "catalog"),
-                n.arn("glue", &format!("database/{database}")),
-                n.arn("glue", &format!("table/{database}/*")),
-                // Deleting a database deletes its functions too (there are none).
-                n.arn("glue", &format!("userDefinedFunction/{database}/*")),
-                n.arn("glue", &format!("crawler/{}", st.crawler_name())),
-            ],
-        ),
-        // CreateCrawler has no resource-level permission in the service authorization
-        // reference (parliament's database agrees). A crawler created with it can only run as
-        // a role the identity may pass to Glue: this stage's crawler role alone.
-        allow("CreateCrawler", &["glue:CreateCrawler"], vec!["*".into()]),
-        allow(
-            "MarkersRule",
-            &[
-                "events:PutRule",
-                "events:DeleteRule",
-                "events:DescribeRule",
-                "events:EnableRule",
-                "events:DisableRule",
-                "events:PutTargets",
-                "events:RemoveTargets",
-                "events:ListTargetsByRule",
-                "events:TagResource",
-                "events:UntagResource",
-                "events:ListTagsForResource",
-            ],
-            vec![n.arn("events", &format!("rule/{}-table-markers", st.prefix()))],
-        ),
-        allow(
-            "WorkGroup",
-            &[
-                "athena:CreateWorkGroup",
-                "athena:DeleteWorkGroup",
-                "athena:GetWorkGroup",
-                "athena:UpdateWorkGroup",
-                "athena:TagResource",
-                "athena:UntagResource",
-                "athena:ListTagsForResource",
-            ],
-            vec![n.arn("athena", &format!("workgroup/{}", st.workgroup_name()))],
-        ),
-    ];
-    if n.c.emr.subnet_id.is_none() {
-        // EC2 names nothing: what the stack creates carries the stage's tag from its create
-        // call, and only what carries it may be changed or deleted.
-        out.extend([
-            when(
-                allow(
-                    "CreateNetwork",
-                    &[
-                        "ec2:CreateVpc",
-                        "ec2:CreateSubnet",
-                        "ec2:CreateRouteTable",
-                        "ec2:CreateVpcEndpoint",
-                        "ec2:CreateTags",
-                    ],
-                    n.network(),
-                ),
-                tag.0,
-                tag.1,
-                tag.2,
-            ),
-            when(
-                allow(
-                    "ChangeNetwork",
-                    &[
-                        "ec2:ModifyVpcAttribute",
-                        "ec2:ModifySubnetAttribute",
-                        // Stages deployed when the subnet was public had an internet
-                        // gateway and a default route: their next deploy removes them.
-                        "ec2:DetachInternetGateway",
-                        "ec2:DeleteRoute",
-                        "ec2:AssociateRouteTable",
-                        "ec2:DisassociateRouteTable",
-                        "ec2:ModifyVpcEndpoint",
-                        "ec2:DeleteVpcEndpoints",
-                        "ec2:DeleteRouteTable",
-                        "ec2:DeleteInternetGateway",
-                        "ec2:DeleteSubnet",
-                        "ec2:DeleteVpc",
-                        "ec2:DeleteTags",
-                    ],
-                    n.network(),
-                ),
-                tagged.0,
-                tagged.1,
-                tagged.2,
-            ),
-            // EC2's Describe actions have no resource-level permissions.
-            allow(
-                "DescribeNetwork",
-                &[
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeInternetGateways",
-                    "ec2:DescribeRouteTables",
-                    "ec2:DescribeVpcEndpoints",
-                    "ec2:DescribeAvailabilityZones",
-                    "ec2:DescribeAccountAttributes",
-                ],
-                vec!["*".into()],
-            ),
-        ]);
-    }
-    if n.c.hardened {
-        // The stage's key: created with the stage's tag, then managed only while it carries
-        // it; its alias named exactly.
-        let alias = n.arn("kms", &format!("alias/{}", st.prefix()));
-        out.extend([
-            when(
-                allow("CreateStageKey", &["kms:CreateKey"], vec!["*".into()]),
-                tag.0,
-                tag.1,
-                tag.2,
-            ),
-            when(
-                allow(
-                    "ManageStageKey",
-                    &[
-                        "kms:DescribeKey",
-                        "kms:GetKeyPolicy",
-                        "kms:PutKeyPolicy",
-                        "kms:GetKeyRotationStatus",
-                        "kms:EnableKeyRotation",
-                        "kms:UpdateKeyDescription",
-                        "kms:ListResourceTags",
-                        "kms:TagResource",
-                        "kms:UntagResource",
-                        "kms:ScheduleKeyDeletion",
-                    ],
-                    vec![n.arn("kms", "key/*")],
-                ),
-                tagged.0,
-                tagged.1,
-                tagged.2,
-            ),
-            // An alias is authorized on itself and on its key. The alias has no tags (it is
-            // named exactly); the key must carry the stage's tag (IfExists: the alias has none).
-            when(
-                allow(
-                    "StageKeyAlias",
-                    &["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
-                    vec![alias, n.arn("kms", "key/*")],
-                ),
-                "StringEqualsIfExists",
-                tagged.1,
-                tagged.2,
-            ),
-            allow(
-                "LogGroupsWithStageKey",
-                &["logs:AssociateKmsKey", "logs:DisassociateKmsKey"],
-                n.log_groups(),
-            ),
-        ]);
-    }
-    // The two AWS managed policies the stage's roles attach, and no other.
-    for (sid, policy) in [
-        ("AttachGluePolicy", "service-role/AWSGlueServiceRole"),
-        ("AttachEmrPolicy", "service-role/AmazonEMRServicePolicy_v2"),
-    ] {
-        out.push(when(
-            allow(
-                sid,
-                &["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
-                roles.clone(),
-            ),
-            "ArnEquals",
-            "iam:PolicyARN",
-            &format!("arn:{}:iam::aws:policy/{policy}", n.partition),
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stage::StageName;
 
-    fn policy(stage: &str) -> serde_json::Value {
-        let c = StageConfig::defaults(StageName::parse(stage).unwrap());
-        serde_json::to_value(deploy_policy(&c, "123456789012")).unwrap()
-    }
-
-    fn hardened(stage: &str) -> serde_json::Value {
+    fn policy(stage: &str, hardened: bool) -> serde_json::Value {
         let mut c = StageConfig::defaults(StageName::parse(stage).unwrap());
-        c.hardened = true;
+        c.hardened = hardened;
         serde_json::to_value(deploy_policy(&c, "123456789012")).unwrap()
     }
 
     #[test]
-    fn every_resource_is_the_stages_own_or_a_tag_held_wildcard() {
-        let plain = policy("alice");
-        let hard = hardened("alice");
-        assert!(hard.to_string().contains("kms:CreateKey") && !plain.to_string().contains("kms:"));
+    fn every_resource_is_the_stages_own_or_unscopable() {
+        let plain = policy("alice", false);
+        let hard = policy("alice", true);
+        assert!(hard.to_string().contains("kms:Decrypt") && !plain.to_string().contains("kms:"));
         for s in plain["Statement"]
             .as_array()
             .unwrap()
@@ -733,19 +447,13 @@ mod tests {
             for r in s["Resource"].as_array().unwrap() {
                 let r = r.as_str().unwrap();
                 if r == "*" {
-                    let actions = s["Action"].to_string();
-                    // Actions without resource-level permissions, and nothing else.
                     let unscopable = s["Action"].as_array().unwrap().iter().all(|a| {
                         let a = a.as_str().unwrap();
-                        a.contains(":Describe")
-                            || a == "sns:Unsubscribe"
-                            || a == "sns:GetSubscriptionAttributes"
-                            || a == "glue:CreateCrawler"
+                        a == "cloudformation:DescribeStackDriftDetectionStatus"
+                            || crate::facts::action_facts(a)
+                                .is_some_and(|f| f.resources.iter().all(|x| !x.required))
                     });
-                    assert!(
-                        unscopable || !s["Condition"].is_null(),
-                        "{actions} on * without a condition"
-                    );
+                    assert!(unscopable, "{} on *", s["Action"]);
                     continue;
                 }
                 assert!(
@@ -754,10 +462,11 @@ mod tests {
                         || r.contains("pdcase_alice_")
                         || r.contains("deployer-*")
                         || r.ends_with(":catalog")
-                        || ((r.contains(":ec2:") || r.contains(":kms:"))
-                            && !s["Condition"].is_null())
-                        || r.ends_with(":alias/pdcase-alice")
-                        || r.contains("/pdcase-alice"),
+                        || r.ends_with("/pdcase-alice")
+                        || r.ends_with(":database/default")
+                        || r.ends_with(":role/*")
+                        || r.ends_with(":user/*")
+                        || (r.contains(":kms:") && !s["Condition"].is_null()),
                     "{r} is not one of stage alice's resources"
                 );
                 assert!(
@@ -773,10 +482,7 @@ mod tests {
         let c = StageConfig::defaults(StageName::parse("abcdefghij-123456").unwrap());
         let whole = deploy_policy(&c, "123456789012").statement;
         let parts = deploy_policies(&c, "123456789012");
-        assert!(
-            parts.len() >= 2,
-            "the whole policy is over the limit: it is split"
-        );
+        assert!(parts.len() <= MAX_POLICIES_PER_PRINCIPAL);
         let mut again = Vec::new();
         for (name, doc) in &parts {
             let text = serde_json::to_string(doc).unwrap();
@@ -788,53 +494,48 @@ mod tests {
         assert_eq!(parts[0].0, "pdcase-abcdefghij-123456-deploy-1");
     }
 
-    /// CloudFormation passes the functions' roles to Lambda and the crawler's to Glue with the
-    /// deploying identity's permission; nothing else may be passed.
+    /// The deploy identity passes one role, the stage's CloudFormation role, to CloudFormation
+    /// alone, and creates no resource of the stack itself: the role does.
     #[test]
-    fn the_deploy_identity_passes_only_the_stages_roles_to_their_services() {
-        let p = policy("alice");
-        let mut passes = Vec::new();
+    fn the_deploy_identity_passes_only_the_cloudformation_role_and_creates_nothing() {
+        let p = policy("alice", true);
+        let text = p.to_string();
         for s in p["Statement"].as_array().unwrap() {
-            if s["Action"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a == "iam:PassRole")
-            {
-                assert_eq!(s["Action"].as_array().unwrap().len(), 1);
-                let to = s["Condition"]["StringEquals"]["iam:PassedToService"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                for r in s["Resource"].as_array().unwrap() {
-                    passes.push((
-                        r.as_str().unwrap().rsplit('/').next().unwrap().to_string(),
-                        to.clone(),
-                    ));
-                }
+            let actions = s["Action"].as_array().unwrap();
+            if actions.iter().any(|a| a == "iam:PassRole") {
+                assert_eq!(actions.len(), 1);
+                assert_eq!(
+                    s["Condition"]["StringEquals"]["iam:PassedToService"],
+                    "cloudformation.amazonaws.com"
+                );
+                assert_eq!(
+                    s["Resource"],
+                    serde_json::json!([
+                        "arn:aws:iam::123456789012:role/pdcase-alice-cloudformation-us-east-1"
+                    ])
+                );
             }
         }
-        passes.sort();
-        let expect =
-            |role: &str, to: &str| (format!("pdcase-alice-{role}-us-east-1"), to.to_string());
-        assert_eq!(
-            passes,
-            [
-                expect("crawler", "glue.amazonaws.com"),
-                expect("emr-starter", "lambda.amazonaws.com"),
-                expect("etl", "lambda.amazonaws.com"),
-                expect("site-events", "lambda.amazonaws.com"),
-                expect("table-refresher", "lambda.amazonaws.com"),
-            ]
-        );
+        for create in [
+            "iam:CreateRole",
+            "iam:AttachRolePolicy",
+            "lambda:CreateFunction",
+            "s3:CreateBucket",
+            "kms:CreateKey",
+            "iam:CreatePolicy",
+        ] {
+            assert!(!text.contains(&format!("\"{create}\"")), "{create}");
+        }
     }
 
+    /// `teardown` deletes the bootstrap stack with the caller's credentials: its delete
+    /// handlers' calls, on the stage's own role, policies and bucket.
     #[test]
-    fn a_configured_subnet_needs_no_network_permissions() {
-        let mut c = StageConfig::defaults(StageName::parse("alice").unwrap());
-        c.emr.subnet_id = Some("subnet-0123456789abcdef0".into());
-        let text = serde_json::to_string(&deploy_policy(&c, "1")).unwrap();
-        assert!(!text.contains("ec2:"));
-        assert!(policy("alice").to_string().contains("ec2:CreateVpc"));
+    fn the_bootstrap_stack_can_be_deleted_and_nothing_else() {
+        let text = policy("alice", false).to_string();
+        for action in ["iam:DeleteRole", "iam:DeletePolicy", "s3:DeleteBucket"] {
+            assert!(text.contains(action), "{action}");
+        }
+        assert!(text.contains(":policy/pdcase-alice-cloudformation-1"));
     }
 }

@@ -5,8 +5,11 @@
 //! unit-testable and fast.
 
 pub mod bootstrap;
+pub mod cloudformation_role;
 pub mod config;
 pub mod deploy_policy;
+pub mod facts;
+pub mod handler_calls;
 pub mod pipeline;
 pub mod resource;
 pub mod stage;

@@ -312,6 +312,8 @@ name_roles!(
         Crawler => "crawler",
         EmrService => "emr-service",
         EmrInstance => "emr-instance",
+        // CloudFormation's service role for the stage's stack (the bootstrap stack's).
+        CloudFormation => "cloudformation",
     }
 );
 

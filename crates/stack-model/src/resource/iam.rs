@@ -188,3 +188,33 @@ impl Resource for InstanceProfile {
     const TYPE: &'static str = "AWS::IAM::InstanceProfile";
     type Attr = InstanceProfileAttr;
 }
+
+/// `AWS::IAM::ManagedPolicy`: a customer managed policy, attached to the given roles. `Ref`
+/// returns its ARN.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ManagedPolicy {
+    /// Update: **Replacement**.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_policy_name: Option<Value>,
+    /// Update: **Replacement**.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// At most 6,144 characters, whitespace not counted. Update: in place (a new version).
+    pub policy_document: PolicyDocument,
+    /// Role names the policy is attached to. Update: in place.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub roles: Vec<Value>,
+}
+
+attributes!(
+    /// `Fn::GetAtt` attributes of `AWS::IAM::ManagedPolicy`.
+    ManagedPolicyAttr {
+        PolicyArn => "PolicyArn",
+    }
+);
+
+impl Resource for ManagedPolicy {
+    const TYPE: &'static str = "AWS::IAM::ManagedPolicy";
+    type Attr = ManagedPolicyAttr;
+}
