@@ -41,8 +41,14 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Build the artifacts a stage runs (the Lambda zip, the Spark job) into a folder.
     Package(PackageArgs),
-    /// Create or update a stage: artifacts bucket, artifacts, then the stage's stack.
+    /// Create or update a stage's bootstrap stack: the artifacts bucket and the role
+    /// CloudFormation deploys the stage as (run once, as an identity that may create IAM roles).
+    Bootstrap(StageArgs),
+    /// Create or update a stage: artifacts, preflight, then the stage's stack (as its role).
     Deploy(DeployArgs),
+    /// Ask IAM whether the stage's CloudFormation role and the caller may do what a deploy
+    /// needs (exit 0: yes, 1: no, each missing permission named).
+    Preflight(StageArgs),
     /// Delete a stage: empty its buckets, delete its stacks.
     Teardown(TeardownArgs),
     /// Show what a deploy would change, replace and put at risk (exit 0: none, 2: changes).
@@ -271,6 +277,19 @@ pub struct PolicyArgs {
     /// The 12-digit AWS account the stage lives in (default `*`: any account).
     #[arg(long, default_value = "*")]
     pub account: String,
+    /// Whose policy: the deploy identity's (`deployer`), or the stage's CloudFormation role's
+    /// (`cloudformation`, which `deployer bootstrap` attaches to the role).
+    #[arg(long, value_enum, default_value_t = PolicyRole::Deployer)]
+    pub role: PolicyRole,
+}
+
+/// The identity a policy is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyRole {
+    /// The identity that runs `deploy`, `diff`, `teardown` and the other verbs.
+    Deployer,
+    /// The CloudFormation service role of the stage's stack.
+    Cloudformation,
 }
 
 #[derive(Debug, Args)]

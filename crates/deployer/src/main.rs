@@ -13,9 +13,10 @@ mod commands;
 mod diff;
 mod errors;
 mod hotswap;
+mod preflight;
 
 use commands::{
-    deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query, synth,
+    bootstrap, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query, synth,
     teardown, trigger, watch,
 };
 
@@ -73,6 +74,26 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
+        cli::Command::Bootstrap(args) => {
+            match runtime().block_on(bootstrap::run(&cli.global, &args)) {
+                Ok(()) => Ok(()),
+                Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(e.exit_code());
+                }
+            }
+        }
+        cli::Command::Preflight(args) => {
+            match runtime().block_on(commands::preflight::run(&cli.global, &args)) {
+                Ok(()) => Ok(()),
+                Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(e.exit_code());
+                }
+            }
+        }
         cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
             Ok(()) => Ok(()),
             Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),

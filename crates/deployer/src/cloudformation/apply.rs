@@ -27,6 +27,9 @@ pub struct StackSpec {
     pub resources: usize,
     /// A protected stage's dead stack is not deleted for the user.
     pub protected: bool,
+    /// The service role CloudFormation acts as (the stage's stack; the bootstrap stack has
+    /// none).
+    pub role_arn: Option<String>,
 }
 
 /// How an apply ended well.
@@ -154,6 +157,7 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
             template: &spec.template,
             parameters: &spec.parameters,
             tags: &spec.tags,
+            role_arn: spec.role_arn.as_deref(),
         },
     )
     .await?;

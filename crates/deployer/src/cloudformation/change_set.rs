@@ -32,6 +32,10 @@ pub struct Request<'a> {
     pub template: &'a TemplateSource,
     pub parameters: &'a [(String, String)],
     pub tags: &'a [(String, String)],
+    /// The service role CloudFormation acts as for this stack (`RoleARN`). None: the stack's
+    /// current role, or the caller's credentials for a stack that has none (CloudFormation
+    /// user guide, "CloudFormation service role").
+    pub role_arn: Option<&'a str>,
 }
 
 /// Creates the change set; returns its id.
@@ -67,6 +71,7 @@ pub async fn create(cfn: &Client, r: &Request<'_>) -> anyhow::Result<String> {
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect()
         }))
+        .set_role_arn(r.role_arn.map(str::to_owned))
         .capabilities(Capability::CapabilityNamedIam)
         .send()
         .await

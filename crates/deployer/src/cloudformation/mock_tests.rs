@@ -66,6 +66,7 @@ fn no_events() -> DescribeStackEventsOutput {
 
 fn spec() -> StackSpec {
     StackSpec {
+        role_arn: None,
         name: "pdcase-alice".into(),
         template: super::change_set::TemplateSource::Body("{}".into()),
         parameters: vec![],

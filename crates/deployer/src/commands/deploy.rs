@@ -1,6 +1,9 @@
-//! `deployer deploy --stage S`: bootstrap stack (artifacts bucket), artifacts uploaded under
-//! content-hash keys (skipping what is there), then the stage's stack through a change set.
-//! Nothing changed (template, parameters, artifact hashes) means no upload and no change set.
+//! `deployer deploy --stage S`: reads the bootstrap stack (artifacts bucket, CloudFormation
+//! role; `deployer bootstrap` makes it), uploads the artifacts under content-hash keys
+//! (skipping what is there), asks IAM whether the role and the caller may do what the deploy
+//! needs ([`crate::preflight`]), then applies the stage's stack through a change set, as the
+//! role. Nothing changed (template, parameters, artifact hashes) means no upload and no change
+//! set.
 //! With `--hotswap`, a change of the artifacts alone goes straight into the functions
 //! ([`crate::hotswap`]).
 
@@ -13,7 +16,7 @@ use crate::cli::{DeployArgs, Global};
 use crate::cloudformation::apply::{apply, Applied, ApplyError, StackSpec};
 use crate::cloudformation::change_set::{TemplateSource, INLINE_TEMPLATE_LIMIT};
 use crate::cloudformation::status::{
-    describe, output, outputs_of, sentiment, status_of, template_of, Sentiment,
+    describe, outputs_of, sentiment, status_of, template_of, Sentiment,
 };
 use stack_model::pipeline::{self, params};
 use stack_model::{bootstrap, StageConfig, Template};
@@ -63,7 +66,7 @@ pub fn tags(c: &StageConfig) -> Vec<(String, String)> {
 
 /// Applies one stack unless the deployed one already has this template and these
 /// parameters. Returns its outputs, and whether anything changed.
-async fn ensure(
+pub async fn ensure(
     aws: &Aws,
     c: &StageConfig,
     name: &str,
@@ -78,7 +81,7 @@ async fn ensure(
             return Ok((outputs, false));
         }
     }
-    apply_rendered(aws, c, name, text, None, resources, parameters, what).await
+    apply_rendered(aws, c, name, text, None, None, resources, parameters, what).await
 }
 
 /// Applies a rendered template (through a change set); its outputs, and whether anything
@@ -90,6 +93,7 @@ async fn apply_rendered(
     name: &str,
     body: String,
     template_bucket: Option<&str>,
+    role_arn: Option<&str>,
     resources: usize,
     parameters: Vec<(String, String)>,
     what: &str,
@@ -102,6 +106,7 @@ async fn apply_rendered(
         tags: tags(c),
         resources,
         protected: c.protected,
+        role_arn: role_arn.map(str::to_owned),
     };
     match apply(&aws.cfn, &spec, what).await? {
         Applied::Done { outputs, .. } => Ok((outputs, true)),
@@ -214,18 +219,9 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             .unwrap_or_default()
     );
 
-    // 1. The artifacts bucket.
-    let (boot_outputs, _) = ensure(
-        &aws,
-        &c,
-        &stage.bootstrap_stack_name(),
-        &bootstrap::template(&c),
-        vec![],
-        "bootstrap stack",
-    )
-    .await?;
-    let bucket = output(&boot_outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)?.to_owned();
-    protect(&aws, &c, &stage.bootstrap_stack_name()).await?;
+    // 1. The bootstrap stack: the artifacts bucket and the CloudFormation role.
+    let boot = Bootstrap::read(&aws, &c).await?;
+    let bucket = boot.bucket.clone();
 
     // 2. The artifacts, named by content.
     let bootstrap_path = match &args.lambda_bootstrap {
@@ -243,6 +239,15 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     let (text, rendered, resources) = body(&template)?;
     let stack = stage.stack_name();
     let current = deployed(&aws, &stack).await?;
+    // A stack deployed before the role (or through another) is deployed again, with it.
+    let through_role = match &current {
+        Some(_) => describe(&aws.cfn, &stack)
+            .await?
+            .and_then(|s| s.role_arn().map(str::to_owned))
+            .as_deref()
+            == Some(boot.role_arn.as_str()),
+        None => false,
+    };
     let record = match &current {
         Some(_) => crate::hotswap::read(&aws, &bucket, &stack).await?,
         None => None,
@@ -294,8 +299,8 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             },
         }
     }
-    if let Some((t, p, outputs)) = current {
-        if t == rendered && p == parameters {
+    if let Some((t, p, outputs)) = &current {
+        if *t == rendered && *p == parameters && through_role {
             if let Some(r) = &record {
                 // A hotswap put other artifacts into the functions: put the stack's back.
                 eprintln!(
@@ -306,7 +311,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
                     &aws,
                     stage.as_str(),
                     &bucket,
-                    &outputs,
+                    outputs,
                     &lambda_key,
                     &spark_key,
                 )
@@ -316,11 +321,11 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
                 eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
             }
             protect(&aws, &c, &stack).await?;
-            print_outputs(&outputs);
+            print_outputs(outputs);
             return Ok(());
         }
         let report =
-            crate::diff::compare::compare(stage.as_str(), Some((&t, &p)), &rendered, &parameters);
+            crate::diff::compare::compare(stage.as_str(), Some((t, p)), &rendered, &parameters);
         let refused: Vec<&String> = report
             .data_at_risk
             .iter()
@@ -336,15 +341,21 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             )));
         }
     }
+    // 4. IAM's simulator: the role and the caller may do all this deploy needs.
+    let removed = current.as_ref().map(|(t, _, _)| t);
+    crate::preflight::check(&aws, &c, &boot.role_arn, &rendered, removed)
+        .await
+        .map_err(ApplyError::Aws)?;
     upload_artifacts(&aws, &bucket, &binary, &spark, &lambda_key, &spark_key).await?;
 
-    // 4. The stage's stack (known to differ from the deployed one: step 3 compared them).
+    // 5. The stage's stack (known to differ from the deployed one: step 3 compared them).
     let (outputs, changed) = apply_rendered(
         &aws,
         &c,
         &stack,
         text,
         Some(&bucket),
+        Some(&boot.role_arn),
         resources,
         parameters,
         &format!("stage {stage}"),
@@ -363,6 +374,49 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     protect(&aws, &c, &stack).await?;
     print_outputs(&outputs);
     Ok(())
+}
+
+/// What the stage's bootstrap stack gives a deploy.
+pub struct Bootstrap {
+    /// The artifacts bucket.
+    pub bucket: String,
+    /// The CloudFormation role's ARN.
+    pub role_arn: String,
+}
+
+impl Bootstrap {
+    /// The bootstrap stack's outputs; a missing stack, or one made before the CloudFormation
+    /// role, is refused with the command that makes it.
+    pub async fn read(aws: &Aws, c: &StageConfig) -> Result<Bootstrap, ApplyError> {
+        let name = c.stage.bootstrap_stack_name();
+        let refuse = |why: String| {
+            ApplyError::Refused(format!(
+                "{why}: run `deployer bootstrap --stage {}` once, as an identity that may create IAM roles (it creates the artifacts bucket and the role CloudFormation deploys the stage as), then deploy again",
+                c.stage
+            ))
+        };
+        let Some((_, _, outputs)) = deployed(aws, &name).await? else {
+            return Err(refuse(format!(
+                "stage {} has no bootstrap stack ({name}) in {}",
+                c.stage, c.region
+            )));
+        };
+        let get = |key: &str| {
+            outputs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        match (
+            get(bootstrap::ARTIFACTS_BUCKET_OUTPUT),
+            get(bootstrap::CLOUDFORMATION_ROLE_OUTPUT),
+        ) {
+            (Some(bucket), Some(role_arn)) => Ok(Bootstrap { bucket, role_arn }),
+            _ => Err(refuse(format!(
+                "the bootstrap stack {name} has no CloudFormation role yet (made by an older deployer)"
+            ))),
+        }
+    }
 }
 
 /// Uploads the Lambda zip and the Spark job under their keys, skipping what is there.
@@ -414,7 +468,7 @@ async fn swap_in(
 
 /// Termination protection follows the stage's `protected` setting: on for a protected stage
 /// (only `teardown --force` lifts it), off otherwise, as the config says.
-async fn protect(aws: &Aws, c: &StageConfig, stack: &str) -> anyhow::Result<()> {
+pub async fn protect(aws: &Aws, c: &StageConfig, stack: &str) -> anyhow::Result<()> {
     if crate::cloudformation::protection::set(&aws.cfn, stack, c.protected).await? {
         eprintln!(
             "{stack}: termination protection {}",

@@ -101,6 +101,9 @@ async fn changeset_view(
             template: &template,
             parameters,
             tags,
+            // The stack's own role (CloudFormation keeps it); computing a change set creates
+            // nothing.
+            role_arn: None,
         },
     )
     .await?;

@@ -1,5 +1,6 @@
 //! One module per verb of the CLI; `main.rs` dispatches to each module's `run`.
 
+pub mod bootstrap;
 pub mod deploy;
 pub mod diff;
 pub mod drift;
@@ -9,6 +10,7 @@ pub mod invoke;
 pub mod logs;
 pub mod package;
 pub mod policy;
+pub mod preflight;
 pub mod query;
 pub mod synth;
 pub mod teardown;

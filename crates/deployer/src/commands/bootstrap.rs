@@ -1,0 +1,45 @@
+//! `deployer bootstrap --stage S`: creates or updates the stage's bootstrap stack: the
+//! artifacts bucket, and the CloudFormation role the stage's stack is deployed through, with
+//! its policies generated from the handlers' permissions of what the stage's template holds
+//! (`deployer policy --stage S --role cloudformation`). Run it once per stage and account, and
+//! again when a change of the template needs more (preflight says so), as an identity that
+//! may create IAM roles and policies: the deploy identity may not, which is the point.
+
+use crate::aws::Aws;
+use crate::cli::{Global, StageArgs};
+use crate::cloudformation::apply::ApplyError;
+use crate::commands::deploy::{ensure, protect};
+use stack_model::bootstrap;
+
+pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {
+    let c = global.stage_config(&args.stage)?;
+    let aws = Aws::connect(&c.region).await;
+    let name = c.stage.bootstrap_stack_name();
+    eprintln!(
+        "bootstrapping stage {} in {}{}",
+        c.stage,
+        c.region,
+        aws.endpoint()
+            .map(|e| format!(" at {e}"))
+            .unwrap_or_default()
+    );
+    let (outputs, changed) = ensure(
+        &aws,
+        &c,
+        &name,
+        &bootstrap::template(&c),
+        vec![],
+        "bootstrap stack",
+    )
+    .await?;
+    if !changed {
+        eprintln!("{name} is up to date: artifacts bucket and CloudFormation role unchanged");
+    }
+    protect(&aws, &c, &name).await?;
+    let mut sorted = outputs;
+    sorted.sort();
+    for (k, v) in sorted {
+        println!("{k}: {v}");
+    }
+    Ok(())
+}
