@@ -144,7 +144,13 @@ def main():
         keys = deploy_identity(args.deployer, stage)
         env = {**os.environ, **keys}
         say(f"the CLI acts as IAM user deployer-{stage}, holding `deployer policy --stage {stage}`")
-        say(f"deploying stage {stage}")
+        say(f"bootstrapping stage {stage} as the account's administrator (the artifacts bucket and the "
+            f"role CloudFormation deploys the stage as; the deploy identity may not create roles)")
+        r = subprocess.run([args.deployer, "bootstrap", "--stage", stage], cwd=ROOT, capture_output=True, text=True)
+        sys.stderr.write(r.stderr)
+        if r.returncode != 0:
+            sys.exit(f"bootstrap failed ({r.returncode})")
+        say(f"deploying stage {stage} as deployer-{stage}, through the CloudFormation role")
         r = subprocess.run([args.deployer, "deploy", "--stage", stage, "--lambda-bootstrap", args.bootstrap],
                            env=env, cwd=ROOT, capture_output=True, text=True)
         sys.stderr.write(r.stderr)

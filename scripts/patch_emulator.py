@@ -271,7 +271,186 @@ _S3_BUCKET_CONFIGURATIONS = (
 
 def _hidden(relative_key):''',
     ),
+    Patch(
+        name="iam-simulate-principal-arn",
+        file="core/iam_actions.py",
+        why=(
+            "SimulatePrincipalPolicy is authorized on the principal it simulates (PolicySourceArn; "
+            "service authorization reference, IAM: resource types user, role, group); the emulator "
+            "used `*`, refusing a policy that names the principal."
+        ),
+        old='''        # IAM actions target users, roles, policies — extract from params
+        role_name = _query_param(query_params, "RoleName")''',
+        new='''        # IAM actions target users, roles, policies — extract from params
+        # pdcase patch iam-simulate-principal-arn
+        if _query_param(query_params, "PolicySourceArn"):
+            return _query_param(query_params, "PolicySourceArn")
+        role_name = _query_param(query_params, "RoleName")''',
+    ),
+    Patch(
+        name="iam-simulate-all-resources-and-context",
+        file="services/iam.py",
+        why=(
+            "SimulatePrincipalPolicy and SimulateCustomPolicy evaluate every action against every "
+            "ARN of ResourceArns (the emulator read only the first) with the ContextEntries given "
+            "(ignored), answering per action and resource."
+        ),
+        old='''    resource_arn = _p(p, "ResourceArns.member.1") or "*"
+    return actions, resource_arn''',
+        new='''    # pdcase patch iam-simulate-all-resources-and-context: every ARN, and the context.
+    arns = []
+    idx = 1
+    while _p(p, f"ResourceArns.member.{idx}"):
+        arns.append(_p(p, f"ResourceArns.member.{idx}"))
+        idx += 1
+    context = {}
+    idx = 1
+    while _p(p, f"ContextEntries.member.{idx}.ContextKeyName"):
+        key = _p(p, f"ContextEntries.member.{idx}.ContextKeyName").lower()
+        values, j = [], 1
+        while _p(p, f"ContextEntries.member.{idx}.ContextKeyValues.member.{j}"):
+            values.append(_p(p, f"ContextEntries.member.{idx}.ContextKeyValues.member.{j}"))
+            j += 1
+        context[key] = values[0] if len(values) == 1 else values
+        idx += 1
+    return actions, (arns or ["*"], context)''',
+    ),
+    Patch(
+        name="iam-simulate-per-resource",
+        file="services/iam.py",
+        why="The simulation's results: one per action and resource, evaluated with the context.",
+        old='''    from ministack.core.iam_evaluator import EvalContext, evaluate
+    members = ""
+    for action in actions:
+        if policies:''',
+        new='''    from ministack.core.iam_evaluator import EvalContext, evaluate
+    # pdcase patch iam-simulate-per-resource: each ARN, with the given context.
+    arns, context = resource_arn if isinstance(resource_arn, tuple) else ([resource_arn], {})
+    members = ""
+    for action, resource_arn in [(a, r) for a in actions for r in arns]:
+        if policies:''',
+    ),
+    Patch(
+        name="iam-simulate-context-evaluated",
+        file="services/iam.py",
+        why="The context entries reach the evaluator (condition keys such as iam:PassedToService).",
+        old='''                source_ip="127.0.0.1",
+                secure_transport=False,
+            )
+            result = evaluate(ctx, policies)''',
+        new='''                source_ip="127.0.0.1",
+                secure_transport=False,
+                # pdcase patch iam-simulate-context-evaluated
+                service_context=dict(context, **{"aws:tagkeys": context.get("aws:tagkeys")}),
+            )
+            result = evaluate(ctx, policies)''',
+    ),
+    Patch(
+        name="cfn-service-role",
+        file="services/cloudformation/__init__.py",
+        why=(
+            "A stack operation runs as the stack's service role (RoleARN, kept for later operations) "
+            "or with the caller's credentials, and passing the role needs iam:PassRole "
+            "(iam:PassedToService cloudformation.amazonaws.com); the emulator ignored the role and "
+            "acted with its own authority."
+        ),
+        old='''    action = _p(params, "Action")
+    handler = _ACTION_HANDLERS.get(action)''',
+        new='''    action = _p(params, "Action")
+    # pdcase patch cfn-service-role: the stack's authority, and passing its role.
+    from . import pdcase_authority
+    refused = pdcase_authority.on_request(action, params, headers, query_params)
+    if refused:
+        return refused
+    handler = _ACTION_HANDLERS.get(action)''',
+    ),
+    Patch(
+        name="cfn-service-role-reset",
+        file="services/cloudformation/__init__.py",
+        why="A reset forgets the stacks' roles with the stacks.",
+        old='''def reset():
+    _stacks.clear()''',
+        new='''def reset():
+    # pdcase patch cfn-service-role-reset
+    from . import pdcase_authority
+    pdcase_authority.reset()
+    _stacks.clear()''',
+    ),
+    Patch(
+        name="cfn-describe-role-arn",
+        file="services/cloudformation/handlers.py",
+        why="DescribeStacks names the stack's service role (RoleARN), as AWS does.",
+        old='''            f"<Description>{_esc(s.get('Description', ''))}</Description>"
+            f"<DisableRollback>''',
+        new='''            f"<Description>{_esc(s.get('Description', ''))}</Description>"
+            # pdcase patch cfn-describe-role-arn
+            f"{_pdcase_role_xml(s)}"
+            f"<DisableRollback>''',
+    ),
+    Patch(
+        name="cfn-describe-role-arn-helper",
+        file="services/cloudformation/handlers.py",
+        why="The RoleARN element of a described stack.",
+        old='''def _describe_stacks(params):''',
+        new='''def _pdcase_role_xml(s):
+    # pdcase patch cfn-describe-role-arn-helper
+    from . import pdcase_authority
+    role = pdcase_authority.role_of(s["StackName"])
+    return f"<RoleARN>{_esc(role)}</RoleARN>" if role else ""
+
+
+def _describe_stacks(params):''',
+    ),
+    Patch(
+        name="cfn-handler-permissions-create",
+        file="services/cloudformation/provisioners.py",
+        why=(
+            "Each resource's create (and read) handler permissions, from the resource schemas and "
+            "the property decisions (resource_facts.json), are authorized against the stack's role "
+            "or caller before it is created; a refusal fails the resource with AWS's reason."
+        ),
+        old='''    """Provision a resource. Returns (physical_id, attributes)."""
+    handler = _RESOURCE_HANDLERS.get(resource_type)''',
+        new='''    """Provision a resource. Returns (physical_id, attributes)."""
+    # pdcase patch cfn-handler-permissions-create
+    from . import pdcase_authority
+    pdcase_authority.authorize("create", resource_type, props, stack_name)
+    handler = _RESOURCE_HANDLERS.get(resource_type)''',
+    ),
+    Patch(
+        name="cfn-handler-permissions-delete",
+        file="services/cloudformation/provisioners.py",
+        why="Each resource's delete handler permissions, authorized as for create.",
+        old='''    """Delete a provisioned resource."""
+    handler = _RESOURCE_HANDLERS.get(resource_type)''',
+        new='''    """Delete a provisioned resource."""
+    # pdcase patch cfn-handler-permissions-delete
+    from . import pdcase_authority
+    pdcase_authority.authorize("delete", resource_type, props, stack_name, physical_id)
+    handler = _RESOURCE_HANDLERS.get(resource_type)''',
+    ),
+    Patch(
+        name="cfn-handler-permissions-update",
+        file="services/cloudformation/provisioners.py",
+        why="Each changed resource's update (and read) handler permissions, authorized as for create.",
+        old='''    if old_props == new_props:
+        # Nothing about this resource actually changed''',
+        new='''    # pdcase patch cfn-handler-permissions-update (a resource that did not change is not touched)
+    if old_props != new_props:
+        from . import pdcase_authority
+        pdcase_authority.authorize("update", resource_type, new_props, stack_name, physical_id)
+    if old_props == new_props:
+        # Nothing about this resource actually changed''',
+    ),
 ]
+
+# Files installed beside MiniStack's own: the authority module the cfn-* patches call, and the
+# resource facts it reads (generated by scripts/gen_resource_facts.py).
+ROOT = Path(__file__).resolve().parent.parent
+NEW_FILES = {
+    "services/cloudformation/pdcase_authority.py": ROOT / "scripts" / "emulator" / "pdcase_authority.py",
+    "services/cloudformation/pdcase_resource_facts.json": ROOT / "crates" / "stack-model" / "data" / "resource_facts.json",
+}
 
 
 def main() -> int:
@@ -281,6 +460,9 @@ def main() -> int:
         print(f"patch_emulator: no single ministack package under {venv}", file=sys.stderr)
         return 1
     root = packages[0]
+    for target, source in NEW_FILES.items():
+        (root / target).write_bytes(source.read_bytes())
+        print(f"installed {target}", file=sys.stderr)
     for p in PATCHES:
         path = root / p.file
         text = path.read_text()

@@ -50,7 +50,32 @@ def deployer() -> Path:
 
 
 def run(args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+    """A command, its output captured. A `deployer deploy` (or `watch`) run as a deploy identity
+    is preceded by `deployer bootstrap` of its stage as the account root, as an administrator
+    bootstraps a stage once before its CI identity deploys it (README, "A deploy identity for
+    CI"): the deploy identity may not create the CloudFormation role it deploys through."""
+    args = [str(a) for a in args]
+    bootstrap_as_root(args, kw.get("env"))
+    return subprocess.run(args, capture_output=True, text=True, **kw)
+
+
+def bootstrap_as_root(args: list, env: dict | None):
+    """`deployer [--config F] bootstrap --stage S` as the root, before a deploy or watch of S by
+    a deploy identity (an idempotent no-op when the bootstrap stack is up to date)."""
+    if not env or env.get("AWS_ACCESS_KEY_ID") in (None, "test") or "--stage" not in args:
+        return
+    rest = args[1:]
+    if rest[:1] == ["--config"]:
+        rest = rest[2:]
+    if not args[0].endswith("deployer") or rest[:1] not in (["deploy"], ["watch"]):
+        return
+    cmd = [args[0]]
+    if "--config" in args:
+        cmd += ["--config", args[args.index("--config") + 1]]
+    cmd += ["bootstrap", "--stage", args[args.index("--stage") + 1]]
+    root = {**env, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=root, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, f"bootstrap as root failed:\n{r.stderr}"
 
 
 def tool(name: str) -> str:

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from conftest import ROOT
+from conftest import ROOT, bootstrap_as_root
 
 STAGE = "e2ewatch"
 
@@ -47,6 +47,7 @@ def test_watch_hotswaps_a_change_tails_the_logs_and_stops_on_ctrl_c(deployer, em
     bootstrap = tmp_path / "build" / "bootstrap"
     bootstrap.parent.mkdir()
     shutil.copy(package["lambda"]["bootstrap"], bootstrap)
+    bootstrap_as_root([str(deployer), "watch", "--stage", STAGE], emulator.env(STAGE))
     proc = subprocess.Popen([str(deployer), "watch", "--stage", STAGE, "--lambda-bootstrap", str(bootstrap)],
                             env=emulator.env(STAGE), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

@@ -16,8 +16,8 @@ mod hotswap;
 mod preflight;
 
 use commands::{
-    bootstrap, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query, synth,
-    teardown, trigger, watch,
+    bootstrap, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query,
+    synth, teardown, trigger, watch,
 };
 
 use clap::Parser;

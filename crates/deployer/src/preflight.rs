@@ -161,7 +161,11 @@ fn tool_calls(c: &StageConfig, account: &str, role_arn: &str) -> Vec<Call> {
         vec![],
     ));
     for a in ["s3:GetObject", "s3:PutObject"] {
-        out.push(own(a, format!("arn:{partition}:s3:::{bucket}/lambda/*"), vec![]));
+        out.push(own(
+            a,
+            format!("arn:{partition}:s3:::{bucket}/lambda/*"),
+            vec![],
+        ));
     }
     out
 }
@@ -275,7 +279,14 @@ fn describe(missing: &[Missing], granted: &[(String, PolicyDocument)], flag: &st
                 m.resource,
                 m.by,
                 match statement {
-                    Some(s) => format!("granted by statement {s} (`deployer policy{}`)", if flag.is_empty() { String::new() } else { format!(" {flag}") }),
+                    Some(s) => format!(
+                        "granted by statement {s} (`deployer policy{}`)",
+                        if flag.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {flag}")
+                        }
+                    ),
                     None => "no statement of `deployer policy` grants it".into(),
                 }
             )
@@ -308,8 +319,14 @@ mod tests {
 
     #[test]
     fn iam_wildcards_match_as_iam_does() {
-        assert!(wildcard_match("arn:aws:s3:::b/*", "arn:aws:s3:::b/lambda/x.zip"));
-        assert!(wildcard_match("arn:aws:kms:r:1:key/*", "arn:aws:kms:r:1:key/*"));
+        assert!(wildcard_match(
+            "arn:aws:s3:::b/*",
+            "arn:aws:s3:::b/lambda/x.zip"
+        ));
+        assert!(wildcard_match(
+            "arn:aws:kms:r:1:key/*",
+            "arn:aws:kms:r:1:key/*"
+        ));
         assert!(!wildcard_match("arn:aws:s3:::b", "arn:aws:s3:::b/x"));
         assert!(wildcard_match("a?c", "abc") && !wildcard_match("a?c", "ac"));
     }

@@ -250,10 +250,30 @@ fn resolve(t: &Json, v: &Json, env: &ArnEnv) -> Option<String> {
                     .cloned()
                     .or_else(|| pseudo(name, env));
             }
-            if let Some(Json::String(text)) = o.get("Fn::Sub") {
-                return Some(substitute(t, text, env));
+            match o.get("Fn::Sub") {
+                Some(Json::String(text)) => Some(substitute(t, text, &BTreeMap::new(), env)),
+                // `[text, {name: value}]`: each name's value resolved first.
+                Some(Json::Array(a)) => {
+                    let text = a.first()?.as_str()?;
+                    let vars = a
+                        .get(1)
+                        .and_then(Json::as_object)
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| {
+                                    let value = match referenced_id(t, v) {
+                                        Some(id) => name_of(t, &id, env)?,
+                                        None => resolve(t, v, env)?,
+                                    };
+                                    Some((k.clone(), value))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Some(substitute(t, text, &vars, env))
+                }
+                _ => None,
             }
-            None
         }
         _ => None,
     }
@@ -269,7 +289,18 @@ fn pseudo(name: &str, env: &ArnEnv) -> Option<String> {
     }
 }
 
-fn substitute(_t: &Json, text: &str, env: &ArnEnv) -> String {
+/// The name a resource gives where a value names it: its one named variable (a bucket's
+/// `BucketName`), if it has exactly one.
+fn name_of(t: &Json, id: &str, env: &ArnEnv) -> Option<String> {
+    let vars = own_vars(t, id, env, 0);
+    let mut named = vars.values().filter(|v| *v != "*");
+    match (named.next(), named.next()) {
+        (Some(v), None) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn substitute(_t: &Json, text: &str, vars: &BTreeMap<String, String>, env: &ArnEnv) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -280,9 +311,9 @@ fn substitute(_t: &Json, text: &str, env: &ArnEnv) -> String {
             return out;
         };
         let name = &after[..end];
-        match env
-            .parameters
+        match vars
             .get(name)
+            .or_else(|| env.parameters.get(name))
             .cloned()
             .or_else(|| pseudo(name, env))
         {
@@ -349,7 +380,11 @@ fn object_vars(bucket: &str, key: &str) -> Vars {
 fn text_reference(s: &str, out: &mut Vec<Vars>) {
     if let Some(rest) = s.strip_prefix("s3://") {
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        out.push(object_vars(bucket, &format!("{key}*")));
+        // A bucket this module cannot name (a `Fn::Sub` of something it does not resolve)
+        // would widen the grant to every bucket: not a reference it can follow.
+        if !bucket.contains('*') {
+            out.push(object_vars(bucket, &format!("{key}*")));
+        }
     } else if s.starts_with("arn:") {
         out.push(Vars::from([("Arn".into(), s.to_owned())]));
     }

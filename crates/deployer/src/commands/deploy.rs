@@ -241,11 +241,13 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     let current = deployed(&aws, &stack).await?;
     // A stack deployed before the role (or through another) is deployed again, with it.
     let through_role = match &current {
-        Some(_) => describe(&aws.cfn, &stack)
-            .await?
-            .and_then(|s| s.role_arn().map(str::to_owned))
-            .as_deref()
-            == Some(boot.role_arn.as_str()),
+        Some(_) => {
+            describe(&aws.cfn, &stack)
+                .await?
+                .and_then(|s| s.role_arn().map(str::to_owned))
+                .as_deref()
+                == Some(boot.role_arn.as_str())
+        }
         None => false,
     };
     let record = match &current {
