@@ -198,6 +198,25 @@ class Emulator:
         self._users[stage] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
         return self._users[stage]
 
+    def admin_cloudformation_role(self) -> str:
+        """A role CloudFormation may act as with every permission: what a person in the
+        console passes for an out-of-band change of a stack that has a service role (AWS keeps
+        using the stack's role otherwise, and the stage's role is held to the stage's names)."""
+        import json
+
+        iam = self.client("iam")
+        name = "test-admin-cloudformation"
+        try:
+            return iam.get_role(RoleName=name)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                          "Principal": {"Service": "cloudformation.amazonaws.com"}}]}
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=name, PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        return arn
+
     def reset(self):
         import ssl
         import urllib.request

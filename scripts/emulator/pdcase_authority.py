@@ -79,16 +79,21 @@ def authorize(handler, resource_type, props, stack_name, physical_id=None):
     if facts is None:
         return
     principal = entry["role"] or entry["caller"]
+    # Every refused call of the resource is named (AWS's handler stops at its first, in an
+    # order its source decides; the reason then names each a fix must grant).
+    refused = []
     for h in ([handler, "read"] if handler in ("create", "update") else [handler]):
         for call in _calls(facts, h, resource_type, props or {}, stack_name):
             for arn in call["resources"]:
                 for context in call["contexts"]:
                     denied = _denial(principal, call["action"], arn, context)
-                    if denied:
-                        raise PermissionError(
-                            f'Resource handler returned message: "{denied} '
-                            f'(Service: {call["action"].split(":")[0]}, Status Code: 403)" '
-                            f"(HandlerErrorCode: AccessDenied)")
+                    if denied and denied not in refused:
+                        refused.append(denied)
+    if refused:
+        service = refused[0].split("perform: ", 1)[1].split(":", 1)[0]
+        raise PermissionError(
+            f'Resource handler returned message: "{"; ".join(refused)} '
+            f'(Service: {service}, Status Code: 403)" (HandlerErrorCode: AccessDenied)')
 
 
 def _denial(principal, action, arn, context):

@@ -2,8 +2,9 @@
 
 Relies on: MiniStack's CloudFormation (change sets, events, real stack states), S3 with
 versioning, Lambda, with IAM and TLS enforced: the CLI's calls are checked against the stage's
-deploy policy (what CloudFormation then creates is not: the emulator creates it with its own
-authority), and each function runs as its own role. Not shown here (the emulator does not do it): DELETE_FAILED on a
+deploy policy, what CloudFormation then creates against the stage's CloudFormation role
+(patches `cfn-service-role` and `cfn-handler-permissions-*`), and each function runs as its
+own role. Not shown here (the emulator does not do it): DELETE_FAILED on a
 non-empty bucket; teardown empties buckets itself, which this test checks by the buckets'
 contents before deletion being gone.
 """

@@ -44,16 +44,21 @@ def test_the_deployer_sends_a_template_over_the_inline_limit_through_s3(deployer
     stage = "e2etemplateurl"
     binary = package["lambda"]["bootstrap"]
     env = {**emulator.env(stage), "DEPLOYER_INLINE_TEMPLATE_LIMIT": "20000"}
+    # The bootstrap stack's template (the role's policies) is over that limit too: a first
+    # bootstrap creates the bucket alone, then adds the role through it.
+    root = {**emulator.env(), "DEPLOYER_INLINE_TEMPLATE_LIMIT": "20000"}
+    r = run([deployer, "bootstrap", "--stage", stage], env=root, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "the artifacts bucket first, then the role through it" in r.stderr, r.stderr
+    assert f"template of pdcase-{stage}-bootstrap: " in r.stderr and "over 20000 inline: s3://" in r.stderr
     r = run([deployer, "deploy", "--stage", stage, "--lambda-bootstrap", binary], env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     assert f"template of pdcase-{stage}: " in r.stderr and "over 20000 inline: s3://" in r.stderr
-    # The bootstrap stack's small template went inline.
-    assert f"template of pdcase-{stage}-bootstrap" not in r.stderr
     cfn, s3 = emulator.client("cloudformation"), emulator.client("s3")
     assert cfn.describe_stacks(StackName=f"pdcase-{stage}")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     bucket = f"pdcase-{stage}-artifacts-000000000000-us-east-1"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="templates/")["Contents"]]
-    assert len(keys) == 1 and keys[0].startswith(f"templates/pdcase-{stage}/"), keys
+    assert sorted(k.rsplit("/", 1)[0] for k in keys) == [f"templates/pdcase-{stage}", f"templates/pdcase-{stage}-bootstrap"], keys
     # What CloudFormation keeps as the stack's template is what was uploaded: a re-run finds
     # nothing to change.
     r = run([deployer, "deploy", "--stage", stage, "--lambda-bootstrap", binary], env=env, timeout=600)

@@ -131,7 +131,7 @@ def test_every_policy_passes_parliament_or_its_finding_is_listed(rendered, stage
     # Four on a stage whose base b runs in a function (ETL, site-events, refresher, crawler),
     # six with the EMR starter and the cluster's roles.
     assert count >= len(roles) >= 4, "every role's inline policy is read"
-    listed = {a for a in accepted() if not a[1].startswith("deploy-policy")}
+    listed = {a for a in accepted() if not a[1].startswith(("deploy-policy", "cloudformation-role"))}
     assert seen - listed == set(), f"parliament findings not listed in docs/SECURITY-CHECKS.md: {sorted(seen - listed)}"
     assert listed - seen == set(), f"listed but no longer found (remove them): {sorted(listed - seen)}"
 
@@ -148,14 +148,13 @@ def test_parliament_reports_a_misspelt_action_and_a_needless_wildcard():
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_deploy_policy_passes_parliament_or_its_finding_is_listed(deployer, config_file, stage):
-    """`deployer policy`: what a CI identity needs for one stage. Its CloudFormation-side
-    statements are checked only here (the emulator creates resources with its own authority)."""
+    """`deployer policy`: what a CI identity needs for one stage."""
     from conftest import run
 
     r = run([deployer, "--config", config_file, "policy", "--stage", stage, "--account", ACCOUNT])
     assert r.returncode == 0, r.stderr
     parts = json.loads(r.stdout)
-    assert len(parts) >= 2 and all(p["name"].startswith(f"pdcase-{stage}-deploy-") for p in parts)
+    assert parts and all(p["name"].startswith(f"pdcase-{stage}-deploy-") for p in parts)
     seen = set()
     for p in parts:
         for issue, _ in findings(p["document"]):
@@ -163,5 +162,26 @@ def test_the_deploy_policy_passes_parliament_or_its_finding_is_listed(deployer, 
     # `deploy-policy-hardened`: only the hardened stages' deploy policy has it.
     kinds = {"deploy-policy", "deploy-policy-hardened"} if stage in HARDENED_STAGES else {"deploy-policy"}
     listed = {(issue, "deploy-policy") for issue, where in accepted() if where in kinds}
+    assert seen - listed == set(), f"parliament findings not listed in docs/SECURITY-CHECKS.md: {sorted(seen - listed)}"
+    assert listed - seen == set(), f"listed but no longer found (remove them): {sorted(listed - seen)}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_cloudformation_roles_policy_passes_parliament_or_its_finding_is_listed(deployer, config_file, stage):
+    """`deployer policy --role cloudformation`: the stage's CloudFormation role, generated from
+    the handlers' permissions. The emulator's enforcement proves it sufficient
+    (tests/e2e/test_permissions.py); this gate says what it grants is well formed."""
+    from conftest import run
+
+    r = run([deployer, "--config", config_file, "policy", "--stage", stage, "--account", ACCOUNT,
+             "--role", "cloudformation"])
+    assert r.returncode == 0, r.stderr
+    parts = json.loads(r.stdout)
+    assert 1 <= len(parts) <= 10 and all(p["name"].startswith(f"pdcase-{stage}-cloudformation-") for p in parts)
+    seen = set()
+    for p in parts:
+        for issue, _ in findings(p["document"]):
+            seen.add((issue, "cloudformation-role"))
+    listed = {(issue, where) for issue, where in accepted() if where == "cloudformation-role"}
     assert seen - listed == set(), f"parliament findings not listed in docs/SECURITY-CHECKS.md: {sorted(seen - listed)}"
     assert listed - seen == set(), f"listed but no longer found (remove them): {sorted(listed - seen)}"

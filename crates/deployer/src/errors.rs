@@ -152,6 +152,14 @@ pub fn explain(
             format!("{what}: AWS does not accept these credentials ({code})"),
             Some("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the profile in use (AWS_PROFILE); against the local emulator, use keys it issued".into()),
         ),
+        // KMS applies a new key's tags and aliases to authorization up to five minutes late
+        // (KMS developer guide, "Use tags to control access to KMS keys"); the deploy policy
+        // reaches the stage's key through its alias, so a first call right after the stage
+        // was created may be refused and then allowed.
+        Trouble::AccessDenied { message } if message.contains(" kms:") => (
+            format!("{what}: access denied: {message}"),
+            Some("if the stage was created in the last five minutes, retry: KMS applies a new key's alias to authorization up to five minutes late; otherwise grant this identity that action (`deployer policy --stage STAGE`)".into()),
+        ),
         Trouble::AccessDenied { message } => (
             format!("{what}: access denied: {message}"),
             Some("grant this identity that action on that resource; `deployer policy --stage STAGE` prints everything a deploy identity needs".into()),
@@ -215,6 +223,17 @@ mod tests {
             classify(Some("ValidationError"), Some("credentials"), &[], false),
             Trouble::Other
         );
+        let (_, todo) = explain(
+            "publishing",
+            &Trouble::AccessDenied {
+                message: "User: u is not authorized to perform: kms:GenerateDataKey on resource: k"
+                    .into(),
+            },
+            None,
+            None,
+            "x",
+        );
+        assert!(todo.unwrap().contains("five minutes"));
     }
 
     #[test]

@@ -195,7 +195,9 @@ async fn simulate(
     principal: &str,
     calls: &[Call],
 ) -> anyhow::Result<Vec<Missing>> {
-    let mut groups: BTreeMap<(Vec<String>, Vec<(String, String)>), Vec<&Call>> = BTreeMap::new();
+    // Calls by (resources, context).
+    type Key = (Vec<String>, Vec<(String, String)>);
+    let mut groups: BTreeMap<Key, Vec<&Call>> = BTreeMap::new();
     for call in calls {
         groups
             .entry((call.resources.clone(), call.context.clone()))
@@ -316,6 +318,116 @@ fn name_of(arn: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_iam::operation::get_role::GetRoleOutput;
+    use aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyOutput;
+    use aws_sdk_iam::types::{EvaluationResult, ResourceSpecificResult, Role};
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+
+    /// An IAM client whose answers are `rules` (what AWS answers and the emulator does not:
+    /// per-resource results, a role with a path).
+    fn iam(rules: &[&Rule]) -> aws_sdk_iam::Client {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        let conf = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(aws_sdk_iam::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_iam::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        aws_sdk_iam::Client::from_conf(conf)
+    }
+
+    /// Relies on aws-smithy-mocks: an SSO or assumed-role session is simulated as its role,
+    /// whose ARN (with its path, which the session's ARN leaves out) GetRole gives.
+    #[tokio::test]
+    async fn a_session_is_simulated_as_its_role_with_its_path() {
+        let get_role = mock!(aws_sdk_iam::Client::get_role)
+            .match_requests(|r| r.role_name() == Some("AWSReservedSSO_Deploy_0123"))
+            .then_output(|| {
+                GetRoleOutput::builder()
+                    .role(
+                        Role::builder()
+                            .path("/aws-reserved/sso.amazonaws.com/")
+                            .role_name("AWSReservedSSO_Deploy_0123")
+                            .role_id("AROA")
+                            .arn("arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Deploy_0123")
+                            .create_date(aws_smithy_types::DateTime::from_secs(0))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let client = iam(&[&get_role]);
+        let session =
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Deploy_0123/alice@example.com";
+        assert_eq!(
+            principal_of(&client, session).await.unwrap(),
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Deploy_0123"
+        );
+        let user = "arn:aws:iam::123456789012:user/ci";
+        assert_eq!(principal_of(&client, user).await.unwrap(), user);
+    }
+
+    /// Relies on aws-smithy-mocks: IAM answers a request of several ARNs with one result per
+    /// action and the decision per resource (ResourceSpecificResults); the one denied is named,
+    /// the one allowed is not.
+    #[tokio::test]
+    async fn of_several_resources_only_the_denied_one_is_missing() {
+        let answer = mock!(aws_sdk_iam::Client::simulate_principal_policy).then_output(|| {
+            SimulatePrincipalPolicyOutput::builder()
+                .evaluation_results(
+                    EvaluationResult::builder()
+                        .eval_action_name("lambda:CreateFunction")
+                        .eval_resource_name("*")
+                        .eval_decision(PolicyEvaluationDecisionType::ImplicitDeny)
+                        .resource_specific_results(
+                            ResourceSpecificResult::builder()
+                                .eval_resource_name("arn:aws:lambda:us-east-1:1:function:a")
+                                .eval_resource_decision(PolicyEvaluationDecisionType::Allowed)
+                                .build()
+                                .unwrap(),
+                        )
+                        .resource_specific_results(
+                            ResourceSpecificResult::builder()
+                                .eval_resource_name("arn:aws:lambda:us-east-1:1:function:b")
+                                .eval_resource_decision(PolicyEvaluationDecisionType::ImplicitDeny)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+        let client = iam(&[&answer]);
+        let call = Call {
+            logical_id: "EtlFunction".into(),
+            resource_type: "AWS::Lambda::Function".into(),
+            handler: "create",
+            action: "lambda:CreateFunction".into(),
+            resources: vec![
+                "arn:aws:lambda:us-east-1:1:function:a".into(),
+                "arn:aws:lambda:us-east-1:1:function:b".into(),
+            ],
+            context: vec![],
+        };
+        let missing = simulate(&client, "arn:aws:iam::1:role/r", &[call])
+            .await
+            .unwrap();
+        assert_eq!(
+            missing,
+            [Missing {
+                action: "lambda:CreateFunction".into(),
+                resource: "arn:aws:lambda:us-east-1:1:function:b".into(),
+                by: "EtlFunction create".into(),
+            }]
+        );
+    }
 
     #[test]
     fn iam_wildcards_match_as_iam_does() {

@@ -25,8 +25,18 @@ pub const ARTIFACTS_BUCKET_OUTPUT: &str = "ArtifactsBucketName";
 /// The bootstrap stack's output naming the CloudFormation role's ARN.
 pub const CLOUDFORMATION_ROLE_OUTPUT: &str = "CloudFormationRoleArn";
 
-/// The bootstrap template of a stage.
+/// The bootstrap template of a stage: the artifacts bucket, and the CloudFormation role with
+/// its policies.
 pub fn template(c: &StageConfig) -> Template {
+    let mut t = bucket_template(c);
+    cloudformation_role(&mut t, c);
+    t
+}
+
+/// The bootstrap template with the artifacts bucket alone: what a first `deployer bootstrap`
+/// creates when the whole template is larger than CloudFormation takes inline (a template
+/// over that limit must come from S3, and this is the bucket it comes from).
+pub fn bucket_template(c: &StageConfig) -> Template {
     let mut t = Template::new(format!(
         "{PROJECT} artifacts bucket, stage {} (rendered by deployer; do not edit)",
         c.stage
@@ -85,7 +95,6 @@ pub fn template(c: &StageConfig) -> Template {
         "Bucket of the stage's build artifacts",
         bucket.r#ref(),
     );
-    cloudformation_role(&mut t, c);
     t
 }
 

@@ -26,7 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{BaseBEngine, StageConfig};
 use crate::deploy_policy::split_into_managed_policies;
-use crate::handler_calls::{calls, ArnEnv, Call};
+use crate::facts::Handler;
+use crate::handler_calls::{calls_of, ArnEnv, Call};
 use crate::pipeline::{self, params};
 use crate::resource::iam::{Condition, PolicyDocument, Statement};
 use crate::stage::{BucketRole, RoleKind};
@@ -63,6 +64,11 @@ pub fn arn_env(c: &StageConfig, account: &str) -> ArnEnv {
 
 /// Every call CloudFormation makes for the stage's stack, on either engine.
 pub fn stage_calls(c: &StageConfig, account: &str) -> Vec<Call> {
+    stage_calls_of(c, account, &Handler::ALL)
+}
+
+/// The calls of the given handlers for the stage's stack, on either engine.
+pub fn stage_calls_of(c: &StageConfig, account: &str, handlers: &[Handler]) -> Vec<Call> {
     let env = arn_env(c, account);
     let mut all = Vec::new();
     for engine in [BaseBEngine::Function, BaseBEngine::Emr] {
@@ -71,7 +77,7 @@ pub fn stage_calls(c: &StageConfig, account: &str) -> Vec<Call> {
         let t = pipeline::template(&variant)
             .to_json()
             .expect("the stage's template renders");
-        all.extend(calls(&t, &env));
+        all.extend(calls_of(&t, &env, handlers));
     }
     all.sort();
     all.dedup();
@@ -92,17 +98,18 @@ pub fn policies(c: &StageConfig, account: &str) -> Vec<(String, PolicyDocument)>
     )
 }
 
+/// `(operator, key, value)` of a statement's condition.
+type Conditions = Vec<(String, String, String)>;
+
 /// Statements granting `calls`: one per set of ARNs and condition, actions sorted, `Sid`s
 /// `<prefix><Service><n>`.
 pub fn statements_for(calls: &[Call], prefix: &str) -> Vec<Statement> {
-    // (condition, resources) -> actions
-    let mut groups: BTreeMap<(Vec<(String, String, String)>, BTreeSet<String>), BTreeSet<String>> =
-        BTreeMap::new();
     // Calls of one action with one condition: their resources together.
-    let mut by_action: BTreeMap<(String, Vec<(String, String, String)>), BTreeSet<String>> =
-        BTreeMap::new();
+    let mut by_action: BTreeMap<(String, Conditions), BTreeSet<String>> = BTreeMap::new();
+    // (condition, resources) -> actions
+    let mut groups: BTreeMap<(Conditions, BTreeSet<String>), BTreeSet<String>> = BTreeMap::new();
     for call in calls {
-        let condition: Vec<(String, String, String)> = call
+        let condition: Conditions = call
             .context
             .iter()
             .map(|(k, v)| {

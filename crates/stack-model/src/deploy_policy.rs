@@ -8,7 +8,8 @@
 //! Athena, hotswapping the functions' code, asking IAM's simulator), `iam:PassRole` on the
 //! stage's CloudFormation role ([`crate::cloudformation_role`]), which creates, updates and
 //! deletes the stack's resources, and what deleting the bootstrap stack calls (`teardown`),
-//! generated from the bootstrap template's delete handlers. Creating or updating the bootstrap
+//! generated from the bootstrap template's delete handlers, and what drift detection reads as
+//! the caller (the stage's resources' read handlers). Creating or updating the bootstrap
 //! stack (the role and its policies) is `deployer bootstrap`, run once by an identity that may
 //! create IAM roles.
 
@@ -23,6 +24,7 @@ use crate::value::Value;
 pub fn deploy_policy(c: &StageConfig, account: &str) -> PolicyDocument {
     let n = Names::new(c, account);
     let mut s = tool_calls(&n);
+    s.extend(drift_reads(c, account));
     s.extend(bootstrap_teardown(c, account));
     PolicyDocument::new(s)
 }
@@ -77,6 +79,42 @@ pub fn split_into_managed_policies(
     docs.into_iter()
         .enumerate()
         .map(|(i, d)| (format!("{name}-{}", i + 1), d))
+        .collect()
+}
+
+/// What CloudFormation reads with the caller's credentials when `deployer drift` detects drift
+/// (drift detection reads each resource's live state as the caller, not as the stack's role):
+/// the read handlers of the stage's and the bootstrap stack's resources.
+/// A read of any key is held to the stage's (its alias names it: drift is detected long after
+/// the key was created, when KMS authorizes by the alias).
+fn drift_reads(c: &StageConfig, account: &str) -> Vec<Statement> {
+    let n = Names::new(c, account);
+    let mut reads = crate::cloudformation_role::stage_calls_of(c, account, &[Handler::Read]);
+    let bootstrap = crate::bootstrap::template(c)
+        .to_json()
+        .expect("the bootstrap template renders");
+    reads.extend(calls_of(
+        &bootstrap,
+        &crate::cloudformation_role::arn_env(c, account),
+        &[Handler::Read],
+    ));
+    // Glue's crawler and EventBridge's rule list iam:PassRole in their read handlers; IAM
+    // checks it only when a request hands a role to a service (IAM user guide, "Grant a user
+    // permissions to pass a role to an AWS service"), which a read does not.
+    reads.retain(|call| call.action != "iam:PassRole");
+    crate::cloudformation_role::statements_for(&reads, "Drift")
+        .into_iter()
+        .map(|s| {
+            let any_key = s.resource.iter().any(|r| {
+                r.as_literal()
+                    .is_some_and(|r| r.contains(":kms:") && r.contains(":key/"))
+            });
+            if any_key {
+                n.with_alias(s)
+            } else {
+                s
+            }
+        })
         .collect()
 }
 
@@ -260,6 +298,10 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
                 "cloudformation:ListStackResources",
                 "cloudformation:DeleteStack",
                 "cloudformation:UpdateTerminationProtection",
+                // `deployer drift` checks both stacks.
+                "cloudformation:DetectStackDrift",
+                "cloudformation:DetectStackResourceDrift",
+                "cloudformation:DescribeStackResourceDrifts",
             ],
             vec![n.bootstrap_stack()],
         ),
@@ -466,7 +508,12 @@ mod tests {
                         || r.ends_with(":database/default")
                         || r.ends_with(":role/*")
                         || r.ends_with(":user/*")
-                        || (r.contains(":kms:") && !s["Condition"].is_null()),
+                        || (r.contains(":kms:") && !s["Condition"].is_null())
+                        // Drift reads of the network, whose ids AWS picks.
+                        || (r.contains(":ec2:")
+                            && s["Action"].as_array().unwrap().iter().all(|a| {
+                                a.as_str().unwrap().starts_with("ec2:Describe")
+                            })),
                     "{r} is not one of stage alice's resources"
                 );
                 assert!(

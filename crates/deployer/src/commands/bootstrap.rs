@@ -8,7 +8,8 @@
 use crate::aws::Aws;
 use crate::cli::{Global, StageArgs};
 use crate::cloudformation::apply::ApplyError;
-use crate::commands::deploy::{ensure, protect};
+use crate::cloudformation::status::output;
+use crate::commands::deploy::{body, deployed, ensure, inline_limit, protect};
 use stack_model::bootstrap;
 
 pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {
@@ -23,12 +24,44 @@ pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {
             .map(|e| format!(" at {e}"))
             .unwrap_or_default()
     );
+    let full = bootstrap::template(&c);
+    let (text, _, _) = body(&full)?;
+    let limit = inline_limit()?;
+    let bucket = match deployed(&aws, &name).await? {
+        Some((_, _, outputs)) => output(&outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)
+            .ok()
+            .map(str::to_owned),
+        None => None,
+    };
+    // A template over the inline limit comes from S3, from the bucket this stack holds: a first
+    // bootstrap then creates the bucket alone, and adds the role through it.
+    let bucket = match bucket {
+        None if text.len() > limit => {
+            eprintln!(
+                "{name}: the template is {} bytes, over the {limit} CloudFormation takes inline: the artifacts bucket first, then the role through it",
+                text.len()
+            );
+            let (outputs, _) = ensure(
+                &aws,
+                &c,
+                &name,
+                &bootstrap::bucket_template(&c),
+                vec![],
+                None,
+                "bootstrap stack (bucket)",
+            )
+            .await?;
+            Some(output(&outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)?.to_owned())
+        }
+        b => b,
+    };
     let (outputs, changed) = ensure(
         &aws,
         &c,
         &name,
-        &bootstrap::template(&c),
+        &full,
         vec![],
+        bucket.as_deref(),
         "bootstrap stack",
     )
     .await?;

@@ -72,6 +72,7 @@ pub async fn ensure(
     name: &str,
     template: &Template,
     mut parameters: Vec<(String, String)>,
+    template_bucket: Option<&str>,
     what: &str,
 ) -> Result<(Vec<(String, String)>, bool), ApplyError> {
     let (text, value, resources) = body(template)?;
@@ -81,7 +82,18 @@ pub async fn ensure(
             return Ok((outputs, false));
         }
     }
-    apply_rendered(aws, c, name, text, None, None, resources, parameters, what).await
+    apply_rendered(
+        aws,
+        c,
+        name,
+        text,
+        template_bucket,
+        None,
+        resources,
+        parameters,
+        what,
+    )
+    .await
 }
 
 /// Applies a rendered template (through a change set); its outputs, and whether anything
@@ -120,7 +132,7 @@ async fn apply_rendered(
 /// The largest template sent inline: CloudFormation's limit, or less when
 /// `DEPLOYER_INLINE_TEMPLATE_LIMIT` says so (the tests use it to take the S3 path with a
 /// template of today's size).
-fn inline_limit() -> anyhow::Result<usize> {
+pub fn inline_limit() -> anyhow::Result<usize> {
     match std::env::var("DEPLOYER_INLINE_TEMPLATE_LIMIT") {
         Err(_) => Ok(INLINE_TEMPLATE_LIMIT),
         Ok(v) => match v.parse::<usize>() {
