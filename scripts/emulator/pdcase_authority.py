@@ -207,36 +207,30 @@ def _pseudo(name):
     return {"Partition": "aws", "Region": get_region(), "Account": get_account_id()}.get(name)
 
 
+def _expand(text, value):
+    """`text` with each `${name}` replaced by `value(name)`; None when a value is missing."""
+    out, rest = "", text
+    while "${" in rest:
+        start = rest.index("${")
+        out += rest[:start]
+        after = rest[start + 2:]
+        end = after.index("}")
+        v = value(after[:end])
+        if v is None:
+            return None
+        out += v
+        rest = after[end + 1:]
+    return out + rest
+
+
 def _fill(fmt, variables):
     if "Arn" in variables:
         return variables["Arn"] if _arn_matches(fmt, variables["Arn"]) else None
-    out, rest = "", fmt
-    while "${" in rest:
-        start = rest.index("${")
-        out += rest[:start]
-        after = rest[start + 2:]
-        end = after.index("}")
-        name = after[:end]
-        value = _pseudo(name)
-        if value is None:
-            value = variables.get(name)
-        if value is None:
-            return None
-        out += value
-        rest = after[end + 1:]
-    return out + rest
+    return _expand(fmt, lambda name: _pseudo(name) or variables.get(name))
 
 
 def _fill_any(fmt):
-    out, rest = "", fmt
-    while "${" in rest:
-        start = rest.index("${")
-        out += rest[:start]
-        after = rest[start + 2:]
-        end = after.index("}")
-        out += _pseudo(after[:end]) or "*"
-        rest = after[end + 1:]
-    return out + rest
+    return _expand(fmt, lambda name: _pseudo(name) or "*")
 
 
 def _arn_matches(fmt, arn):

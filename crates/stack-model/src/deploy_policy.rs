@@ -260,6 +260,21 @@ fn when(statement: Statement, operator: &str, key: &str, value: &str) -> Stateme
     }
 }
 
+/// What the deployer does to both of the stage's stacks: read them and their events (`info`,
+/// `deploy`), detect drift (`drift`), delete them (`teardown`).
+const READ_DELETE_DRIFT: &[&str] = &[
+    "cloudformation:DescribeStacks",
+    "cloudformation:DescribeStackEvents",
+    "cloudformation:DescribeEvents",
+    "cloudformation:GetTemplate",
+    "cloudformation:ListStackResources",
+    "cloudformation:DeleteStack",
+    "cloudformation:UpdateTerminationProtection",
+    "cloudformation:DetectStackDrift",
+    "cloudformation:DetectStackResourceDrift",
+    "cloudformation:DescribeStackResourceDrifts",
+];
+
 /// What the deployer itself calls.
 fn tool_calls(n: &Names) -> Vec<Statement> {
     let artifacts = n.bucket(BucketRole::Artifacts);
@@ -267,42 +282,23 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
         allow(
             "StageStack",
             &[
-                "cloudformation:CreateChangeSet",
-                "cloudformation:DescribeChangeSet",
-                "cloudformation:ExecuteChangeSet",
-                "cloudformation:DeleteChangeSet",
-                "cloudformation:DescribeStacks",
-                "cloudformation:DescribeStackEvents",
-                "cloudformation:DescribeEvents",
-                "cloudformation:GetTemplate",
-                "cloudformation:ListStackResources",
-                "cloudformation:DeleteStack",
-                "cloudformation:UpdateTerminationProtection",
-                "cloudformation:TagResource",
-                // `deployer drift`.
-                "cloudformation:DetectStackDrift",
-                "cloudformation:DetectStackResourceDrift",
-                "cloudformation:DescribeStackResourceDrifts",
-            ],
+                &[
+                    "cloudformation:CreateChangeSet",
+                    "cloudformation:DescribeChangeSet",
+                    "cloudformation:ExecuteChangeSet",
+                    "cloudformation:DeleteChangeSet",
+                    "cloudformation:TagResource",
+                ][..],
+                READ_DELETE_DRIFT,
+            ]
+            .concat(),
             n.stack(),
         ),
-        // The bootstrap stack is read (its outputs name the bucket and the role) and deleted
-        // by `teardown`; `deployer bootstrap` alone creates and updates it.
+        // The bootstrap stack is read (its outputs name the bucket and the role), checked for
+        // drift, and deleted by `teardown`; `deployer bootstrap` alone creates and updates it.
         allow(
             "BootstrapStack",
-            &[
-                "cloudformation:DescribeStacks",
-                "cloudformation:DescribeStackEvents",
-                "cloudformation:DescribeEvents",
-                "cloudformation:GetTemplate",
-                "cloudformation:ListStackResources",
-                "cloudformation:DeleteStack",
-                "cloudformation:UpdateTerminationProtection",
-                // `deployer drift` checks both stacks.
-                "cloudformation:DetectStackDrift",
-                "cloudformation:DetectStackResourceDrift",
-                "cloudformation:DescribeStackResourceDrifts",
-            ],
+            READ_DELETE_DRIFT,
             vec![n.bootstrap_stack()],
         ),
         // CloudFormation acts on the stage's stack as the stage's role, which the caller

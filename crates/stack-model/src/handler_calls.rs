@@ -301,6 +301,21 @@ fn name_of(t: &Json, id: &str, env: &ArnEnv) -> Option<String> {
 }
 
 fn substitute(_t: &Json, text: &str, vars: &BTreeMap<String, String>, env: &ArnEnv) -> String {
+    expand(text, |name| {
+        Some(
+            vars.get(name)
+                .or_else(|| env.parameters.get(name))
+                .cloned()
+                .or_else(|| pseudo(name, env))
+                .unwrap_or_else(|| "*".into()),
+        )
+    })
+    .unwrap_or_else(|| text.to_owned())
+}
+
+/// `text` with each `${name}` replaced by `value(name)`; `None` when a value is missing. (Both
+/// `Fn::Sub` and IAM's ARN formats spell variables so; an unclosed `${` is kept as text.)
+fn expand(text: &str, value: impl Fn(&str) -> Option<String>) -> Option<String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -308,22 +323,23 @@ fn substitute(_t: &Json, text: &str, vars: &BTreeMap<String, String>, env: &ArnE
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
             out.push_str(&rest[start..]);
-            return out;
+            return Some(out);
         };
-        let name = &after[..end];
-        match vars
-            .get(name)
-            .or_else(|| env.parameters.get(name))
-            .cloned()
-            .or_else(|| pseudo(name, env))
-        {
-            Some(v) => out.push_str(&v),
-            None => out.push('*'),
-        }
+        out.push_str(&value(&after[..end])?);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    out
+    Some(out)
+}
+
+/// The partition, region or account an ARN format names.
+fn arn_pseudo(name: &str, env: &ArnEnv) -> Option<String> {
+    match name {
+        "Partition" => Some(env.partition.clone()),
+        "Region" => Some(env.region.clone()),
+        "Account" => Some(env.account.clone()),
+        _ => None,
+    }
 }
 
 /// Every resource a value names: referenced resources' own variables, ARNs, `s3://` locations,
@@ -396,43 +412,17 @@ fn fill(format: &str, vars: &Vars, env: &ArnEnv) -> Option<String> {
     if let Some(arn) = vars.get("Arn") {
         return arn_matches(format, arn, env).then(|| arn.clone());
     }
-    let mut out = String::new();
-    let mut rest = format;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}')?;
-        let name = &after[..end];
-        out.push_str(&match name {
-            "Partition" => env.partition.clone(),
-            "Region" => env.region.clone(),
-            "Account" => env.account.clone(),
-            _ => vars.get(name)?.clone(),
-        });
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Some(out)
+    expand(format, |name| {
+        arn_pseudo(name, env).or_else(|| vars.get(name).cloned())
+    })
 }
 
 /// The format with every resource variable `*`.
 fn fill_any(format: &str, env: &ArnEnv) -> String {
-    let mut out = String::new();
-    let mut rest = format;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else { break };
-        out.push_str(&match &after[..end] {
-            "Partition" => env.partition.clone(),
-            "Region" => env.region.clone(),
-            "Account" => env.account.clone(),
-            _ => "*".into(),
-        });
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
+    expand(format, |name| {
+        arn_pseudo(name, env).or_else(|| Some("*".into()))
+    })
+    .unwrap_or_else(|| format.to_owned())
 }
 
 /// Whether a literal ARN is of the format's kind: same service, and the same fixed text before
