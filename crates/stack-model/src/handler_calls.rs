@@ -194,7 +194,8 @@ fn contexts(
     }
 }
 
-/// The variables a resource fills: its names, and the partition, region and account.
+/// The variables a resource fills: its names (the partition, region and account fill every
+/// format: [`arn_pseudo`]).
 fn own_vars(t: &Json, id: &str, env: &ArnEnv, depth: usize) -> Vars {
     let r = &t["Resources"][id];
     let ty = r["Type"].as_str().unwrap_or_default();
@@ -251,7 +252,7 @@ fn resolve(t: &Json, v: &Json, env: &ArnEnv) -> Option<String> {
                     .or_else(|| pseudo(name, env));
             }
             match o.get("Fn::Sub") {
-                Some(Json::String(text)) => Some(substitute(t, text, &BTreeMap::new(), env)),
+                Some(Json::String(text)) => Some(substitute(text, &BTreeMap::new(), env)),
                 // `[text, {name: value}]`: each name's value resolved first.
                 Some(Json::Array(a)) => {
                     let text = a.first()?.as_str()?;
@@ -270,7 +271,7 @@ fn resolve(t: &Json, v: &Json, env: &ArnEnv) -> Option<String> {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    Some(substitute(t, text, &vars, env))
+                    Some(substitute(text, &vars, env))
                 }
                 _ => None,
             }
@@ -300,7 +301,7 @@ fn name_of(t: &Json, id: &str, env: &ArnEnv) -> Option<String> {
     }
 }
 
-fn substitute(_t: &Json, text: &str, vars: &BTreeMap<String, String>, env: &ArnEnv) -> String {
+fn substitute(text: &str, vars: &BTreeMap<String, String>, env: &ArnEnv) -> String {
     expand(text, |name| {
         Some(
             vars.get(name)
