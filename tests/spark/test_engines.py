@@ -18,7 +18,7 @@ import pytest
 
 import site_events
 from conftest import SHARED, run
-from test_site_events import DIRTY_LINES, SAMPLE, STUDENTS, check_outputs, manifest_files, students_of
+from test_site_events import DIRTY_LINES, RULE_LINES, SAMPLE, STUDENTS, check_outputs, manifest_files, students_of
 
 # Lines whose reading JSON leaves open; what Spark does with each was measured (line.rs).
 EXOTIC_LINES = [
@@ -111,6 +111,41 @@ def test_dirty_file(spark, deployer, tmp_path):
     check_outputs(spark, rust_out, lines, students, r)
     assert r["malformed_lines"] == 2
     assert {b["line"] for b in r["malformed_sample"]} == {b["line"] for b in s["malformed_sample"]}
+
+
+@pytest.mark.parametrize("ansi", ["true", "false"])
+def test_city_and_state_count_the_events_of_known_students_only(spark, deployer, tmp_path, ansi):
+    """docs/SEMANTICS.md, "City and state": events of an unknown student and of a NULL student
+    id are in no row of events-by-city and -state; a known student without a city is in the
+    NULL row. Both engines (Spark with ANSI on and off) give what the rule gives, computed here
+    in plain Python, row for row."""
+    spark.conf.set("spark.sql.ansi.enabled", ansi)
+    events = tmp_path / "part-0000.json"
+    events.write_text("\n".join(RULE_LINES) + "\n")
+    people = tmp_path / "students.json"
+    people.write_text(json.dumps([
+        {"Id": "1", "City": "Rio", "State": "RJ"},
+        {"Id": "2", "City": "Niteroi", "State": None},
+        {"Id": "3", "City": None, "State": "SP"},
+    ]))
+    s, r, spark_out, rust_out, students = run_both(spark, deployer, tmp_path, events, people)
+    assert_same_tables(spark, spark_out, rust_out)
+    assert_same_report(s, r)
+    check_outputs(spark, rust_out, RULE_LINES, students, r)
+    # The rule, independently of tests/spark/expected.py: count each line's student, if known.
+    by_city, by_state = {}, {}
+    for line in RULE_LINES:
+        key = json.loads(line).get("studentId_clientType")
+        sid = None if key is None else str(key).split("@")[0]
+        if sid in students:
+            city, state = students[sid]
+            by_city[city] = by_city.get(city, 0) + 1
+            by_state[state] = by_state.get(state, 0) + 1
+    assert r["unknown_students"] == 1 and r["missing_student_key"] == 1
+    for out in (spark_out, rust_out):
+        assert sorted(rows(spark, out, "events-by-city"), key=repr) == sorted(by_city.items(), key=repr)
+        assert sorted(rows(spark, out, "events-by-state"), key=repr) == sorted(by_state.items(), key=repr)
+    assert by_city[None] == 2 and by_state[None] == 2, "the NULL rows: known students without a city or state"
 
 
 def test_lines_json_leaves_open(spark, deployer, tmp_path):

@@ -158,6 +158,8 @@ RULE_LINES = [
     '"marketing_source":"g","marketing_medium":"cpc","marketing_campaign":"c2"}',
     '{"at":"2019-11-02 10:05:00","studentId_clientType":"3@Android",'
     '"marketing_source":"g","marketing_medium":"cpc","marketing_campaign":"c2"}',
+    # "City and state": a student the table does not hold: in no row of events-by-city/-state.
+    '{"at":"2019-11-03 10:00:00","uuid":"u3","session_uuid":"8","studentId_clientType":"9@Website"}',
 ]
 
 
@@ -177,19 +179,24 @@ def test_semantics_rules_on_lines_built_for_them(spark, tmp_path, ansi):
     report = run_job(spark, events_file, students_dir, out)
     check_outputs(spark, out, RULE_LINES, students, report)
     events = len(RULE_LINES)
-    # "Counts": every table sums to the number of events, NULL groups included.
+    # "Counts": every table sums to the number of events, NULL groups included; events-by-city
+    # and -state to the events of known students (less the unknown student's and the one
+    # without a student id).
+    assert report["unknown_students"] == 1 and report["missing_student_key"] == 1
     for spec in site_events.AGGREGATES:
         table = read_table(spark, out, spec.folder, spec.keys)
-        assert sum(v[spec.count_name] for v in table.values()) == events, spec.folder
+        known_only = spec.folder in ("events-by-city", "events-by-state")
+        assert sum(v[spec.count_name] for v in table.values()) == events - (2 if known_only else 0), spec.folder
     by_client = read_table(spark, out, "events-by-client-type", ["client_type"])
     assert by_client[(None,)] == {"events": 2}, "no `@` and a NULL key: client type NULL"
     by_city = read_table(spark, out, "events-by-city", ["city"])
     assert by_city[("Niteroi",)] == {"events": 2}, "key `2` without `@` still names student 2"
-    assert by_city[(None,)] == {"events": 3}, "NULL key, and student 3 without a city"
-    assert read_table(spark, out, "events-by-university", ["custom_1"])[(None,)] == {"events": 4}
+    assert by_city[(None,)] == {"events": 2}, "the NULL row: student 3 without a city, nothing else"
+    assert read_table(spark, out, "events-by-state", ["state"]) == {("RJ",): {"events": 3}, ("SP",): {"events": 2}}
+    assert read_table(spark, out, "events-by-university", ["custom_1"])[(None,)] == {"events": 5}
     campaign = read_table(spark, out, "sessions-by-campaign", site_events.MARKETING)
     assert campaign[("g", "cpc", "c2")] == {"events": 2, "sessions": None}, "no session key: unknown, not 0"
-    assert campaign[(None, None, None)] == {"events": 3, "sessions": 3}
+    assert campaign[(None, None, None)] == {"events": 4, "sessions": 4}
     assert report["events_without_session"] == 2 and report["unparsed_at"] == 2
     assert report["key_without_at"] == 1 and report["missing_student_key"] == 1
 

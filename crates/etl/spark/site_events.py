@@ -396,9 +396,13 @@ def events_per_student(staged: DataFrame, students: DataFrame) -> DataFrame:
 
 def aggregate(staged: DataFrame, per_student: DataFrame, spec: Aggregate) -> DataFrame:
     """docs/SEMANTICS.md, "Counts": every event counts once (COUNT(*)), and NULL keys form a
-    group of their own, as GROUP BY keeps them, so each table sums to the events table."""
+    group of their own, as GROUP BY keeps them, so each table sums to the events table, but
+    for events-by-city and -state, which count the events of known students only."""
     if set(spec.keys) <= STUDENT_COLUMNS:
-        return per_student.groupBy(*spec.keys).agg(F.sum("_events").alias(spec.count_name))
+        # Only the events of students the table holds, as the original's inner join counts them
+        # (docs/SEMANTICS.md, "City and state"): the NULL row is known students without a city.
+        known = per_student.where(F.col("_student_key").isNotNull())
+        return known.groupBy(*spec.keys).agg(F.sum("_events").alias(spec.count_name))
     if not spec.distinct_sessions:
         return staged.groupBy(*spec.keys).agg(F.count(F.lit(1)).alias(spec.count_name))
     # Distinct sessions in two steps (one group per session, then count the groups), cheaper

@@ -228,9 +228,15 @@ impl Tally {
 
     /// The seven tables, by folder, as one batch each (row order not defined).
     pub fn tables(&self, students: &Students) -> Vec<(&'static TableDef, RecordBatch)> {
+        // Events of students the table holds, as the original's inner join counts them
+        // (docs/SEMANTICS.md, "City and state"): an unknown student's events, and those
+        // without a student id, are in no row; the NULL row is known students without a city
+        // (or state).
         let (mut cities, mut states) = (Counts::default(), Counts::default());
         for (id, n) in self.per_student.rows() {
-            let (city, state) = id.and_then(|id| students.get(id)).unwrap_or((None, None));
+            let Some((city, state)) = id.and_then(|id| students.get(id)) else {
+                continue;
+            };
             cities.add(city, n);
             states.add(state, n);
         }
