@@ -213,6 +213,8 @@ CASES = [
     ("logs:CreateLogGroup", "AWS::Logs::LogGroup"),
     ("sns:CreateTopic", "AWS::SNS::Topic"),
     ("glue:CreateDatabase", "AWS::Glue::Database"),
+    # Lake Formation's reads, which Glue's database handler makes (on `*`: no resource type).
+    ("lakeformation:ListResources", "AWS::Glue::Database"),
     ("events:PutRule", "AWS::Events::Rule"),
     ("athena:CreateWorkGroup", "AWS::Athena::WorkGroup"),
     ("kms:TagResource", "AWS::KMS::Key"),
