@@ -186,17 +186,24 @@ class Emulator:
 
         if stage in self._users:
             return self._users[stage]
-        iam = self.client("iam")
-        user = f"deployer-{stage}"
-        iam.create_user(UserName=user)
         r = run([deployer_path(), "policy", "--stage", stage, "--account", "000000000000"])
         assert r.returncode == 0, r.stderr
-        for part in json.loads(r.stdout):
-            arn = iam.create_policy(PolicyName=part["name"], PolicyDocument=json.dumps(part["document"]))["Policy"]["Arn"]
-            iam.attach_user_policy(UserName=user, PolicyArn=arn)
-        key = iam.create_access_key(UserName=user)["AccessKey"]
-        self._users[stage] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        parts = [(part["name"], part["document"]) for part in json.loads(r.stdout)]
+        self._users[stage] = self.user(f"deployer-{stage}", parts)
         return self._users[stage]
+
+    def user(self, name: str, policies: list) -> dict:
+        """Access keys of a new IAM user `name` holding the managed policies `policies`
+        ([(policy name, document)]), made as the root."""
+        import json
+
+        iam = self.client("iam")
+        iam.create_user(UserName=name)
+        for policy_name, document in policies:
+            arn = iam.create_policy(PolicyName=policy_name, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+            iam.attach_user_policy(UserName=name, PolicyArn=arn)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
     def admin_cloudformation_role(self) -> str:
         """A role CloudFormation may act as with every permission: what a person in the

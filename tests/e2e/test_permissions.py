@@ -97,13 +97,8 @@ def create_directly(emulator, deployer, config, package, keys, role_arn=None):
 
 
 def user_with(emulator, name, policies) -> dict:
-    iam = emulator.client("iam")
-    iam.create_user(UserName=name)
-    for i, part in enumerate(policies):
-        arn = iam.create_policy(PolicyName=f"{name}-{i}", PolicyDocument=json.dumps(part["document"]))["Policy"]["Arn"]
-        iam.attach_user_policy(UserName=name, PolicyArn=arn)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    """A user holding `policies` (as `deployer policy` prints them), its policies named after it."""
+    return emulator.user(name, [(f"{name}-{i}", part["document"]) for i, part in enumerate(policies)])
 
 
 def bootstrap(deployer, emulator, config) -> str:

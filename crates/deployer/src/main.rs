@@ -51,6 +51,21 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// A stack verb's outcome: an AWS failure goes on to be explained as every verb's is; a stack
+/// operation that failed, a stuck stack or a refusal is printed here with its own exit code.
+fn stack_verb(
+    result: Result<(), cloudformation::apply::ApplyError>,
+) -> Result<anyhow::Result<()>, ExitCode> {
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(cloudformation::apply::ApplyError::Aws(e)) => Ok(Err(e)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = cli::Cli::parse();
@@ -75,33 +90,23 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         cli::Command::Bootstrap(args) => {
-            match runtime().block_on(bootstrap::run(&cli.global, &args)) {
-                Ok(()) => Ok(()),
-                Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(e.exit_code());
-                }
+            match stack_verb(runtime().block_on(bootstrap::run(&cli.global, &args))) {
+                Ok(r) => r,
+                Err(code) => return code,
             }
         }
         cli::Command::Preflight(args) => {
-            match runtime().block_on(commands::preflight::run(&cli.global, &args)) {
-                Ok(()) => Ok(()),
-                Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(e.exit_code());
-                }
+            match stack_verb(runtime().block_on(commands::preflight::run(&cli.global, &args))) {
+                Ok(r) => r,
+                Err(code) => return code,
             }
         }
-        cli::Command::Deploy(args) => match runtime().block_on(deploy::run(&cli.global, &args)) {
-            Ok(()) => Ok(()),
-            Err(cloudformation::apply::ApplyError::Aws(e)) => Err(e),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(e.exit_code());
+        cli::Command::Deploy(args) => {
+            match stack_verb(runtime().block_on(deploy::run(&cli.global, &args))) {
+                Ok(r) => r,
+                Err(code) => return code,
             }
-        },
+        }
     };
     if let Some(n) = aws::requests_sent() {
         eprintln!("deployer: {n} AWS requests");

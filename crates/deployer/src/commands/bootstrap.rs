@@ -28,7 +28,7 @@ pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {
     let (text, _, _) = body(&full)?;
     let limit = inline_limit()?;
     let bucket = match deployed(&aws, &name).await? {
-        Some((_, _, outputs)) => output(&outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)
+        Some(d) => output(&d.outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT)
             .ok()
             .map(str::to_owned),
         None => None,

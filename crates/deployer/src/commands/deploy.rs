@@ -16,7 +16,7 @@ use crate::cli::{DeployArgs, Global};
 use crate::cloudformation::apply::{apply, Applied, ApplyError, StackSpec};
 use crate::cloudformation::change_set::{TemplateSource, INLINE_TEMPLATE_LIMIT};
 use crate::cloudformation::status::{
-    describe, outputs_of, sentiment, status_of, template_of, Sentiment,
+    describe, output, outputs_of, sentiment, status_of, template_of, Sentiment,
 };
 use stack_model::pipeline::{self, params};
 use stack_model::{bootstrap, StageConfig, Template};
@@ -28,12 +28,20 @@ pub fn body(t: &Template) -> anyhow::Result<(String, Value, usize)> {
     Ok((serde_json::to_string(&v)?, v, resources))
 }
 
-/// The deployed stack's template (as submitted) and parameters, if the stack exists and is
-/// in a settled, good state.
-pub async fn deployed(
-    aws: &Aws,
-    name: &str,
-) -> anyhow::Result<Option<(Value, Vec<(String, String)>, Vec<(String, String)>)>> {
+/// A deployed stack, as one DescribeStacks and one GetTemplate give it.
+pub struct Deployed {
+    /// The template as submitted.
+    pub template: Value,
+    /// Its parameters, sorted by name.
+    pub parameters: Vec<(String, String)>,
+    pub outputs: Vec<(String, String)>,
+    /// The service role CloudFormation acts as for it, if any.
+    pub role_arn: Option<String>,
+}
+
+/// The deployed stack's template (as submitted), parameters, outputs and role, if the stack
+/// exists and is in a settled, good state.
+pub async fn deployed(aws: &Aws, name: &str) -> anyhow::Result<Option<Deployed>> {
     let Some(stack) = describe(&aws.cfn, name).await? else {
         return Ok(None);
     };
@@ -52,8 +60,12 @@ pub async fn deployed(
         })
         .collect();
     parameters.sort();
-    let outputs = outputs_of(&stack);
-    Ok(Some((template, parameters, outputs)))
+    Ok(Some(Deployed {
+        template,
+        parameters,
+        outputs: outputs_of(&stack),
+        role_arn: stack.role_arn().map(str::to_owned),
+    }))
 }
 
 /// The tags every stack of the stage carries.
@@ -77,9 +89,9 @@ pub async fn ensure(
 ) -> Result<(Vec<(String, String)>, bool), ApplyError> {
     let (text, value, resources) = body(template)?;
     parameters.sort();
-    if let Some((t, p, outputs)) = deployed(aws, name).await? {
-        if t == value && p == parameters {
-            return Ok((outputs, false));
+    if let Some(d) = deployed(aws, name).await? {
+        if d.template == value && d.parameters == parameters {
+            return Ok((d.outputs, false));
         }
     }
     apply_rendered(
@@ -123,7 +135,10 @@ async fn apply_rendered(
     match apply(&aws.cfn, &spec, what).await? {
         Applied::Done { outputs, .. } => Ok((outputs, true)),
         Applied::NoChanges => {
-            let outputs = deployed(aws, name).await?.map(|d| d.2).unwrap_or_default();
+            let outputs = deployed(aws, name)
+                .await?
+                .map(|d| d.outputs)
+                .unwrap_or_default();
             Ok((outputs, false))
         }
     }
@@ -252,16 +267,9 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     let stack = stage.stack_name();
     let current = deployed(&aws, &stack).await?;
     // A stack deployed before the role (or through another) is deployed again, with it.
-    let through_role = match &current {
-        Some(_) => {
-            describe(&aws.cfn, &stack)
-                .await?
-                .and_then(|s| s.role_arn().map(str::to_owned))
-                .as_deref()
-                == Some(boot.role_arn.as_str())
-        }
-        None => false,
-    };
+    let through_role = current
+        .as_ref()
+        .is_some_and(|d| d.role_arn.as_deref() == Some(boot.role_arn.as_str()));
     let record = match &current {
         Some(_) => crate::hotswap::read(&aws, &bucket, &stack).await?,
         None => None,
@@ -269,7 +277,12 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     if args.hotswap {
         match &current {
             None => eprintln!("--hotswap: stage {stage} has no deployed stack yet: a full deploy"),
-            Some((t, p, outputs)) => match crate::hotswap::refusal(t, &rendered, p, &parameters) {
+            Some(Deployed {
+                template: t,
+                parameters: p,
+                outputs,
+                ..
+            }) => match crate::hotswap::refusal(t, &rendered, p, &parameters) {
                 Some(why) => eprintln!("--hotswap: {why}: a full deploy"),
                 None => {
                     let runs = record
@@ -313,7 +326,13 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             },
         }
     }
-    if let Some((t, p, outputs)) = &current {
+    if let Some(Deployed {
+        template: t,
+        parameters: p,
+        outputs,
+        ..
+    }) = &current
+    {
         if *t == rendered && *p == parameters && through_role {
             if let Some(r) = &record {
                 // A hotswap put other artifacts into the functions: put the stack's back.
@@ -356,7 +375,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         }
     }
     // 4. IAM's simulator: the role and the caller may do all this deploy needs.
-    let removed = current.as_ref().map(|(t, _, _)| t);
+    let removed = current.as_ref().map(|d| &d.template);
     crate::preflight::check(&aws, &c, &boot.role_arn, &rendered, removed)
         .await
         .map_err(ApplyError::Aws)?;
@@ -409,23 +428,20 @@ impl Bootstrap {
                 c.stage
             ))
         };
-        let Some((_, _, outputs)) = deployed(aws, &name).await? else {
+        let Some(Deployed { outputs, .. }) = deployed(aws, &name).await? else {
             return Err(refuse(format!(
                 "stage {} has no bootstrap stack ({name}) in {}",
                 c.stage, c.region
             )));
         };
-        let get = |key: &str| {
-            outputs
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-        };
         match (
-            get(bootstrap::ARTIFACTS_BUCKET_OUTPUT),
-            get(bootstrap::CLOUDFORMATION_ROLE_OUTPUT),
+            output(&outputs, bootstrap::ARTIFACTS_BUCKET_OUTPUT),
+            output(&outputs, bootstrap::CLOUDFORMATION_ROLE_OUTPUT),
         ) {
-            (Some(bucket), Some(role_arn)) => Ok(Bootstrap { bucket, role_arn }),
+            (Ok(bucket), Ok(role_arn)) => Ok(Bootstrap {
+                bucket: bucket.to_owned(),
+                role_arn: role_arn.to_owned(),
+            }),
             _ => Err(refuse(format!(
                 "the bootstrap stack {name} has no CloudFormation role yet (made by an older deployer)"
             ))),

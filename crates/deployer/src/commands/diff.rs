@@ -18,8 +18,9 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
     // The artifacts bucket is the deployed one; a stage never deployed has none yet.
     let bucket = old
         .as_ref()
-        .and_then(|(_, p, _)| {
-            p.iter()
+        .and_then(|d| {
+            d.parameters
+                .iter()
                 .find(|(k, _)| k == params::ARTIFACTS_BUCKET)
                 .map(|(_, v)| v.clone())
         })
@@ -31,7 +32,7 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
     let (text, rendered, _) = body(&pipeline::template(&c))?;
     let mut report = compare(
         c.stage.as_str(),
-        old.as_ref().map(|(t, p, _)| (t, p.as_slice())),
+        old.as_ref().map(|d| (&d.template, d.parameters.as_slice())),
         &rendered,
         &new_params,
     );
@@ -39,7 +40,10 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
     if old.is_some() {
         if let Some(record) = crate::hotswap::read(&aws, &bucket, &c.stage.stack_name()).await? {
             let runs = record.parameters(&bucket);
-            let stack = old.as_ref().map(|(_, p, _)| p.clone()).unwrap_or_default();
+            let stack = old
+                .as_ref()
+                .map(|d| d.parameters.clone())
+                .unwrap_or_default();
             if runs != stack {
                 // A full deploy changes what runs unless it runs exactly the new artifacts
                 // and the stack is brought in line: either way, there is something to do.

@@ -23,7 +23,7 @@ pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {
         &c,
         &boot.role_arn,
         &rendered,
-        current.as_ref().map(|d| &d.0),
+        current.as_ref().map(|d| &d.template),
     )
     .await
     .map_err(ApplyError::Aws)

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::schema::{replaces, stateful};
+use stack_model::facts::{replaces, stateful};
 use stack_model::pipeline::params;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

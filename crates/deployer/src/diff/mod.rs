@@ -2,7 +2,6 @@
 
 pub mod compare;
 pub mod render;
-pub mod schema;
 
 #[cfg(test)]
 mod tests;
