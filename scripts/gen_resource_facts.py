@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates crates/stack-model/data/resource_facts.json: for every resource type the stage and
 bootstrap stacks may hold, its create-only properties and whether it holds data (what `diff`
-predicts), each handler's IAM actions with the decision taken for it (required, or needed only
+predicts; and those a change may replace it for, its conditionally create-only ones), each handler's IAM actions with the decision taken for it (required, or needed only
 when a property is set), and for every such action the resource types, ARN formats and
 condition keys IAM authorizes it on. One source for `diff`, the CloudFormation role's policy,
 preflight and the emulator's enforcement.
@@ -115,6 +115,10 @@ def generate() -> dict:
             handlers[h] = out
         types[t] = {
             "create_only": sorted(p.removeprefix("/properties/") for p in schema.get("createOnlyProperties", [])),
+            # Replaced or not by the resource's state (an EMR Serverless application's
+            # settings change in place only while it is stopped): `diff` says "may replace".
+            "conditional_create_only": sorted(
+                p.removeprefix("/properties/") for p in schema.get("conditionalCreateOnlyProperties", [])),
             "stateful": t in decisions["stateful"],
             "names": decisions["names"][t],
             "passed_to": decisions["passed_to"].get(t),

@@ -172,6 +172,10 @@ def _own_vars(resource_type, props):
         if path == "*":
             out[var] = "*"
             continue
+        if path.startswith("="):
+            # A name AWS fixes (a service-linked role's).
+            out[var] = path[1:]
+            continue
         name = _name_of(_prop(props, path))
         if name:
             out[var] = name

@@ -174,6 +174,10 @@ pub struct DeployArgs {
     /// Ship this Spark job instead of the one built into the CLI.
     #[arg(long, value_name = "FILE")]
     pub spark_job: Option<PathBuf>,
+    /// When the change set changes or removes the stage's EMR Serverless application, cancel
+    /// its job runs instead of waiting for them to end (it must be stopped to be changed).
+    #[arg(long)]
+    pub cancel_runs: bool,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +211,10 @@ pub struct TeardownArgs {
     /// Tear down a protected stage (its retained resources stay).
     #[arg(long)]
     pub force: bool,
+    /// Cancel the job runs of the stage's EMR Serverless application instead of waiting for
+    /// them to end (an application that is started cannot be deleted).
+    #[arg(long)]
+    pub cancel_runs: bool,
 }
 
 #[derive(Debug, Args)]

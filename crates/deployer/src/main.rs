@@ -11,6 +11,8 @@ mod cli;
 mod cloudformation;
 mod commands;
 mod diff;
+mod emr_application;
+mod emr_security_groups;
 mod errors;
 mod hotswap;
 mod preflight;

@@ -5,7 +5,8 @@
 //!
 //! Its policy is generated, never written by hand: every call of
 //! [`crate::handler_calls::calls`] for the stage's template, rendered for each base-b engine
-//! (switching engines creates the one's resources and deletes the other's), grouped into
+//! (switching engines creates the one's resources and deletes the other's), and the delete
+//! calls of what earlier versions put in the stack ([`crate::pipeline::retired`]), grouped into
 //! statements by the ARNs and conditions they share. Conditions are only those that hold when
 //! CloudFormation makes the call: `iam:PassedToService` on each passed role, `iam:PolicyARN` on
 //! each attached managed policy. None gates on a tag or an alias of a resource the stack is
@@ -78,6 +79,17 @@ pub fn stage_calls_of(c: &StageConfig, account: &str, handlers: &[Handler]) -> V
             .to_json()
             .expect("the stage's template renders");
         all.extend(calls_of(&t, &env, handlers));
+    }
+    // What earlier versions put in the stack and the next deploy removes: only deleted.
+    if handlers.contains(&Handler::Delete) {
+        let t = pipeline::retired::template(c)
+            .to_json()
+            .expect("the retired resources render");
+        all.extend(
+            calls_of(&t, &env, &[Handler::Delete])
+                .into_iter()
+                .filter(|call| pipeline::retired::LOGICAL_IDS.contains(&call.logical_id.as_str())),
+        );
     }
     all.sort();
     all.dedup();
@@ -199,10 +211,27 @@ mod tests {
     #[test]
     fn the_two_blockers_a_review_found_are_granted() {
         let p = policy(&config("alice", true), "123456789012");
-        assert!(grants(
+        // The instance profile is retired (issue 25): the role may still delete it, and
+        // neither create it nor pass its role.
+        let profile =
+            "arn:aws:iam::123456789012:instance-profile/pdcase-alice-emr-instance-us-east-1";
+        assert!(grants(&p, "iam:DeleteInstanceProfile", profile));
+        assert!(grants(&p, "iam:RemoveRoleFromInstanceProfile", profile));
+        assert!(!grants(&p, "iam:CreateInstanceProfile", profile));
+        assert!(!grants(
             &p,
             "iam:PassRole",
             "arn:aws:iam::123456789012:role/pdcase-alice-emr-instance-us-east-1"
+        ));
+        assert!(grants(
+            &p,
+            "ec2:DeleteVpc",
+            "arn:aws:ec2:us-east-1:123456789012:vpc/*"
+        ));
+        assert!(!grants(
+            &p,
+            "ec2:CreateVpc",
+            "arn:aws:ec2:us-east-1:123456789012:vpc/*"
         ));
         assert!(grants(
             &p,
@@ -218,7 +247,7 @@ mod tests {
         assert!(tag.condition.is_empty());
         // What the handlers read, which the hand-written policy lacked.
         for action in [
-            "ec2:DescribeVpcAttribute",
+            "emr-serverless:GetApplication",
             "lambda:GetFunctionCodeSigningConfig",
             "lambda:GetRuntimeManagementConfig",
             "logs:GetDataProtectionPolicy",
@@ -298,6 +327,8 @@ mod tests {
                     || r.ends_with("/pdcase-alice")
                     || r.starts_with("arn:aws:ec2:us-east-1:123456789012:")
                     || r.starts_with("arn:aws:kms:us-east-1:123456789012:key/")
+                    || r == "arn:aws:emr-serverless:us-east-1:123456789012:/applications/*"
+                    || r.ends_with(":role/aws-service-role/ops.emr-serverless.amazonaws.com/AWSServiceRoleForAmazonEMRServerless")
                     || r.ends_with("alias/pdcase-alice");
                 assert!(ok, "{r} in {:?}", s.sid);
                 assert!(

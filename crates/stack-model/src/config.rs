@@ -8,7 +8,7 @@
 //!   prod:
 //!     protected: true  # retained data, termination protection, teardown refused
 //!     lambda: { memory_mb: 3008, timeout_seconds: 300 }
-//!     emr: { release_label: emr-7.5.0, core_instance_count: 2 }
+//!     emr: { release_label: emr-7.5.0, max_vcpu: 64, max_memory_gb: 256 }
 //!     log_retention_days: 365
 //!     base_b_engine: emr  # the default for protected stages; `function` for the others
 //!     access_logs_bucket: acme-s3-access-logs-123456789012-us-east-1  # hardened stages
@@ -33,22 +33,30 @@ pub struct LambdaSettings {
     pub timeout_seconds: u32,
 }
 
-/// The transient EMR cluster the EMR starter requests.
+/// The stage's EMR Serverless application, which runs base b's Spark job on `emr` stages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmrSettings {
     /// `emr-7.x.y`: Spark 3.5, which the Spark job is tested with.
     pub release_label: String,
-    pub master_instance_type: String,
-    pub core_instance_type: String,
-    /// 0 runs everything on the master node.
-    pub core_instance_count: u32,
-    /// The cluster terminates itself after this long without work.
-    pub idle_timeout_minutes: u32,
-    /// The subnet the cluster runs in. `None`: a small network the stage's stack owns
-    /// (VPC, private subnet, S3 gateway endpoint). A subnet given here, and
-    /// its VPC, must carry the tag `for-use-with-amazon-emr-managed-policies=true`, which
-    /// `AmazonEMRServicePolicy_v2` requires to launch instances and security groups there.
-    pub subnet_id: Option<String>,
+    /// The most vCPUs the application's workers hold together (a cost guard).
+    pub max_vcpu: u32,
+    /// The most memory, in GB, the application's workers hold together.
+    pub max_memory_gb: u32,
+    /// Minutes the application stays started without a job run before it stops itself.
+    pub idle_stop_minutes: u32,
+    /// The VPC a job that needs one runs in. `None`: no VPC; the job reaches S3 and the
+    /// region's other services as EMR Serverless does by default.
+    pub network: Option<EmrNetwork>,
+}
+
+/// The subnets and security groups of a job that needs a VPC (the application's network
+/// configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmrNetwork {
+    /// One to 16 subnets.
+    pub subnet_ids: Vec<String>,
+    /// One to 5 security groups.
+    pub security_group_ids: Vec<String>,
 }
 
 /// What computes base b (the site events' eight tables).
@@ -58,7 +66,8 @@ pub enum BaseBEngine {
     /// for a developer's events, within the function's timeout and memory (it refuses more,
     /// before writing anything).
     Function,
-    /// The Spark job on a transient EMR cluster: minutes to provision, for any volume.
+    /// The Spark job on the stage's EMR Serverless application: workers for any volume,
+    /// started per run and billed per second.
     Emr,
 }
 
@@ -112,6 +121,24 @@ pub const HARDENED_MIN_RETENTION_DAYS: u32 = 365;
 /// The EMR release requested by default (Spark 3.5.2).
 pub const DEFAULT_EMR_RELEASE: &str = "emr-7.5.0";
 
+/// The application's vCPUs by default: the driver and seven executors of EMR Serverless's
+/// default size (4 vCPU, 16 GB each; EMR Serverless user guide, "Spark job properties").
+pub const DEFAULT_MAX_VCPU: u32 = 32;
+
+/// The application's memory by default, in GB (see [`DEFAULT_MAX_VCPU`]).
+pub const DEFAULT_MAX_MEMORY_GB: u32 = 128;
+
+/// Minutes an idle application stays started by default: long enough for a second run soon
+/// after the first to find it started, short enough that nothing is billed for long (an
+/// application without pre-initialized capacity holds no workers while idle).
+pub const DEFAULT_IDLE_STOP_MINUTES: u32 = 5;
+
+/// The smallest capacity that runs the job: its driver and one executor of the default size.
+pub const MIN_VCPU: u32 = 8;
+
+/// See [`MIN_VCPU`].
+pub const MIN_MEMORY_GB: u32 = 32;
+
 impl StageConfig {
     /// The built-in defaults (the original's settings where it had them).
     pub fn defaults(stage: StageName) -> StageConfig {
@@ -127,11 +154,10 @@ impl StageConfig {
             },
             emr: EmrSettings {
                 release_label: DEFAULT_EMR_RELEASE.into(),
-                master_instance_type: "m5.xlarge".into(),
-                core_instance_type: "m5.xlarge".into(),
-                core_instance_count: 0,
-                idle_timeout_minutes: 10,
-                subnet_id: None,
+                max_vcpu: DEFAULT_MAX_VCPU,
+                max_memory_gb: DEFAULT_MAX_MEMORY_GB,
+                idle_stop_minutes: DEFAULT_IDLE_STOP_MINUTES,
+                network: None,
             },
             log_retention: Retention::Days30,
             table_format: DataFormat::Parquet,
@@ -298,11 +324,42 @@ struct LambdaOverrides {
 #[serde(deny_unknown_fields)]
 struct EmrOverrides {
     release_label: Option<String>,
-    master_instance_type: Option<String>,
-    core_instance_type: Option<String>,
-    core_instance_count: Option<u32>,
-    idle_timeout_minutes: Option<u32>,
-    subnet_id: Option<String>,
+    max_vcpu: Option<u32>,
+    max_memory_gb: Option<u32>,
+    idle_stop_minutes: Option<u32>,
+    subnet_ids: Option<Vec<String>>,
+    security_group_ids: Option<Vec<String>>,
+    // The EMR-on-EC2 cluster's keys: read only to refuse them with what replaces them.
+    master_instance_type: Option<serde_yaml_ng::Value>,
+    core_instance_type: Option<serde_yaml_ng::Value>,
+    core_instance_count: Option<serde_yaml_ng::Value>,
+    idle_timeout_minutes: Option<serde_yaml_ng::Value>,
+    subnet_id: Option<serde_yaml_ng::Value>,
+}
+
+impl EmrOverrides {
+    /// The first key of the EMR-on-EC2 cluster that is set, and what replaces it.
+    fn retired_key(&self) -> Option<(&'static str, &'static str)> {
+        const SIZE: &str = "EMR Serverless sizes the job's workers itself; cap what a stage may spend with `emr.max_vcpu` and `emr.max_memory_gb`";
+        [
+            (self.master_instance_type.is_some(), "master_instance_type", SIZE),
+            (self.core_instance_type.is_some(), "core_instance_type", SIZE),
+            (self.core_instance_count.is_some(), "core_instance_count", SIZE),
+            (
+                self.idle_timeout_minutes.is_some(),
+                "idle_timeout_minutes",
+                "the application stops itself when idle: use `emr.idle_stop_minutes`",
+            ),
+            (
+                self.subnet_id.is_some(),
+                "subnet_id",
+                "a job that needs a VPC names its subnets in `emr.subnet_ids` (a list) and its security groups in `emr.security_group_ids`; without them the job needs no VPC",
+            ),
+        ]
+        .into_iter()
+        .find(|(set, _, _)| *set)
+        .map(|(_, key, instead)| (key, instead))
+    }
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
@@ -361,32 +418,71 @@ impl Overrides {
             }
         }
         if let Some(e) = &self.emr {
+            if let Some((key, instead)) = e.retired_key() {
+                return Err(fail(
+                    &format!("emr.{key}"),
+                    format!("base b's Spark job runs on EMR Serverless, which has no `{key}`: {instead}"),
+                ));
+            }
             if let Some(r) = &e.release_label {
                 check_release(r).map_err(|m| fail("emr.release_label", m))?;
                 c.emr.release_label = r.clone();
             }
-            if let Some(t) = &e.master_instance_type {
-                check_instance_type(t).map_err(|m| fail("emr.master_instance_type", m))?;
-                c.emr.master_instance_type = t.clone();
+            if let Some(n) = e.max_vcpu {
+                // EMR Serverless's default quota is 16,000 vCPUs per account and region.
+                in_range(
+                    n,
+                    MIN_VCPU,
+                    16_000,
+                    "vCPUs (the job's driver and one executor need 8)",
+                )
+                .map_err(|m| fail("emr.max_vcpu", m))?;
+                c.emr.max_vcpu = n;
             }
-            if let Some(t) = &e.core_instance_type {
-                check_instance_type(t).map_err(|m| fail("emr.core_instance_type", m))?;
-                c.emr.core_instance_type = t.clone();
+            if let Some(n) = e.max_memory_gb {
+                in_range(
+                    n,
+                    MIN_MEMORY_GB,
+                    128_000,
+                    "GB (the job's driver and one executor need 32)",
+                )
+                .map_err(|m| fail("emr.max_memory_gb", m))?;
+                c.emr.max_memory_gb = n;
             }
-            if let Some(n) = e.core_instance_count {
-                in_range(n, 0, 100, "core instances")
-                    .map_err(|m| fail("emr.core_instance_count", m))?;
-                c.emr.core_instance_count = n;
+            if let Some(n) = e.idle_stop_minutes {
+                // The application's auto-stop idle timeout is 1 minute to 7 days
+                // (EMR Serverless API reference, "AutoStopConfig").
+                in_range(
+                    n,
+                    1,
+                    7 * 24 * 60,
+                    "minutes of idle time before the application stops",
+                )
+                .map_err(|m| fail("emr.idle_stop_minutes", m))?;
+                c.emr.idle_stop_minutes = n;
             }
-            if let Some(n) = e.idle_timeout_minutes {
-                // EMR's auto-termination idle timeout is 1 minute to 7 days.
-                in_range(n, 1, 7 * 24 * 60, "minutes of idle timeout")
-                    .map_err(|m| fail("emr.idle_timeout_minutes", m))?;
-                c.emr.idle_timeout_minutes = n;
-            }
-            if let Some(id) = &e.subnet_id {
-                check_subnet_id(id).map_err(|m| fail("emr.subnet_id", m))?;
-                c.emr.subnet_id = Some(id.clone());
+            match (&e.subnet_ids, &e.security_group_ids) {
+                (None, None) => {}
+                (Some(subnets), Some(groups)) => {
+                    check_ids(subnets, "subnet", 16).map_err(|m| fail("emr.subnet_ids", m))?;
+                    check_ids(groups, "sg", 5).map_err(|m| fail("emr.security_group_ids", m))?;
+                    c.emr.network = Some(EmrNetwork {
+                        subnet_ids: subnets.clone(),
+                        security_group_ids: groups.clone(),
+                    });
+                }
+                (Some(_), None) => return Err(fail(
+                    "emr.subnet_ids",
+                    "a job in a VPC needs its security groups too: set `emr.security_group_ids`"
+                        .into(),
+                )),
+                (None, Some(_)) => {
+                    return Err(fail(
+                        "emr.security_group_ids",
+                        "security groups need the subnets they apply in: set `emr.subnet_ids`"
+                            .into(),
+                    ))
+                }
             }
         }
         if let Some(name) = &self.access_logs_bucket {
@@ -432,20 +528,31 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_subnet_id(id: &str) -> Result<(), String> {
-    // `subnet-` and 8 or 17 hexadecimal digits (EC2's two id lengths).
-    let hex = id.strip_prefix("subnet-").unwrap_or("");
-    if matches!(hex.len(), 8 | 17)
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{id}` is not a subnet id (such as `subnet-0123456789abcdef0`)"
-        ))
+/// A list of 1 to `max` distinct EC2 ids `<kind>-` and 8 or 17 lowercase hexadecimal digits
+/// (EC2's two id lengths).
+fn check_ids(ids: &[String], kind: &str, max: usize) -> Result<(), String> {
+    if ids.is_empty() || ids.len() > max {
+        return Err(format!("give 1 to {max} ids, not {}", ids.len()));
     }
+    for (i, id) in ids.iter().enumerate() {
+        let hex = id
+            .strip_prefix(kind)
+            .and_then(|r| r.strip_prefix('-'))
+            .unwrap_or("");
+        let ok = matches!(hex.len(), 8 | 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        if !ok {
+            return Err(format!(
+                "`{id}` is not a {kind} id (such as `{kind}-0123456789abcdef0`)"
+            ));
+        }
+        if ids[..i].contains(id) {
+            return Err(format!("`{id}` is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 fn in_range(v: u32, min: u32, max: u32, what: &str) -> Result<(), String> {
@@ -495,29 +602,6 @@ fn check_release(release: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_instance_type(t: &str) -> Result<(), String> {
-    let ok = match t.split_once('.') {
-        Some((family, size)) => {
-            !family.is_empty()
-                && !size.is_empty()
-                && family
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && size
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        }
-        None => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{t}` is not an EC2 instance type (such as `m5.xlarge`)"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,13 +630,14 @@ mod tests {
 
     #[test]
     fn stage_overrides_apply_over_file_defaults() {
-        let yaml = "defaults:\n  region: eu-west-1\n  log_retention_days: 14\nstages:\n  prod:\n    protected: true\n    hardened: false\n    lambda: {memory_mb: 3008}\n    emr: {core_instance_count: 2}\n";
+        let yaml = "defaults:\n  region: eu-west-1\n  log_retention_days: 14\nstages:\n  prod:\n    protected: true\n    hardened: false\n    lambda: {memory_mb: 3008}\n    emr: {max_vcpu: 64}\n";
         let prod = load(yaml, "prod").unwrap();
         assert!(prod.protected);
         assert_eq!(prod.region, "eu-west-1");
         assert_eq!(prod.lambda.memory_mb, 3008);
         assert_eq!(prod.lambda.timeout_seconds, 60);
-        assert_eq!(prod.emr.core_instance_count, 2);
+        assert_eq!(prod.emr.max_vcpu, 64);
+        assert_eq!(prod.emr.max_memory_gb, DEFAULT_MAX_MEMORY_GB);
         assert_eq!(prod.log_retention, Retention::Days14);
         let alice = load(yaml, "alice").unwrap();
         assert!(!alice.protected);
@@ -641,19 +726,6 @@ mod tests {
         assert_eq!(e.location, Some((4, 18)));
         assert!(e.message.contains("invalid type: string \"lots\""), "{e}");
 
-        let e = load("stages:\n  prod:\n    emr: {subnet_id: sub-123}\n", "prod").unwrap_err();
-        assert_eq!(e.key, "stages.prod.emr.subnet_id");
-        assert!(e.message.contains("`sub-123` is not a subnet id"), "{e}");
-        let ok = load(
-            "stages:\n  prod:\n    emr: {subnet_id: subnet-0123456789abcdef0}\n",
-            "prod",
-        )
-        .unwrap();
-        assert_eq!(
-            ok.emr.subnet_id.as_deref(),
-            Some("subnet-0123456789abcdef0")
-        );
-
         let e = load("stages:\n  prod:\n    lamda: {}\n", "prod").unwrap_err();
         assert_eq!(e.key, "stages.prod.lamda");
         assert!(e.message.contains("unknown field `lamda`"), "{e}");
@@ -716,5 +788,62 @@ mod tests {
         let e = load("stages:\n  alice: {base_b_engine: lambda}\n", "alice").unwrap_err();
         assert_eq!(e.key, "stages.alice.base_b_engine");
         assert!(e.message.contains("use `function`"), "{e}");
+    }
+
+    #[test]
+    fn the_clusters_keys_are_refused_naming_what_replaces_them() {
+        for (key, value, names) in [
+            ("master_instance_type", "m5.xlarge", "emr.max_vcpu"),
+            ("core_instance_type", "m5.xlarge", "emr.max_memory_gb"),
+            ("core_instance_count", "2", "emr.max_vcpu"),
+            ("idle_timeout_minutes", "10", "emr.idle_stop_minutes"),
+            ("subnet_id", "subnet-0123456789abcdef0", "emr.subnet_ids"),
+        ] {
+            let e = load(
+                &format!("stages:\n  prod:\n    emr: {{{key}: {value}}}\n"),
+                "prod",
+            )
+            .unwrap_err();
+            assert_eq!(e.key, format!("stages.prod.emr.{key}"));
+            assert!(e.message.contains("EMR Serverless"), "{e}");
+            assert!(e.message.contains(names), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_applications_capacity_idle_stop_and_network() {
+        let c = load(
+            "stages:\n  prod:\n    emr: {max_vcpu: 64, max_memory_gb: 256, idle_stop_minutes: 30, subnet_ids: [subnet-0123456789abcdef0, subnet-01234567], security_group_ids: [sg-0123456789abcdef0]}\n",
+            "prod",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.emr.max_vcpu, c.emr.max_memory_gb, c.emr.idle_stop_minutes),
+            (64, 256, 30)
+        );
+        let n = c.emr.network.unwrap();
+        assert_eq!(
+            n.subnet_ids,
+            ["subnet-0123456789abcdef0", "subnet-01234567"]
+        );
+        assert_eq!(n.security_group_ids, ["sg-0123456789abcdef0"]);
+        let d = load("stages:\n  prod: {}\n", "prod").unwrap();
+        assert_eq!(d.emr.network, None);
+        assert_eq!(d.emr.idle_stop_minutes, DEFAULT_IDLE_STOP_MINUTES);
+
+        for (yaml, key, says) in [
+            ("emr: {max_vcpu: 4}", "emr.max_vcpu", "4 is out of range: 8 to 16000"),
+            ("emr: {max_memory_gb: 16}", "emr.max_memory_gb", "16 is out of range: 32"),
+            ("emr: {idle_stop_minutes: 0}", "emr.idle_stop_minutes", "0 is out of range"),
+            ("emr: {subnet_ids: [subnet-0123456789abcdef0]}", "emr.subnet_ids", "set `emr.security_group_ids`"),
+            ("emr: {security_group_ids: [sg-0123456789abcdef0]}", "emr.security_group_ids", "set `emr.subnet_ids`"),
+            ("emr: {subnet_ids: [sub-123], security_group_ids: [sg-0123456789abcdef0]}", "emr.subnet_ids", "`sub-123` is not a subnet id"),
+            ("emr: {subnet_ids: [], security_group_ids: [sg-0123456789abcdef0]}", "emr.subnet_ids", "give 1 to 16 ids, not 0"),
+            ("emr: {subnet_ids: [subnet-01234567], security_group_ids: [sg-01234567, sg-01234567]}", "emr.security_group_ids", "listed twice"),
+        ] {
+            let e = load(&format!("stages:\n  prod:\n    {yaml}\n"), "prod").unwrap_err();
+            assert_eq!(e.key, format!("stages.prod.{key}"), "{yaml}");
+            assert!(e.message.contains(says), "{yaml}: {e}");
+        }
     }
 }

@@ -447,6 +447,69 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
                 n.bucket(BucketRole::Jobs)
             ))],
         ),
+        // The stage's EMR Serverless application: `deploy` and `teardown` stop it (waiting for
+        // its job runs, or cancelling them with --cancel-runs) before CloudFormation changes
+        // or deletes it, which CloudFormation refuses while it is started; `logs spark` reads
+        // its latest run. Its id is AWS's pick, so the application and its runs are named by
+        // the stage's tag, which the template and the EMR starter set on them (service
+        // authorization reference: `aws:ResourceTag/${TagKey}` on both resource types).
+        when(
+            allow(
+                "StageEmrApplication",
+                &[
+                    "emr-serverless:GetApplication",
+                    "emr-serverless:StopApplication",
+                    "emr-serverless:ListJobRuns",
+                    "emr-serverless:GetJobRun",
+                    "emr-serverless:CancelJobRun",
+                ],
+                vec![
+                    n.arn("emr-serverless", "/applications/*"),
+                    n.arn("emr-serverless", "/applications/*/jobruns/*"),
+                ],
+            ),
+            "StringEquals",
+            "aws:ResourceTag/Stage",
+            n.c.stage.as_str(),
+        ),
+        allow(
+            "ReadSparkLogs",
+            &["s3:GetObject"],
+            vec![Value::lit(format!(
+                "arn:{}:s3:::{}/{}*",
+                n.partition,
+                n.bucket(BucketRole::Jobs),
+                crate::pipeline::emr::LOG_PREFIX
+            ))],
+        ),
+        // A stage deployed before EMR Serverless holds a VPC in which EMR created its managed
+        // security groups, which reference each other and which EMR never deletes (EMR
+        // management guide, "Working with Amazon EMR-managed security groups"): `deploy` (when
+        // the VPC goes) and `teardown` revoke their rules and delete them first. EMR tags them
+        // `for-use-with-amazon-emr-managed-policies=true` (AmazonEMRServicePolicy_v2 creates
+        // security groups only with that tag): only those. Describe calls take no resource.
+        allow(
+            "FindEmrSecurityGroups",
+            &["ec2:DescribeSecurityGroups"],
+            vec!["*".into()],
+        ),
+        when(
+            allow(
+                "DeleteEmrSecurityGroups",
+                &[
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupEgress",
+                    "ec2:DeleteSecurityGroup",
+                ],
+                vec![n.arn("ec2", "security-group/*")],
+            ),
+            "StringEquals",
+            &format!(
+                "aws:ResourceTag/{}",
+                crate::pipeline::EMR_MANAGED_POLICY_TAG
+            ),
+            "true",
+        ),
     ];
     if n.c.hardened {
         // The hardened stage's topics, warehouse and query results are encrypted with its key:
@@ -503,6 +566,8 @@ mod tests {
                         || r.ends_with("/pdcase-alice")
                         || r.ends_with(":database/default")
                         || r.ends_with(":role/*")
+                        || r.starts_with("arn:aws:emr-serverless:us-east-1:123456789012:/applications/*")
+                        || r == "arn:aws:ec2:us-east-1:123456789012:security-group/*"
                         || r.ends_with(":user/*")
                         || (r.contains(":kms:") && !s["Condition"].is_null())
                         // Drift reads of the network, whose ids AWS picks.

@@ -40,10 +40,17 @@ pub struct Facts {
 pub struct TypeFacts {
     /// Create-only property paths (`/` between names).
     pub create_only: Vec<String>,
+    /// Conditionally create-only property paths (the schema's
+    /// `conditionalCreateOnlyProperties`): a change may replace the resource, depending on its
+    /// state (an EMR Serverless application's settings change in place only while it is
+    /// stopped).
+    #[serde(default)]
+    pub conditional_create_only: Vec<String>,
     /// Whether replacing or removing a resource of this type loses data.
     pub stateful: bool,
-    /// The ARN variables an instance fills (parliament's names), each from a property path or
-    /// `*` where AWS picks the id at create time.
+    /// The ARN variables an instance fills (parliament's names), each from a property path,
+    /// `*` where AWS picks the id at create time, or `=` and a name AWS fixes (a
+    /// service-linked role's).
     pub names: BTreeMap<String, String>,
     /// The service a role this type names is passed to (`iam:PassedToService`).
     pub passed_to: Option<String>,
@@ -157,6 +164,17 @@ pub fn replaces(ty: &str, path: &str) -> bool {
     })
 }
 
+/// Whether changing `path` of a resource of type `ty` may replace it, by the resource's state
+/// when CloudFormation updates it: the schema's `conditionalCreateOnlyProperties` (an EMR
+/// Serverless application's settings, changed in place only while it is stopped).
+pub fn may_replace(ty: &str, path: &str) -> bool {
+    type_facts(ty).is_some_and(|t| {
+        t.conditional_create_only
+            .iter()
+            .any(|p| path == p || path.starts_with(&format!("{p}/")))
+    })
+}
+
 /// Whether replacing or removing a resource of type `ty` loses data.
 pub fn stateful(ty: &str) -> bool {
     type_facts(ty).is_some_and(|t| t.stateful)
@@ -207,6 +225,16 @@ mod tests {
         assert!(!replaces("AWS::Lambda::Function", "MemorySize"));
         assert!(!replaces("AWS::Unknown::Type", "Name"));
         assert!(stateful("AWS::S3::Bucket") && !stateful("AWS::Lambda::Function"));
+    }
+
+    #[test]
+    fn an_emr_serverless_applications_settings_may_replace_it() {
+        let app = "AWS::EMRServerless::Application";
+        assert!(replaces(app, "Name") && !may_replace(app, "Name"));
+        assert!(may_replace(app, "MaximumCapacity/Cpu"));
+        assert!(may_replace(app, "ReleaseLabel") && !replaces(app, "ReleaseLabel"));
+        assert!(!may_replace(app, "Tags/0/Value"));
+        assert!(!may_replace("AWS::S3::Bucket", "BucketName"));
     }
 
     /// The two faults a review found in the hand-written policy: AddRoleToInstanceProfile needs

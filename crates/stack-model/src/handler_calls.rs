@@ -208,6 +208,11 @@ fn own_vars(t: &Json, id: &str, env: &ArnEnv, depth: usize) -> Vars {
             vars.insert(var.clone(), "*".into());
             continue;
         }
+        if let Some(fixed) = path.strip_prefix('=') {
+            // A name AWS fixes (a service-linked role's).
+            vars.insert(var.clone(), fixed.into());
+            continue;
+        }
         let Some(v) = facts::property(&r["Properties"], path) else {
             continue;
         };
@@ -463,24 +468,36 @@ mod tests {
         calls(&pipeline::template(&c).to_json().unwrap(), &env)
     }
 
+    /// The first EMR Serverless application of an account creates EMR Serverless's
+    /// service-linked role with the caller's (CloudFormation's role's) permission: the create
+    /// handler's `iam:CreateServiceLinkedRole` names that role and no other. The application's
+    /// own id is AWS's pick, so its calls name any application of the account and region.
     #[test]
-    fn the_instance_profile_passes_the_emr_instance_role_to_ec2() {
+    fn the_application_creates_emr_serverless_service_linked_role_only() {
         let all = stage_calls(false, true);
-        let pass = all
+        let slr: Vec<_> = all
             .iter()
-            .find(|c| c.resource_type == "AWS::IAM::InstanceProfile" && c.action == "iam:PassRole")
-            .expect("the instance profile passes its role");
+            .filter(|c| c.action == "iam:CreateServiceLinkedRole")
+            .collect();
+        assert_eq!(slr.len(), 1, "{slr:?}");
+        assert_eq!(slr[0].resource_type, "AWS::EMRServerless::Application");
         assert_eq!(
-            pass.resources,
-            ["arn:aws:iam::123456789012:role/pdcase-alice-emr-instance-us-east-1"]
+            slr[0].resources,
+            ["arn:aws:iam::123456789012:role/aws-service-role/ops.emr-serverless.amazonaws.com/AWSServiceRoleForAmazonEMRServerless"]
         );
+        let tag = all
+            .iter()
+            .find(|c| c.action == "emr-serverless:TagResource" && c.handler == "create")
+            .unwrap();
         assert_eq!(
-            pass.context,
-            [(
-                "iam:PassedToService".to_string(),
-                "ec2.amazonaws.com".to_string()
-            )]
+            tag.resources,
+            ["arn:aws:emr-serverless:us-east-1:123456789012:/applications/*"]
         );
+        // No identity center, image or network calls: the template names none of their
+        // resources.
+        assert!(!all.iter().any(|c| c.action.starts_with("sso:")
+            || c.action.starts_with("ecr:")
+            || c.action == "ec2:CreateNetworkInterface"));
     }
 
     #[test]

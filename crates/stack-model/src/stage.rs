@@ -197,6 +197,11 @@ impl StageName {
         self.prefix()
     }
 
+    /// The EMR Serverless application that runs base b's Spark job on `emr` stages.
+    pub fn emr_application_name(&self) -> String {
+        format!("{}-spark", self.prefix())
+    }
+
     /// Every derived name resolved for `region` and a 12-digit account, with what it is and
     /// its AWS length limit.
     pub fn derived_names(&self, region: &str) -> Vec<(String, String, usize)> {
@@ -209,6 +214,11 @@ impl StageName {
                 "Athena work group name".to_string(),
                 self.workgroup_name(),
                 128,
+            ),
+            (
+                "EMR Serverless application name".to_string(),
+                self.emr_application_name(),
+                64,
             ),
         ];
         for &role in BucketRole::ALL {
@@ -310,6 +320,10 @@ name_roles!(
         EmrStarter => "emr-starter",
         TableRefresher => "table-refresher",
         Crawler => "crawler",
+        // The job runtime role of base b's Spark job on EMR Serverless.
+        EmrJob => "emr-job",
+        // The EMR-on-EC2 cluster's two roles, which stages deployed before EMR Serverless
+        // hold until their next deploy (`pipeline::retired`).
         EmrService => "emr-service",
         EmrInstance => "emr-instance",
         // CloudFormation's service role for the stage's stack (the bootstrap stack's).

@@ -381,7 +381,29 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         .map_err(ApplyError::Aws)?;
     upload_artifacts(&aws, &bucket, &binary, &spark, &lambda_key, &spark_key).await?;
 
-    // 5. The stage's stack (known to differ from the deployed one: step 3 compared them).
+    // 5. What CloudFormation cannot change or delete as it stands: an EMR Serverless
+    // application that is started, and EMR's security groups in a retired VPC.
+    if let Some(d) = &current {
+        let what = format!("the update of stage {stage}");
+        let touched = crate::emr_application::touched(&d.template, Some(&rendered));
+        let apps = crate::emr_application::physical_ids(&aws, &stack, &touched).await?;
+        let runs = if args.cancel_runs {
+            crate::emr_application::Runs::Cancel
+        } else {
+            crate::emr_application::Runs::Wait
+        };
+        crate::emr_application::stop_for(&aws, &apps, runs, &what).await?;
+        crate::emr_security_groups::clear_retired_vpc(
+            &aws,
+            &stack,
+            &d.template,
+            Some(&rendered),
+            &what,
+        )
+        .await?;
+    }
+
+    // 6. The stage's stack (known to differ from the deployed one: step 3 compared them).
     let (outputs, changed) = apply_rendered(
         &aws,
         &c,

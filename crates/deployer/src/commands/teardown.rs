@@ -171,6 +171,23 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("stage {stage}: nothing deleted from the stacks yet"))?;
             eprintln!("  s3://{bucket}: empty ({n} object versions deleted)");
         }
+        // What CloudFormation cannot delete as it stands: a started EMR Serverless
+        // application, EMR's security groups in a retired VPC.
+        let template = crate::cloudformation::status::template_of(&aws.cfn, stack).await?;
+        let what = format!("deleting {stack}");
+        let apps = crate::emr_application::physical_ids(
+            &aws,
+            stack,
+            &crate::emr_application::touched(&template, None),
+        )
+        .await?;
+        let runs = if args.cancel_runs {
+            crate::emr_application::Runs::Cancel
+        } else {
+            crate::emr_application::Runs::Wait
+        };
+        crate::emr_application::stop_for(&aws, &apps, runs, &what).await?;
+        crate::emr_security_groups::clear_retired_vpc(&aws, stack, &template, None, &what).await?;
         if c.protected && crate::cloudformation::protection::set(&aws.cfn, stack, false).await? {
             eprintln!("{stack}: termination protection lifted (--force on a protected stage)");
         }

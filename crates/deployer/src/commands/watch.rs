@@ -157,6 +157,7 @@ async fn cycle(global: &Global, args: &WatchArgs, root: &Path, spark_job: &Path)
         allow_replace: vec![],
         hotswap: true,
         spark_job: Some(spark_job.to_path_buf()),
+        cancel_runs: false,
     };
     match crate::commands::deploy::run(global, &deploy).await {
         Ok(()) => eprintln!("watch: stage {} deployed", args.stage),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use stack_model::facts::{replaces, stateful};
+use stack_model::facts::{may_replace, replaces, stateful};
 use stack_model::pipeline::params;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -47,6 +47,9 @@ pub struct ResourceChange {
     /// `add`, `remove` or `modify`.
     pub action: &'static str,
     pub replacement: bool,
+    /// A changed property is conditionally create-only: CloudFormation may replace the
+    /// resource, by its state (an EMR Serverless application that is not stopped).
+    pub may_replace: bool,
     /// Stateful, replaced or removed, and not retained: its data would be lost.
     pub data_loss: bool,
     pub properties: Vec<PropertyChange>,
@@ -59,6 +62,8 @@ pub struct PropertyChange {
     pub old: Option<String>,
     pub new: Option<String>,
     pub replaces: bool,
+    /// Conditionally create-only: may replace, by the resource's state.
+    pub may_replace: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -243,6 +248,7 @@ pub fn compare(
                 resource_type: ty.clone(),
                 action: "add",
                 replacement: false,
+                may_replace: false,
                 data_loss: false,
                 properties: vec![],
                 iam: b.map(|b| iam_findings(&empty, b)).unwrap_or_default(),
@@ -252,6 +258,7 @@ pub fn compare(
                 resource_type: ty.clone(),
                 action: "remove",
                 replacement: false,
+                may_replace: false,
                 data_loss: stateful(&ty)
                     && !crate::commands::teardown::is_retained(&a["DeletionPolicy"]),
                 properties: vec![],
@@ -267,6 +274,7 @@ pub fn compare(
                         let prop = path.strip_prefix("Properties/");
                         PropertyChange {
                             replaces: prop.is_some_and(|p| replaces(&ty, p)),
+                            may_replace: prop.is_some_and(|p| may_replace(&ty, p)),
                             path,
                             old: x.map(compact),
                             new: y.map(compact),
@@ -279,6 +287,7 @@ pub fn compare(
                     resource_type: ty.clone(),
                     action: "modify",
                     replacement,
+                    may_replace: !replacement && properties.iter().any(|p| p.may_replace),
                     data_loss: replacement && stateful(&ty) && a["UpdateReplacePolicy"] != "Retain",
                     properties,
                     iam: if ty == "AWS::IAM::Role" {

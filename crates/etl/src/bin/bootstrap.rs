@@ -46,7 +46,7 @@ async fn main() -> Result<(), Error> {
         }
         Some(FunctionRole::EmrStarter) => {
             let settings = Arc::new(emr_starter::JobSettings::from_env(&process_env)?);
-            let client = aws_sdk_emr::Client::new(&conf);
+            let client = aws_sdk_emrserverless::Client::new(&conf);
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
                 let (client, settings) = (client.clone(), settings.clone());
                 async move { emr_starter::handle(ev, &client, &settings).await }

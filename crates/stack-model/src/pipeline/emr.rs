@@ -1,152 +1,108 @@
-//! EMR: the service role, the EC2 role of the cluster's nodes and its instance profile, named
-//! per stage, and the network the transient cluster the EMR starter launches runs in.
+//! EMR Serverless: the stage's Spark application and the job runtime role its runs act as
+//! (stages whose `base_b_engine` is `emr`).
 //!
-//! `AmazonEMRServicePolicy_v2` lets EMR run instances only in a subnet, and create its
-//! managed security groups only in a VPC, tagged `for-use-with-amazon-emr-managed-policies =
-//! true`, for clusters that carry the same tag (EMR management guide, "Service role for
-//! Amazon EMR (EMR role)"). So the cluster gets a subnet: the stage config's `emr.subnet_id`
-//! (tagged by its owner), or by default a small network of the stage's own, which also works
-//! in an account without a default VPC: a VPC, one private subnet, and an S3 gateway endpoint
-//! on its route table. All of it is free of charge.
+//! A job run asks the application for workers, billed per second from when they are ready,
+//! and gives them back when it ends; nothing is provisioned between runs. The application
+//! starts itself when a run is submitted (auto-start) and stops itself after
+//! `emr.idle_stop_minutes` without one (auto-stop). It has no pre-initialized capacity, which
+//! would be billed while idle. Its maximum capacity caps what all its runs hold together: a
+//! stage's cost guard (EMR Serverless user guide, "Configuring an application").
 //!
-//! Private, with no route to the internet, because the cluster needs none: EMR manages a
-//! cluster in a private subnet through a network interface it attaches to the primary node,
-//! and the nodes need only a route to S3 for the Amazon Linux and EMR repositories and their
-//! data, which the gateway endpoint is (EMR management guide, "Amazon VPC options", "Private
-//! subnets", and "Sample policies for private subnets that access Amazon S3": the endpoint
-//! carries no policy, so it reaches those buckets). The job reads and writes S3 only. So no
-//! node has a public address (AWS Control Tower's CT.EC2.PR.11 passes) and none is reachable
-//! from the internet. A job that calls other services (Glue's catalog, DynamoDB) would need
-//! interface endpoints or a NAT gateway: `emr.subnet_id` names a subnet that has them.
+//! No network: a job that reads and writes only Amazon S3 in its own region needs no VPC (EMR
+//! Serverless user guide, "Configuring VPC access": without a network configuration a job
+//! reaches S3 and the region's AWS services, not resources inside a VPC). The stage config's
+//! `emr.subnet_ids` and `emr.security_group_ids` give the application a VPC for a job that
+//! needs one; EMR Serverless then creates network interfaces in those subnets.
+//!
+//! Spark's logs (driver and executors) go to the jobs bucket under `logs/`, written by the
+//! job runtime role (EMR Serverless user guide, "Logging and monitoring: Amazon S3"):
+//! `logs/applications/<application>/jobs/<run>/SPARK_DRIVER/stdout.gz` holds what the job
+//! prints (`deployer logs spark` reads it).
 
-use super::policy::{objects, pass_role};
+use super::policy::objects;
 use super::storage::Storage;
-use super::{Pipeline, EMR_MANAGED_POLICY_TAG};
-use crate::resource::ec2::{
-    RouteTable, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint, VpcEndpointType,
+use super::Pipeline;
+use crate::resource::emr_serverless::{
+    Application, ApplicationType, Architecture, AutoStartConfiguration, AutoStopConfiguration,
+    MaximumCapacity, MonitoringConfiguration, NetworkConfiguration, S3MonitoringConfiguration,
 };
-use crate::resource::iam::{InstanceProfile, Role, Statement};
-use crate::resource::Tag;
+use crate::resource::iam::{Role, Statement};
 use crate::stage::RoleKind;
 use crate::template::Handle;
 use crate::value::Value;
 
+/// The prefix of the jobs bucket the application's runs write their logs under.
+pub const LOG_PREFIX: &str = "logs/";
+
 pub(super) struct Emr {
-    pub service_role: Handle<Role>,
-    pub instance_role: Handle<Role>,
-    pub instance_profile: Handle<InstanceProfile>,
-    /// The subnet the cluster launches in: the stack's own, or the configured one.
-    pub subnet: Value,
-}
-
-/// The stage's tags and the one EMR's managed policy requires.
-fn network_tags(p: &Pipeline, name: &str) -> Vec<Tag> {
-    let mut tags = p.tags();
-    tags.push(Tag::new(EMR_MANAGED_POLICY_TAG, "true"));
-    tags.push(Tag::new("Name", format!("{}-{name}", p.c.stage.prefix())));
-    tags
-}
-
-/// The stage's own network for the cluster; returns the subnet.
-fn network(p: &mut Pipeline) -> Value {
-    let vpc = p.t.add(
-        "EmrVpc",
-        Vpc {
-            cidr_block: "10.0.0.0/16".into(),
-            enable_dns_hostnames: true,
-            enable_dns_support: true,
-            tags: network_tags(p, "emr"),
-        },
-    );
-    let subnet = p.t.add(
-        "EmrSubnet",
-        Subnet {
-            vpc_id: vpc.r#ref(),
-            cidr_block: "10.0.0.0/20".into(),
-            availability_zone: Value::AvailabilityZone(0),
-            map_public_ip_on_launch: false,
-            tags: network_tags(p, "emr-private"),
-        },
-    );
-    let routes = p.t.add(
-        "EmrRouteTable",
-        RouteTable {
-            vpc_id: vpc.r#ref(),
-            tags: network_tags(p, "emr-private"),
-        },
-    );
-    p.t.add(
-        "EmrSubnetRoutes",
-        SubnetRouteTableAssociation {
-            subnet_id: subnet.r#ref(),
-            route_table_id: routes.r#ref(),
-        },
-    );
-    p.t.add(
-        "EmrS3Endpoint",
-        VpcEndpoint {
-            vpc_id: vpc.r#ref(),
-            service_name: Value::sub("com.amazonaws.${AWS::Region}.s3"),
-            vpc_endpoint_type: VpcEndpointType::Gateway,
-            route_table_ids: vec![routes.r#ref()],
-            tags: network_tags(p, "emr-s3"),
-        },
-    );
-    subnet.r#ref()
+    pub application: Handle<Application>,
+    /// The job runtime role every run acts as.
+    pub job_role: Handle<Role>,
+    /// `s3://<jobs bucket>/logs/`.
+    pub log_uri: Value,
 }
 
 pub(super) fn emr(p: &mut Pipeline, storage: &Storage) -> Emr {
-    let instance_role_arn = p.role_arn(RoleKind::EmrInstance);
-    let service_role = p.role(
-        "EmrServiceRole",
-        RoleKind::EmrService,
-        "EMR service role of the transient Spark cluster",
-        &["elasticmapreduce.amazonaws.com"],
-        vec![Value::sub(
-            "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2",
-        )],
-        vec![pass_role(
-            "PassInstanceRole",
-            instance_role_arn,
-            "ec2.amazonaws.com",
-        )],
-    );
-    let statements = super::encryption::with_key(p, instance_statements(p, storage), true);
-    let instance_role = p.role(
-        "EmrInstanceRole",
-        RoleKind::EmrInstance,
-        "EC2 role of the transient Spark cluster's nodes",
-        &["ec2.amazonaws.com"],
+    let statements = super::encryption::with_key(p, job_statements(p, storage), true);
+    let job_role = p.role(
+        "EmrJobRole",
+        RoleKind::EmrJob,
+        "Job runtime role of base b's Spark job on EMR Serverless",
+        &["emr-serverless.amazonaws.com"],
         vec![],
         statements,
     );
-    let instance_profile = p.t.add(
-        "EmrInstanceProfile",
-        InstanceProfile {
-            instance_profile_name: Some(Value::sub(p.c.stage.role_name_sub(RoleKind::EmrInstance))),
-            roles: vec![instance_role.r#ref()],
-        },
+    let log_uri = Value::sub_with(
+        format!("s3://${{Bucket}}/{LOG_PREFIX}"),
+        [("Bucket", storage.jobs.r#ref())],
     );
-    let subnet = match &p.c.emr.subnet_id {
-        Some(id) => Value::lit(id.as_str()),
-        None => network(p),
+    let c = &p.c.emr;
+    let application = Application {
+        name: p.c.stage.emr_application_name().into(),
+        r#type: ApplicationType::Spark,
+        release_label: c.release_label.clone(),
+        // The job is PySpark with no native code: Graviton's workers cost about 20% less per
+        // vCPU-hour than x86's for the same Spark (EMR Serverless pricing).
+        architecture: Architecture::Arm64,
+        auto_start_configuration: AutoStartConfiguration { enabled: true },
+        auto_stop_configuration: AutoStopConfiguration {
+            enabled: true,
+            idle_timeout_minutes: c.idle_stop_minutes,
+        },
+        maximum_capacity: MaximumCapacity {
+            cpu: format!("{} vCPU", c.max_vcpu),
+            memory: format!("{} GB", c.max_memory_gb),
+            disk: None,
+        },
+        network_configuration: c.network.as_ref().map(|n| NetworkConfiguration {
+            subnet_ids: n.subnet_ids.clone(),
+            security_group_ids: n.security_group_ids.clone(),
+        }),
+        monitoring_configuration: Some(MonitoringConfiguration {
+            s3_monitoring_configuration: S3MonitoringConfiguration {
+                log_uri: log_uri.clone(),
+                encryption_key_arn: p.key.clone(),
+            },
+        }),
+        tags: p.tags(),
     };
+    let application = p.t.add("EmrApplication", application);
     Emr {
-        service_role,
-        instance_role,
-        instance_profile,
-        subnet,
+        application,
+        job_role,
+        log_uri,
     }
 }
 
-/// What the Spark job reads and writes through EMRFS.
+/// What the Spark job reads and writes through EMRFS, and its logs.
 ///
-/// The actions are those AWS documents for a least-privilege EC2 role of EMR ("Service role
-/// for cluster EC2 instances", least-privilege section) minus creating buckets and changing
-/// their versioning: EMRFS lists multipart uploads and parts to abort its own, reads the
-/// bucket's versioning, and reads and writes object tags. Hadoop also probes a folder's
-/// own key and its `_$folder$` marker (`b`, `b_$folder$`), which `b/*` does not cover.
-fn instance_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
+/// The S3 actions are those AWS documents for a job runtime role (EMR Serverless user guide,
+/// "Job runtime roles") narrowed to the job's own prefixes: EMRFS lists multipart uploads and
+/// parts to abort its own, reads the bucket's location, and Hadoop probes a folder's own key
+/// and its `_$folder$` marker (`b`, `b_$folder$`), which `b/*` does not cover. The job itself
+/// is read under `spark/*` of the artifacts bucket: content-addressed keys, so a hotswapped
+/// job (a new key) is readable without a change of the role.
+fn job_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
     let artifacts_arn = Value::sub_with(
         "arn:${AWS::Partition}:s3:::${Bucket}",
         [("Bucket", p.artifacts.r#ref())],
@@ -158,12 +114,10 @@ fn instance_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
             objects(arn, &format!("{name}/*")),
         ]
     };
-    let read = ["s3:GetObject", "s3:GetObjectTagging"];
+    let read = ["s3:GetObject"];
     let write = [
         "s3:GetObject",
-        "s3:GetObjectTagging",
         "s3:PutObject",
-        "s3:PutObjectTagging",
         "s3:DeleteObject",
         "s3:AbortMultipartUpload",
         "s3:ListMultipartUploadParts",
@@ -177,7 +131,6 @@ fn instance_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
             &[
                 "s3:ListBucket",
                 "s3:ListBucketMultipartUploads",
-                "s3:GetBucketVersioning",
                 "s3:GetBucketLocation",
             ],
             vec![
@@ -190,17 +143,14 @@ fn instance_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
         Statement::allow("ReadStudents", &read, students),
         Statement::allow("WriteBaseB", &write, folder(&s.warehouse_arn, "b")),
         Statement::allow(
-            "WriteLogsAndScratch",
+            "WriteLogs",
             &write,
-            vec![objects(&s.jobs_arn, "*")],
+            vec![objects(&s.jobs_arn, &format!("{LOG_PREFIX}*"))],
         ),
         Statement::allow(
             "ReadSparkJob",
             &["s3:GetObject"],
-            vec![Value::sub_with(
-                "${Bucket}/${Key}",
-                [("Bucket", artifacts_arn), ("Key", p.spark_key.r#ref())],
-            )],
+            vec![objects(&artifacts_arn, "spark/*")],
         ),
     ]
 }

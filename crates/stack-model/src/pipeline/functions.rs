@@ -10,7 +10,8 @@ use super::encryption::with_key;
 use super::policy::{logs_statement, objects, pass_role, xray_statement};
 use super::storage::Storage;
 use super::{Pipeline, FUNCTION_ENV, TABLE_FORMAT_ENV};
-use crate::resource::iam::{Condition, RoleAttr, Statement};
+use crate::resource::emr_serverless::ApplicationAttr;
+use crate::resource::iam::{RoleAttr, Statement};
 use crate::resource::lambda::{
     Architecture, Code, Environment, Function, LogFormat, LoggingConfig, Runtime, TracingConfig,
     TracingMode,
@@ -30,7 +31,7 @@ pub(super) struct Functions {
 pub(super) enum BaseB {
     /// Computes base b itself.
     SiteEvents(Handle<Function>),
-    /// Starts the transient cluster that runs the Spark job.
+    /// Submits the Spark job to the stage's EMR Serverless application.
     EmrStarter(Handle<Function>),
 }
 
@@ -58,7 +59,7 @@ const EMR_STARTER: FunctionSpec = FunctionSpec {
     role: FunctionRole::EmrStarter,
     kind: RoleKind::EmrStarter,
     id: "EmrStarter",
-    description: "Starts a transient EMR cluster that runs the Spark job over site events",
+    description: "Runs the Spark job over site events on the stage's EMR Serverless application",
 };
 const TABLE_REFRESHER: FunctionSpec = FunctionSpec {
     role: FunctionRole::TableRefresher,
@@ -67,7 +68,7 @@ const TABLE_REFRESHER: FunctionSpec = FunctionSpec {
     description: "Starts the Glue crawler once every table of a base is complete",
 };
 
-/// `emr`: the cluster's roles and network, on stages whose base b runs on EMR.
+/// `emr`: the EMR Serverless application and its job role, on stages whose base b runs on EMR.
 pub(super) fn functions(
     p: &mut Pipeline,
     s: &Storage,
@@ -171,9 +172,9 @@ fn site_events(p: &mut Pipeline, s: &Storage) -> Handle<Function> {
     function(p, &SITE_EVENTS, statements, env)
 }
 
-/// Starts the transient cluster: RunJobFlow, passing the stage's two EMR roles.
+/// Submits the Spark job to the stage's EMR Serverless application: `StartJobRun` on that
+/// application only, passing the job runtime role to EMR Serverless only.
 fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
-    let c = &p.c.emr;
     let mut env = env(p, EMR_STARTER.role);
     env.extend([
         ("SOURCE_BUCKET", s.source.r#ref()),
@@ -190,86 +191,32 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
                 ],
             ),
         ),
-        ("EMR_RELEASE_LABEL", c.release_label.clone().into()),
+        (super::EMR_APPLICATION_ID_ENV, emr.application.r#ref()),
         (
-            "EMR_MASTER_INSTANCE_TYPE",
-            c.master_instance_type.clone().into(),
+            super::EMR_JOB_ROLE_ARN_ENV,
+            emr.job_role.get_att(RoleAttr::Arn),
         ),
-        (
-            "EMR_CORE_INSTANCE_TYPE",
-            c.core_instance_type.clone().into(),
-        ),
-        (
-            "EMR_CORE_INSTANCE_COUNT",
-            c.core_instance_count.to_string().into(),
-        ),
-        (
-            "EMR_IDLE_TIMEOUT_SECONDS",
-            (u64::from(c.idle_timeout_minutes) * 60).to_string().into(),
-        ),
-        ("EMR_SUBNET_ID", emr.subnet.clone()),
-        ("EMR_SERVICE_ROLE", emr.service_role.r#ref()),
-        ("EMR_INSTANCE_PROFILE", emr.instance_profile.r#ref()),
-        (
-            "EMR_LOG_URI",
-            Value::sub_with("s3://${Bucket}/logs/", [("Bucket", s.jobs.r#ref())]),
-        ),
+        (super::EMR_LOG_URI_ENV, emr.log_uri.clone()),
     ]);
     let statements = vec![
-        // RunJobFlow has no resource-level permissions: `*` is the narrowest AWS allows.
-        // The tag condition keeps the starter to clusters tagged as this stage's.
-        Statement {
-            condition: Condition::default().with(
-                "StringEquals",
-                "aws:RequestTag/Stage",
-                p.c.stage.as_str(),
-            ),
-            ..Statement::allow(
-                "RunJobFlow",
-                &["elasticmapreduce:RunJobFlow"],
-                vec!["*".into()],
-            )
-        },
-        // RunJobFlow with tags and an auto-termination policy also needs AddTags and
-        // PutAutoTerminationPolicy on the new cluster (what the AWS review behind issue 12
-        // found; the permission is not checked by anything here: the emulator's EMR is
-        // metadata, and parliament only knows the action exists).
+        // StartJobRun is authorized on the application (service authorization reference,
+        // "Actions defined by Amazon EMR Serverless"), and the run is tagged with the stage
+        // as it starts (TagResource on the new run, as tag-on-create is authorized).
         Statement::allow(
-            "ConfigureClusters",
-            &[
-                "elasticmapreduce:AddTags",
-                "elasticmapreduce:PutAutoTerminationPolicy",
+            "StartJobRun",
+            &["emr-serverless:StartJobRun", "emr-serverless:TagResource"],
+            vec![
+                emr.application.get_att(ApplicationAttr::Arn),
+                Value::sub_with(
+                    "${App}/jobruns/*",
+                    [("App", emr.application.get_att(ApplicationAttr::Arn))],
+                ),
             ],
-            vec![Value::sub(
-                "arn:${AWS::Partition}:elasticmapreduce:${AWS::Region}:${AWS::AccountId}:cluster/*",
-            )],
-        ),
-        // EMR creates its clean-up service-linked role, AWSServiceRoleForEMRCleanup, during
-        // the first cluster's creation in an account ("Using service-linked roles for Amazon
-        // EMR"), with the caller's permission to create it. Only that role, only for EMR.
-        Statement {
-            condition: Condition::default().with(
-                "StringEquals",
-                "iam:AWSServiceName",
-                "elasticmapreduce.amazonaws.com",
-            ),
-            ..Statement::allow(
-                "CreateEmrCleanupRole",
-                &["iam:CreateServiceLinkedRole"],
-                vec![Value::sub(
-                    "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*",
-                )],
-            )
-        },
-        pass_role(
-            "PassServiceRole",
-            emr.service_role.get_att(RoleAttr::Arn),
-            "elasticmapreduce.amazonaws.com",
         ),
         pass_role(
-            "PassInstanceRole",
-            emr.instance_role.get_att(RoleAttr::Arn),
-            "ec2.amazonaws.com",
+            "PassJobRole",
+            emr.job_role.get_att(RoleAttr::Arn),
+            "emr-serverless.amazonaws.com",
         ),
         logs_statement(logs_arn(p, FunctionRole::EmrStarter)),
         xray_statement(),

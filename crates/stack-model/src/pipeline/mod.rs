@@ -6,25 +6,27 @@
 //! |---|---|---|
 //! | storage | [`storage`] | source, jobs and warehouse buckets, their TLS-only policies, the EventBridge rule that sends the warehouse's markers to the refresher |
 //! | catalog | [`catalog`] | Glue database, one table per warehouse table, the crawler and its role |
-//! | EMR | [`emr`] | EMR service role, EC2 role, instance profile and network (stages whose `base_b_engine` is `emr`) |
+//! | EMR | [`emr`] | the EMR Serverless application and its job runtime role (stages whose `base_b_engine` is `emr`) |
 //! | functions | [`functions`] | the ETL, the table refresher and base b's function (the site-events engine, or the EMR starter), one least-privilege role and one log group each |
 //! | triggers | [`triggers`] | the two SNS topics and their subscriptions (the EMR topic's subscriber: base b's function) |
 //! | Athena | [`athena`] | the work group |
 //! | outputs | [`outputs`] | the names the CLI and users read after a deploy |
 //!
 //! Compared with the original Serverless deployment: bucket names without dots and globally
-//! unique; EMR roles and instance profile inside the stack, named per stage; one execution
+//! unique; base b's Spark job on an EMR Serverless application of the stack, with its own
+//! job runtime role and no network to own; one execution
 //! role per function with only what that function does; a log group per function with
 //! retention; buckets encrypted, versioned, private and TLS-only; Glue tables declared from the
 //! warehouse contract; the refresher sent only completion markers.
 
 mod athena;
 mod catalog;
-mod emr;
+pub mod emr;
 mod encryption;
 mod functions;
 pub mod outputs;
 mod policy;
+pub mod retired;
 mod storage;
 mod triggers;
 
@@ -54,12 +56,24 @@ pub mod params {
 pub const TABLE_FORMAT_ENV: &str = "TABLE_FORMAT";
 
 /// The EMR starter's variable naming the Spark job's S3 URI (a hotswap rewrites it).
+/// The job reads its own script under the artifacts' `spark/` prefix, so a new key needs no
+/// change of the job runtime role.
 pub const SPARK_JOB_URI_ENV: &str = "SPARK_JOB_URI";
+
+/// The EMR starter's variable naming the stage's EMR Serverless application (its id).
+pub const EMR_APPLICATION_ID_ENV: &str = "EMR_APPLICATION_ID";
+
+/// The EMR starter's variable naming the job runtime role (its ARN).
+pub const EMR_JOB_ROLE_ARN_ENV: &str = "EMR_JOB_ROLE_ARN";
+
+/// The EMR starter's variable naming where job runs write their logs (`s3://<jobs>/logs/`).
+pub const EMR_LOG_URI_ENV: &str = "EMR_LOG_URI";
 
 /// Environment variable telling the shared `bootstrap` which handler to run.
 pub const FUNCTION_ENV: &str = "PIPELINE_FUNCTION";
 
-/// Tag EMR's managed policy `AmazonEMRServicePolicy_v2` requires on what the cluster uses.
+/// Tag EMR's managed policy `AmazonEMRServicePolicy_v2` requires on what an EMR-on-EC2 cluster
+/// uses: the retired network's ([`retired`]), and the security groups EMR creates in it.
 pub const EMR_MANAGED_POLICY_TAG: &str = "for-use-with-amazon-emr-managed-policies";
 
 /// The pipeline's template for one stage.

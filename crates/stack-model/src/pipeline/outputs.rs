@@ -22,9 +22,8 @@ pub const TABLE_REFRESHER_FUNCTION: &str = "TableRefresherFunctionName";
 pub const DATABASE: &str = "GlueDatabaseName";
 pub const CRAWLER: &str = "CrawlerName";
 pub const WORKGROUP: &str = "AthenaWorkGroupName";
-pub const EMR_SERVICE_ROLE: &str = "EmrServiceRoleName";
-pub const EMR_INSTANCE_PROFILE: &str = "EmrInstanceProfileName";
-pub const EMR_SUBNET: &str = "EmrSubnetId";
+pub const EMR_APPLICATION: &str = "EmrApplicationId";
+pub const EMR_JOB_ROLE: &str = "EmrJobRoleArn";
 pub const ATHENA_RESULTS: &str = "AthenaResultsLocation";
 pub const SPARK_JOB: &str = "SparkJobUri";
 
@@ -72,7 +71,7 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
     );
     t.output(
         JOBS_BUCKET,
-        "EMR logs and Athena results",
+        "Spark job logs (logs/) and Athena results",
         storage.jobs.r#ref(),
     );
     t.output(
@@ -84,7 +83,7 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         EMR_TOPIC,
         match functions.base_b {
             BaseB::SiteEvents(_) => "Publish here to run base b in the site-events function",
-            BaseB::EmrStarter(_) => "Publish here to run the Spark job on EMR",
+            BaseB::EmrStarter(_) => "Publish here to run the Spark job on EMR Serverless",
         },
         topics.emr.r#ref(),
     );
@@ -127,18 +126,13 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         return;
     };
     t.output(
-        EMR_SERVICE_ROLE,
-        "EMR service role",
-        emr.service_role.r#ref(),
+        EMR_APPLICATION,
+        "EMR Serverless application running the Spark job",
+        emr.application.r#ref(),
     );
     t.output(
-        EMR_INSTANCE_PROFILE,
-        "EMR EC2 instance profile",
-        emr.instance_profile.r#ref(),
-    );
-    t.output(
-        EMR_SUBNET,
-        "Subnet the EMR cluster runs in",
-        emr.subnet.clone(),
+        EMR_JOB_ROLE,
+        "Job runtime role of the Spark job's runs",
+        emr.job_role.get_att(crate::resource::iam::RoleAttr::Arn),
     );
 }

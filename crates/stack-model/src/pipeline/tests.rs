@@ -39,7 +39,7 @@ fn has_every_resource_type_of_system_md() {
         "AWS::Lambda::Function",
         "AWS::Lambda::Permission",
         "AWS::IAM::Role",
-        "AWS::IAM::InstanceProfile",
+        "AWS::EMRServerless::Application",
         "AWS::Glue::Database",
         "AWS::Glue::Crawler",
         "AWS::Glue::Table",
@@ -111,18 +111,17 @@ fn protected_stage_retains_stateful_resources_only() {
 fn config_reaches_the_template() {
     let mut c = emr("alice");
     c.lambda.memory_mb = 1024;
-    c.emr.core_instance_count = 3;
+    c.emr.max_vcpu = 48;
+    c.emr.max_memory_gb = 192;
+    c.emr.idle_stop_minutes = 30;
     let v = template(&c).to_json().unwrap();
     let f = &v["Resources"]["EmrStarterFunction"]["Properties"];
     assert_eq!(f["MemorySize"], 1024);
-    assert_eq!(
-        f["Environment"]["Variables"]["EMR_CORE_INSTANCE_COUNT"],
-        "3"
-    );
-    assert_eq!(
-        f["Environment"]["Variables"]["EMR_RELEASE_LABEL"],
-        "emr-7.5.0"
-    );
+    let app = &v["Resources"]["EmrApplication"]["Properties"];
+    assert_eq!(app["ReleaseLabel"], "emr-7.5.0");
+    assert_eq!(app["MaximumCapacity"]["Cpu"], "48 vCPU");
+    assert_eq!(app["MaximumCapacity"]["Memory"], "192 GB");
+    assert_eq!(app["AutoStopConfiguration"]["IdleTimeoutMinutes"], 30);
 }
 
 #[test]
@@ -152,12 +151,9 @@ fn the_table_format_reaches_the_base_a_glue_tables_and_the_functions() {
 
 #[test]
 fn only_unscopable_actions_use_a_wildcard_resource() {
-    for (c, run_job_flow) in [(config("alice", false), false), (emr("alice"), true)] {
+    for c in [config("alice", false), emr("alice")] {
         let v = template(&c).to_json().unwrap();
-        let mut expected = vec!["xray:PutTelemetryRecords", "xray:PutTraceSegments"];
-        if run_job_flow {
-            expected.insert(0, "elasticmapreduce:RunJobFlow");
-        }
+        let expected = vec!["xray:PutTelemetryRecords", "xray:PutTraceSegments"];
         assert_eq!(wildcard_actions(&v), expected);
     }
 }
@@ -206,110 +202,97 @@ fn every_taggable_resource_is_tagged() {
     }
 }
 
-/// Issue 12a: AmazonEMRServicePolicy_v2 launches instances only in a subnet (and security
-/// groups only in a VPC) tagged for it. Checked on the template only: EMR is metadata in the
-/// emulator.
+/// Issue 25: base b's Spark job runs on an EMR Serverless application with no network of the
+/// stage's: no VPC, subnet, route table, endpoint, EMR service or EC2 role, instance profile
+/// or EMR tag in any stage. Template only (the emulator runs no job).
 #[test]
-fn the_cluster_gets_a_tagged_subnet_of_its_own_or_the_configured_one() {
-    let v = template(&emr("alice")).to_json().unwrap();
-    let r = &v["Resources"];
-    for id in ["EmrVpc", "EmrSubnet"] {
-        let tags = r[id]["Properties"]["Tags"].as_array().unwrap();
-        assert!(
-            tags.iter()
-                .any(|t| t["Key"] == super::EMR_MANAGED_POLICY_TAG && t["Value"] == "true"),
-            "{id} lacks the EMR tag"
+fn the_emr_engine_is_an_application_without_a_network() {
+    let mut prod = emr("prod");
+    prod.protected = true;
+    prod.hardened = true;
+    for c in [emr("alice"), prod] {
+        let v = template(&c).to_json().unwrap();
+        let r = v["Resources"].as_object().unwrap();
+        for (id, resource) in r {
+            let kind = resource["Type"].as_str().unwrap();
+            assert!(
+                !kind.starts_with("AWS::EC2::") && kind != "AWS::IAM::InstanceProfile",
+                "{id}: {kind}"
+            );
+            assert!(
+                !resource.to_string().contains(super::EMR_MANAGED_POLICY_TAG),
+                "{id} carries EMR's managed-policy tag"
+            );
+        }
+        for id in super::retired::LOGICAL_IDS {
+            assert!(!r.contains_key(*id), "{id} is retired");
+        }
+        let app = &r["EmrApplication"]["Properties"];
+        assert_eq!(app["Type"], "Spark");
+        assert!(app["ReleaseLabel"].as_str().unwrap().starts_with("emr-7."));
+        assert_eq!(app["AutoStartConfiguration"]["Enabled"], true);
+        assert_eq!(app["AutoStopConfiguration"]["Enabled"], true);
+        assert!(app.get("InitialCapacity").is_none(), "billed while idle");
+        assert!(app.get("NetworkConfiguration").is_none());
+        assert_eq!(
+            app["MonitoringConfiguration"]["S3MonitoringConfiguration"]["LogUri"]["Fn::Sub"][0],
+            "s3://${Bucket}/logs/"
         );
+        let env = &r["EmrStarterFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(env["EMR_APPLICATION_ID"]["Ref"], "EmrApplication");
+        assert_eq!(env["EMR_JOB_ROLE_ARN"]["Fn::GetAtt"][0], "EmrJobRole");
     }
-    assert_eq!(r["EmrSubnet"]["Properties"]["VpcId"]["Ref"], "EmrVpc");
-    // Private: no public addresses, no internet gateway, no route but the S3 endpoint's
-    // (CT.EC2.PR.11; the EMR management guide's "Private subnets").
-    assert_eq!(r["EmrSubnet"]["Properties"]["MapPublicIpOnLaunch"], false);
-    for (id, resource) in r.as_object().unwrap() {
-        let kind = resource["Type"].as_str().unwrap();
-        assert!(
-            ![
-                "AWS::EC2::InternetGateway",
-                "AWS::EC2::Route",
-                "AWS::EC2::NatGateway"
-            ]
-            .contains(&kind),
-            "{id}: {kind}"
-        );
-    }
-    assert_eq!(
-        r["EmrS3Endpoint"]["Properties"]["RouteTableIds"][0]["Ref"],
-        "EmrRouteTable"
-    );
-    let env = &r["EmrStarterFunction"]["Properties"]["Environment"]["Variables"];
-    assert_eq!(env["EMR_SUBNET_ID"]["Ref"], "EmrSubnet");
-
+    // A job that needs a VPC names it.
     let mut c = emr("alice");
-    c.emr.subnet_id = Some("subnet-0123456789abcdef0".into());
+    c.emr.network = Some(crate::config::EmrNetwork {
+        subnet_ids: vec!["subnet-0123456789abcdef0".into()],
+        security_group_ids: vec!["sg-0123456789abcdef0".into()],
+    });
     let v = template(&c).to_json().unwrap();
-    let r = v["Resources"].as_object().unwrap();
-    assert!(r
-        .keys()
-        .all(|id| !id.starts_with("EmrVpc") && id != "EmrSubnet"));
-    assert_eq!(
-        r["EmrStarterFunction"]["Properties"]["Environment"]["Variables"]["EMR_SUBNET_ID"],
-        "subnet-0123456789abcdef0"
-    );
+    let n = &v["Resources"]["EmrApplication"]["Properties"]["NetworkConfiguration"];
+    assert_eq!(n["SubnetIds"][0], "subnet-0123456789abcdef0");
+    assert_eq!(n["SecurityGroupIds"][0], "sg-0123456789abcdef0");
 }
 
-/// Issue 12b: RunJobFlow with an auto-termination policy needs PutAutoTerminationPolicy, and
-/// a first cluster in an account needs EMR's clean-up service-linked role created, only for
-/// EMR. Template only: the emulator does not enforce it.
+/// The starter may start runs on its own application only, and pass the job role to EMR
+/// Serverless only. Template only; the emulator checks StartJobRun against it
+/// (tests/e2e/test_etl_lambda.py).
 #[test]
-fn the_starter_may_set_auto_termination_and_create_only_emrs_cleanup_role() {
+fn the_starter_starts_runs_of_its_application_only() {
     let v = template(&emr("alice")).to_json().unwrap();
     let statements = v["Resources"]["EmrStarterRole"]["Properties"]["Policies"][0]
         ["PolicyDocument"]["Statement"]
         .as_array()
         .unwrap()
         .clone();
-    let with = |action: &str| {
-        statements
-            .iter()
-            .find(|s| s["Action"].as_array().unwrap().iter().any(|a| a == action))
-            .unwrap_or_else(|| panic!("no statement allows {action}"))
-            .clone()
-    };
-    assert!(
-        with("elasticmapreduce:PutAutoTerminationPolicy")["Resource"][0]["Fn::Sub"]
-            .as_str()
-            .unwrap()
-            .ends_with(":cluster/*")
-    );
-    let slr = with("iam:CreateServiceLinkedRole");
-    assert_eq!(
-        slr["Condition"]["StringEquals"]["iam:AWSServiceName"],
-        "elasticmapreduce.amazonaws.com"
-    );
-    assert!(slr["Resource"][0]["Fn::Sub"].as_str().unwrap().ends_with(
-        "role/aws-service-role/elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*"
-    ));
+    let start = statements
+        .iter()
+        .find(|s| s["Sid"] == "StartJobRun")
+        .unwrap();
+    assert_eq!(start["Resource"][0]["Fn::GetAtt"][0], "EmrApplication");
+    let text = serde_json::to_string(&statements).unwrap();
+    assert!(!text.contains("elasticmapreduce:"), "{text}");
 }
 
-/// Issue 12c: EMRFS lists and aborts multipart uploads and reads the bucket's versioning;
-/// Hadoop probes a folder's own key and its `_$folder$` marker. Template only.
+/// Issue 12c, on EMR Serverless: EMRFS lists and aborts multipart uploads; Hadoop probes a
+/// folder's own key and its `_$folder$` marker; a hotswapped job (a new key under `spark/`)
+/// is readable. Template only; the hotswapped read is checked in the emulator
+/// (tests/e2e/test_hotswap.py).
 #[test]
-fn the_instance_role_covers_what_emrfs_does() {
+fn the_job_role_covers_what_emrfs_does() {
     let v = template(&emr("alice")).to_json().unwrap();
-    let text = v["Resources"]["EmrInstanceRole"]["Properties"]["Policies"][0].to_string();
+    let text = v["Resources"]["EmrJobRole"]["Properties"]["Policies"][0].to_string();
     for needed in [
         "s3:ListBucketMultipartUploads",
-        "s3:GetBucketVersioning",
         "s3:AbortMultipartUpload",
         "s3:ListMultipartUploadParts",
         "${Arn}/b_$folder$",
         "\"${Arn}/b\"",
         "${Arn}/b/*",
+        "${Arn}/spark/*",
+        "${Arn}/logs/*",
     ] {
-        assert!(
-            text.contains(needed),
-            "the EMR instance role lacks {needed}"
-        );
+        assert!(text.contains(needed), "the EMR job role lacks {needed}");
     }
 }
 
@@ -461,8 +444,7 @@ fn trust_principals_and_pass_role_targets_are_pinned() {
         ("EmrStarterRole", "lambda.amazonaws.com"),
         ("TableRefresherRole", "lambda.amazonaws.com"),
         ("CrawlerRole", "glue.amazonaws.com"),
-        ("EmrServiceRole", "elasticmapreduce.amazonaws.com"),
-        ("EmrInstanceRole", "ec2.amazonaws.com"),
+        ("EmrJobRole", "emr-serverless.amazonaws.com"),
     ] {
         assert_eq!(trusted(role), [service], "{role}'s trust");
     }
@@ -470,7 +452,7 @@ fn trust_principals_and_pass_role_targets_are_pinned() {
         .keys()
         .filter(|id| r[*id]["Type"] == "AWS::IAM::Role")
         .collect();
-    assert_eq!(roles.len(), 6, "a new role needs its trust pinned here");
+    assert_eq!(roles.len(), 5, "a new role needs its trust pinned here");
 
     // (role holding the permission) -> [(passed role's ARN, service it may be passed to)].
     let mut passes: Vec<(String, String, String)> = Vec::new();
@@ -506,26 +488,12 @@ fn trust_principals_and_pass_role_targets_are_pinned() {
         }
     }
     passes.sort();
-    let instance_role_arn =
-        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/pdcase-alice-emr-instance-${AWS::Region}";
     assert_eq!(
         passes,
-        [
-            (
-                "EmrServiceRole".to_string(),
-                instance_role_arn.to_string(),
-                "ec2.amazonaws.com".to_string()
-            ),
-            (
-                "EmrStarterRole".into(),
-                "EmrInstanceRole".into(),
-                "ec2.amazonaws.com".into()
-            ),
-            (
-                "EmrStarterRole".into(),
-                "EmrServiceRole".into(),
-                "elasticmapreduce.amazonaws.com".into()
-            ),
-        ]
+        [(
+            "EmrStarterRole".to_string(),
+            "EmrJobRole".to_string(),
+            "emr-serverless.amazonaws.com".to_string()
+        )]
     );
 }

@@ -7,6 +7,7 @@
 
 pub mod athena;
 pub mod ec2;
+pub mod emr_serverless;
 pub mod events;
 pub mod glue;
 pub mod iam;

@@ -68,8 +68,9 @@ pub async fn invoke_refresher_on_stage(global: &Global, stage: &str) -> anyhow::
     Ok(())
 }
 
-/// `invoke emr-starter --stage S --local`: the RunJobFlow request the function would send,
-/// built from the stage's config and stack, sent from here (it starts a real cluster on AWS).
+/// `invoke emr-starter --stage S --local`: the StartJobRun request the function would send,
+/// built from the stage's stack, sent from here (on AWS it runs the job on the stage's
+/// application).
 pub async fn invoke_starter_on_stage(global: &Global, stage: &str) -> anyhow::Result<()> {
     use etl::handlers::emr_starter::{request, JobSettings};
     let c = global.stage_config(stage)?;
@@ -96,26 +97,30 @@ pub async fn invoke_starter_on_stage(global: &Global, stage: &str) -> anyhow::Re
             param(stack_model::pipeline::params::ARTIFACTS_BUCKET)?,
             param(stack_model::pipeline::params::SPARK_JOB_KEY)?
         ),
-        release_label: c.emr.release_label.clone(),
-        master_instance_type: c.emr.master_instance_type.clone(),
-        core_instance_type: c.emr.core_instance_type.clone(),
-        core_instance_count: c.emr.core_instance_count as i32,
-        idle_timeout_seconds: i64::from(c.emr.idle_timeout_minutes) * 60,
-        service_role: output(&outs, outputs::EMR_SERVICE_ROLE)?.to_owned(),
-        instance_profile: output(&outs, outputs::EMR_INSTANCE_PROFILE)?.to_owned(),
-        subnet_id: output(&outs, outputs::EMR_SUBNET)?.to_owned(),
-        log_uri: format!("s3://{}/logs/", output(&outs, outputs::JOBS_BUCKET)?),
+        application_id: output(&outs, outputs::EMR_APPLICATION)?.to_owned(),
+        job_role_arn: output(&outs, outputs::EMR_JOB_ROLE)?.to_owned(),
+        log_uri: format!(
+            "s3://{}/{}",
+            output(&outs, outputs::JOBS_BUCKET)?,
+            stack_model::pipeline::emr::LOG_PREFIX
+        ),
         students_format: c.table_format,
     };
-    let emr = aws_sdk_emr::Client::new(&aws.conf);
+    let client = aws_sdk_emrserverless::Client::new(&aws.conf);
     let run = etl::run::new_run_id();
-    let out = request(&emr, &settings, &run)
+    // A fresh token: each invocation from here is a new run.
+    let out = request(&client, &settings, &run, &format!("local-{run}"))
         .send()
         .await
-        .map_err(|e| crate::aws::failed("RunJobFlow", e))?;
+        .map_err(|e| crate::aws::failed("StartJobRun", e))?;
     println!(
         "{}",
-        serde_json::json!({"cluster_id": out.job_flow_id(), "cluster_name": format!("pdcase-{}-site-events-{run}", c.stage)})
+        serde_json::json!({
+            "application_id": out.application_id(),
+            "job_run_id": out.job_run_id(),
+            "name": settings.run_name(&run),
+            "run": run,
+        })
     );
     Ok(())
 }

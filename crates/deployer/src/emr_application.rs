@@ -1,0 +1,249 @@
+//! An EMR Serverless application around a stack operation.
+//!
+//! CloudFormation's update and delete handlers of `AWS::EMRServerless::Application` fail on an
+//! application that is started (its settings change only while it is `CREATED` or `STOPPED`;
+//! EMR Serverless user guide, "Application states"), and `StopApplication` is refused while a
+//! job run is scheduled or running. So before a change set that changes or removes an
+//! application, and before a teardown, the deployer stops it: it waits for the running job
+//! runs to end (or cancels them, with `--cancel-runs`), stops the application, and waits until
+//! it is `STOPPED`. Each step says what it waits for.
+//!
+//! Not closed here: a run submitted between the stop and CloudFormation's update starts the
+//! application again (auto-start), and the update then fails and rolls back with nothing
+//! lost; holding base b's run lease across the update closes that window (issue 26).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_emrserverless::types::{ApplicationState, JobRunState};
+
+use crate::aws::{failed, Aws};
+
+/// The CloudFormation type of an EMR Serverless application.
+pub const APPLICATION_TYPE: &str = "AWS::EMRServerless::Application";
+
+/// What to do with job runs that hold the application started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    /// Wait until they end.
+    Wait,
+    /// Cancel them (`--cancel-runs`).
+    Cancel,
+}
+
+/// How often the application and its runs are read while waiting.
+fn poll() -> Duration {
+    // The emulator's tests shorten it; AWS's states change in seconds to minutes.
+    let ms = std::env::var("DEPLOYER_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    Duration::from_millis(ms)
+}
+
+/// Logical ids of the applications in a rendered or deployed template.
+pub fn applications(template: &serde_json::Value) -> Vec<String> {
+    template["Resources"]
+        .as_object()
+        .map(|r| {
+            r.iter()
+                .filter(|(_, v)| v["Type"] == APPLICATION_TYPE)
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The applications of `deployed` that a change to `rendered` modifies or removes (None:
+/// the stack goes, all of them).
+pub fn touched(deployed: &serde_json::Value, rendered: Option<&serde_json::Value>) -> Vec<String> {
+    applications(deployed)
+        .into_iter()
+        .filter(|id| match rendered {
+            None => true,
+            Some(r) => r["Resources"].get(id) != deployed["Resources"].get(id),
+        })
+        .collect()
+}
+
+/// The physical ids (application ids) of `logical_ids` in `stack`.
+pub async fn physical_ids(
+    aws: &Aws,
+    stack: &str,
+    logical_ids: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
+    if logical_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut out = Vec::new();
+    let mut pages = aws
+        .cfn
+        .list_stack_resources()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failed(format!("ListStackResources on {stack}"), e))?;
+        for r in page.stack_resource_summaries() {
+            let id = r.logical_resource_id().unwrap_or_default();
+            if logical_ids.iter().any(|l| l == id) {
+                if let Some(p) = r.physical_resource_id().filter(|p| !p.is_empty()) {
+                    out.push((id.to_owned(), p.to_owned()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Stops each of `applications` (logical id, application id) so that CloudFormation may
+/// change or delete it; `what` names the operation in what is printed.
+pub async fn stop_for(
+    aws: &Aws,
+    applications: &[(String, String)],
+    runs: Runs,
+    what: &str,
+) -> anyhow::Result<()> {
+    let client = aws_sdk_emrserverless::Client::new(&aws.conf);
+    for (logical_id, app) in applications {
+        stop(&client, logical_id, app, runs, what).await?;
+    }
+    Ok(())
+}
+
+const ACTIVE: [JobRunState; 5] = [
+    JobRunState::Submitted,
+    JobRunState::Pending,
+    JobRunState::Scheduled,
+    JobRunState::Running,
+    JobRunState::Queued,
+];
+
+async fn state(
+    client: &aws_sdk_emrserverless::Client,
+    app: &str,
+) -> anyhow::Result<Option<ApplicationState>> {
+    match client.get_application().application_id(app).send().await {
+        Ok(out) => Ok(out.application().map(|a| a.state().clone())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(failed(format!("GetApplication {app}"), e)),
+    }
+}
+
+async fn active_runs(
+    client: &aws_sdk_emrserverless::Client,
+    app: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut pages = client
+        .list_job_runs()
+        .application_id(app)
+        .set_states(Some(ACTIVE.to_vec()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failed(format!("ListJobRuns of application {app}"), e))?;
+        ids.extend(page.job_runs().iter().map(|r| r.id().to_owned()));
+    }
+    Ok(ids)
+}
+
+async fn stop(
+    client: &aws_sdk_emrserverless::Client,
+    logical_id: &str,
+    app: &str,
+    runs: Runs,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut said = String::new();
+    let mut say = |line: String| {
+        if line != said {
+            eprintln!("{line}");
+            said = line;
+        }
+    };
+    loop {
+        let Some(s) = state(client, app).await? else {
+            return Ok(()); // gone already
+        };
+        match s {
+            ApplicationState::Created
+            | ApplicationState::Stopped
+            | ApplicationState::Terminated => return Ok(()),
+            ApplicationState::Started => {
+                let active = active_runs(client, app).await?;
+                if active.is_empty() {
+                    match client.stop_application().application_id(app).send().await {
+                        Ok(_) => say(format!(
+                            "{logical_id}: stopping application {app} before {what}"
+                        )),
+                        // A run arrived between the list and the stop: look again.
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_validation_exception()) => {}
+                        Err(e) => return Err(failed(format!("StopApplication {app}"), e)),
+                    }
+                } else if runs == Runs::Cancel {
+                    for run in &active {
+                        client
+                            .cancel_job_run()
+                            .application_id(app)
+                            .job_run_id(run)
+                            .send()
+                            .await
+                            .map_err(|e| failed(format!("CancelJobRun {run}"), e))
+                            .with_context(|| {
+                                format!("{logical_id}: cancelling job runs before {what}")
+                            })?;
+                    }
+                    say(format!(
+                        "{logical_id}: cancelled {} job run(s) of application {app} ({}) before {what} (--cancel-runs)",
+                        active.len(),
+                        active.join(", ")
+                    ));
+                } else {
+                    say(format!(
+                        "{logical_id}: waiting for {} job run(s) of application {app} to end before {what} ({}; --cancel-runs cancels them)",
+                        active.len(),
+                        active.join(", ")
+                    ));
+                }
+            }
+            other => say(format!(
+                "{logical_id}: waiting for application {app} to leave {} before {what}",
+                other.as_str()
+            )),
+        }
+        tokio::time::sleep(poll()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_changed_or_removed_applications_are_touched() {
+        let app = json!({"Type": APPLICATION_TYPE, "Properties": {"Name": "a", "MaximumCapacity": {"Cpu": "8 vCPU"}}});
+        let deployed =
+            json!({"Resources": {"EmrApplication": app, "Other": {"Type": "AWS::SNS::Topic"}}});
+        assert!(touched(&deployed, Some(&deployed)).is_empty());
+        let mut changed = deployed.clone();
+        changed["Resources"]["EmrApplication"]["Properties"]["MaximumCapacity"]["Cpu"] =
+            json!("16 vCPU");
+        assert_eq!(touched(&deployed, Some(&changed)), ["EmrApplication"]);
+        let removed = json!({"Resources": {"Other": {"Type": "AWS::SNS::Topic"}}});
+        assert_eq!(touched(&deployed, Some(&removed)), ["EmrApplication"]);
+        assert_eq!(touched(&deployed, None), ["EmrApplication"]);
+        assert!(
+            touched(&removed, Some(&deployed)).is_empty(),
+            "a new one is not touched"
+        );
+    }
+}
