@@ -552,6 +552,60 @@ _RESOURCE_TAG_COLLECTORS = {
     "emr-serverless": _pdcase_collect_emr_serverless,
     "dynamodb": _collect_dynamodb,''',
     ),
+    Patch(
+        name="ec2-referenced-security-group",
+        file="services/ec2.py",
+        why=(
+            "EC2 refuses to delete a security group that a rule of another group references "
+            "(DependencyViolation, \"resource sg-... has a dependent object\"); the emulator deleted "
+            "it, so EMR's managed groups, which reference each other, looked deletable in any order."
+        ),
+        old='''        if _security_groups[sg_id]["GroupName"] == "default":
+            return _error("CannotDelete",
+                          f"the specified group: \\"{sg_id}\\" name: \\"default\\" cannot be deleted by a user", 400)
+        del _security_groups[sg_id]''',
+        new='''        if _security_groups[sg_id]["GroupName"] == "default":
+            return _error("CannotDelete",
+                          f"the specified group: \\"{sg_id}\\" name: \\"default\\" cannot be deleted by a user", 400)
+        # pdcase patch ec2-referenced-security-group
+        for _other in _security_groups.values():
+            if _other["GroupId"] == sg_id:
+                continue
+            for _rule in _other.get("IpPermissions", []) + _other.get("IpPermissionsEgress", []):
+                if any(_pair.get("GroupId") == sg_id for _pair in _rule.get("UserIdGroupPairs", [])):
+                    return _error("DependencyViolation",
+                                  f"resource {sg_id} has a dependent object", 400)
+        del _security_groups[sg_id]''',
+    ),
+    Patch(
+        name="ec2-security-group-tags",
+        file="services/tagging.py",
+        why=(
+            "`aws:ResourceTag/*` of an EC2 security group is its tags (EMR's managed groups carry "
+            "`for-use-with-amazon-emr-managed-policies=true`); the emulator knew no EC2 tags, so "
+            "a policy conditioned on them always denied."
+        ),
+        old='''    # pdcase patch emr-serverless-resource-tags
+    "emr-serverless": _pdcase_collect_emr_serverless,''',
+        new='''    # pdcase patch emr-serverless-resource-tags
+    "emr-serverless": _pdcase_collect_emr_serverless,
+    # pdcase patch ec2-security-group-tags
+    "ec2": _pdcase_collect_ec2_security_groups,''',
+    ),
+    Patch(
+        name="ec2-security-group-tags-collector",
+        file="services/tagging.py",
+        why="(with ec2-security-group-tags) the collector.",
+        old='''def _pdcase_collect_emr_serverless():''',
+        new='''def _pdcase_collect_ec2_security_groups():
+    import ministack.services.ec2 as svc
+    for sg_id in list(svc._security_groups.keys()):
+        arn = f"arn:aws:ec2:{get_region()}:{_account()}:security-group/{sg_id}"
+        yield arn, list(svc._tags.get(sg_id, []))
+
+
+def _pdcase_collect_emr_serverless():''',
+    ),
 ]
 
 # Files installed beside MiniStack's own: the authority module the cfn-* patches call, the

@@ -15,7 +15,8 @@ VENV_BIN = Path(sys.executable).parent
 
 # The stages every template gate runs on: the default stage; `prod` configured as protected
 # (hence hardened) in another region, with an organization's access-log bucket; and a stage
-# name of the maximum allowed length (17 characters), hardened with a log bucket of its own.
+# name of the maximum allowed length (17 characters), hardened with a log bucket of its own,
+# its base b on EMR Serverless in a VPC of the account's (the application's network).
 MAX_STAGE = "abcdefghij-123456"
 STAGES = ["alice", "prod", MAX_STAGE]
 HARDENED_STAGES = {"prod", MAX_STAGE}
@@ -26,11 +27,13 @@ stages:
     protected: true
     region: eu-west-1
     lambda: {{memory_mb: 3008, timeout_seconds: 300}}
-    emr: {{core_instance_count: 2, core_instance_type: r5.xlarge}}
+    emr: {{max_vcpu: 64, max_memory_gb: 256, idle_stop_minutes: 10}}
     log_retention_days: 365
     access_logs_bucket: acme-s3-access-logs-123456789012-eu-west-1
   {MAX_STAGE}:
     hardened: true
+    base_b_engine: emr
+    emr: {{subnet_ids: [subnet-0123456789abcdef0, subnet-0123456789abcdef1], security_group_ids: [sg-0123456789abcdef0]}}
 """
 
 

@@ -71,6 +71,7 @@ class Resolver:
             "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{n}",
             "AWS::Lambda::Function": f"arn:{PARTITION}:lambda:{self.region}:{ACCOUNT}:function:{n}",
             "AWS::KMS::Key": f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT}:key/0123abcd-0123-0123-0123-0123456789ab",
+            "AWS::EMRServerless::Application": f"arn:{PARTITION}:emr-serverless:{self.region}:{ACCOUNT}:/applications/00f0123456789abc",
         }
         assert attr == "Arn" and t in arns, (lid, attr)
         return arns[t]
@@ -129,7 +130,7 @@ def test_every_policy_passes_parliament_or_its_finding_is_listed(rendered, stage
             seen.add((issue, where.split("/")[0]))
     roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("Policies")]
     # Four on a stage whose base b runs in a function (ETL, site-events, refresher, crawler),
-    # six with the EMR starter and the cluster's roles.
+    # five with the EMR starter and the Spark job's runtime role.
     assert count >= len(roles) >= 4, "every role's inline policy is read"
     listed = {a for a in accepted() if not a[1].startswith(("deploy-policy", "cloudformation-role"))}
     assert seen - listed == set(), f"parliament findings not listed in docs/SECURITY-CHECKS.md: {sorted(seen - listed)}"

@@ -68,9 +68,11 @@ def test_stages_differ_only_where_they_should(rendered):
     prod = json.loads(rendered[("prod", "json")].read_text())
     assert alice.keys() == prod.keys()
     # The protected stage is hardened: its own KMS key (and alias); and its base b runs on EMR
-    # (the starter, the cluster's roles and network) where alice's runs in its function.
+    # (the starter, the EMR Serverless application and its job role) where alice's runs in its
+    # function.
     emr_parts = {k for k in prod["Resources"] if k.startswith("Emr") and k != "EmrTriggerTopic"}
-    assert {"EmrStarterFunction", "EmrServiceRole", "EmrInstanceProfile", "EmrSubnet"} <= emr_parts
+    assert {"EmrStarterFunction", "EmrApplication", "EmrJobRole"} <= emr_parts
+    assert not emr_parts & {"EmrServiceRole", "EmrInstanceProfile", "EmrSubnet", "EmrVpc"}
     site_events = {k for k in alice["Resources"] if k.startswith("SiteEvents")}
     assert site_events == {"SiteEventsFunction", "SiteEventsRole", "SiteEventsLogGroup", "SiteEventsSnsPermission",
                            "SiteEventsSubscription"}
