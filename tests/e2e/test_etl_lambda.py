@@ -1,6 +1,6 @@
 """The deployed stage's functions at work in the local emulator, with IAM and TLS enforced:
 each function runs as a session of the execution role the template gives it, so every S3,
-Glue, SNS and EMR call it makes is checked against that role, and the buckets' TLS-only
+Glue, SNS and EMR Serverless call it makes is checked against that role, and the buckets' TLS-only
 policies apply.
 
 A message on the ETL topic runs the ETL function, which reads the exports from the source
@@ -12,8 +12,9 @@ permission at a time is taken out of a role, and the function fails with AccessD
 
 Relies on: MiniStack with AUTH=true and USE_SSL=1 (Lambda as a host process, SNS, S3 events
 to EventBridge and its rules' Lambda targets, the Glue catalog, Athena via DuckDB), with the patches of
-scripts/patch_emulator.py (crawler ARNs, EMR request tags). Not run: EMR itself (metadata
-only), the crawler's crawl, `iam:PassRole` and trust policies (checked statically).
+scripts/patch_emulator.py (crawler ARNs, EMR Serverless). Not run: the Spark job on EMR
+Serverless (the emulator records the run), the crawler's crawl, `iam:PassRole` and trust
+policies (checked statically).
 """
 import json
 import time
@@ -115,36 +116,59 @@ def test_the_etl_runs_as_its_role_and_athena_reads_its_tables(emulator, stage, d
                      str(sum(1 for s in students if s.get("Course") is not None))]]
 
 
-def test_the_starter_runs_as_its_role_and_requests_a_tagged_cluster(emulator, stage):
-    """`RunJobFlow` is allowed only with the stage's tag in the request (emulator patch
-    emr-request-tags fills `aws:RequestTag/*`)."""
+def stack_outputs(emulator, stage=STAGE) -> dict:
+    stacks = emulator.client("cloudformation").describe_stacks(StackName=f"pdcase-{stage}")["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0]["Outputs"]}
+
+
+def sns_event(message_id: str) -> dict:
+    """An SNS delivery to the starter, as Lambda receives it."""
+    return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:x",
+                         "Sns": {"Type": "Notification", "MessageId": message_id, "TopicArn": "arn:aws:sns:x",
+                                 "Subject": None, "Message": "{}", "Timestamp": "2026-01-01T00:00:00.000Z",
+                                 "SignatureVersion": "1", "Signature": "", "SigningCertUrl": "",
+                                 "UnsubscribeUrl": "", "MessageAttributes": {}}}]}
+
+
+def test_the_starter_runs_as_its_role_and_submits_the_job_to_the_application(emulator, stage):
+    """`deployer trigger spark` leads to one StartJobRun on the stage's application, with the
+    job's S3 URI, its arguments, the job runtime role, the stage's tag and the jobs bucket's
+    log location, made by the starter as its role (emr-serverless:StartJobRun is enforced on
+    the application's ARN). A second delivery of the same message starts no second run (the
+    client token is the message id). The emulator runs no job: the run's record is what is
+    checked."""
+    outputs = stack_outputs(emulator)
+    app = outputs["EmrApplicationId"]
+    es = emulator.client("emr-serverless")
+    assert es.get_application(applicationId=app)["application"]["releaseLabel"] == "emr-7.5.0"
     r = deployer_cmd(stage, emulator, "trigger", "spark", "--stage", STAGE)
     assert r.returncode == 0, r.stderr
-    emr = emulator.client("emr")
-
-    def cluster():
-        found = [c for c in emr.list_clusters()["Clusters"] if c["Name"].startswith(f"pdcase-{STAGE}-site-events-")]
-        return found[0] if found else None
     try:
-        c = wait_for("the cluster", cluster, timeout=60)
+        runs = wait_for("the job run", lambda: es.list_job_runs(applicationId=app)["jobRuns"], timeout=60)
     except AssertionError:
         pytest.fail(f"starter logs:\n{function_logs(emulator, 'emr-starter')}")
-    d = emr.describe_cluster(ClusterId=c["Id"])["Cluster"]
-    assert d["ReleaseLabel"] == "emr-7.5.0"
-    assert {t["Key"]: t["Value"] for t in d["Tags"]} == {
-        "Project": "pdcase", "Stage": STAGE, "for-use-with-amazon-emr-managed-policies": "true"}
-    assert d["Ec2InstanceAttributes"]["Ec2SubnetId"].startswith("subnet-")
-    # Emulator patch instance-profile-ref-*: `Ref` of the instance profile is its name, which
-    # the stack outputs and the starter passes as the cluster's JobFlowRole.
-    profile = f"pdcase-{STAGE}-emr-instance-{REGION}"
-    assert d["Ec2InstanceAttributes"]["IamInstanceProfile"] == profile
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in
-               emulator.client("cloudformation").describe_stacks(StackName=f"pdcase-{STAGE}")["Stacks"][0]["Outputs"]}
-    assert outputs["EmrInstanceProfileName"] == profile
-    args = emr.list_steps(ClusterId=c["Id"])["Steps"][0]["Config"]["Args"]
+    assert len(runs) == 1, runs
+    run = es.get_job_run(applicationId=app, jobRunId=runs[0]["id"])["jobRun"]
+    assert run["executionRole"] == outputs["EmrJobRoleArn"]
+    assert run["executionRole"].endswith(f":role/pdcase-{STAGE}-emr-job-{REGION}")
+    spark = run["jobDriver"]["sparkSubmit"]
+    assert spark["entryPoint"] == outputs["SparkJobUri"]
+    args = spark["entryPointArguments"]
     assert args[args.index("--events") + 1] == f"s3://{SOURCE}/b/"
+    assert args[args.index("--students") + 1] == f"s3://{WAREHOUSE}/a/students/"
     assert args[args.index("--output") + 1] == f"s3://{WAREHOUSE}/b/"
-    assert args[args.index("--run-id") + 1] in c["Name"]
+    assert args[args.index("--run-id") + 1] in run["name"]
+    assert run["tags"]["Stage"] == STAGE
+    jobs = outputs["JobsBucketName"]
+    assert run["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"]["logUri"] == f"s3://{jobs}/logs/"
+
+    # The same SNS message delivered twice: one run.
+    lam = emulator.client("lambda")
+    for _ in range(2):
+        out = lam.invoke(FunctionName=f"pdcase-{STAGE}-emr-starter", Payload=json.dumps(sns_event("dup-1")).encode())
+        assert "FunctionError" not in out, out["Payload"].read()
+    runs = es.list_job_runs(applicationId=app)["jobRuns"]
+    assert len(runs) == 2, [r["name"] for r in runs]
 
 
 def without(emulator, role: str, sid: str, change=None, stage=STAGE):
@@ -215,20 +239,17 @@ def test_the_refresher_fails_without_start_crawler(emulator, stage):
     assert "StartCrawler" in text or "crawler" in text, text
 
 
-def test_the_starter_fails_for_another_stages_tag(emulator, stage):
-    """RunJobFlow is allowed only when the request carries `Stage=<this stage>`."""
+def test_the_starter_fails_without_start_job_run(emulator, stage):
+    """StartJobRun is allowed on the stage's application only: without the statement the
+    starter is refused."""
     before = len(function_logs(emulator, "emr-starter").splitlines())
-
-    def other_stage(s):
-        s["Condition"]["StringEquals"]["aws:RequestTag/Stage"] = "someone-else"
-        return s
-    restore = without(emulator, "emr-starter", "RunJobFlow", other_stage)
+    restore = without(emulator, "emr-starter", "StartJobRun")
     try:
         assert deployer_cmd(stage, emulator, "trigger", "spark", "--stage", STAGE).returncode == 0
-        text = access_denied_in(emulator, "emr-starter", before, "RunJobFlow")
+        text = access_denied_in(emulator, "emr-starter", before, "StartJobRun")
     finally:
         restore()
-    assert "RunJobFlow" in text, text
+    assert "StartJobRun" in text, text
 
 
 def _rows(parquet_bytes: bytes):
