@@ -292,6 +292,9 @@ def emulator(tmp_path_factory):
         "SFTP_ENABLED": "0",
         "S3_DATA_DIR": str(d / "s3"),
         "STATE_DIR": str(d / "state"),
+        # EMR Serverless runs no job here (scripts/emulator/pdcase_emr_serverless.py): a job run
+        # is RUNNING this long, then SUCCESS; long enough for a test to see a deploy wait.
+        "PDCASE_EMR_SERVERLESS_RUN_SECONDS": "30",
     }
     log = d / "ministack.log"
     with open(log, "wb") as out:

@@ -275,8 +275,28 @@ def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package, 
     r = deployer_cmd(deployer, emulator, "invoke", "emr-starter", "--local", "--stage", stage)
     assert r.returncode == 0, r.stderr
     started = json.loads(r.stdout)
-    clusters = emulator.client("emr").list_clusters()["Clusters"]
-    assert started["cluster_id"] in [c["Id"] for c in clusters]
+    es = emulator.client("emr-serverless")
+    runs = es.list_job_runs(applicationId=started["application_id"])["jobRuns"]
+    assert [r["id"] for r in runs] == [started["job_run_id"]]
+
+    # `logs spark`, as the deploy identity: the latest run's state and its driver's output,
+    # which the emulator (running no job) does not write: seeded gzipped where EMR
+    # Serverless writes it.
+    import gzip
+    jobs = f"pdcase-{stage}-jobs-000000000000-us-east-1"
+    key = f"logs/applications/{started['application_id']}/jobs/{started['job_run_id']}/SPARK_DRIVER/stdout.gz"
+    r = deployer_cmd(deployer, emulator, "logs", "spark", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    assert f"job run {started['job_run_id']}" in r.stdout
+    assert "no driver output yet" in r.stderr and key in r.stderr, r.stderr
+    driver = '{"message": "site-events report", "rows": 42}\nline two, with ünïcode\n'
+    s3.put_object(Bucket=jobs, Key=key, Body=gzip.compress(driver.encode()))
+    es.cancel_job_run(applicationId=started["application_id"], jobRunId=started["job_run_id"])
+    r = deployer_cmd(deployer, emulator, "logs", "spark", "--stage", stage)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"job run {started['job_run_id']} (pdcase-{stage}-site-events-{started['run']}): CANCELLED"), lines
+    assert lines[1:] == driver.splitlines()
 
 
 def test_a_table_larger_than_one_part_goes_up_as_a_multipart_upload(deployer, emulator, package, tmp_path):

@@ -149,7 +149,7 @@ pub enum TriggerWhat {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     #[arg(value_enum)]
-    pub function: FunctionArg,
+    pub function: LogSource,
     #[arg(long)]
     pub stage: String,
     /// How far back, in minutes.
@@ -269,6 +269,18 @@ pub enum FunctionArg {
     SiteEvents,
     EmrStarter,
     TableRefresher,
+}
+
+/// Whose logs `deployer logs` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogSource {
+    Etl,
+    SiteEvents,
+    EmrStarter,
+    TableRefresher,
+    /// The latest Spark job run on the stage's EMR Serverless application: its state and its
+    /// driver's output.
+    Spark,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -51,21 +51,42 @@ pub async fn delete_in(aws: &Aws, vpc: &str) -> anyhow::Result<usize> {
     if groups.is_empty() {
         return Ok(0);
     }
-    // First every rule of every group: then no group references another.
+    // First every rule of every group: then no group references another. Rules are revoked
+    // by their ids (DescribeSecurityGroupRules), which name each rule exactly, whatever form
+    // its source takes.
     for g in &groups {
         let id = g.group_id().unwrap_or_default();
-        if !g.ip_permissions().is_empty() {
+        let mut ingress = Vec::new();
+        let mut egress = Vec::new();
+        let mut pages = ec2
+            .describe_security_group_rules()
+            .filters(Filter::builder().name("group-id").values(id).build())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| failed(format!("DescribeSecurityGroupRules of {id}"), e))?;
+            for r in page.security_group_rules() {
+                let rule = r.security_group_rule_id().unwrap_or_default().to_owned();
+                if r.is_egress() == Some(true) {
+                    egress.push(rule);
+                } else {
+                    ingress.push(rule);
+                }
+            }
+        }
+        if !ingress.is_empty() {
             ec2.revoke_security_group_ingress()
                 .group_id(id)
-                .set_ip_permissions(Some(g.ip_permissions().to_vec()))
+                .set_security_group_rule_ids(Some(ingress))
                 .send()
                 .await
                 .map_err(|e| failed(format!("RevokeSecurityGroupIngress on {id}"), e))?;
         }
-        if !g.ip_permissions_egress().is_empty() {
+        if !egress.is_empty() {
             ec2.revoke_security_group_egress()
                 .group_id(id)
-                .set_ip_permissions(Some(g.ip_permissions_egress().to_vec()))
+                .set_security_group_rule_ids(Some(egress))
                 .send()
                 .await
                 .map_err(|e| failed(format!("RevokeSecurityGroupEgress on {id}"), e))?;

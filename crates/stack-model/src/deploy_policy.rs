@@ -490,7 +490,10 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
         // security groups only with that tag): only those. Describe calls take no resource.
         allow(
             "FindEmrSecurityGroups",
-            &["ec2:DescribeSecurityGroups"],
+            &[
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSecurityGroupRules",
+            ],
             vec!["*".into()],
         ),
         when(

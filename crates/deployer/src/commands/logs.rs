@@ -1,26 +1,34 @@
-//! `deployer logs <function> --stage S [--since-minutes N]`: the function's recent log lines.
+//! `deployer logs <function> --stage S [--since-minutes N]`: the function's recent log lines;
+//! `deployer logs spark --stage S`: the latest Spark job run's state and its driver's output.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
+use anyhow::{bail, Context};
 use aws_sdk_cloudwatchlogs::Client;
 
 use crate::aws::Aws;
-use crate::cli::{FunctionArg, Global, LogsArgs};
+use crate::cli::{Global, LogSource, LogsArgs};
+use crate::cloudformation::status::{output, stack_outputs};
+use stack_model::pipeline::{emr::LOG_PREFIX, outputs};
 use stack_model::stage::FunctionRole;
 
-fn role(f: FunctionArg) -> FunctionRole {
-    match f {
-        FunctionArg::Etl => FunctionRole::Etl,
-        FunctionArg::SiteEvents => FunctionRole::SiteEvents,
-        FunctionArg::EmrStarter => FunctionRole::EmrStarter,
-        FunctionArg::TableRefresher => FunctionRole::TableRefresher,
-    }
+fn role(f: LogSource) -> Option<FunctionRole> {
+    Some(match f {
+        LogSource::Etl => FunctionRole::Etl,
+        LogSource::SiteEvents => FunctionRole::SiteEvents,
+        LogSource::EmrStarter => FunctionRole::EmrStarter,
+        LogSource::TableRefresher => FunctionRole::TableRefresher,
+        LogSource::Spark => return None,
+    })
 }
 
 pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
     let c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
-    let group = c.stage.log_group_name(role(args.function));
+    let Some(function) = role(args.function) else {
+        return spark(&aws, &c).await;
+    };
+    let group = c.stage.log_group_name(function);
     let client = Client::new(&aws.conf);
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -32,6 +40,87 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
             "no log lines in {group} in the last {} minutes",
             args.since_minutes
         );
+    }
+    Ok(())
+}
+
+/// Where EMR Serverless writes a job run's driver output under the application's S3 log
+/// location (EMR Serverless user guide, "Logging and monitoring", "Amazon S3 logs":
+/// `<logUri>/applications/<application>/jobs/<job run>/SPARK_DRIVER/stdout.gz`).
+pub fn driver_output_key(application: &str, job_run: &str) -> String {
+    format!("{LOG_PREFIX}applications/{application}/jobs/{job_run}/SPARK_DRIVER/stdout.gz")
+}
+
+/// The latest job run of the stage's application: its state, then its driver's output.
+async fn spark(aws: &Aws, c: &stack_model::StageConfig) -> anyhow::Result<()> {
+    let outs = stack_outputs(aws, c).await?;
+    let Ok(app) = output(&outs, outputs::EMR_APPLICATION) else {
+        bail!(
+            "stage {} runs base b in its site-events function (`base_b_engine: function`), not on EMR Serverless: use `deployer logs site-events --stage {}`",
+            c.stage,
+            c.stage
+        );
+    };
+    let jobs = output(&outs, outputs::JOBS_BUCKET)?;
+    let client = aws_sdk_emrserverless::Client::new(&aws.conf);
+    let runs = client
+        .list_job_runs()
+        .application_id(app)
+        .send()
+        .await
+        .map_err(|e| crate::aws::failed(format!("ListJobRuns of application {app}"), e))?;
+    let Some(latest) = runs
+        .job_runs()
+        .iter()
+        .max_by_key(|r| r.created_at().as_nanos())
+    else {
+        eprintln!("application {app} has no job runs yet (`deployer trigger spark --stage {}` starts one)", c.stage);
+        return Ok(());
+    };
+    let run = client
+        .get_job_run()
+        .application_id(app)
+        .job_run_id(latest.id())
+        .send()
+        .await
+        .map_err(|e| crate::aws::failed(format!("GetJobRun {}", latest.id()), e))?;
+    let run = run
+        .job_run()
+        .context("GetJobRun answered without the run")?;
+    let details = run.state_details();
+    println!(
+        "job run {} ({}): {}{}",
+        run.job_run_id(),
+        run.name().unwrap_or_default(),
+        run.state().as_str(),
+        if details.is_empty() {
+            String::new()
+        } else {
+            format!(": {details}")
+        }
+    );
+    let key = driver_output_key(app, run.job_run_id());
+    let object = match aws.s3.get_object().bucket(jobs).key(&key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+            eprintln!("no driver output yet at s3://{jobs}/{key} (EMR Serverless writes it as the run goes)");
+            return Ok(());
+        }
+        Err(e) => return Err(crate::aws::failed(format!("reading s3://{jobs}/{key}"), e)),
+    };
+    let body = object
+        .body
+        .collect()
+        .await
+        .with_context(|| format!("reading s3://{jobs}/{key}"))?
+        .into_bytes();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .with_context(|| format!("s3://{jobs}/{key} is not gzipped text"))?;
+    let mut out = std::io::stdout().lock();
+    for line in text.lines() {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
