@@ -9,7 +9,7 @@ permissions, taken from crates/stack-model/data/resource_facts.json, the resourc
 lists with the property decisions, never from the generated policy, are evaluated against the
 role before the resource is provisioned), and `iam-simulate-*` (IAM's simulator reads every
 resource ARN and the context entries) for `deployer preflight`. The emulator provisions EMR
-and KMS as metadata only and runs no Glue crawl: their handler permissions are checked here all
+Serverless and KMS as metadata only and runs no Glue crawl: their handler permissions are checked here all
 the same, since the check is IAM's evaluation of the listed actions, not the services' own.
 """
 import copy
@@ -108,26 +108,22 @@ def bootstrap(deployer, emulator, config) -> str:
 
 
 def alone(template: dict, logical_id: str) -> dict:
-    """The template with `logical_id` alone (no outputs), or for the instance profile with its
-    role too, whose inline policies (which name the stage's buckets) are left out: the
-    profile's properties are as rendered."""
+    """The template with `logical_id` alone (no outputs)."""
     keep = {logical_id: copy.deepcopy(template["Resources"][logical_id])}
-    if logical_id == "EmrInstanceProfile":
-        role = copy.deepcopy(template["Resources"]["EmrInstanceRole"])
-        role["Properties"].pop("Policies", None)
-        keep["EmrInstanceRole"] = role
     text = json.dumps(keep)
     assert not any(f'"{other}"' in text for other in template["Resources"] if other not in keep), text
     return {**{k: v for k, v in template.items() if k not in ("Resources", "Outputs")}, "Resources": keep}
 
 
+# The review's other blocker, the instance profile's iam:PassRole, went with the instance
+# profile (EMR Serverless has none; the CloudFormation role may only delete it:
+# crates/stack-model's cloudformation_role tests).
 @pytest.mark.parametrize("logical_id, action", [
-    ("EmrInstanceProfile", "iam:PassRole"),
     ("StageKey", "kms:TagResource"),
 ])
 def test_the_hand_written_policy_could_not_create_what_the_review_found(deployer, emulator, config, package,
                                                                          logical_id, action):
-    """The two blockers, reproduced: the deploy policy as it was written by hand (kept in
+    """The blockers, reproduced: the deploy policy as it was written by hand (kept in
     tests/e2e/data, printed by the last deployer before this change for an emr, hardened
     stage), with no service role, as CloudFormation then used the caller's credentials. That
     policy lacked other handlers' reads too (the review's third finding: the VPC's, the
@@ -156,7 +152,7 @@ def test_the_hand_written_policy_could_not_create_what_the_review_found(deployer
 
 def test_an_emr_hardened_stage_deploys_through_its_role_and_tears_down(deployer, emulator, config, package):
     """The same stage, deployed by `deployer deploy` as the deploy identity through the generated
-    role: every resource created (the instance profile and the key included), the stack
+    role: every resource created (the EMR Serverless application and the key included), the stack
     associated with the role; `teardown` as the deploy identity removes both stacks, the role
     with them."""
     emulator.reset()
@@ -167,7 +163,7 @@ def test_an_emr_hardened_stage_deploys_through_its_role_and_tears_down(deployer,
     cfn = emulator.client("cloudformation")
     assert cfn.describe_stacks(StackName=f"pdcase-{STAGE}")["Stacks"][0]["RoleARN"] == role
     kinds = {x["LogicalResourceId"] for x in cfn.list_stack_resources(StackName=f"pdcase-{STAGE}")["StackResourceSummaries"]}
-    assert {"EmrInstanceProfile", "StageKey"} <= kinds
+    assert {"EmrApplication", "EmrJobRole", "StageKey"} <= kinds
     r = cli(deployer, emulator, config, "teardown", "--stage", STAGE, "--yes")
     assert r.returncode == 0, r.stderr
     names = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"}
@@ -202,7 +198,9 @@ def set_role_policies(emulator, documents):
 # calls it.
 CASES = [
     ("s3:PutBucketVersioning", "AWS::S3::Bucket"),
-    ("iam:PassRole", "AWS::IAM::InstanceProfile"),
+    ("emr-serverless:CreateApplication", "AWS::EMRServerless::Application"),
+    # The first application of an account creates EMR Serverless's service-linked role.
+    ("iam:CreateServiceLinkedRole", "AWS::EMRServerless::Application"),
     ("iam:CreateRole", "AWS::IAM::Role"),
     ("lambda:CreateFunction", "AWS::Lambda::Function"),
     ("logs:CreateLogGroup", "AWS::Logs::LogGroup"),
@@ -213,7 +211,6 @@ CASES = [
     ("events:PutRule", "AWS::Events::Rule"),
     ("athena:CreateWorkGroup", "AWS::Athena::WorkGroup"),
     ("kms:TagResource", "AWS::KMS::Key"),
-    ("ec2:CreateVpc", "AWS::EC2::VPC"),
 ]
 
 
