@@ -60,20 +60,6 @@ PATCHES = [
         db = _safe_json_field(body, "DatabaseName")''',
     ),
     Patch(
-        name="emr-request-tags",
-        file="core/iam_actions.py",
-        why=(
-            "EMR's requests set tags (RunJobFlow's `Tags`), but the emulator looked the tagging "
-            "operations up under the IAM prefix `elasticmapreduce`, whose SDK model is named `emr`, "
-            "so `aws:RequestTag/*` was never filled and a policy conditioned on it always denied."
-        ),
-        old='''        for name in _BOTOCORE_SERVICE_MAP.get(service) or [service]:
-            model = _load_botocore_model(name)''',
-        new='''        # pdcase patch emr-request-tags: the SDK model of elasticmapreduce is `emr`.
-        for name in _BOTOCORE_SERVICE_MAP.get(service) or (["emr"] if service == "elasticmapreduce" else [service]):
-            model = _load_botocore_model(name)''',
-    ),
-    Patch(
         name="logs-stream-arn",
         file="core/iam_actions.py",
         why=(

@@ -48,7 +48,7 @@ def test_gc_deletes_only_unreferenced_artifacts_and_only_when_told(deployer, emu
 
     r = gc(deployer, root, "--older-than-days", "0")
     assert r.returncode == 0, r.stderr
-    assert f"s3://{bucket}: {len(deployed) + 1} referenced by a stack (kept), 0 younger than 0 days (kept), 1 unreferenced" \
+    assert f"s3://{bucket}: {len(deployed) + 1} referenced by a stack or a hotswap record (kept), 0 younger than 0 days (kept), 1 unreferenced" \
         == r.stdout.splitlines()[0], r.stdout
     assert "  unreferenced lambda/orphan.zip (9 bytes, 0 days old)" in r.stdout
     assert "run again with --yes" in r.stdout

@@ -100,3 +100,63 @@ def test_a_protected_stage_refuses_hotswap_before_touching_anything(deployer, em
     # deploy created nothing.
     stacks = [s["StackName"] for s in emulator.client("cloudformation").list_stacks()["StackSummaries"]]
     assert stacks == [f"pdcase-{STAGE}-bootstrap"], stacks
+
+
+def test_a_hotswapped_spark_job_is_read_by_the_job_role_and_kept_by_gc(deployer, emulator, package, tmp_path):
+    """Issue 25, part 6: on an `emr` stage, `deploy --hotswap` of a changed Spark job points the
+    starter at a new content-addressed key under `spark/`, which the job runtime role reads (as
+    EMR Serverless will, with IAM enforced: the role's session here, assumed as the root since
+    the emulator does not check trust policies); and `gc` keeps the record and every key it
+    names, though no stack's parameters name them."""
+    import boto3
+
+    emulator.reset()
+    stage = "e2ehotemr"
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"stages:\n  {stage}:\n    base_b_engine: emr\n")
+    binary = package["lambda"]["bootstrap"]
+
+    def deploy(*extra):
+        return run([deployer, "--config", config, "deploy", "--stage", stage, "--lambda-bootstrap", binary, *extra],
+                   env=emulator.env(stage), cwd=ROOT, timeout=600)
+    r = deploy()
+    assert r.returncode == 0, r.stderr
+    job = tmp_path / "site_events.py"
+    job.write_text(open(package["spark_job"]["path"]).read() + "\n# a change for the hotswap test\n")
+    r = deploy("--spark-job", str(job), "--hotswap")
+    assert r.returncode == 0, r.stderr
+    assert "hotswapped without a change set" in r.stderr, r.stderr
+
+    lam, s3 = emulator.client("lambda"), emulator.client("s3")
+    uri = lam.get_function_configuration(FunctionName=f"pdcase-{stage}-emr-starter")["Environment"]["Variables"]["SPARK_JOB_URI"]
+    bucket = f"pdcase-{stage}-artifacts-000000000000-us-east-1"
+    assert uri.startswith(f"s3://{bucket}/spark/")
+    key = uri.removeprefix(f"s3://{bucket}/")
+    stack_key = {p["ParameterKey"]: p["ParameterValue"] for p in emulator.client("cloudformation").describe_stacks(
+        StackName=f"pdcase-{stage}")["Stacks"][0]["Parameters"]}["SparkJobKey"]
+    assert key != stack_key, "the stack still names the previous job"
+
+    creds = emulator.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::000000000000:role/pdcase-{stage}-emr-job-us-east-1",
+        RoleSessionName="emr-serverless-job")["Credentials"]
+    as_job = boto3.client("s3", endpoint_url=emulator.endpoint, region_name="us-east-1", verify=str(emulator.cert),
+                          aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                          aws_session_token=creds["SessionToken"])
+    assert b"a change for the hotswap test" in as_job.get_object(Bucket=bucket, Key=key)["Body"].read()
+    # And nothing else of the bucket: the Lambda zip is not the job's.
+    lambda_key = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="lambda/")["Contents"])
+    try:
+        as_job.get_object(Bucket=bucket, Key=lambda_key)
+        raise AssertionError("the job role read the Lambda zip")
+    except as_job.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "AccessDenied", e.response
+
+    # gc, as the root (it reads every stack): the record and the keys it names stay.
+    s3.put_object(Bucket=bucket, Key="spark/orphan/site_events.py", Body=b"# nobody's job")
+    r = run([deployer, "--config", config, "gc", "--stage", stage, "--older-than-days", "0", "--yes"],
+            env=emulator.env(), cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    left = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {key, stack_key, f"hotswap/pdcase-{stage}.json"} <= left, left
+    assert "spark/orphan/site_events.py" not in left
+    assert "deleted 1 artifacts" in r.stdout, r.stdout

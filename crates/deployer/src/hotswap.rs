@@ -38,8 +38,31 @@ impl Record {
     }
 }
 
+/// Where the records live in the artifacts bucket.
+pub const RECORD_PREFIX: &str = "hotswap/";
+
 fn record_key(stack: &str) -> String {
-    format!("hotswap/{stack}.json")
+    format!("{RECORD_PREFIX}{stack}.json")
+}
+
+/// The record stored at `key` (any stack's), if it is one.
+pub async fn read_key(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Option<Record>> {
+    match aws.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => {
+            let bytes = o
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("reading s3://{bucket}/{key}"))?
+                .into_bytes();
+            Ok(serde_json::from_slice(&bytes).ok())
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+        Err(e) => Err(crate::aws::failed(
+            format!("reading s3://{bucket}/{key}"),
+            e,
+        )),
+    }
 }
 
 /// The record of `stack`, if its functions run hotswapped artifacts.

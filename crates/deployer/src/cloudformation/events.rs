@@ -113,16 +113,28 @@ pub async fn validation_failures(
     stack: &str,
     change_set: Option<&str>,
 ) -> Vec<String> {
-    let Ok(out) = cfn
-        .describe_events()
-        .stack_name(stack)
-        .set_change_set_name(change_set.map(str::to_owned))
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    out.operation_events()
+    // Every page: a change set's findings may follow pages of other events (DescribeEvents
+    // answers a page at a time with a `NextToken`; CloudFormation API reference).
+    let mut events = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let Ok(out) = cfn
+            .describe_events()
+            .stack_name(stack)
+            .set_change_set_name(change_set.map(str::to_owned))
+            .set_next_token(token.take())
+            .send()
+            .await
+        else {
+            break;
+        };
+        events.extend(out.operation_events().iter().cloned());
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    events
         .iter()
         .filter(|e| {
             e.validation_status()

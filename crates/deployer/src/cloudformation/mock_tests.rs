@@ -248,8 +248,27 @@ async fn a_change_set_failing_early_validation_names_its_findings() {
     });
     let deleted =
         mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    // Issue 25: the finding is on the second page, after a page of other events.
+    let first_page = mock!(Client::describe_events)
+        .match_requests(|r| {
+            r.change_set_name() == Some("arn:cs/deployer-1") && r.next_token().is_none()
+        })
+        .then_output(|| {
+            DescribeEventsOutput::builder()
+                .operation_events(
+                    OperationEvent::builder()
+                        .logical_resource_id("SourceBucket")
+                        .resource_type("AWS::S3::Bucket")
+                        .validation_status(ValidationStatus::Skipped)
+                        .build(),
+                )
+                .next_token("page-2")
+                .build()
+        });
     let findings = mock!(Client::describe_events)
-        .match_requests(|r| r.change_set_name() == Some("arn:cs/deployer-1"))
+        .match_requests(|r| {
+            r.change_set_name() == Some("arn:cs/deployer-1") && r.next_token() == Some("page-2")
+        })
         .then_output(|| {
             DescribeEventsOutput::builder()
                 .operation_events(
@@ -267,7 +286,15 @@ async fn a_change_set_failing_early_validation_names_its_findings() {
         .output(no_events)
         .repeatedly()
         .build();
-    let cfn = client(&[&describe, &events, &create, &failed, &deleted, &findings]);
+    let cfn = client(&[
+        &describe,
+        &events,
+        &create,
+        &failed,
+        &deleted,
+        &first_page,
+        &findings,
+    ]);
     let err = apply(&cfn, &spec(), "stage alice").await.unwrap_err();
     assert_eq!(err.exit_code(), 1);
     let text = err.to_string();
@@ -279,6 +306,7 @@ async fn a_change_set_failing_early_validation_names_its_findings() {
         text.contains("\n  caused by WarehouseBucket (AWS::S3::Bucket): Resource with identifier 'pdcase-alice-warehouse-1-us-east-1' already exists"),
         "{text}"
     );
-    assert_eq!(findings.num_calls(), 1);
+    assert!(!text.contains("SourceBucket"), "{text}");
+    assert_eq!((first_page.num_calls(), findings.num_calls()), (1, 1));
     assert_eq!(deleted.num_calls(), 1);
 }

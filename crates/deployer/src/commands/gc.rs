@@ -8,7 +8,9 @@
 //! stage or tool made the stack, and while it is younger than the grace period (a deploy in
 //! progress has uploaded what its change set will name). Reading every stack's parameters
 //! needs `cloudformation:DescribeStacks` on every stack, which a stage's deploy policy does not
-//! grant: without it, gc stops before deleting anything.
+//! grant: without it, gc stops before deleting anything. A hotswap record
+//! (`hotswap/<stack>.json`) names what a stage's functions run while its stack's parameters
+//! still name what ran before: the record and every key it names are kept too.
 
 use std::collections::BTreeSet;
 
@@ -73,8 +75,19 @@ pub async fn run(global: &Global, args: &GcArgs) -> anyhow::Result<()> {
         )
     })?;
     let bucket = output(&outputs_of(&stack), ARTIFACTS_BUCKET_OUTPUT)?.to_owned();
-    let parameters = every_stack_parameter(&aws).await?;
+    let mut parameters = every_stack_parameter(&aws).await?;
     let artifacts = list(&aws, &bucket).await?;
+    // What the functions run after a hotswap, and the records that say so.
+    for a in &artifacts {
+        if !a.key.starts_with(crate::hotswap::RECORD_PREFIX) {
+            continue;
+        }
+        parameters.insert(a.key.clone());
+        if let Some(r) = crate::hotswap::read_key(&aws, &bucket, &a.key).await? {
+            parameters.insert(r.lambda_code_key);
+            parameters.insert(r.spark_job_key);
+        }
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .context("the clock is before 1970")?
@@ -87,7 +100,7 @@ pub async fn run(global: &Global, args: &GcArgs) -> anyhow::Result<()> {
         i64::from(args.older_than_days) * 86_400,
     );
     println!(
-        "s3://{bucket}: {} referenced by a stack (kept), {} younger than {} days (kept), {} unreferenced",
+        "s3://{bucket}: {} referenced by a stack or a hotswap record (kept), {} younger than {} days (kept), {} unreferenced",
         p.referenced.len(),
         p.recent.len(),
         args.older_than_days,

@@ -497,3 +497,44 @@ fn trust_principals_and_pass_role_targets_are_pinned() {
         )]
     );
 }
+
+/// The retired resources render as the last version before EMR Serverless rendered them (its
+/// template for stage `upgrade`, kept for the upgrade's e2e test): the CloudFormation role's
+/// delete permissions are computed from this rendering, so it must name what stages hold.
+#[test]
+fn the_retired_resources_are_those_earlier_stages_hold() {
+    let held: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../tests/e2e/data/emr_on_ec2_stage_upgrade.json"
+    ))
+    .unwrap();
+    let mut c = emr("upgrade");
+    c.base_b_engine = BaseBEngine::Emr;
+    let retired = super::retired::template(&c).to_json().unwrap();
+    for id in super::retired::LOGICAL_IDS {
+        assert_eq!(
+            retired["Resources"][*id], held["Resources"][*id],
+            "{id} renders otherwise than stages hold it"
+        );
+    }
+    let held_emr: Vec<&String> = held["Resources"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|id| {
+            id.starts_with("Emr")
+                && ![
+                    "EmrTriggerTopic",
+                    "EmrStarterFunction",
+                    "EmrStarterRole",
+                    "EmrStarterLogGroup",
+                ]
+                .contains(&id.as_str())
+                && !id.starts_with("EmrStarter")
+        })
+        .collect();
+    assert_eq!(
+        held_emr.len(),
+        super::retired::LOGICAL_IDS.len(),
+        "{held_emr:?}"
+    );
+}
