@@ -592,6 +592,80 @@ _RESOURCE_TAG_COLLECTORS = {
 
 def _pdcase_collect_emr_serverless():''',
     ),
+    Patch(
+        name="cfn-import-glue-database-bucket-policy",
+        file="services/cloudformation/provisioners.py",
+        why=(
+            "CloudFormation imports an existing `AWS::Glue::Database` (identifier `DatabaseName`) and "
+            "`AWS::S3::BucketPolicy` (identifier `Bucket`), as their resource schemas' `primaryIdentifier` "
+            "allow; the emulator refused both in an IMPORT change set, so a protected stage's retained "
+            "database and bucket policies could not be adopted."
+        ),
+        old='''        "update_with_logical_id": True,
+        "delete": _asg_scheduled_delete,
+    },
+}''',
+        new='''        "update_with_logical_id": True,
+        "delete": _asg_scheduled_delete,
+    },
+}
+
+
+# pdcase patch cfn-import-glue-database-bucket-policy
+def _pdcase_glue_database_import(identifier):
+    name = identifier["DatabaseName"]
+    if name not in _glue._databases:
+        raise ValueError(f"Glue database {name} does not exist")
+    return name, {}
+
+
+def _pdcase_bucket_policy_import(identifier):
+    bucket = identifier["Bucket"]
+    if bucket not in _s3._bucket_policies:
+        raise ValueError(f"bucket {bucket} has no policy")
+    return f"{bucket}-policy", {}
+
+
+_RESOURCE_HANDLERS["AWS::Glue::Database"]["import"] = _pdcase_glue_database_import
+_RESOURCE_HANDLERS["AWS::S3::BucketPolicy"]["import"] = _pdcase_bucket_policy_import''',
+    ),
+    Patch(
+        name="glue-database-arn",
+        file="core/iam_actions.py",
+        why=(
+            "Glue's GetDatabase, UpdateDatabase and DeleteDatabase name the database in `Name` and are "
+            "authorized on `database/<name>` (Glue developer guide, \"Specifying AWS Glue resource "
+            "ARNs\"); the emulator used `table/<name>`, so a policy naming the database was denied."
+        ),
+        old='''        name = _safe_json_field(body, "Name")
+        if name:
+            return f"arn:aws:glue:{region}:{account_id}:table/{name}"''',
+        new='''        name = _safe_json_field(body, "Name")
+        # pdcase patch glue-database-arn
+        if name and _op in ("GetDatabase", "UpdateDatabase", "DeleteDatabase"):
+            return f"arn:aws:glue:{region}:{account_id}:database/{name}"
+        if name:
+            return f"arn:aws:glue:{region}:{account_id}:table/{name}"''',
+    ),
+    Patch(
+        name="bucket-tags",
+        file="services/cloudformation/provisioners.py",
+        why=(
+            "CloudFormation applies a bucket's `Tags` (GetBucketTagging then returns them); the "
+            "emulator dropped them, so a retained bucket did not say which stage it is."
+        ),
+        old='''    if "NotificationConfiguration" in props:
+        _s3_apply_notification(name, props["NotificationConfiguration"])
+    _s3_apply_configurations(name, props)
+    return name, _s3_attrs(name)''',
+        new='''    if "NotificationConfiguration" in props:
+        _s3_apply_notification(name, props["NotificationConfiguration"])
+    _s3_apply_configurations(name, props)
+    # pdcase patch bucket-tags
+    if props.get("Tags"):
+        _s3._bucket_tags[name] = {t["Key"]: str(t["Value"]) for t in props["Tags"]}
+    return name, _s3_attrs(name)''',
+    ),
 ]
 
 # Files installed beside MiniStack's own: the authority module the cfn-* patches call, the

@@ -220,8 +220,28 @@ def test_a_protected_stage_leaves_nothing_after_a_failed_create_and_is_terminati
     assert f"pdcase-{stage}: termination protection lifted (--force on a protected stage)" in r.stderr
     stacks = [s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"]
     assert f"pdcase-{stage}" not in stacks
-    # Retained: the buckets stay with the stage's data, as protection promised.
+    # Retained: the buckets stay with the stage's data, as protection promised, still TLS-only
+    # (their policies are retained with them).
     assert bucket.format("source") in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    for role in ("source", "jobs", "warehouse", "s3-access"):
+        policy = s3.get_bucket_policy(Bucket=bucket.format(role))["Policy"]
+        assert "aws:SecureTransport" in policy, (role, policy)
+
+    # Issue 25, part 6: the next deploy adopts what the teardown retained (an import change
+    # set through the stage's role), instead of failing on its names; the data is there.
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", stage, "--lambda-bootstrap", binary, config=config)
+    assert r.returncode == 0, r.stderr
+    adopted = next(l for l in r.stderr.splitlines() if "adopting what an earlier teardown retained" in l)
+    for id in ("SourceBucket", "SourceBucketPolicy", "WarehouseBucket", "JobsBucket", "AccessLogsBucket",
+               "GlueDatabase", "EtlLogGroup", "StageKey", "StageKeyAlias"):
+        assert id in adopted, (id, adopted)
+    assert emulator.client("kms").describe_key(KeyId=f"alias/pdcase-{stage}")["KeyMetadata"]["KeyId"] == key["KeyId"]
+    s3.head_object(Bucket=bucket.format("warehouse"), Key="a/subscriptions/_SUCCESS")
+    held = {x["LogicalResourceId"]: x["ResourceStatus"] for x in
+            cfn.list_stack_resources(StackName=f"pdcase-{stage}")["StackResourceSummaries"]}
+    assert held["SourceBucket"] in ("IMPORT_COMPLETE", "UPDATE_COMPLETE", "CREATE_COMPLETE") and "EtlFunction" in held
+    r = deployer_cmd(deployer, emulator, "teardown", "--stage", stage, "--yes", "--force", config=config)
+    assert r.returncode == 0, r.stderr
 
 
 def test_info_trigger_and_logs_of_a_deployed_stage(deployer, emulator, package, tmp_path):

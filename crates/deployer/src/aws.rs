@@ -30,6 +30,16 @@ impl Aws {
         Aws { conf, cfn, s3 }
     }
 
+    /// The caller's account (STS answers any caller).
+    pub async fn account(&self) -> anyhow::Result<String> {
+        let me = aws_sdk_sts::Client::new(&self.conf)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| failed("asking STS who the caller is", e))?;
+        Ok(me.account().unwrap_or_default().to_owned())
+    }
+
     /// Whether requests go to an endpoint override (the local emulator).
     pub fn endpoint(&self) -> Option<&str> {
         self.conf.endpoint_url()

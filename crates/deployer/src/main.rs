@@ -5,6 +5,7 @@
 //! (its root cause is printed); 4 the stack is in a state that needs a person (the next step
 //! is printed); 5 refused (data at risk without `--allow-replace`, a protected stage).
 
+mod adopt;
 mod artifacts;
 mod aws;
 mod cli;

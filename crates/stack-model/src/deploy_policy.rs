@@ -536,7 +536,31 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
             ),
             "true",
         ),
+        // A protected stage's first deploy after `teardown --force` adopts what the teardown
+        // retained (deployer's `adopt`): it looks for the buckets (HeadBucket: ListBucket,
+        // above), their policies, the database (ReadStageCatalog, above), the log groups and
+        // the key (by its alias), then imports them through the CloudFormation role.
+        allow(
+            "FindRetainedBuckets",
+            &["s3:GetBucketPolicy", "s3:GetBucketTagging"],
+            n.buckets(false),
+        ),
+        // DescribeLogGroups is authorized on every log group of the account and region
+        // (CloudWatch Logs permissions reference).
+        allow(
+            "FindRetainedLogGroups",
+            &["logs:DescribeLogGroups"],
+            vec![n.arn("logs", "log-group:*")],
+        ),
     ];
+    // The retained key of a stage that was hardened, found by its alias in the list of
+    // aliases (a stage's hardening may have changed since: asked on every stage). ListAliases
+    // takes no resource (AWS KMS API reference).
+    out.push(allow(
+        "FindRetainedKeyAlias",
+        &["kms:ListAliases"],
+        vec!["*".into()],
+    ));
     if n.c.hardened {
         // The hardened stage's topics, warehouse and query results are encrypted with its key:
         // publishing and querying need it.
@@ -564,7 +588,11 @@ mod tests {
     fn every_resource_is_the_stages_own_or_unscopable() {
         let plain = policy("alice", false);
         let hard = policy("alice", true);
-        assert!(hard.to_string().contains("kms:Decrypt") && !plain.to_string().contains("kms:"));
+        assert!(
+            hard.to_string().contains("kms:Decrypt") && !plain.to_string().contains("kms:Decrypt")
+        );
+        // Every stage may list the aliases, to find its retained key.
+        assert!(plain.to_string().contains("kms:ListAliases"));
         for s in plain["Statement"]
             .as_array()
             .unwrap()
@@ -596,6 +624,7 @@ mod tests {
                         || r.ends_with(":role/*")
                         || r.starts_with("arn:aws:emr-serverless:us-east-1:123456789012:/applications/*")
                         || r == "arn:aws:ec2:us-east-1:123456789012:security-group/*"
+                        || r == "arn:aws:logs:us-east-1:123456789012:log-group:*"
                         || r.ends_with(":user/*")
                         || (r.contains(":kms:") && !s["Condition"].is_null())
                         // Drift reads of the network, whose ids AWS picks.

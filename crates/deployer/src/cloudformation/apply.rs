@@ -157,6 +157,7 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
             template: &spec.template,
             parameters: &spec.parameters,
             tags: &spec.tags,
+            import: &[],
             role_arn: spec.role_arn.as_deref(),
         },
     )

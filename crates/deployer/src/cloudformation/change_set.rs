@@ -32,6 +32,8 @@ pub struct Request<'a> {
     pub template: &'a TemplateSource,
     pub parameters: &'a [(String, String)],
     pub tags: &'a [(String, String)],
+    /// With `kind` IMPORT: the existing resources the template's resources adopt.
+    pub import: &'a [aws_sdk_cloudformation::types::ResourceToImport],
     /// The service role CloudFormation acts as for this stack (`RoleARN`). None: the stack's
     /// current role, or the caller's credentials for a stack that has none (CloudFormation
     /// user guide, "CloudFormation service role").
@@ -72,6 +74,7 @@ pub async fn create(cfn: &Client, r: &Request<'_>) -> anyhow::Result<String> {
                 .collect()
         }))
         .set_role_arn(r.role_arn.map(str::to_owned))
+        .set_resources_to_import((!r.import.is_empty()).then(|| r.import.to_vec()))
         .capabilities(Capability::CapabilityNamedIam)
         .send()
         .await

@@ -381,7 +381,23 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         .map_err(ApplyError::Aws)?;
     upload_artifacts(&aws, &bucket, &binary, &spark, &lambda_key, &spark_key).await?;
 
-    // 5. What CloudFormation cannot change or delete as it stands: an EMR Serverless
+    // 5. A protected stage torn down with --force left its data: adopt it (an import change
+    // set) before creating the rest, rather than fail on its names.
+    if current.is_none() && c.protected {
+        let account = aws.account().await?;
+        let found = crate::adopt::find(&aws, &rendered, &account, &c.region).await?;
+        if !found.is_empty() {
+            let ids: Vec<&str> = found.iter().map(|f| f.logical_id.as_str()).collect();
+            eprintln!(
+                "stage {stage}: adopting what an earlier teardown retained: {}",
+                ids.join(", ")
+            );
+            crate::adopt::import(&aws, &stack, &rendered, &found, &parameters, &boot.role_arn)
+                .await?;
+        }
+    }
+
+    // 6. What CloudFormation cannot change or delete as it stands: an EMR Serverless
     // application that is started, and EMR's security groups in a retired VPC.
     if let Some(d) = &current {
         let what = format!("the update of stage {stage}");
@@ -403,7 +419,7 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
         .await?;
     }
 
-    // 6. The stage's stack (known to differ from the deployed one: step 3 compared them).
+    // 7. The stage's stack (known to differ from the deployed one: step 3 compared them).
     let (outputs, changed) = apply_rendered(
         &aws,
         &c,

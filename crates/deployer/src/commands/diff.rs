@@ -105,6 +105,7 @@ async fn changeset_view(
             template: &template,
             parameters,
             tags,
+            import: &[],
             // The stack's own role (CloudFormation keeps it); computing a change set creates
             // nothing.
             role_arn: None,

@@ -88,12 +88,16 @@ pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
         },
         removal,
     );
-    p.t.add(
+    // Retained with the key: the alias is how the next deploy finds a key a forced teardown
+    // left, to adopt it.
+    let removal = p.stateful();
+    p.t.add_with(
         "StageKeyAlias",
         Alias {
             alias_name: format!("alias/{}", p.c.stage.prefix()),
             target_key_id: key.r#ref(),
         },
+        removal,
     );
     Some(key.get_att(KeyAttr::Arn))
 }

@@ -183,7 +183,9 @@ pub(super) fn buckets(p: &mut Pipeline) -> Storage {
     );
     if let AccessLogs::Own(bucket) = &logs {
         let policy = access_logs_policy(p, bucket);
-        p.t.add("AccessLogsBucketPolicy", policy);
+        // Retained with its bucket: a bucket a forced teardown leaves keeps its policy.
+        let opts = Options::default().removal(p.removal_policy());
+        p.t.add_with("AccessLogsBucketPolicy", policy, opts);
     }
     let name = p.c.stage.bucket_name_sub(BucketRole::Warehouse);
     Storage {
@@ -273,7 +275,10 @@ fn bucket(
         },
         opts,
     );
-    p.t.add(&format!("{id}Policy"), tls_only_policy(&bucket));
+    // Retained with its bucket on protected stages: a bucket a forced teardown leaves stays
+    // TLS-only, and the next deploy adopts both (`deployer deploy`, an import change set).
+    let opts = Options::default().removal(p.removal_policy());
+    p.t.add_with(&format!("{id}Policy"), tls_only_policy(&bucket), opts);
     bucket
 }
 
