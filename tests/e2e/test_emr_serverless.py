@@ -22,6 +22,7 @@ import pytest
 
 from conftest import ROOT, run
 from test_deploy import STAGE_CONFIGS, deployer_cmd
+from test_etl_lambda import wait_for
 
 DATA = Path(__file__).parent / "data"
 ACCOUNT, REGION = "000000000000", "us-east-1"
@@ -38,16 +39,6 @@ def configure(stage: str, tmp_path, extra: str = "") -> Path:
 def outputs(emulator, stage) -> dict:
     s = emulator.client("cloudformation").describe_stacks(StackName=f"pdcase-{stage}")["Stacks"][0]
     return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
-
-
-def wait_for(what, check, timeout=60, every=0.3):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def nothing_left(emulator, stage: str):
@@ -163,7 +154,8 @@ def deploy_todays_network(emulator, deployer, package, tmp_path) -> str:
                          {"ParameterKey": "ArtifactsBucket", "ParameterValue": bucket},
                          {"ParameterKey": "LambdaCodeKey", "ParameterValue": "lambda/old.zip"},
                          {"ParameterKey": "SparkJobKey", "ParameterValue": "spark/old/site_events.py"}])
-    wait_for("the old stack", lambda: not cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"].endswith("IN_PROGRESS"), 180)
+    wait_for("the old stack", lambda: not cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"].endswith("IN_PROGRESS"),
+             timeout=180)
     assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     iam.delete_role_policy(RoleName=role, PolicyName="earlier-version")
     vpc = cfn.describe_stack_resource(StackName=stack, LogicalResourceId="EmrVpc")["StackResourceDetail"]["PhysicalResourceId"]

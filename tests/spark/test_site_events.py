@@ -384,9 +384,10 @@ EMR_SPARK = {"emr-7.5.0": "3.5.2"}
 
 def test_pinned_pyspark_is_the_spark_of_the_requested_emr_release(deployer, config_file):
     """Tests must see what production runs: bumping either side alone fails here. (`prod`
-    is protected, so its base b runs on EMR.)"""
+    is protected, so its base b runs on the EMR Serverless application, whose release label
+    fixes its Spark.)"""
     import pyspark
 
     template = json.loads(run([deployer, "--config", config_file, "synth", "--stage", "prod", "--format", "json"]).stdout)
-    env = template["Resources"]["EmrStarterFunction"]["Properties"]["Environment"]["Variables"]
-    assert pyspark.__version__ == EMR_SPARK[env["EMR_RELEASE_LABEL"]]
+    release = template["Resources"]["EmrApplication"]["Properties"]["ReleaseLabel"]
+    assert pyspark.__version__ == EMR_SPARK[release]

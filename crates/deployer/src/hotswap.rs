@@ -45,18 +45,16 @@ fn record_key(stack: &str) -> String {
     format!("{RECORD_PREFIX}{stack}.json")
 }
 
-/// The record stored at `key` (any stack's), if it is one.
-pub async fn read_key(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Option<Record>> {
+/// The bytes of `key`, if it exists.
+async fn fetch(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
     match aws.s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(o) => {
-            let bytes = o
-                .body
+        Ok(o) => Ok(Some(
+            o.body
                 .collect()
                 .await
                 .with_context(|| format!("reading s3://{bucket}/{key}"))?
-                .into_bytes();
-            Ok(serde_json::from_slice(&bytes).ok())
-        }
+                .to_vec(),
+        )),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
         Err(e) => Err(crate::aws::failed(
             format!("reading s3://{bucket}/{key}"),
@@ -65,27 +63,22 @@ pub async fn read_key(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Opti
     }
 }
 
+/// The record stored at `key` (any stack's), if it is one.
+pub async fn read_key(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Option<Record>> {
+    Ok(fetch(aws, bucket, key)
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
 /// The record of `stack`, if its functions run hotswapped artifacts.
 pub async fn read(aws: &Aws, bucket: &str, stack: &str) -> anyhow::Result<Option<Record>> {
     let key = record_key(stack);
-    match aws.s3.get_object().bucket(bucket).key(&key).send().await {
-        Ok(o) => {
-            let bytes = o
-                .body
-                .collect()
-                .await
-                .with_context(|| format!("reading s3://{bucket}/{key}"))?
-                .into_bytes();
-            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("s3://{bucket}/{key} is not a hotswap record: delete it and deploy again")
-            })?))
-        }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-        Err(e) => Err(crate::aws::failed(
-            format!("reading s3://{bucket}/{key}"),
-            e,
-        )),
-    }
+    let Some(bytes) = fetch(aws, bucket, &key).await? else {
+        return Ok(None);
+    };
+    Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+        format!("s3://{bucket}/{key} is not a hotswap record: delete it and deploy again")
+    })?))
 }
 
 pub async fn write(aws: &Aws, bucket: &str, stack: &str, r: &Record) -> anyhow::Result<()> {

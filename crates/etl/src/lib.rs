@@ -8,7 +8,7 @@
 //! - Base b, two engines with one semantics: [`site_events`], which the site-events function
 //!   runs on stages whose `base_b_engine` is `function`; and the Spark job
 //!   (`spark/site_events.py`), a PySpark script that the deployer uploads as an artifact and the
-//!   EMR starter's cluster runs with `spark-submit`. Both are tested with real PySpark in
+//!   EMR starter submits to the stage's EMR Serverless application. Both are tested with real PySpark in
 //!   `tests/spark/`, against each other and against plain Python.
 //! - The warehouse contract both bases write by (re-exported from stack-model).
 

@@ -111,7 +111,7 @@ pub struct StageConfig {
     pub table_format: DataFormat,
     /// What the EMR topic starts for base b. Default: `emr` on protected stages, whose
     /// events are production's and outgrow a function; `function` on the others, a
-    /// developer's few megabytes, where a cluster would cost minutes and a bill per run.
+    /// developer's few megabytes, where EMR Serverless would cost minutes of start and a bill per run.
     pub base_b_engine: BaseBEngine,
 }
 
@@ -211,7 +211,7 @@ impl StageConfig {
                 ConfigError::new(
                     path,
                     &key,
-                    format!("`{e}` is not an engine of base b; use `function` (a Lambda function of the stage) or `emr` (the Spark job on a transient cluster)"),
+                    format!("`{e}` is not an engine of base b; use `function` (a Lambda function of the stage) or `emr` (the Spark job on the stage's EMR Serverless application)"),
                 )
             })?,
         };

@@ -33,7 +33,9 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
     let starts = match (args.what, c.base_b_engine) {
         (TriggerWhat::Etl, _) => "the ETL function",
         (TriggerWhat::Spark, BaseBEngine::Function) => "base b in the site-events function",
-        (TriggerWhat::Spark, BaseBEngine::Emr) => "the EMR starter (a transient Spark cluster)",
+        (TriggerWhat::Spark, BaseBEngine::Emr) => {
+            "the EMR starter (a job run on the stage's EMR Serverless application)"
+        }
     };
     println!(
         "published message {} to {topic}: it starts {starts}",

@@ -313,7 +313,7 @@ pub fn compare(
         (
             params::SPARK_JOB_KEY,
             "spark job",
-            vec!["the EMR starter's clusters"],
+            vec!["the EMR starter's job runs"],
         ),
     ] {
         let (o, n) = (param(old_p, key), param(new_params, key));

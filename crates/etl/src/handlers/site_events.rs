@@ -1,5 +1,5 @@
 //! The site-events function: on stages whose `base_b_engine` is `function`, a message on the
-//! stage's EMR topic runs base b here ([`crate::site_events`]) instead of starting a cluster.
+//! stage's EMR topic runs base b here ([`crate::site_events`]) instead of submitting the Spark job to EMR Serverless.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

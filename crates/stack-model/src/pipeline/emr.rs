@@ -19,7 +19,7 @@
 //! `logs/applications/<application>/jobs/<run>/SPARK_DRIVER/stdout.gz` holds what the job
 //! prints (`deployer logs spark` reads it).
 
-use super::policy::objects;
+use super::policy::{folder, objects, students_folder};
 use super::storage::Storage;
 use super::Pipeline;
 use crate::resource::emr_serverless::{
@@ -103,17 +103,7 @@ pub(super) fn emr(p: &mut Pipeline, storage: &Storage) -> Emr {
 /// is read under `spark/*` of the artifacts bucket: content-addressed keys, so a hotswapped
 /// job (a new key) is readable without a change of the role.
 fn job_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
-    let artifacts_arn = Value::sub_with(
-        "arn:${AWS::Partition}:s3:::${Bucket}",
-        [("Bucket", p.artifacts.r#ref())],
-    );
-    let folder = |arn: &Value, name: &str| {
-        vec![
-            objects(arn, name),
-            objects(arn, &format!("{name}_$folder$")),
-            objects(arn, &format!("{name}/*")),
-        ]
-    };
+    let artifacts_arn = p.artifacts_arn();
     let read = ["s3:GetObject"];
     let write = [
         "s3:GetObject",
@@ -122,9 +112,7 @@ fn job_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
         "s3:AbortMultipartUpload",
         "s3:ListMultipartUploadParts",
     ];
-    let mut students = folder(&s.warehouse_arn, "a");
-    students.truncate(2);
-    students.extend(folder(&s.warehouse_arn, "a/students"));
+    let students = students_folder(&s.warehouse_arn);
     vec![
         Statement::allow(
             "ListBuckets",

@@ -204,6 +204,14 @@ impl<'a> Pipeline<'a> {
         )
     }
 
+    /// The artifacts bucket's ARN.
+    fn artifacts_arn(&self) -> Value {
+        Value::sub_with(
+            "arn:${AWS::Partition}:s3:::${Bucket}",
+            [("Bucket", self.artifacts.r#ref())],
+        )
+    }
+
     /// The ARN of one of the stage's roles, from its derived name (no `GetAtt`: usable where
     /// a reference would make a cycle).
     fn role_arn(&self, kind: RoleKind) -> Value {

@@ -11,7 +11,7 @@
 //! CloudFormation does not know: the deployer deletes them before the VPC goes (`deployer
 //! deploy` and `deployer teardown`).
 
-use super::policy::{objects, pass_role};
+use super::policy::{folder, objects, pass_role, students_folder};
 use super::storage::Storage;
 use super::{Pipeline, EMR_MANAGED_POLICY_TAG};
 use crate::config::StageConfig;
@@ -146,17 +146,7 @@ fn emr(p: &mut Pipeline, storage: &Storage) {
 /// bucket's versioning, and reads and writes object tags. Hadoop also probes a folder's
 /// own key and its `_$folder$` marker (`b`, `b_$folder$`), which `b/*` does not cover.
 fn instance_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
-    let artifacts_arn = Value::sub_with(
-        "arn:${AWS::Partition}:s3:::${Bucket}",
-        [("Bucket", p.artifacts.r#ref())],
-    );
-    let folder = |arn: &Value, name: &str| {
-        vec![
-            objects(arn, name),
-            objects(arn, &format!("{name}_$folder$")),
-            objects(arn, &format!("{name}/*")),
-        ]
-    };
+    let artifacts_arn = p.artifacts_arn();
     let read = ["s3:GetObject", "s3:GetObjectTagging"];
     let write = [
         "s3:GetObject",
@@ -167,9 +157,7 @@ fn instance_statements(p: &Pipeline, s: &Storage) -> Vec<Statement> {
         "s3:AbortMultipartUpload",
         "s3:ListMultipartUploadParts",
     ];
-    let mut students = folder(&s.warehouse_arn, "a");
-    students.truncate(2);
-    students.extend(folder(&s.warehouse_arn, "a/students"));
+    let students = students_folder(&s.warehouse_arn);
     vec![
         Statement::allow(
             "ListBuckets",

@@ -1,4 +1,4 @@
-//! Amazon EC2 networking for the EMR cluster: `AWS::EC2::VPC`, `Subnet`, `RouteTable`,
+//! Amazon EC2 networking of the retired EMR-on-EC2 cluster (`pipeline::retired`): `AWS::EC2::VPC`, `Subnet`, `RouteTable`,
 //! `SubnetRouteTableAssociation`, `VPCEndpoint`. `Ref` of each returns its id (`vpc-...`, `subnet-...`).
 
 use super::{is_empty, NoAttributes, Resource, Tag};
