@@ -138,7 +138,10 @@ fn emr(p: &mut Pipeline, storage: &Storage) {
     network(p);
 }
 
-/// What the Spark job reads and writes through EMRFS.
+/// What the Spark job reads and writes through EMRFS, as the EC2 role granted it. Kept as that
+/// version wrote it, apart from `emr.rs`'s job role on purpose: a change of the live role must
+/// not change what earlier stages hold (`the_retired_resources_are_those_earlier_stages_hold`
+/// pins it).
 ///
 /// The actions are those AWS documents for a least-privilege EC2 role of EMR ("Service role
 /// for cluster EC2 instances", least-privilege section) minus creating buckets and changing
