@@ -106,7 +106,7 @@ pub async fn stop_for(
 ) -> anyhow::Result<()> {
     let client = aws_sdk_emrserverless::Client::new(&aws.conf);
     for (logical_id, app) in applications {
-        stop(&client, logical_id, app, runs, what).await?;
+        stop(&client, logical_id, app, runs, what, poll()).await?;
     }
     Ok(())
 }
@@ -159,6 +159,7 @@ async fn stop(
     app: &str,
     runs: Runs,
     what: &str,
+    every: Duration,
 ) -> anyhow::Result<()> {
     let mut said = String::new();
     let mut say = |line: String| {
@@ -219,7 +220,7 @@ async fn stop(
                 other.as_str()
             )),
         }
-        tokio::time::sleep(poll()).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -227,6 +228,121 @@ async fn stop(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What the emulator cannot produce on demand: a run submitted between ListJobRuns and
+    /// StopApplication (AWS answers ValidationException), and an application STOPPING. The
+    /// deployer looks again and stops it once no run is active. Relies on aws-smithy-mocks.
+    #[tokio::test]
+    async fn a_run_arriving_before_the_stop_is_waited_for_then_the_application_stops() {
+        use aws_sdk_emrserverless::operation::get_application::GetApplicationOutput;
+        use aws_sdk_emrserverless::operation::list_job_runs::ListJobRunsOutput;
+        use aws_sdk_emrserverless::operation::stop_application::{
+            StopApplicationError, StopApplicationOutput,
+        };
+        use aws_sdk_emrserverless::types::error::ValidationException;
+        use aws_sdk_emrserverless::types::{Application, ApplicationState, JobRunSummary};
+        use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+
+        let app = |state: ApplicationState| {
+            GetApplicationOutput::builder()
+                .application(
+                    Application::builder()
+                        .application_id("00app")
+                        .name("pdcase-alice-spark")
+                        .arn("arn:aws:emr-serverless:us-east-1:1:/applications/00app")
+                        .release_label("emr-7.5.0")
+                        .r#type("Spark")
+                        .state(state)
+                        .created_at(aws_smithy_types::DateTime::from_secs(0))
+                        .updated_at(aws_smithy_types::DateTime::from_secs(0))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        };
+        let run = JobRunSummary::builder()
+            .application_id("00app")
+            .id("00run")
+            .arn("arn:run")
+            .created_by("me")
+            .created_at(aws_smithy_types::DateTime::from_secs(0))
+            .updated_at(aws_smithy_types::DateTime::from_secs(0))
+            .execution_role("arn:role")
+            .state(JobRunState::Running)
+            .state_details("")
+            .release_label("emr-7.5.0")
+            .build()
+            .unwrap();
+        let get = mock!(aws_sdk_emrserverless::Client::get_application)
+            .sequence()
+            .output(move || app(ApplicationState::Started))
+            .times(3)
+            .output(move || app(ApplicationState::Stopping))
+            .output(move || app(ApplicationState::Stopped))
+            .build();
+        let list = mock!(aws_sdk_emrserverless::Client::list_job_runs)
+            .sequence()
+            // Nothing active; then the run that arrived; then nothing again.
+            .output(|| {
+                ListJobRunsOutput::builder()
+                    .set_job_runs(Some(vec![]))
+                    .build()
+                    .unwrap()
+            })
+            .output(move || {
+                ListJobRunsOutput::builder()
+                    .job_runs(run.clone())
+                    .build()
+                    .unwrap()
+            })
+            .output(|| {
+                ListJobRunsOutput::builder()
+                    .set_job_runs(Some(vec![]))
+                    .build()
+                    .unwrap()
+            })
+            .build();
+        let stop_calls = mock!(aws_sdk_emrserverless::Client::stop_application)
+            .sequence()
+            .error(|| {
+                StopApplicationError::ValidationException(
+                    ValidationException::builder()
+                        .message("Application 00app has 1 job run(s) scheduled or running")
+                        .build()
+                        .unwrap(),
+                )
+            })
+            .output(|| StopApplicationOutput::builder().build())
+            .build();
+        let interceptor = MockResponseInterceptor::new()
+            .rule_mode(RuleMode::MatchAny)
+            .with_rule(&get)
+            .with_rule(&list)
+            .with_rule(&stop_calls);
+        let conf = aws_sdk_emrserverless::Config::builder()
+            .behavior_version(aws_sdk_emrserverless::config::BehaviorVersion::latest())
+            .region(aws_sdk_emrserverless::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_emrserverless::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        let client = aws_sdk_emrserverless::Client::from_conf(conf);
+        stop(
+            &client,
+            "EmrApplication",
+            "00app",
+            Runs::Wait,
+            "the update",
+            Duration::from_millis(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stop_calls.num_calls(), 2, "refused once, then stopped");
+        assert_eq!(list.num_calls(), 3);
+        assert_eq!(get.num_calls(), 5, "until STOPPED");
+    }
 
     #[test]
     fn only_changed_or_removed_applications_are_touched() {
