@@ -18,7 +18,7 @@ use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType, ResourceToIm
 use serde_json::{json, Value};
 
 use crate::aws::{failed, Aws};
-use crate::cloudformation::apply::{wait_settled, ApplyError};
+use crate::cloudformation::apply::{refused, wait_settled, ApplyError};
 use crate::cloudformation::change_set::{self, TemplateSource};
 use crate::cloudformation::status::StackState;
 
@@ -46,11 +46,7 @@ fn retained(template: &Value) -> Vec<(String, Value)> {
         .as_object()
         .map(|r| {
             r.iter()
-                .filter(|(_, v)| {
-                    v["DeletionPolicy"]
-                        .as_str()
-                        .is_some_and(|p| p.starts_with("Retain"))
-                })
+                .filter(|(_, v)| crate::commands::teardown::is_retained(&v["DeletionPolicy"]))
                 .map(|(id, v)| (id.clone(), v.clone()))
                 .collect()
         })
@@ -72,6 +68,8 @@ pub async fn find(
             region,
         )
     };
+    let glue = aws_sdk_glue::Client::new(&aws.conf);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.conf);
     let mut found = Vec::new();
     for (id, r) in &resources {
         let p = &r["Properties"];
@@ -113,7 +111,6 @@ pub async fn find(
                 let Some(name) = p["DatabaseInput"]["Name"].as_str() else {
                     continue;
                 };
-                let glue = aws_sdk_glue::Client::new(&aws.conf);
                 match glue.get_database().name(name).send().await {
                     Ok(_) => vec![("DatabaseName".to_owned(), name.to_owned())],
                     Err(e)
@@ -129,7 +126,6 @@ pub async fn find(
                 let Some(name) = p["LogGroupName"].as_str() else {
                     continue;
                 };
-                let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.conf);
                 let out = logs
                     .describe_log_groups()
                     .log_group_name_prefix(name)
@@ -301,12 +297,7 @@ pub async fn import(
                 .build()
         })
         .collect();
-    let name = format!(
-        "deployer-import-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
+    let name = change_set::unique_name("deployer-import");
     let id = change_set::create(
         &aws.cfn,
         &change_set::Request {
@@ -326,16 +317,7 @@ pub async fn import(
     let cs = change_set::wait(&aws.cfn, stack, &id).await?;
     if cs.status() == Some(&ChangeSetStatus::Failed) {
         change_set::delete(&aws.cfn, stack, &id).await;
-        return Err(ApplyError::ChangeSetFailed {
-            stack: stack.to_owned(),
-            reason: cs.status_reason().unwrap_or("no reason given").to_owned(),
-            findings: crate::cloudformation::events::validation_failures(
-                &aws.cfn,
-                stack,
-                Some(&id),
-            )
-            .await,
-        });
+        return Err(refused(&aws.cfn, stack, &id, &cs).await);
     }
     aws.cfn
         .execute_change_set()

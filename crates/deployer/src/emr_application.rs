@@ -31,6 +31,17 @@ pub enum Runs {
     Cancel,
 }
 
+impl Runs {
+    /// `Cancel` when the user gave `--cancel-runs`.
+    pub fn cancel_if(cancel_runs: bool) -> Runs {
+        if cancel_runs {
+            Runs::Cancel
+        } else {
+            Runs::Wait
+        }
+    }
+}
+
 /// How often the application and its runs are read while waiting.
 fn poll() -> Duration {
     // The emulator's tests shorten it; AWS's states change in seconds to minutes.
@@ -66,39 +77,45 @@ pub fn touched(deployed: &serde_json::Value, rendered: Option<&serde_json::Value
         .collect()
 }
 
-/// The physical ids (application ids) of `logical_ids` in `stack`.
-pub async fn physical_ids(
+/// Before CloudFormation changes (`rendered`) or deletes (None) the deployed stack `stack`:
+/// stops the applications the change touches and clears EMR's security groups out of a
+/// retired VPC it removes (`crate::emr_security_groups`). Reads the stack's resources only
+/// when there is one or the other.
+pub async fn before_stack_change(
     aws: &Aws,
     stack: &str,
-    logical_ids: &[String],
-) -> anyhow::Result<Vec<(String, String)>> {
-    if logical_ids.is_empty() {
-        return Ok(vec![]);
+    deployed: &serde_json::Value,
+    rendered: Option<&serde_json::Value>,
+    runs: Runs,
+    what: &str,
+) -> anyhow::Result<()> {
+    let apps = touched(deployed, rendered);
+    let vpc = crate::emr_security_groups::removed_vpc(deployed, rendered);
+    if apps.is_empty() && vpc.is_none() {
+        return Ok(());
     }
-    let mut out = Vec::new();
-    let mut pages = aws
-        .cfn
-        .list_stack_resources()
-        .stack_name(stack)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| failed(format!("ListStackResources on {stack}"), e))?;
-        for r in page.stack_resource_summaries() {
-            let id = r.logical_resource_id().unwrap_or_default();
-            if logical_ids.iter().any(|l| l == id) {
-                if let Some(p) = r.physical_resource_id().filter(|p| !p.is_empty()) {
-                    out.push((id.to_owned(), p.to_owned()));
-                }
-            }
+    let held = crate::cloudformation::status::resources(&aws.cfn, stack).await?;
+    let physical = |id: &str| {
+        held.iter()
+            .find(|r| r.logical_id == id)
+            .and_then(|r| r.physical_id.clone())
+    };
+    let apps: Vec<(String, String)> = apps
+        .into_iter()
+        .filter_map(|id| physical(&id).map(|p| (id, p)))
+        .collect();
+    stop_for(aws, &apps, runs, what).await?;
+    if let Some(logical) = vpc {
+        if let Some(id) = physical(&logical) {
+            crate::emr_security_groups::clear(aws, &logical, &id, what).await?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Stops each of `applications` (logical id, application id) so that CloudFormation may
 /// change or delete it; `what` names the operation in what is printed.
-pub async fn stop_for(
+async fn stop_for(
     aws: &Aws,
     applications: &[(String, String)],
     runs: Runs,

@@ -107,25 +107,12 @@ pub async fn delete_in(aws: &Aws, vpc: &str) -> anyhow::Result<usize> {
     Ok(groups.len())
 }
 
-/// Before `what` removes the retired VPC of `stack`: EMR's groups in it go first.
-pub async fn clear_retired_vpc(
-    aws: &Aws,
-    stack: &str,
-    deployed: &serde_json::Value,
-    rendered: Option<&serde_json::Value>,
-    what: &str,
-) -> anyhow::Result<()> {
-    let Some(logical) = removed_vpc(deployed, rendered) else {
-        return Ok(());
-    };
-    let ids =
-        crate::emr_application::physical_ids(aws, stack, std::slice::from_ref(&logical)).await?;
-    for (_, vpc) in ids {
-        eprintln!("{logical}: removing EMR's managed security groups from {vpc} before {what}");
-        let n = delete_in(aws, &vpc).await?;
-        if n == 0 {
-            eprintln!("  none in {vpc}");
-        }
+/// Before `what` removes the retired VPC `vpc` (logical id `logical`): EMR's groups in it go
+/// first.
+pub async fn clear(aws: &Aws, logical: &str, vpc: &str, what: &str) -> anyhow::Result<()> {
+    eprintln!("{logical}: removing EMR's managed security groups from {vpc} before {what}");
+    if delete_in(aws, vpc).await? == 0 {
+        eprintln!("  none in {vpc}");
     }
     Ok(())
 }

@@ -120,6 +120,21 @@ pub async fn wait_settled(
     }
 }
 
+/// A change set CloudFormation failed (deleted already): its reason and its early-validation
+/// findings.
+pub async fn refused(
+    cfn: &Client,
+    stack: &str,
+    change_set_id: &str,
+    cs: &aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput,
+) -> ApplyError {
+    ApplyError::ChangeSetFailed {
+        stack: stack.to_owned(),
+        reason: cs.status_reason().unwrap_or("no reason given").to_owned(),
+        findings: super::events::validation_failures(cfn, stack, Some(change_set_id)).await,
+    }
+}
+
 /// Creates or updates the stack. See the module doc.
 pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied, ApplyError> {
     let mut state = wait_settled(cfn, &spec.name, None).await?;
@@ -142,12 +157,7 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
     } else {
         ChangeSetType::Update
     };
-    let change_set = format!(
-        "deployer-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
+    let change_set = change_set::unique_name("deployer");
     let change_set_id = change_set::create(
         cfn,
         &change_set::Request {
@@ -168,13 +178,7 @@ pub async fn apply(cfn: &Client, spec: &StackSpec, what: &str) -> Result<Applied
         if change_set::is_empty(&cs) {
             return Ok(Applied::NoChanges);
         }
-        let findings =
-            super::events::validation_failures(cfn, &spec.name, Some(&change_set_id)).await;
-        return Err(ApplyError::ChangeSetFailed {
-            stack: spec.name.clone(),
-            reason: cs.status_reason().unwrap_or("no reason given").to_owned(),
-            findings,
-        });
+        return Err(refused(cfn, &spec.name, &change_set_id, &cs).await);
     }
     let mut progress = Progress::new(what, spec.resources);
     let mut watcher = Watcher::start(cfn, &spec.name).await?;

@@ -24,6 +24,16 @@ pub enum TemplateSource {
 /// "Quotas": template body size in a request); a larger template goes through S3.
 pub const INLINE_TEMPLATE_LIMIT: usize = 51_200;
 
+/// A change set name no earlier one of the stack has: `<prefix>-<milliseconds since 1970>`.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    )
+}
+
 /// What a change set is made of.
 pub struct Request<'a> {
     pub stack: &'a str,

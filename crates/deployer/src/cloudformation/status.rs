@@ -129,6 +129,40 @@ pub async fn template_of(cfn: &Client, name: &str) -> anyhow::Result<serde_json:
         .with_context(|| format!("the deployed template of {name} is neither JSON nor YAML"))
 }
 
+/// A resource a stack holds, as ListStackResources names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldResource {
+    pub logical_id: String,
+    pub resource_type: String,
+    /// None until CloudFormation has created it.
+    pub physical_id: Option<String>,
+}
+
+/// Every resource `name` holds (all pages of ListStackResources).
+pub async fn resources(cfn: &Client, name: &str) -> anyhow::Result<Vec<HeldResource>> {
+    let mut out = Vec::new();
+    let mut pages = cfn
+        .list_stack_resources()
+        .stack_name(name)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| crate::aws::failed(format!("listing the resources of {name}"), e))?;
+        out.extend(page.stack_resource_summaries().iter().map(|r| {
+            HeldResource {
+                logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+                resource_type: r.resource_type().unwrap_or_default().to_owned(),
+                physical_id: r
+                    .physical_resource_id()
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            }
+        }));
+    }
+    Ok(out)
+}
+
 /// The stack's status text.
 pub fn status_of(stack: &Stack) -> String {
     stack

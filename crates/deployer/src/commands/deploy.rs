@@ -400,21 +400,13 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
     // 6. What CloudFormation cannot change or delete as it stands: an EMR Serverless
     // application that is started, and EMR's security groups in a retired VPC.
     if let Some(d) = &current {
-        let what = format!("the update of stage {stage}");
-        let touched = crate::emr_application::touched(&d.template, Some(&rendered));
-        let apps = crate::emr_application::physical_ids(&aws, &stack, &touched).await?;
-        let runs = if args.cancel_runs {
-            crate::emr_application::Runs::Cancel
-        } else {
-            crate::emr_application::Runs::Wait
-        };
-        crate::emr_application::stop_for(&aws, &apps, runs, &what).await?;
-        crate::emr_security_groups::clear_retired_vpc(
+        crate::emr_application::before_stack_change(
             &aws,
             &stack,
             &d.template,
             Some(&rendered),
-            &what,
+            crate::emr_application::Runs::cancel_if(args.cancel_runs),
+            &format!("the update of stage {stage}"),
         )
         .await?;
     }

@@ -11,7 +11,8 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use crate::aws::Aws;
 use crate::cli::{Global, TeardownArgs};
 use crate::cloudformation::delete::delete;
-use crate::cloudformation::status::{describe, template_of};
+use crate::cloudformation::status::{describe, resources, template_of};
+use crate::emr_application::Runs;
 
 /// Whether a `DeletionPolicy` keeps the resource when its stack is deleted. Both
 /// `RetainExceptOnCreate` (what protected stages render) and `Retain` do, once the resource
@@ -20,36 +21,22 @@ pub fn is_retained(policy: &serde_json::Value) -> bool {
     policy == "Retain" || policy == "RetainExceptOnCreate"
 }
 
-/// The buckets a stack holds: (logical id, bucket name, retained on delete).
-async fn buckets(aws: &Aws, stack: &str) -> anyhow::Result<Vec<(String, String, bool)>> {
-    // Unreadable: fail rather than guess which buckets are retained.
-    let template = template_of(&aws.cfn, stack).await?;
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = aws
-            .cfn
-            .list_stack_resources()
-            .stack_name(stack)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| crate::aws::failed(format!("listing the resources of {stack}"), e))?;
-        for r in page.stack_resource_summaries() {
-            if r.resource_type() == Some("AWS::S3::Bucket") {
-                let id = r.logical_resource_id().unwrap_or_default().to_owned();
-                let retained = is_retained(&template["Resources"][&id]["DeletionPolicy"]);
-                if let Some(name) = r.physical_resource_id() {
-                    out.push((id, name.to_owned(), retained));
-                }
-            }
-        }
-        match page.next_token() {
-            Some(t) => token = Some(t.to_owned()),
-            None => break,
-        }
-    }
-    Ok(out)
+/// The buckets a stack holds: (logical id, bucket name, retained on delete), by its
+/// `template` (its retention policies).
+async fn buckets(
+    aws: &Aws,
+    stack: &str,
+    template: &serde_json::Value,
+) -> anyhow::Result<Vec<(String, String, bool)>> {
+    Ok(resources(&aws.cfn, stack)
+        .await?
+        .into_iter()
+        .filter(|r| r.resource_type == "AWS::S3::Bucket")
+        .filter_map(|r| {
+            let retained = is_retained(&template["Resources"][&r.logical_id]["DeletionPolicy"]);
+            Some((r.logical_id, r.physical_id?, retained))
+        })
+        .collect())
 }
 
 /// Deletes every version and delete marker in `bucket`, 1000 at a time. Returns the count.
@@ -158,7 +145,9 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
     }
     let mut left = Vec::new();
     for stack in &present {
-        for (id, bucket, retained) in buckets(&aws, stack).await? {
+        // Unreadable: fail rather than guess which buckets are retained.
+        let template = template_of(&aws.cfn, stack).await?;
+        for (id, bucket, retained) in buckets(&aws, stack, &template).await? {
             if retained {
                 left.push(format!(
                     "bucket {bucket} ({id}): retained by the stage's protection, with its data"
@@ -173,21 +162,15 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
         }
         // What CloudFormation cannot delete as it stands: a started EMR Serverless
         // application, EMR's security groups in a retired VPC.
-        let template = crate::cloudformation::status::template_of(&aws.cfn, stack).await?;
-        let what = format!("deleting {stack}");
-        let apps = crate::emr_application::physical_ids(
+        crate::emr_application::before_stack_change(
             &aws,
             stack,
-            &crate::emr_application::touched(&template, None),
+            &template,
+            None,
+            Runs::cancel_if(args.cancel_runs),
+            &format!("deleting {stack}"),
         )
         .await?;
-        let runs = if args.cancel_runs {
-            crate::emr_application::Runs::Cancel
-        } else {
-            crate::emr_application::Runs::Wait
-        };
-        crate::emr_application::stop_for(&aws, &apps, runs, &what).await?;
-        crate::emr_security_groups::clear_retired_vpc(&aws, stack, &template, None, &what).await?;
         if c.protected && crate::cloudformation::protection::set(&aws.cfn, stack, false).await? {
             eprintln!("{stack}: termination protection lifted (--force on a protected stage)");
         }
