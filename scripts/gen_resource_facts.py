@@ -95,6 +95,10 @@ def generate() -> dict:
         for h in d["handlers"]:
             by_action[(d["type"], h, d["action"])] = d
     types, actions = {}, {}
+    # Data at risk: cfn-lint's list of stateful types, and the documented additions.
+    stateful = set(json.loads((SCHEMAS.parent / "AdditionalSpecs" / "StatefulResources.json")
+                              .read_text())["ResourceTypes"])
+    stateful |= {t for t in decisions["stateful_additions"] if t != "about"}
     for t in decisions["types"]:
         schema = schema_for(t)
         handlers, unknown = {}, set()
@@ -119,7 +123,7 @@ def generate() -> dict:
             # settings change in place only while it is stopped): `diff` says "may replace".
             "conditional_create_only": sorted(
                 p.removeprefix("/properties/") for p in schema.get("conditionalCreateOnlyProperties", [])),
-            "stateful": t in decisions["stateful"],
+            "stateful": t in stateful,
             "names": decisions["names"][t],
             "passed_to": decisions["passed_to"].get(t),
             "handlers": handlers,

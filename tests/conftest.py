@@ -52,17 +52,23 @@ def deployer() -> Path:
     return path
 
 
+def messages(stderr: str) -> list[str]:
+    """Standard error's lines, without the line every verb that reads the configuration starts
+    with (`config: FILE`, or that it used the built-in defaults)."""
+    return [l for l in stderr.splitlines() if not l.startswith("config: ")]
+
+
 def run(args, **kw) -> subprocess.CompletedProcess:
     """A command, its output captured. A `deployer deploy` (or `watch`) run as a deploy identity
     is preceded by `deployer bootstrap` of its stage as the account root, as an administrator
     bootstraps a stage once before its CI identity deploys it (README, "A deploy identity for
     CI"): the deploy identity may not create the CloudFormation role it deploys through."""
     args = [str(a) for a in args]
-    bootstrap_as_root(args, kw.get("env"))
+    bootstrap_as_root(args, kw.get("env"), kw.get("cwd"))
     return subprocess.run(args, capture_output=True, text=True, **kw)
 
 
-def bootstrap_as_root(args: list, env: dict | None):
+def bootstrap_as_root(args: list, env: dict | None, cwd=None):
     """`deployer [--config F] bootstrap --stage S` as the root, before a deploy or watch of S by
     a deploy identity (an idempotent no-op when the bootstrap stack is up to date)."""
     if not env or env.get("AWS_ACCESS_KEY_ID") in (None, "test") or "--stage" not in args:
@@ -77,7 +83,8 @@ def bootstrap_as_root(args: list, env: dict | None):
         cmd += ["--config", args[args.index("--config") + 1]]
     cmd += ["bootstrap", "--stage", args[args.index("--stage") + 1]]
     root = {**env, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    r = subprocess.run(cmd, capture_output=True, text=True, env=root, timeout=600, cwd=ROOT)
+    # From the command's own folder: without --config, it finds the same pipeline.yaml.
+    r = subprocess.run(cmd, capture_output=True, text=True, env=root, timeout=600, cwd=cwd or ROOT)
     assert r.returncode == 0, f"bootstrap as root failed:\n{r.stderr}"
 
 

@@ -9,7 +9,7 @@ aws-smithy-mocks in crates/deployer/src/aws.rs.
 import os
 import socket
 
-from conftest import run
+from conftest import messages, run
 
 
 def bare_env(tmp_path, **extra) -> dict:
@@ -24,7 +24,7 @@ def bare_env(tmp_path, **extra) -> dict:
 
 
 def lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
+    return [line for line in messages(stderr) if line.strip()]
 
 
 def test_no_credentials_names_the_chain_and_how_to_point_at_the_emulator(deployer, tmp_path):

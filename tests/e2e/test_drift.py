@@ -8,7 +8,7 @@ emulator.
 """
 import json
 
-from conftest import ROOT, run
+from conftest import messages, ROOT, run
 
 STAGE = "e2edrift"
 
@@ -61,4 +61,4 @@ def test_drift_of_a_stage_not_deployed_is_an_error(deployer, emulator):
     emulator.reset()
     r = drift(deployer, emulator.env(STAGE))
     assert r.returncode == 1
-    assert r.stderr.splitlines()[0] == f"error: stage {STAGE} is not deployed in region us-east-1: nothing to check"
+    assert messages(r.stderr)[0] == f"error: stage {STAGE} is not deployed in region us-east-1: nothing to check"

@@ -6,7 +6,7 @@ and S3, with IAM enforced (the deploy identity may not read other stacks, so gc 
 """
 import json
 
-from conftest import ROOT, run
+from conftest import messages, ROOT, run
 
 STAGE = "e2egc"
 
@@ -35,7 +35,7 @@ def test_gc_deletes_only_unreferenced_artifacts_and_only_when_told(deployer, emu
     # The stage's deploy identity may read only its own stacks: gc refuses, deleting nothing.
     r = gc(deployer, emulator.env(STAGE), "--older-than-days", "0", "--yes")
     assert r.returncode == 1
-    first = r.stderr.splitlines()[0]
+    first = messages(r.stderr)[0]
     assert first.startswith("error: reading every stack's parameters: access denied: ") and first.endswith(
         "; nothing was deleted"), first
     assert "lambda/orphan.zip" in {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import messages, ROOT, run
 
 STAGE = "e2equery"
 
@@ -59,7 +59,7 @@ def test_a_declared_table_without_data_has_no_rows(deployer, deployed):
 def test_a_failed_query_says_why_and_what_to_do(deployer, deployed):
     r = query(deployer, deployed, "SELECT * FROM no_such_table")
     assert r.returncode == 1
-    lines = r.stderr.splitlines()
+    lines = messages(r.stderr)
     assert lines[0].startswith("error: query ") and " failed: " in lines[0], lines
     assert "no_such_table" in lines[0].lower(), lines
     assert lines[1].startswith("  to do: check the SQL against the stage's tables (database pdcase_e2equery_warehouse"), lines

@@ -1,12 +1,8 @@
 //! Command-line arguments: clap definitions only; each verb lives in its own module.
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stack_model::{StageConfig, StageName};
 use std::path::PathBuf;
-
-/// The config file read when `--config` is not given, if it exists.
-pub const DEFAULT_CONFIG: &str = "pipeline.yaml";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,7 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Per-stage settings file (YAML). Default: ./pipeline.yaml when it exists, else built-in defaults.
+    /// Per-stage settings file (YAML). Default: the first pipeline.yaml from the current folder
+    /// up to the workspace root, else the built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// On an error, also print the AWS SDK's full detail.
@@ -66,6 +63,9 @@ pub enum Command {
     Drift(DriftArgs),
     /// List (and with --yes delete) the stage's artifacts no stack refers to.
     Gc(GcArgs),
+    /// Check the whole configuration file (every stage it names, its defaults) and say which
+    /// file it is; every verb checks it so before reading its stage.
+    Validate,
     /// Rebuild and hotswap on every change under crates/etl, and print the functions' logs.
     Watch(WatchArgs),
 }
@@ -167,6 +167,10 @@ pub struct DeployArgs {
     /// Allow this stateful resource (logical id) to be replaced or removed with its data.
     #[arg(long, value_name = "LOGICAL_ID")]
     pub allow_replace: Vec<String>,
+    /// Allow a deploy that lowers the stage's guard: protected to not, hardened to not (its
+    /// KMS key removed), or a shorter log retention.
+    #[arg(long)]
+    pub allow_lower_guard: bool,
     /// When only the artifacts changed, update the functions in place (no change set); a
     /// full deploy otherwise. Refused on protected stages.
     #[arg(long)]
@@ -334,13 +338,11 @@ pub enum FormatArg {
 }
 
 impl Global {
-    /// The stage's settings: validated name, then the config file's overrides.
+    /// The stage's settings: validated name, then the configuration's (the whole file
+    /// checked; see [`crate::config_file`]).
     pub fn stage_config(&self, stage: &str) -> anyhow::Result<StageConfig> {
         let name = StageName::parse(stage)?;
-        let file = match &self.config {
-            Some(path) => Some(path.clone()),
-            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
-        };
-        StageConfig::load(name, file.as_deref()).context("invalid configuration")
+        let source = crate::config_file::current(self.config.as_deref())?;
+        crate::config_file::stage_config(source, name)
     }
 }

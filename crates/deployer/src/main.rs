@@ -11,6 +11,7 @@ mod aws;
 mod cli;
 mod cloudformation;
 mod commands;
+mod config_file;
 mod diff;
 mod emr_application;
 mod emr_security_groups;
@@ -20,7 +21,7 @@ mod preflight;
 
 use commands::{
     bootstrap, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query,
-    synth, teardown, trigger, watch,
+    synth, teardown, trigger, validate, watch,
 };
 
 use clap::Parser;
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Synth(args) => synth::run(&cli.global, &args),
+        cli::Command::Validate => validate::run(&cli.global),
         cli::Command::Policy(args) => policy::run(&cli.global, &args),
         cli::Command::Invoke(args) => invoke::run(&cli.global, &args),
         cli::Command::Package(args) => package::run(&args),

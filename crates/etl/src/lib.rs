@@ -15,6 +15,7 @@
 pub mod error;
 pub mod handlers;
 pub mod json_array;
+pub mod lease;
 pub mod record;
 pub mod run;
 mod short_eq;

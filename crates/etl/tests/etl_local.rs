@@ -561,6 +561,17 @@ impl Storage for FailingWrites {
     fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
         self.inner.put(key, body)
     }
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+        self.inner.get_tagged(key)
+    }
+    fn put_if(
+        &self,
+        key: &str,
+        body: &[u8],
+        condition: etl::storage::Condition<'_>,
+    ) -> Result<Option<String>, StorageError> {
+        self.inner.put_if(key, body, condition)
+    }
     fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         self.inner.copy(from, to)
     }

@@ -175,14 +175,51 @@ impl StageConfig {
         }
     }
 
-    fn load_file(mut config: StageConfig, path: &Path) -> Result<StageConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path, "", format!("cannot read the file: {e}")))?;
-        let parsed = parse_file(path, &text)?;
-        for name in parsed.stages.keys() {
-            StageName::parse(name)
-                .map_err(|e| ConfigError::new(path, &format!("stages.{name}"), e.to_string()))?;
+    /// Checks the whole file: its syntax, every stage it names (each loaded as
+    /// [`StageConfig::load`] would), and its `defaults:` alone (as a stage it does not name
+    /// gets them). Returns the stages it names, sorted.
+    ///
+    /// A verb that reads the file for one stage calls this first, so a mistake under another
+    /// stage is found by every verb, not by the first deploy of that stage.
+    ///
+    /// ```
+    /// # use stack_model::StageConfig;
+    /// let dir = std::env::temp_dir().join(format!("pdcase-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("pipeline.yaml");
+    /// std::fs::write(&file, "stages:\n  prod: { protected: true }\n  alice: {}\n").unwrap();
+    /// let names = StageConfig::validate_file(&file).unwrap();
+    /// assert_eq!(names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["alice", "prod"]);
+    ///
+    /// std::fs::write(&file, "stages:\n  alice: {}\n  prod: { lambda: { memory_mb: 1 } }\n").unwrap();
+    /// let e = StageConfig::validate_file(&file).unwrap_err();
+    /// assert_eq!(e.key, "stages.prod.lambda.memory_mb");
+    /// ```
+    pub fn validate_file(path: &Path) -> Result<Vec<StageName>, ConfigError> {
+        let parsed = read_file(path)?;
+        let names = stage_names(&parsed, path)?;
+        for name in &names {
+            Self::apply_file(StageConfig::defaults(name.clone()), &parsed, path)?;
         }
+        // The defaults alone, as a stage the file does not name gets them, under the
+        // shortest name: what fails here fails for every stage (the names derived from a
+        // stage grow with it).
+        let any = StageName::parse("x").expect("a valid stage name");
+        Self::apply_file(StageConfig::defaults(any), &parsed, path)?;
+        Ok(names)
+    }
+
+    fn load_file(config: StageConfig, path: &Path) -> Result<StageConfig, ConfigError> {
+        let parsed = read_file(path)?;
+        stage_names(&parsed, path)?;
+        Self::apply_file(config, &parsed, path)
+    }
+
+    fn apply_file(
+        mut config: StageConfig,
+        parsed: &ConfigFile,
+        path: &Path,
+    ) -> Result<StageConfig, ConfigError> {
         parsed.defaults.apply(&mut config, path, "defaults")?;
         let own = parsed.stages.get(config.stage.as_str());
         if let Some(o) = own {
@@ -360,6 +397,24 @@ impl EmrOverrides {
         .find(|(set, _, _)| *set)
         .map(|(_, key, instead)| (key, instead))
     }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, "", format!("cannot read the file: {e}")))?;
+    parse_file(path, &text)
+}
+
+/// The stages a file names, each a valid stage name.
+fn stage_names(parsed: &ConfigFile, path: &Path) -> Result<Vec<StageName>, ConfigError> {
+    parsed
+        .stages
+        .keys()
+        .map(|name| {
+            StageName::parse(name)
+                .map_err(|e| ConfigError::new(path, &format!("stages.{name}"), e.to_string()))
+        })
+        .collect()
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {

@@ -9,6 +9,7 @@ pub mod cloudformation_role;
 pub mod config;
 pub mod deploy_policy;
 pub mod facts;
+pub mod guard;
 pub mod handler_calls;
 pub mod pipeline;
 pub mod resource;

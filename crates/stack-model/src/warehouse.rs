@@ -172,6 +172,34 @@ pub fn pascal_case(text: &str) -> String {
 /// warehouse bucket notifies the table refresher of these objects only.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 
+/// A base's run bookkeeping, outside every table's location: its lease (one run at a time),
+/// a record per run, and a claim per triggering message (a duplicate delivery runs once).
+///
+/// ```
+/// use stack_model::warehouse::{lease_key, run_record_key, message_key, Base};
+/// assert_eq!(lease_key(Base::A), "a/_runs/lease.json");
+/// assert_eq!(run_record_key(Base::B, "20261207T050000Z-abc123"), "b/_runs/20261207T050000Z-abc123.json");
+/// assert_eq!(message_key(Base::A, "m-1"), "a/_runs/messages/m-1.json");
+/// ```
+pub fn runs_folder(base: Base) -> String {
+    format!("{}/_runs/", base.folder())
+}
+
+/// The base's lease: which run may write its tables now ([`runs_folder`]).
+pub fn lease_key(base: Base) -> String {
+    format!("{}lease.json", runs_folder(base))
+}
+
+/// The record of one run of the base: its state, counts and error ([`runs_folder`]).
+pub fn run_record_key(base: Base, run: &str) -> String {
+    format!("{}{run}.json", runs_folder(base))
+}
+
+/// The claim of one triggering message (its SNS message id) on the base ([`runs_folder`]).
+pub fn message_key(base: Base, message_id: &str) -> String {
+    format!("{}messages/{message_id}.json", runs_folder(base))
+}
+
 /// The column that holds, as one JSON object, the fields of an export that the contract does
 /// not name (the original passed every student and subject field through). Null when a row
 /// has none. Athena reads them with `json_extract_scalar(extra, '$.Field')`.

@@ -364,6 +364,14 @@ pub async fn run(global: &Global, args: &DeployArgs) -> Result<(), ApplyError> {
             .iter()
             .filter(|id| !args.allow_replace.contains(id))
             .collect();
+        if !report.guard_lowered.is_empty() && !args.allow_lower_guard {
+            return Err(ApplyError::Refused(format!(
+                "this deploy would lower stage {stage}'s guard ({}; see `deployer diff --stage {stage}`): \
+                 is {} the configuration you meant? deploy again with --allow-lower-guard to accept it",
+                report.guard_lowered.join("; "),
+                crate::config_file::current(global.config.as_deref())?.describe().trim_start_matches("config: ")
+            )));
+        }
         if !refused.is_empty() {
             let names: Vec<&str> = refused.iter().map(|s| s.as_str()).collect();
             return Err(ApplyError::Refused(format!(

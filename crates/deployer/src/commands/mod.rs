@@ -15,4 +15,5 @@ pub mod query;
 pub mod synth;
 pub mod teardown;
 pub mod trigger;
+pub mod validate;
 pub mod watch;

@@ -155,6 +155,7 @@ async fn cycle(global: &Global, args: &WatchArgs, root: &Path, spark_job: &Path)
         stage: args.stage.clone(),
         lambda_bootstrap: Some(bootstrap),
         allow_replace: vec![],
+        allow_lower_guard: false,
         hotswap: true,
         spark_job: Some(spark_job.to_path_buf()),
         cancel_runs: false,

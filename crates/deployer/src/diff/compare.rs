@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use stack_model::facts::{may_replace, replaces, stateful};
+use stack_model::guard::Guard;
 use stack_model::pipeline::params;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -22,6 +23,9 @@ pub struct Report {
     pub code: Vec<CodeChange>,
     /// Logical ids whose replacement or removal would lose data.
     pub data_at_risk: Vec<String>,
+    /// How the change lowers the stage's guard ([`stack_model::guard`]): protection,
+    /// hardening, log retention. `deploy` refuses it without `--allow-lower-guard`.
+    pub guard_lowered: Vec<String>,
     /// CloudFormation's own view (`--changeset`): one entry per resource it would touch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changeset: Option<Vec<ChangeSetEntry>>,
@@ -333,6 +337,10 @@ pub fn compare(
         .filter(|r| r.data_loss)
         .map(|r| r.logical_id.clone())
         .collect();
+    let guard_lowered = match old {
+        Some((t, _)) => Guard::of(t).lowered_by(&Guard::of(new)),
+        None => Vec::new(),
+    };
     Report {
         stage: stage.to_owned(),
         deployed: old.is_some(),
@@ -340,6 +348,7 @@ pub fn compare(
         resources,
         code,
         data_at_risk,
+        guard_lowered,
         changeset: None,
         hotswapped: None,
     }

@@ -4,8 +4,17 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ObjectWrite, Storage};
+use super::{Condition, ObjectWrite, Storage};
 use crate::error::StorageError;
+
+/// A local object's ETag: a hash of its bytes (S3's is their MD5 for a single-part object;
+/// any hash that changes with the bytes serves the conditional writes).
+fn etag(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
+}
 
 /// A folder that mirrors a bucket's layout.
 #[derive(Clone, Debug)]
@@ -120,6 +129,51 @@ impl Storage for LocalDir {
         w.finish().map_err(|e| StorageError::io(what(), e))
     }
 
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+        Ok(self.get(key)?.map(|b| {
+            let tag = etag(&b);
+            (b, tag)
+        }))
+    }
+
+    /// The condition and the write under an exclusive lock of a hidden file beside the key
+    /// (`flock`, which every process writing the folder takes), so two processes racing for
+    /// one key behave as two S3 clients do.
+    fn put_if(
+        &self,
+        key: &str,
+        body: &[u8],
+        condition: Condition<'_>,
+    ) -> Result<Option<String>, StorageError> {
+        let path = self.path(key);
+        self.parent_dirs(&path)?;
+        let lock_path = path.with_file_name(format!(
+            ".{}.lock",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let io = |e| StorageError::io(lock_path.display().to_string(), e);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        lock.lock().map_err(io)?;
+        let holds = match (condition, self.get(key)?) {
+            (Condition::Absent, current) => current.is_none(),
+            (Condition::Matches(tag), Some(current)) => etag(&current) == tag,
+            (Condition::Matches(_), None) => false,
+        };
+        if !holds {
+            return Ok(None);
+        }
+        self.put(key, body)?;
+        Ok(Some(etag(body)))
+        // The lock is released when `lock` is dropped.
+    }
+
     fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let (src, dst) = (self.path(from), self.path(to));
         self.parent_dirs(&dst)?;
@@ -167,10 +221,10 @@ impl Storage for LocalDir {
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                let temp = key
-                    .rsplit('/')
-                    .next()
-                    .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+                // Writes in progress and the locks of conditional writes are not objects.
+                let temp = key.rsplit('/').next().is_some_and(|n| {
+                    n.starts_with('.') && (n.ends_with(".tmp") || n.ends_with(".lock"))
+                });
                 if key.starts_with(prefix) && !temp {
                     keys.push((key, meta.len()));
                 }

@@ -20,6 +20,15 @@ pub trait ObjectWrite: Write + Send {
     fn finish(self: Box<Self>) -> std::io::Result<()>;
 }
 
+/// The condition of a conditional write ([`Storage::put_if`]), as S3 takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition<'a> {
+    /// No object exists at the key (`If-None-Match: *`).
+    Absent,
+    /// The object at the key has this ETag (`If-Match`).
+    Matches(&'a str),
+}
+
 /// A bucket, or a folder standing for one. Keys use `/` whatever the platform.
 pub trait Storage: Send + Sync {
     /// How messages name `key`: `s3://bucket/key` or a path.
@@ -36,6 +45,20 @@ pub trait Storage: Send + Sync {
 
     /// Writes a small object, replacing `key` atomically.
     fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError>;
+
+    /// A small object's bytes and its ETag, or `None` when it does not exist.
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError>;
+
+    /// Writes a small object only if `condition` holds when the write lands: its new ETag, or
+    /// `None` when the condition did not hold (another writer got there first). Two writers
+    /// with the same condition never both succeed: S3 evaluates the condition and the write
+    /// as one step ("Conditional writes", S3 user guide).
+    fn put_if(
+        &self,
+        key: &str,
+        body: &[u8],
+        condition: Condition<'_>,
+    ) -> Result<Option<String>, StorageError>;
 
     /// Copies `from` over `to`. Readers of `to` see the old object or the new one, never a
     /// mix or nothing: this is how a staged table is published.

@@ -13,7 +13,7 @@ use aws_sdk_s3::Client;
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
 
-use super::{ObjectWrite, Storage};
+use super::{Condition, ObjectWrite, Storage};
 use crate::error::StorageError;
 
 /// S3 accepts parts of 5 MiB and more (but the last).
@@ -33,6 +33,19 @@ where
     R: std::fmt::Debug,
 {
     StorageError::service(what, DisplayErrorContext(e))
+}
+
+/// Whether a conditional write failed because its condition did not hold.
+fn lost_condition<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    e.as_service_error().is_some_and(|s| {
+        matches!(
+            s.code(),
+            Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
+        )
+    })
 }
 
 /// The `x-amz-copy-source` value: `bucket/key`, URL-encoded but for the slashes.
@@ -141,6 +154,59 @@ impl Storage for S3Bucket {
             )
             .map(|_| ())
             .map_err(|e| sdk_error(format!("writing {}", self.describe(key)), e))
+    }
+
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+        let what = || format!("reading {}", self.describe(key));
+        self.handle.block_on(async {
+            match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    let etag = out.e_tag().unwrap_or_default().to_owned();
+                    let body = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| StorageError::service(what(), e))?;
+                    Ok(Some((body.to_vec(), etag)))
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                Err(e) => Err(sdk_error(what(), e)),
+            }
+        })
+    }
+
+    fn put_if(
+        &self,
+        key: &str,
+        body: &[u8],
+        condition: Condition<'_>,
+    ) -> Result<Option<String>, StorageError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()));
+        let request = match condition {
+            Condition::Absent => request.if_none_match("*"),
+            Condition::Matches(etag) => request.if_match(etag),
+        };
+        match self.handle.block_on(request.send()) {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_owned())),
+            // 412: the condition did not hold. 409 ConditionalRequestConflict: another
+            // conditional write to the key was in flight. 404 NoSuchKey: If-Match on a key
+            // that is gone. In each, another writer won ("Conditional writes", S3 user guide,
+            // "Conditional write error responses"); the caller reads the key again.
+            Err(e) if lost_condition(&e) => Ok(None),
+            Err(e) => Err(sdk_error(format!("writing {}", self.describe(key)), e)),
+        }
     }
 
     fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
