@@ -75,12 +75,15 @@ pub enum EtlError {
     Storage(#[from] StorageError),
     #[error("writing table `{table}`: {message}")]
     Write { table: String, message: String },
+    /// Base a's lease: another run holds it, or this run lost it.
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
     /// A worker stopped because another table had already failed.
     #[error("stopped because another table failed")]
     Cancelled,
     #[error(
         "publishing stopped at table `{table}` ({source}); already replaced: [{}]; \
-         their markers were not written, so the crawler will not start",
+         their markers name this run, the others' name the run before, so the crawler will not start",
         done.join(", ")
     )]
     Publish {

@@ -122,6 +122,20 @@ pub fn take<'a>(
     holder: &str,
     terms: Terms,
 ) -> Result<Lease<'a>, LeaseError> {
+    take_unless_ended(storage, base, run, holder, terms, &|_| false)
+}
+
+/// [`take`], also taking over a lease whose holder `ended` says has ended: an EMR Serverless
+/// job run cancelled or failed before its last step released the lease, which EMR Serverless
+/// reports (`GetJobRun`), holds it no longer.
+pub fn take_unless_ended<'a>(
+    storage: &'a dyn Storage,
+    base: Base,
+    run: &str,
+    holder: &str,
+    terms: Terms,
+    ended: &dyn Fn(&LeaseBody) -> bool,
+) -> Result<Lease<'a>, LeaseError> {
     let key = lease_key(base);
     let started = std::time::Instant::now();
     loop {
@@ -139,6 +153,10 @@ pub fn take<'a>(
                 // One run, one lease: a duplicate of a run already holding it is not a second run.
                 Ok(l) if l.free(now()) => Some(Condition::Matches(etag)),
                 Ok(l) if l.run == run => Some(Condition::Matches(etag)),
+                Ok(l) if ended(&l) => {
+                    tracing::info!(run = %l.run, holder = %l.holder, "the lease's holder has ended; taking it over");
+                    Some(Condition::Matches(etag))
+                }
                 Ok(l) => {
                     if started.elapsed() >= terms.wait {
                         return Err(LeaseError::Held {
@@ -196,8 +214,16 @@ impl Lease<'_> {
     /// Confirms the lease is still this run's and extends it by its hold, with one
     /// conditional write on its ETag. Call it before switching any table.
     pub fn confirm(&mut self) -> Result<(), LeaseError> {
+        let holder = self.body.holder.clone();
+        self.confirm_as(&holder, self.hold)
+    }
+
+    /// [`Lease::confirm`], naming a new holder and holding it for `hold` from now: the EMR
+    /// starter hands the lease to the job run it started, for as long as that run may live.
+    pub fn confirm_as(&mut self, holder: &str, hold: Duration) -> Result<(), LeaseError> {
         let mut body = self.body.clone();
-        body.expires = now() + self.hold.as_secs() as i64;
+        body.holder = holder.to_owned();
+        body.expires = now() + hold.as_secs() as i64;
         match self.storage.put_if(
             &lease_key(self.base),
             &encode(&body),
@@ -206,6 +232,7 @@ impl Lease<'_> {
             Some(etag) => {
                 self.body = body;
                 self.etag = etag;
+                self.hold = hold;
                 Ok(())
             }
             None => Err(LeaseError::Lost {

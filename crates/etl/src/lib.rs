@@ -16,6 +16,7 @@ pub mod error;
 pub mod handlers;
 pub mod json_array;
 pub mod lease;
+pub mod publish;
 pub mod record;
 pub mod run;
 mod short_eq;

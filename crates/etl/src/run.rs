@@ -1,29 +1,44 @@
-//! One ETL run: read the exports, stage the four tables, publish them, write the markers.
+//! One ETL run: take base a's lease, read the exports, write the four tables into this run's
+//! folders, then publish them as base b does ([`crate::publish`]): each manifest switched by
+//! one write, its marker naming the run, older runs removed.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::error::{EtlError, StorageError};
 use crate::json_array::ArrayReader;
+use crate::lease::{self, Lease, Terms};
+use crate::publish;
 use crate::sink;
-use crate::snapshot::{data_key, marker_key, staging_key, Marker, STAGING};
 use crate::storage::Storage;
 use crate::transform::tables::Dimensions;
 use crate::transform::{Dimension, DimensionKind, Row, Table};
-use crate::warehouse::DataFormat;
+use crate::warehouse::{Base, DataFormat};
 
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub format: DataFormat,
-    /// Names the staging folder and the markers; sortable by time.
+    /// Names the run's folders and the markers; sortable by time.
     pub run_id: String,
     /// Tables staged at once (each is one stream: read, transform, write).
     pub workers: usize,
+    /// What runs it, as base a's lease names its holder (`etl function`, `local`).
+    pub holder: String,
+    /// How long to wait for base a's lease, and to hold it.
+    pub lease: Terms,
 }
+
+/// A local run's lease: held for an hour (a run on a laptop is not killed by a deadline),
+/// waited for 30 seconds.
+pub const LOCAL_LEASE: Terms = Terms {
+    hold: Duration::from_secs(3600),
+    wait: Duration::from_secs(30),
+    poll: Duration::from_millis(500),
+};
 
 impl Options {
     pub fn new(format: DataFormat) -> Self {
@@ -33,6 +48,8 @@ impl Options {
             workers: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .clamp(1, 4),
+            holder: "local".into(),
+            lease: LOCAL_LEASE,
         }
     }
 }
@@ -72,14 +89,34 @@ pub struct TableReport {
 
 /// Runs the ETL from `source` (holding `a/<entity>.json`) into `warehouse`.
 ///
-/// Nothing under a table's location changes unless every table was staged; see
-/// [`crate::snapshot`] for the layout and what a failure leaves behind.
+/// Holds base a's lease throughout ([`crate::lease`]): a second run waits for it or is
+/// refused, naming this one. Nothing a reader sees changes unless every table was written;
+/// see [`crate::publish`] for the layout and what a failure leaves behind.
 pub fn run(
     source: &dyn Storage,
     warehouse: &dyn Storage,
     opts: &Options,
 ) -> Result<Report, EtlError> {
     let started = Instant::now();
+    let mut lease = lease::take(warehouse, Base::A, &opts.run_id, &opts.holder, opts.lease)?;
+    let result = run_holding(source, warehouse, opts, &mut lease);
+    lease.release();
+    let (dimensions, tables) = result?;
+    Ok(Report {
+        run: opts.run_id.clone(),
+        format: opts.format.as_str(),
+        dimensions,
+        tables,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn run_holding(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+    lease: &mut Lease<'_>,
+) -> Result<(Vec<DimensionReport>, Vec<TableReport>), EtlError> {
     check_inputs(source)?;
     let mut dims = Vec::with_capacity(3);
     for kind in DimensionKind::ALL {
@@ -98,23 +135,29 @@ pub fn run(
         universities: &dims[1],
         subjects: &dims[2],
     };
-    let staged = stage_all(source, warehouse, &joined, opts);
+    // Written where no reader looks; then, still holding the lease, switched.
+    let staged = stage_all(source, warehouse, &joined, opts).and_then(|rows| {
+        lease.confirm()?;
+        Ok(rows)
+    });
     let rows = match staged {
         Ok(rows) => rows,
         Err(e) => {
-            remove_staging(warehouse, &opts.run_id);
+            remove_run(warehouse, &opts.run_id, &[]);
             return Err(e);
         }
     };
-    let tables = publish(warehouse, opts, &rows)?;
-    remove_staging(warehouse, &opts.run_id);
-    Ok(Report {
-        run: opts.run_id.clone(),
-        format: opts.format.as_str(),
-        dimensions,
-        tables,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let tables = publish_all(warehouse, opts, &rows)?;
+    Ok((dimensions, tables))
+}
+
+/// The key of `table`'s one data file in `run`.
+pub fn data_key(table: Table, run: &str, format: DataFormat) -> String {
+    format!(
+        "{}data.{}",
+        publish::run_folder(table.def(), run),
+        format.extension()
+    )
 }
 
 fn all_exports() -> impl Iterator<Item = &'static str> {
@@ -219,7 +262,7 @@ fn stage_one(
     stop: &AtomicBool,
 ) -> Result<u64, EtlError> {
     let reader = open(source, table.source_key())?;
-    let key = staging_key(&opts.run_id, table.def(), opts.format);
+    let key = data_key(table, &opts.run_id, opts.format);
     let write_error = |e: std::io::Error| EtlError::Write {
         table: table.def().name.to_owned(),
         message: format!("{}: {e}", warehouse.describe(&key)),
@@ -243,77 +286,71 @@ fn stage_one(
     sink.finish().map_err(write_error)
 }
 
-/// Copies each staged table over its table's object, removes anything else under the
-/// table's location, then writes every marker.
-fn publish(
+/// Switches each table's manifest to this run's file (its marker naming the run), then
+/// removes the runs older than the one each manifest named before.
+fn publish_all(
     warehouse: &dyn Storage,
     opts: &Options,
     rows: &[(Table, u64)],
 ) -> Result<Vec<TableReport>, EtlError> {
+    let base = warehouse.uri(Base::A.folder());
     let mut done: Vec<String> = Vec::new();
     let mut reports = Vec::new();
+    let mut previous = Vec::new();
     for table in Table::ALL {
         let def = table.def();
-        let object = data_key(def, opts.format);
-        let fail = |done: &Vec<String>, source| EtlError::Publish {
-            table: def.name.to_owned(),
-            done: done.clone(),
-            source,
-        };
-        warehouse
-            .copy(&staging_key(&opts.run_id, def, opts.format), &object)
-            .map_err(|e| fail(&done, e))?;
-        // Objects of another format or of the original's layout (`<epoch>.json`) would be
-        // read beside the snapshot.
-        let marker = marker_key(def);
-        let stale: Vec<String> = warehouse
-            .list(&def.prefix())
-            .map_err(|e| fail(&done, e))?
-            .into_iter()
-            .filter(|k| *k != object && *k != marker)
-            .collect();
-        warehouse.delete(&stale).map_err(|e| fail(&done, e))?;
-        done.push(def.name.to_owned());
+        let object = data_key(table, &opts.run_id, opts.format);
         let n = rows
             .iter()
             .find(|(t, _)| *t == table)
             .map_or(0, |(_, n)| *n);
+        let before = publish::switch(
+            warehouse,
+            def,
+            &opts.run_id,
+            &base,
+            std::slice::from_ref(&object),
+            n,
+            opts.format.as_str(),
+        )
+        .map_err(|source| {
+            // The tables not switched keep nothing of this run.
+            remove_run(warehouse, &opts.run_id, &done);
+            EtlError::Publish {
+                table: def.name.to_owned(),
+                done: done.clone(),
+                source,
+            }
+        })?;
+        done.push(def.name.to_owned());
+        previous.push((def, before));
         reports.push(TableReport {
             table: def.name,
             rows: n,
             object,
         });
     }
-    for r in &reports {
-        let def = crate::warehouse::table(r.table).expect("an ETL table");
-        let marker = Marker {
-            run: opts.run_id.clone(),
-            table: r.table.to_owned(),
-            rows: r.rows,
-            format: opts.format.as_str().to_owned(),
-            object: r.object.clone(),
-        };
-        let body = serde_json::to_vec(&marker).expect("a marker serializes");
-        warehouse
-            .put(&marker_key(def), &body)
-            .map_err(|source| EtlError::Publish {
-                table: r.table.to_owned(),
-                done: done.clone(),
-                source,
-            })?;
+    // Older runs go; the one each manifest named until now stays for the queries reading it.
+    for (def, keep) in previous {
+        if let Err(e) = publish::remove_older_runs(warehouse, def, &opts.run_id, &keep) {
+            // Published already: a leftover older run costs storage, not correctness.
+            tracing::warn!(error = %e, table = def.name, "could not remove older runs");
+        }
     }
     Ok(reports)
 }
 
-/// Best effort: a leftover staging folder is outside every table and the bucket's
-/// lifecycle rule expires it.
-fn remove_staging(warehouse: &dyn Storage, run: &str) {
-    let prefix = format!("{STAGING}{run}/");
-    match warehouse
-        .list(&prefix)
-        .and_then(|keys| warehouse.delete(&keys))
-    {
-        Ok(()) => {}
-        Err(e) => tracing::warn!(error = %e, "could not remove the staging folder {prefix}"),
+/// Best effort: removes what this run wrote to the tables not in `switched` (a run that did
+/// not switch a table leaves nothing of itself in it; the next run's clean-up removes what
+/// this misses).
+fn remove_run(warehouse: &dyn Storage, run: &str, switched: &[String]) {
+    for table in Table::ALL {
+        let def = table.def();
+        if switched.iter().any(|t| t == def.name) {
+            continue;
+        }
+        if let Err(e) = publish::remove_run(warehouse, def, run) {
+            tracing::warn!(error = %e, table = def.name, "could not remove the failed run's files");
+        }
     }
 }

@@ -1,46 +1,23 @@
-//! The warehouse's snapshot layout for base a, and the rule the table refresher applies.
+//! The markers of both bases, and the rule the table refresher applies.
 //!
-//! A table's Glue location is fixed (`s3://<warehouse>/a/students/`), and what Athena and the
-//! crawler read under it must be exactly one complete snapshot. S3 has no rename, but it
-//! replaces one object atomically, so each table is **one object** with a fixed name:
-//!
-//! ```text
-//! a/_staging/<run>/students.parquet   written first, for all four tables
-//! a/students/data.parquet             then each is copied over its table's object (atomic)
-//! a/students/_SUCCESS                 and last, every table's marker: {"run": "<run>", ...}
-//! ```
-//!
-//! A run that fails while staging leaves the published objects untouched. The markers are
-//! written only once every table is published, and the refresher starts the crawler only
-//! when every table of the base carries a marker of the same run, so the crawler never sees
-//! a half-published base. A re-run replaces the objects instead of adding copies.
+//! Each table is published by switching its manifest ([`crate::publish`]); its `_SUCCESS`
+//! marker then names the run. The refresher starts the crawler only when every table of the
+//! base carries a marker of the same run, so the crawler never sees a half-published base.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
 use crate::storage::Storage;
-use crate::warehouse::{tables_of, Base, DataFormat, TableDef, SUCCESS_MARKER};
-
-/// The folder runs stage their tables in: under `a/`, outside every table's location.
-pub const STAGING: &str = "a/_staging/";
-
-/// The staged object of `table` in `run`.
-pub fn staging_key(run: &str, table: &TableDef, format: DataFormat) -> String {
-    format!("{STAGING}{run}/{}.{}", table.folder, format.extension())
-}
-
-/// The one data object of a published table.
-pub fn data_key(table: &TableDef, format: DataFormat) -> String {
-    format!("{}data.{}", table.prefix(), format.extension())
-}
+use crate::warehouse::{tables_of, Base, TableDef, SUCCESS_MARKER};
 
 /// The table's marker.
 pub fn marker_key(table: &TableDef) -> String {
     format!("{}{SUCCESS_MARKER}", table.prefix())
 }
 
-/// What a marker says. The ETL writes one per base-a table and the Spark job one per base-b
-/// table (`object` is then the table's manifest); markers of older Spark jobs were empty.
+/// What a marker says: written per table by whatever publishes it (`object` is the table's
+/// manifest; the ETL's of older versions named its one data object); markers of older Spark
+/// jobs were empty.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
     pub run: String,
@@ -247,16 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_stay_inside_their_table_or_the_staging_folder() {
-        let students = table("students").unwrap();
-        assert_eq!(
-            data_key(students, DataFormat::Parquet),
-            "a/students/data.parquet"
-        );
-        assert_eq!(
-            staging_key("r1", students, DataFormat::Ndjson),
-            "a/_staging/r1/students.json"
-        );
+    fn markers_are_found_by_their_keys() {
         assert_eq!(
             marker_table("a/students/_SUCCESS").unwrap().name,
             "students"
@@ -265,9 +233,6 @@ mod tests {
             marker_table("b/events-by-city/_SUCCESS").unwrap().name,
             "events_by_city"
         );
-        assert!(marker_table("a/students/data.parquet").is_none());
-        for t in crate::warehouse::TABLES {
-            assert!(!STAGING.starts_with(&t.prefix()));
-        }
+        assert!(marker_table("a/students/run=r1/data.parquet").is_none());
     }
 }

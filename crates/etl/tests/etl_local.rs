@@ -112,10 +112,21 @@ const PAIRS: [(&str, &str); 4] = [
 
 fn opts(format: DataFormat, run_id: &str) -> Options {
     Options {
-        format,
         run_id: run_id.into(),
         workers: 2,
+        ..Options::new(format)
     }
+}
+
+/// The one data file of base-a `table` in the warehouse folder `wh`, as its manifest names it
+/// (a reader never lists the table's folder: it also holds the previous run's file).
+fn table_file(wh: &Path, table: &str) -> PathBuf {
+    let manifest =
+        fs::read_to_string(wh.join(format!("a/{table}/_symlink_format_manifest/manifest")))
+            .unwrap_or_else(|e| panic!("{table}'s manifest: {e}"));
+    let lines: Vec<&str> = manifest.lines().collect();
+    assert_eq!(lines.len(), 1, "{table}: one file per run: {lines:?}");
+    PathBuf::from(lines[0].strip_prefix("file:").expect("a file: URI"))
 }
 
 #[test]
@@ -130,7 +141,7 @@ fn ndjson_output_equals_every_reference_output_field_for_field_in_order() {
     .unwrap();
     for (table, expected) in PAIRS {
         let want = ordered_records(&fs::read(reference().join("outputs").join(expected)).unwrap());
-        let got = ndjson_records(&wh.path().join(format!("a/{table}/data.json")));
+        let got = ndjson_records(&table_file(wh.path(), table));
         assert_eq!(got, want, "table {table} against {expected}");
         let rows = report
             .tables
@@ -154,7 +165,7 @@ fn parquet_output_holds_the_reference_values_by_column() {
     .unwrap();
     for (table, expected) in PAIRS {
         let want = ordered_records(&fs::read(reference().join("outputs").join(expected)).unwrap());
-        let (names, rows) = parquet_rows(&wh.path().join(format!("a/{table}/data.parquet")));
+        let (names, rows) = parquet_rows(&table_file(wh.path(), table));
         let contract: Vec<&str> = etl::warehouse::table(table)
             .unwrap()
             .columns
@@ -205,8 +216,8 @@ fn picked_tables_write_in_parquet_what_their_ndjson_rows_hold() {
     run_on(src.path(), pq.path(), DataFormat::Parquet, "r1");
     run_on(src.path(), nd.path(), DataFormat::Ndjson, "r1");
     for (table, rows_expected) in [("sessions", 4), ("subscriptions", 2)] {
-        let (names, rows) = parquet_rows(&pq.path().join(format!("a/{table}/data.parquet")));
-        let records = ndjson_records(&nd.path().join(format!("a/{table}/data.json")));
+        let (names, rows) = parquet_rows(&table_file(pq.path(), table));
+        let records = ndjson_records(&table_file(nd.path(), table));
         assert_eq!(rows.len(), rows_expected, "{table}");
         assert_eq!(records.len(), rows_expected, "{table}");
         for (row, record) in rows.iter().zip(&records) {
@@ -226,7 +237,7 @@ fn picked_tables_write_in_parquet_what_their_ndjson_rows_hold() {
             assert_eq!(row, &from_ndjson, "{table}");
         }
     }
-    let (_, sessions) = parquet_rows(&pq.path().join("a/sessions/data.parquet"));
+    let (_, sessions) = parquet_rows(&table_file(pq.path(), "sessions"));
     assert_eq!(
         sessions[2],
         [Some("3".to_owned()), Some("t\"3".to_owned()), None]
@@ -253,7 +264,7 @@ fn parquet_files_keep_statistics_and_prefix_coding_for_time_columns_only() {
     run_on(src.path(), wh.path(), DataFormat::Parquet, "r1");
     let mut time_columns = 0;
     for (table, _) in PAIRS {
-        let file = wh.path().join(format!("a/{table}/data.parquet"));
+        let file = table_file(wh.path(), table);
         let reader = SerializedFileReader::new(fs::File::open(&file).unwrap()).unwrap();
         for group in reader.metadata().row_groups() {
             for column in group.columns() {
@@ -323,7 +334,7 @@ fn time_columns_read_back_as_written_across_pages() {
     let src = write_source(&[("sessions.json", &format!("[{}]", records.join(",\n")))]);
     let wh = tempfile::tempdir().unwrap();
     run_on(src.path(), wh.path(), DataFormat::Parquet, "r1");
-    let file = wh.path().join("a/sessions/data.parquet");
+    let file = table_file(wh.path(), "sessions");
     let reader = SerializedFileReader::new(fs::File::open(&file).unwrap()).unwrap();
     let chunk = reader.metadata().row_group(0).column(1);
     assert_eq!(chunk.column_path().string(), "StartTime");
@@ -379,7 +390,7 @@ fn joins_match_keys_by_text_keep_unmatched_rows_and_let_the_last_duplicate_win()
     ]);
     let wh = tempfile::tempdir().unwrap();
     run_on(src.path(), wh.path(), DataFormat::Ndjson, "r1");
-    let got = fs::read_to_string(wh.path().join("a/students/data.json")).unwrap();
+    let got = fs::read_to_string(table_file(wh.path(), "students")).unwrap();
     assert_eq!(
         got,
         concat!(
@@ -392,14 +403,16 @@ fn joins_match_keys_by_text_keep_unmatched_rows_and_let_the_last_duplicate_win()
         )
     );
     run_on(src.path(), wh.path(), DataFormat::Parquet, "r2");
-    let (_, rows) = parquet_rows(&wh.path().join("a/students/data.parquet"));
+    let (_, rows) = parquet_rows(&table_file(wh.path(), "students"));
     assert_eq!(rows[0][0].as_deref(), Some("10"));
     assert_eq!(rows[0][5].as_deref(), Some("New"));
     assert_eq!(rows[0][7].as_deref(), Some(r#"{"Nick":"z\u00e9"}"#));
     assert_eq!(rows[1][4].as_deref(), Some("University 1"));
     assert_eq!(rows[2][5], None);
-    // Switching format removed the other format's object: one snapshot per table.
-    assert!(!wh.path().join("a/students/data.json").exists());
+    // Switching format: the manifest names the new format's file alone.
+    assert!(table_file(wh.path(), "students")
+        .to_string_lossy()
+        .ends_with("run=r2/data.parquet"));
 }
 
 /// docs/SEMANTICS.md, "Joins": a course or university gives only its `Name`; a subject gives
@@ -439,7 +452,7 @@ fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
     ]);
     let wh = tempfile::tempdir().unwrap();
     run_on(src.path(), wh.path(), DataFormat::Ndjson, "r1");
-    let students = fs::read_to_string(wh.path().join("a/students/data.json")).unwrap();
+    let students = fs::read_to_string(table_file(wh.path(), "students")).unwrap();
     assert_eq!(
         students.lines().collect::<Vec<_>>(),
         [
@@ -448,7 +461,7 @@ fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
             r#"{"Id":"4","Nick":"b"}"#,
         ]
     );
-    let follows = fs::read_to_string(wh.path().join("a/follows/data.json")).unwrap();
+    let follows = fs::read_to_string(table_file(wh.path(), "follows")).unwrap();
     assert_eq!(
         follows.lines().collect::<Vec<_>>(),
         [
@@ -457,7 +470,7 @@ fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
         ]
     );
     run_on(src.path(), wh.path(), DataFormat::Parquet, "r2");
-    let (names, rows) = parquet_rows(&wh.path().join("a/students/data.parquet"));
+    let (names, rows) = parquet_rows(&table_file(wh.path(), "students"));
     let at = |n: &str| names.iter().position(|c| c == n).unwrap();
     assert_eq!(rows[0][at("Course")].as_deref(), Some("Math"));
     assert_eq!(rows[0][at("City")].as_deref(), Some("Rio"));
@@ -468,7 +481,7 @@ fn dimensions_merge_their_fields_and_colliding_names_keep_the_later_value() {
     );
     assert_eq!(rows[1][at("Course")].as_deref(), Some("own, after"));
     assert_eq!(rows[2][at("extra")].as_deref(), Some(r#"{"Nick":"b"}"#));
-    let (names, rows) = parquet_rows(&wh.path().join("a/follows/data.parquet"));
+    let (names, rows) = parquet_rows(&table_file(wh.path(), "follows"));
     let at = |n: &str| names.iter().position(|c| c == n).unwrap();
     assert_eq!(rows[0][at("StudentId")].as_deref(), Some("1"));
     assert_eq!(rows[1][at("Date")].as_deref(), Some("subject date"));
@@ -484,40 +497,46 @@ fn keys_under(dir: &Path) -> Vec<String> {
     keys
 }
 
+/// A rerun adds no rows: each table is its manifest's one file. The previous run's files stay
+/// for the queries reading them until the next run removes them.
 #[test]
 fn a_rerun_replaces_the_snapshot_instead_of_adding_rows() {
     let src = source_from_reference();
     let wh = tempfile::tempdir().unwrap();
     let (s, w) = (LocalDir::new(src.path()), LocalDir::new(wh.path()));
-    run(&s, &w, &opts(DataFormat::Parquet, "r1")).unwrap();
-    let first = keys_under(wh.path());
-    run(&s, &w, &opts(DataFormat::Parquet, "r2")).unwrap();
-    assert_eq!(
-        keys_under(wh.path()),
-        first,
-        "the same objects, no second copy"
-    );
+    for run_id in ["r1", "r2", "r3"] {
+        run(&s, &w, &opts(DataFormat::Parquet, run_id)).unwrap();
+    }
     for (table, expected) in PAIRS {
         let want = ordered_records(&fs::read(reference().join("outputs").join(expected)).unwrap());
-        // Everything a reader of the table's folder sees (the marker is skipped by readers,
-        // as Athena and Spark skip `_` files).
-        let mut total = 0;
-        for key in w.list(&format!("a/{table}/")).unwrap() {
-            if !key.ends_with("_SUCCESS") {
-                total += parquet_rows(&wh.path().join(&key)).1.len();
-            }
-        }
-        assert_eq!(total, want.len(), "{table}");
+        assert_eq!(
+            parquet_rows(&table_file(wh.path(), table)).1.len(),
+            want.len(),
+            "{table}"
+        );
         let marker: Value = serde_json::from_slice(
             &fs::read(wh.path().join(format!("a/{table}/_SUCCESS"))).unwrap(),
         )
         .unwrap();
-        assert_eq!(marker["run"], "r2");
+        assert_eq!(marker["run"], "r3");
+        assert_eq!(
+            marker["object"],
+            format!("a/{table}/_symlink_format_manifest/manifest")
+        );
+        // r3's file and r2's (the manifest named it until now); r1's is gone.
+        let runs: Vec<String> = w
+            .list(&format!("a/{table}/run="))
+            .unwrap()
+            .into_iter()
+            .map(|k| k.split('/').nth(2).unwrap().to_owned())
+            .collect();
+        assert_eq!(runs, ["run=r2", "run=r3"], "{table}");
     }
-    assert!(
-        w.list("a/_staging/").unwrap().is_empty(),
-        "staging is cleaned up"
-    );
+    // The lease is released, and names the last run.
+    let lease = etl::lease::read(&w, etl::warehouse::Base::A)
+        .unwrap()
+        .unwrap();
+    assert!(lease.run == "r3" && lease.released, "{lease:?}");
 }
 
 /// Local storage that fails the `n`-th object write (counting from 1).
@@ -586,9 +605,12 @@ impl Storage for FailingWrites {
     }
 }
 
+/// Every object of the warehouse folder but the runs' bookkeeping (the lease, which every
+/// run takes and releases, refused or not), with its bytes.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     keys_under(dir)
         .into_iter()
+        .filter(|k| !k.contains("/_runs/"))
         .map(|k| {
             let body = fs::read(dir.join(&k)).unwrap();
             (k, body)
@@ -728,5 +750,9 @@ fn a_missing_export_is_named_and_nothing_is_written() {
             src.path().join("a/subscriptions.json").display()
         )
     );
-    assert!(keys_under(wh.path()).is_empty());
+    assert_eq!(
+        keys_under(wh.path()),
+        ["a/_runs/lease.json"],
+        "nothing but the released lease"
+    );
 }

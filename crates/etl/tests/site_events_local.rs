@@ -42,7 +42,10 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         for e in fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
-                stack.push(p);
+                // The runs' bookkeeping (the lease each run takes and releases) is not data.
+                if p.file_name().is_some_and(|n| n != "_runs") {
+                    stack.push(p);
+                }
             } else {
                 out.push((p.clone(), fs::read(&p).unwrap()));
             }

@@ -104,31 +104,22 @@ pub struct TableDef {
     pub folder: &'static str,
     pub description: &'static str,
     pub columns: &'static [ColumnDef],
-    /// How readers find the table's data in its folder.
-    pub layout: Layout,
 }
 
-/// How readers find a table's data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// Every object under the table's folder is the table (names starting with `_` or `.`
-    /// aside). Right for a table written as one object, which a single PutObject replaces
-    /// whole: base a.
-    Folder,
-    /// The table is the list of data files in one manifest object,
-    /// `<folder>/_symlink_format_manifest/manifest` (Hive's `SymlinkTextInputFormat`, which
-    /// Athena reads: one absolute `s3://` URI per line). A run writes its files under
-    /// `<folder>/run=<id>/` and then replaces the manifest: one PutObject, which S3 applies
-    /// whole ("Updates to a single key are atomic", S3 user guide, "Amazon S3 data consistency
-    /// model"), so a reader sees the previous run or the new one, never a mix. Base b, whose
-    /// tables are many files that S3 cannot rename at once. One manifest holds the whole
-    /// table, so `events` is not partitioned (per-partition manifests would switch one day at
-    /// a time): its `event_date` is a column, each file holds one date, and Athena skips the
-    /// files whose Parquet statistics exclude a date filter.
-    Manifest,
-}
+// How readers find a table's data: the list of data files in one manifest object,
+// `<folder>/_symlink_format_manifest/manifest` (Hive's `SymlinkTextInputFormat`, which Athena
+// reads: one absolute URI per line). A run writes its files under `<folder>/run=<id>/` and then
+// replaces the manifest: one PutObject, which S3 applies whole ("Updates to a single key are
+// atomic", S3 user guide, "Amazon S3 data consistency model"), so a reader sees the previous
+// run or the new one, never a mix. Both bases: base b's tables are many files that S3 cannot
+// rename at once, and base a's one file per table switches without a copy (until issue 26
+// base a copied each table over one fixed object, which a run in progress could interleave
+// with, and `CopyObject` stops at 5 GB). One manifest holds the whole table, so `events` is
+// not partitioned (per-partition manifests would switch one day at a time): its `event_date`
+// is a column, each file holds one date, and Athena skips the files whose Parquet statistics
+// exclude a date filter.
 
-/// The folder of a [`Layout::Manifest`] table that holds its manifest (the name Delta Lake's
+/// The folder of a table that holds its manifest (the name Delta Lake's
 /// manifests use for Athena).
 pub const MANIFEST_FOLDER: &str = "_symlink_format_manifest";
 
@@ -141,13 +132,9 @@ impl TableDef {
         format!("{}/{}/", self.base.folder(), self.folder)
     }
 
-    /// The prefix the catalog names as the table's location: the folder, or for a
-    /// [`Layout::Manifest`] table the folder of its manifest.
+    /// The prefix the catalog names as the table's location: the folder of its manifest.
     pub fn location_prefix(&self) -> String {
-        match self.layout {
-            Layout::Folder => self.prefix(),
-            Layout::Manifest => format!("{}{MANIFEST_FOLDER}/", self.prefix()),
-        }
+        format!("{}{MANIFEST_FOLDER}/", self.prefix())
     }
 
     /// The Glue/Athena logical id suffix: `events_by_city` -> `EventsByCity`.
@@ -222,7 +209,6 @@ pub const TABLES: &[TableDef] = &[
             col("SignupSource", Str),
             col(EXTRA_COLUMN, Str),
         ],
-        layout: Layout::Folder,
     },
     TableDef {
         name: "follows",
@@ -235,7 +221,6 @@ pub const TABLES: &[TableDef] = &[
             col("Date", Str),
             col(EXTRA_COLUMN, Str),
         ],
-        layout: Layout::Folder,
     },
     TableDef {
         name: "sessions",
@@ -247,7 +232,6 @@ pub const TABLES: &[TableDef] = &[
             col("StartTime", Str),
             col("Client", Str),
         ],
-        layout: Layout::Folder,
     },
     TableDef {
         name: "subscriptions",
@@ -255,7 +239,6 @@ pub const TABLES: &[TableDef] = &[
         folder: "subscriptions",
         description: "Student subscription payments",
         columns: &[col("StudentId", Str), col("Date", Str), col("Type", Str)],
-        layout: Layout::Folder,
     },
     TableDef {
         name: "events",
@@ -299,7 +282,6 @@ pub const TABLES: &[TableDef] = &[
             col("client_type", Str),
             col("event_date", Date),
         ],
-        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_city",
@@ -307,7 +289,6 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-city",
         description: "Events per city of the student",
         columns: &[col("city", Str), col("events", BigInt)],
-        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_state",
@@ -315,7 +296,6 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-state",
         description: "Events per state of the student",
         columns: &[col("state", Str), col("events", BigInt)],
-        layout: Layout::Manifest,
     },
     TableDef {
         name: "sessions_by_campaign",
@@ -329,7 +309,6 @@ pub const TABLES: &[TableDef] = &[
             col("sessions", BigInt),
             col("events", BigInt),
         ],
-        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_pagename",
@@ -337,7 +316,6 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-pagename",
         description: "Visits per page",
         columns: &[col("page_name", Str), col("visits", BigInt)],
-        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_client_type",
@@ -345,7 +323,6 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-client-type",
         description: "Events per client type",
         columns: &[col("client_type", Str), col("events", BigInt)],
-        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_university",
@@ -353,7 +330,6 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-university",
         description: "Events per university (custom_1)",
         columns: &[col("custom_1", Str), col("events", BigInt)],
-        layout: Layout::Manifest,
     },
     TableDef {
         name: "events_by_course",
@@ -361,7 +337,6 @@ pub const TABLES: &[TableDef] = &[
         folder: "events-by-course",
         description: "Events per course (custom_2)",
         columns: &[col("custom_2", Str), col("events", BigInt)],
-        layout: Layout::Manifest,
     },
 ];
 

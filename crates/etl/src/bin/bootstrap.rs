@@ -45,11 +45,18 @@ async fn main() -> Result<(), Error> {
             .await
         }
         Some(FunctionRole::EmrStarter) => {
-            let settings = Arc::new(emr_starter::JobSettings::from_env(&process_env)?);
-            let client = aws_sdk_emrserverless::Client::new(&conf);
+            let settings = emr_starter::JobSettings::from_env(&process_env)?;
+            let ctx = Arc::new(emr_starter::StarterContext {
+                emr: aws_sdk_emrserverless::Client::new(&conf),
+                warehouse: Arc::new(S3Bucket::new(
+                    handlers::s3_client(&conf),
+                    &settings.warehouse_bucket,
+                    tokio::runtime::Handle::current(),
+                )),
+                settings,
+            });
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
-                let (client, settings) = (client.clone(), settings.clone());
-                async move { emr_starter::handle(ev, &client, &settings).await }
+                emr_starter::handle(ev, ctx.clone())
             }))
             .await
         }

@@ -9,11 +9,17 @@ use aws_sdk_emrserverless::types::{
     ConfigurationOverrides, JobDriver, MonitoringConfiguration, S3MonitoringConfiguration,
     SparkSubmit,
 };
+use std::sync::Arc;
+
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 
+use std::time::Duration;
+
 use super::{required, EnvError};
-use crate::warehouse::{table, DataFormat};
+use crate::lease::{self, LeaseBody, Terms};
+use crate::storage::{S3Bucket, Storage};
+use crate::warehouse::{table, Base, DataFormat};
 use stack_model::pipeline::{
     EMR_APPLICATION_ID_ENV, EMR_JOB_ROLE_ARN_ENV, EMR_LOG_URI_ENV, SPARK_JOB_URI_ENV,
     TABLE_FORMAT_ENV,
@@ -114,6 +120,9 @@ pub fn request(
         .execution_role_arn(&s.job_role_arn)
         .name(s.run_name(run))
         .client_token(client_token)
+        // EMR Serverless cancels the run after this long, so base b's lease, held a margin
+        // longer, never lapses under a live run.
+        .execution_timeout_minutes(JOB_TIMEOUT_MINUTES)
         // The stage's tag names the run to the deploy identity (deploy_policy: a deploy waits
         // for or cancels the stage's runs, `logs spark` reads them).
         .tags("Project", PROJECT)
@@ -126,6 +135,17 @@ pub fn request(
         )
 }
 
+/// How long a job run may run: EMR Serverless cancels it then (`executionTimeoutMinutes`).
+pub const JOB_TIMEOUT_MINUTES: i64 = 120;
+
+/// How long base b's lease is held for a job run: its timeout, and an hour for the time it may
+/// wait for capacity before it runs (the lease is handed back early by the job's last step,
+/// or taken over once EMR Serverless reports the run ended).
+pub const JOB_LEASE: Duration = Duration::from_secs((JOB_TIMEOUT_MINUTES as u64 + 60) * 60);
+
+/// The lease holder a job run is named as: `spark job run <id>`.
+const JOB_HOLDER: &str = "spark job run ";
+
 /// One job run the starter submitted.
 #[derive(Debug, Serialize)]
 pub struct Started {
@@ -134,42 +154,127 @@ pub struct Started {
     pub name: String,
     /// The run id the job's tables and markers carry.
     pub run: String,
+    /// A repeated delivery of a message whose run was started before: nothing new started.
+    pub duplicate: bool,
 }
 
-/// Submits one job run per message.
+/// The AWS clients and the warehouse bucket the starter uses.
+pub struct StarterContext {
+    pub emr: aws_sdk_emrserverless::Client,
+    pub warehouse: Arc<S3Bucket>,
+    pub settings: JobSettings,
+}
+
+/// Submits one job run per message, each holding base b's lease.
 pub async fn handle(
     event: LambdaEvent<SnsEvent>,
-    client: &aws_sdk_emrserverless::Client,
-    settings: &JobSettings,
+    ctx: Arc<StarterContext>,
 ) -> Result<Vec<Started>, lambda_runtime::Error> {
+    let remaining = super::remaining(event.context.deadline);
     let mut started = Vec::new();
     for record in &event.payload.records {
-        let run = crate::run::new_run_id();
-        let message_id = &record.sns.message_id;
-        let out = request(client, settings, &run, message_id)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "StartJobRun: {}",
-                    aws_sdk_emrserverless::error::DisplayErrorContext(e)
-                )
-            })?;
+        let message_id = record.sns.message_id.clone();
+        let handle = tokio::runtime::Handle::current();
+        let ctx = ctx.clone();
+        let one = tokio::task::spawn_blocking(move || {
+            start_one(&handle, &ctx, &message_id, super::function_lease(remaining))
+        })
+        .await??;
+        started.push(one);
+    }
+    Ok(started)
+}
+
+/// Takes base b's lease, starts the job run, and hands the lease to it. Blocking: EMR
+/// Serverless is called through `handle`.
+pub fn start_one(
+    handle: &tokio::runtime::Handle,
+    ctx: &StarterContext,
+    message_id: &str,
+    terms: Terms,
+) -> Result<Started, lambda_runtime::Error> {
+    let s = &ctx.settings;
+    let run = crate::run::new_run_id();
+    let ended = |l: &LeaseBody| job_run_ended(handle, ctx, l);
+    let warehouse: &dyn Storage = ctx.warehouse.as_ref();
+    let mut lease = lease::take_unless_ended(
+        warehouse,
+        Base::B,
+        &run,
+        "emr starter (submitting the job run)",
+        terms,
+        &ended,
+    )?;
+    let out = match handle.block_on(request(&ctx.emr, s, &run, message_id).send()) {
+        Ok(out) => out,
+        Err(e) => {
+            lease.release();
+            return Err(format!(
+                "StartJobRun: {}",
+                aws_sdk_emrserverless::error::DisplayErrorContext(e)
+            )
+            .into());
+        }
+    };
+    // A repeated message id returns the run its first delivery started (the client token):
+    // that run is not this one, and this one's lease goes back.
+    let name = handle
+        .block_on(
+            ctx.emr
+                .get_job_run()
+                .application_id(out.application_id())
+                .job_run_id(out.job_run_id())
+                .send(),
+        )
+        .ok()
+        .and_then(|r| r.job_run().and_then(|j| j.name()).map(str::to_owned))
+        .unwrap_or_else(|| s.run_name(&run));
+    let duplicate = name != s.run_name(&run);
+    if duplicate {
+        lease.release();
+        tracing::info!(message_id = %message_id, job_run = %out.job_run_id(), "a repeated delivery: its job run was started before; nothing new started");
+    } else {
+        lease.confirm_as(&format!("{JOB_HOLDER}{}", out.job_run_id()), JOB_LEASE)?;
         tracing::info!(
             message_id = %message_id,
             application = %out.application_id(),
             job_run = %out.job_run_id(),
             run = %run,
-            "Spark job run submitted"
+            "Spark job run submitted; it holds base b's lease"
         );
-        started.push(Started {
-            application_id: out.application_id().to_owned(),
-            job_run_id: out.job_run_id().to_owned(),
-            name: settings.run_name(&run),
-            run,
-        });
     }
-    Ok(started)
+    Ok(Started {
+        application_id: out.application_id().to_owned(),
+        job_run_id: out.job_run_id().to_owned(),
+        run: name
+            .rsplit_once("-site-events-")
+            .map_or_else(|| run.clone(), |(_, r)| r.to_owned()),
+        name,
+        duplicate,
+    })
+}
+
+/// Whether the job run a lease names has ended (succeeded, failed or been cancelled) without
+/// handing the lease back. A lease held by anything else has not ended.
+fn job_run_ended(handle: &tokio::runtime::Handle, ctx: &StarterContext, l: &LeaseBody) -> bool {
+    use aws_sdk_emrserverless::types::JobRunState;
+    let Some(id) = l.holder.strip_prefix(JOB_HOLDER) else {
+        return false;
+    };
+    let state = handle
+        .block_on(
+            ctx.emr
+                .get_job_run()
+                .application_id(&ctx.settings.application_id)
+                .job_run_id(id)
+                .send(),
+        )
+        .ok()
+        .and_then(|r| r.job_run().map(|j| j.state().clone()));
+    matches!(
+        state,
+        Some(JobRunState::Success | JobRunState::Failed | JobRunState::Cancelled)
+    )
 }
 
 #[cfg(test)]

@@ -68,12 +68,17 @@ pub async fn handle(
     for record in &event.payload.records {
         tracing::info!(message_id = %record.sns.message_id, message = %record.sns.message, "ETL triggered");
     }
-    run_blocking(ctx).await
+    let mut opts = Options::new(ctx.format);
+    opts.holder = "etl function".into();
+    opts.lease = super::function_lease(super::remaining(event.context.deadline));
+    run_blocking(ctx, opts).await
 }
 
 /// Runs the ETL on a blocking thread (it is CPU-bound plain code) and logs its report.
-pub async fn run_blocking(ctx: Arc<EtlContext>) -> Result<Report, lambda_runtime::Error> {
-    let opts = Options::new(ctx.format);
+pub async fn run_blocking(
+    ctx: Arc<EtlContext>,
+    opts: Options,
+) -> Result<Report, lambda_runtime::Error> {
     let run_id = opts.run_id.clone();
     let result = tokio::task::spawn_blocking(move || {
         run::run(ctx.source.as_ref(), ctx.warehouse.as_ref(), &opts)

@@ -36,6 +36,28 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The time left before `deadline` (milliseconds since the epoch, as Lambda gives it).
+pub fn remaining(deadline_ms: u64) -> std::time::Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    std::time::Duration::from_millis(deadline_ms).saturating_sub(now)
+}
+
+/// A function's lease on its base ([`crate::lease`]): held a minute past the invocation's
+/// deadline, when Lambda has stopped it whatever happened, so the lease of a live run never
+/// lapses; waited for a quarter of the time left, at most 30 seconds, so a refused run still
+/// has time to say so. A refusal fails the invocation, and Lambda's retries (about a minute,
+/// then two, later) try again.
+pub fn function_lease(remaining: std::time::Duration) -> crate::lease::Terms {
+    use std::time::Duration;
+    crate::lease::Terms {
+        hold: remaining + Duration::from_secs(60),
+        wait: (remaining / 4).min(Duration::from_secs(30)),
+        poll: Duration::from_secs(1),
+    }
+}
+
 /// SDK settings from the standard chain (in Lambda: the function role's credentials).
 /// `AWS_ENDPOINT_URL` is honoured by the chain itself.
 pub async fn aws_config() -> SdkConfig {

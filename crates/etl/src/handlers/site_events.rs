@@ -2,7 +2,6 @@
 //! stage's EMR topic runs base b here ([`crate::site_events`]) instead of submitting the Spark job to EMR Serverless.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sns::SnsEvent;
 use lambda_runtime::LambdaEvent;
@@ -69,7 +68,7 @@ pub async fn handle(
     }
     let limits = fit::Limits {
         memory_mb: u32::try_from(event.context.env_config.memory).unwrap_or(128),
-        remaining: remaining(event.context.deadline),
+        remaining: super::remaining(event.context.deadline),
     };
     let run_id = new_run_id();
     let result = tokio::task::spawn_blocking({
@@ -92,14 +91,6 @@ pub async fn handle(
     }
 }
 
-/// The time left before `deadline` (milliseconds since the epoch, as Lambda gives it).
-fn remaining(deadline_ms: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_millis(deadline_ms).saturating_sub(now)
-}
-
 /// Refuses input the function cannot finish, then runs base b.
 pub fn run(
     ctx: &SiteEventsContext,
@@ -118,6 +109,8 @@ pub fn run(
     )?;
     let mut opts = Options::new(run_id);
     opts.students_format = ctx.settings.students_format;
+    opts.holder = "site-events function".into();
+    opts.lease = super::function_lease(limits.remaining);
     // One vCPU per 1,769 MB: a second worker pays only with a second vCPU. The event buffer
     // stays the measured default (`fit` counts on it).
     opts.workers = ((f64::from(limits.memory_mb) / fit::MB_PER_VCPU).ceil() as usize).clamp(1, 6);

@@ -16,7 +16,6 @@ pub mod derive;
 pub mod events;
 pub mod fit;
 pub mod line;
-pub mod publish;
 pub mod students;
 
 use std::collections::BTreeMap;
@@ -28,6 +27,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::StorageError;
+use crate::publish;
 use crate::storage::Storage;
 use crate::warehouse::{tables_of, Base, DataFormat, TableDef};
 use counts::Tally;
@@ -54,6 +54,10 @@ pub struct Options {
     pub workers: usize,
     /// Events buffered before a flush to files, in bytes of their lines, for all workers.
     pub buffer_bytes: usize,
+    /// What runs it, as base b's lease names its holder (`site-events function`, `local`).
+    pub holder: String,
+    /// How long to wait for base b's lease, and to hold it.
+    pub lease: crate::lease::Terms,
 }
 
 impl Options {
@@ -67,6 +71,8 @@ impl Options {
                 .map_or(2, |n| n.get())
                 .clamp(1, 8),
             buffer_bytes: 64 << 20,
+            holder: "local".into(),
+            lease: crate::run::LOCAL_LEASE,
         }
     }
 }
@@ -115,6 +121,9 @@ pub struct Report {
 pub enum SiteEventsError {
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// Base b's lease: another run holds it, or this run lost it.
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
     #[error("no site events: {0} holds no event file (`b/part-*.json`)")]
     NoEvents(String),
     #[error("students table: {0}")]
@@ -183,8 +192,26 @@ pub fn run(
         return Err(SiteEventsError::NoEvents(source.describe(EVENTS_PREFIX)));
     }
     let tables: Vec<&'static TableDef> = tables_of(Base::B).collect();
+    // One run of base b at a time (crate::lease), taken before anything is written.
+    let mut lease = crate::lease::take(warehouse, Base::B, &opts.run_id, &opts.holder, opts.lease)?;
+    let result = run_holding(
+        source, warehouse, opts, &files, &tables, &mut lease, started,
+    );
+    lease.release();
+    result
+}
+
+fn run_holding(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+    files: &[(String, u64)],
+    tables: &[&'static TableDef],
+    lease: &mut crate::lease::Lease<'_>,
+    started: Instant,
+) -> Result<Report, SiteEventsError> {
     // Checked before anything is written: the folder may be what a manifest names.
-    if let Some(folder) = publish::run_exists(warehouse, &tables, &opts.run_id)? {
+    if let Some(folder) = publish::run_exists(warehouse, tables, &opts.run_id)? {
         return Err(SiteEventsError::RunExists(folder));
     }
     let students = Students::read(warehouse, opts.students_format)?;
@@ -197,9 +224,10 @@ pub fn run(
         source,
         warehouse,
         opts,
-        &files,
+        files,
         &students,
-        &tables,
+        tables,
+        lease,
         &mut report,
     );
     if let Err(e) = &result {
@@ -227,6 +255,7 @@ fn stage_and_publish(
     files: &[(String, u64)],
     students: &Students,
     tables: &[&'static TableDef],
+    lease: &mut crate::lease::Lease<'_>,
     report: &mut Report,
 ) -> Result<(), SiteEventsError> {
     let mark = Instant::now();
@@ -300,7 +329,9 @@ fn stage_and_publish(
         .insert("aggregate", mark.elapsed().as_secs_f64());
     report.files_written = written.iter().map(|(_, f, _)| f.len()).sum();
 
-    // Every table is written: switch each to this run, then mark it complete.
+    // Every table is written: still holding the lease, switch each to this run, then mark it
+    // complete.
+    lease.confirm()?;
     let mark = Instant::now();
     let base = opts
         .manifest_base
@@ -314,14 +345,13 @@ fn stage_and_publish(
             .iter()
             .find(|(d, _, _)| d.name == def.name)
             .expect("every table was written");
-        let before = publish::switch(warehouse, def, &opts.run_id, base, files, *rows).map_err(
-            |source| SiteEventsError::Publish {
-                table: def.name,
-                run: opts.run_id.clone(),
-                done: done.clone(),
-                source,
-            },
-        )?;
+        let before = publish::switch(warehouse, def, &opts.run_id, base, files, *rows, "parquet")
+            .map_err(|source| SiteEventsError::Publish {
+            table: def.name,
+            run: opts.run_id.clone(),
+            done: done.clone(),
+            source,
+        })?;
         done.push(def.name);
         previous.push(before);
         report.rows.insert(def.name, *rows);

@@ -33,31 +33,25 @@ impl Students {
         }
     }
 
-    /// Reads every data object of the `students` table (names starting with `_` or `.` are
-    /// not data), in key order, in the base-a format the stage writes.
+    /// Reads the `students` table through its manifest (the files of the one run it names,
+    /// never the folder, where an older run's files and a run in progress also lie), in the
+    /// base-a format the stage writes.
     pub fn read(warehouse: &dyn Storage, format: DataFormat) -> Result<Students, SiteEventsError> {
-        let prefix = table("students")
-            .expect("the contract has students")
-            .prefix();
-        let keys: Vec<String> = warehouse
-            .list(&prefix)?
-            .into_iter()
-            .filter(|k| {
-                !k[prefix.len()..]
-                    .split('/')
-                    .any(|part| part.starts_with(['_', '.']))
-            })
-            .collect();
-        if keys.is_empty() {
+        let def = table("students").expect("the contract has students");
+        let Some(keys) = crate::publish::table_files(warehouse, def)? else {
             return Err(SiteEventsError::Students(format!(
                 "{}: no students table; run the ETL (base a) first",
-                warehouse.describe(&prefix)
+                warehouse.describe(&crate::publish::manifest_key(def))
             )));
-        }
+        };
         let mut students = Students::default();
         for key in keys {
-            let body = warehouse.get(&key)?.unwrap_or_default();
             let what = warehouse.describe(&key);
+            let body = warehouse.get(&key)?.ok_or_else(|| {
+                SiteEventsError::Students(format!(
+                    "{what}: named by the students manifest but missing; run the ETL (base a) again"
+                ))
+            })?;
             match format {
                 DataFormat::Parquet => students.add_parquet(body, &what)?,
                 DataFormat::Ndjson => students.add_ndjson(&body, &what)?,

@@ -15,7 +15,7 @@ use crate::resource::iam::{RoleAttr, Statement};
 use crate::stage::{BucketRole, RoleKind, PROJECT};
 use crate::template::Handle;
 use crate::value::{Pseudo, Value};
-use crate::warehouse::{Base, ColumnDef, DataFormat, Layout, TableDef, TABLES};
+use crate::warehouse::{Base, ColumnDef, DataFormat, TableDef, TABLES};
 
 pub(super) struct Catalog {
     pub database: Handle<Database>,
@@ -103,7 +103,7 @@ fn crawler(
                 }],
             },
             // The declared tables are the contract (crates/stack-model/src/warehouse.rs) and
-            // none is partitioned (base b's are manifests), so the crawler has nothing to add
+            // none is partitioned (every table is a manifest), so the crawler has nothing to add
             // to the schemas; with UPDATE_IN_DATABASE it rewrote them (dropping table
             // parameters, retyping columns from what it sampled). It only logs a difference
             // it finds, which shows a writer drifting from the contract in its CloudWatch log,
@@ -143,32 +143,25 @@ fn table(p: &mut Pipeline, def: &TableDef, database: &Handle<Database>) -> Handl
         Base::B => (DataFormat::Parquet, "ZSTD"),
     };
     let mut parameters = BTreeMap::from([("EXTERNAL".to_string(), "TRUE".to_string())]);
-    let (mut input_format, mut output_format, serde) = match format {
+    let serde = match format {
         DataFormat::Parquet => {
             parameters.insert("classification".into(), "parquet".into());
             parameters.insert("parquet.compression".into(), compression.into());
-            (
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-            )
+            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
         }
         DataFormat::Ndjson => {
             parameters.insert("classification".into(), "json".into());
-            (
-                "org.apache.hadoop.mapred.TextInputFormat",
-                "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-                "org.openx.data.jsonserde.JsonSerDe",
-            )
+            "org.openx.data.jsonserde.JsonSerDe"
         }
     };
-    // A manifest table's location holds the list of its files, not the files (Delta Lake's
+    // Every table's location holds the list of its files, not the files (Delta Lake's
     // "Presto and Athena to Delta Lake integration": SymlinkTextInputFormat over the manifest
-    // folder, the data's own SerDe).
-    if def.layout == Layout::Manifest {
-        input_format = "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat";
-        output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
-    }
+    // folder, the data's own SerDe; Hive's SymlinkTextInputFormat reads text files, NDJSON
+    // among them, through the same manifest).
+    let (input_format, output_format) = (
+        "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat",
+        "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    );
     p.t.add(
         &format!("{}Table", def.pascal_name()),
         Table {

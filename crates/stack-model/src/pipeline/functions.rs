@@ -20,6 +20,7 @@ use crate::resource::logs::LogGroup;
 use crate::stage::{FunctionRole, RoleKind};
 use crate::template::Handle;
 use crate::value::Value;
+use crate::warehouse::{runs_folder, Base};
 
 pub(super) struct Functions {
     pub etl: Handle<Function>,
@@ -198,6 +199,10 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
         ),
         (super::EMR_LOG_URI_ENV, emr.log_uri.clone()),
     ]);
+    let job_runs = Value::sub_with(
+        "${App}/jobruns/*",
+        [("App", emr.application.get_att(ApplicationAttr::Arn))],
+    );
     let statements = vec![
         // StartJobRun is authorized on the application (service authorization reference,
         // "Actions defined by Amazon EMR Serverless"), and the run is tagged with the stage
@@ -207,11 +212,21 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
             &["emr-serverless:StartJobRun", "emr-serverless:TagResource"],
             vec![
                 emr.application.get_att(ApplicationAttr::Arn),
-                Value::sub_with(
-                    "${App}/jobruns/*",
-                    [("App", emr.application.get_att(ApplicationAttr::Arn))],
-                ),
+                job_runs.clone(),
             ],
+        ),
+        // Which run a repeated message's client token returned, and whether the run holding
+        // base b's lease has ended (crate etl, `lease`).
+        Statement::allow("ReadJobRuns", &["emr-serverless:GetJobRun"], vec![job_runs]),
+        // Base b's lease, taken for the job run and handed to it (conditional writes are
+        // s3:PutObject).
+        Statement::allow(
+            "BaseBLease",
+            &["s3:GetObject", "s3:PutObject"],
+            vec![objects(
+                &s.warehouse_arn,
+                &format!("{}*", runs_folder(Base::B)),
+            )],
         ),
         pass_role(
             "PassJobRole",
@@ -221,6 +236,7 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
         logs_statement(logs_arn(p, FunctionRole::EmrStarter)),
         xray_statement(),
     ];
+    let statements = with_key(p, statements, true);
     function(p, &EMR_STARTER, statements, env)
 }
 

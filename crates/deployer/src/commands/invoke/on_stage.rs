@@ -31,7 +31,7 @@ pub async fn invoke_etl_on_stage(global: &Global, stage: &str) -> anyhow::Result
         )),
         format: c.table_format,
     });
-    match etl::handlers::etl::run_blocking(ctx).await {
+    match etl::handlers::etl::run_blocking(ctx, etl::run::Options::new(c.table_format)).await {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())

@@ -1,18 +1,21 @@
-//! A run's folders, the manifest switch, the markers and the removal of older runs, as the
-//! Spark job does them (docs/SEMANTICS.md, base b, "Publishing" and "Markers").
+//! The one publish protocol of both bases (docs/SEMANTICS.md, "Publishing"): a run's folders,
+//! the manifest switch, the markers and the removal of older runs. The ETL (base a), the
+//! site-events function and the Spark job (base b) publish this way.
 //!
-//! Each table is the list of files in its manifest, `b/<table>/_symlink_format_manifest/manifest`.
-//! A run writes its files under `b/<table>/run=<run>/`, where no reader looks; once all eight
-//! tables are written, each manifest is replaced by one object write (S3 applies a single-key
-//! write whole), then the table's `_SUCCESS` marker names the run. The files of the run a
-//! manifest named before stay until the next run, for queries already reading them.
+//! Each table is the list of files in its manifest, `<base>/<table>/_symlink_format_manifest/manifest`.
+//! A run writes its files under `<base>/<table>/run=<run>/`, where no reader looks; once every
+//! table of the base is written, each manifest is replaced by one object write (S3 applies a
+//! single-key write whole), then the table's `_SUCCESS` marker names the run. The files of the
+//! run a manifest named before stay until the next run, for queries already reading them.
+//! Nothing is copied at publish: a table of any size switches with one small write (a
+//! `CopyObject` of one object stops at 5 GB).
 
 use crate::error::StorageError;
 use crate::snapshot::Marker;
 use crate::storage::Storage;
 use crate::warehouse::{TableDef, MANIFEST_FOLDER, MANIFEST_NAME, SUCCESS_MARKER};
 
-/// `b/<table>/run=<run>/`: where a run writes a table's files.
+/// `<base>/<table>/run=<run>/`: where a run writes a table's files.
 pub fn run_folder(def: &TableDef, run: &str) -> String {
     format!("{}run={run}/", def.prefix())
 }
@@ -58,8 +61,31 @@ pub fn remove_run(warehouse: &dyn Storage, def: &TableDef, run: &str) -> Result<
     warehouse.delete(&keys)
 }
 
-/// Switches `def` to `run`'s `files` (keys, written with `base` as the URI of `b/`) and writes
-/// its marker; returns the runs the manifest named before.
+/// The keys of the files a manifest of `def` names: each line's part from `/<table>/run=` on,
+/// under the table's prefix, whatever URI the manifest gives the bucket.
+pub fn manifest_keys(def: &TableDef, text: &str) -> Vec<String> {
+    let needle = format!("/{}/run=", def.folder);
+    text.lines()
+        .filter_map(|l| {
+            let at = l.find(&needle)?;
+            Some(format!("{}{}", def.prefix(), &l[at + needle.len() - 4..]))
+        })
+        .collect()
+}
+
+/// The keys of the files of `def` as its manifest names them now; `None` when the table has
+/// no manifest (no run published it yet).
+pub fn table_files(
+    warehouse: &dyn Storage,
+    def: &TableDef,
+) -> Result<Option<Vec<String>>, StorageError> {
+    Ok(warehouse
+        .get(&manifest_key(def))?
+        .map(|b| manifest_keys(def, &String::from_utf8_lossy(&b))))
+}
+
+/// Switches `def` to `run`'s `files` (keys, named in the manifest with `base` as the URI of
+/// the base's folder) and writes its marker; returns the runs the manifest named before.
 pub fn switch(
     warehouse: &dyn Storage,
     def: &TableDef,
@@ -67,6 +93,7 @@ pub fn switch(
     base: &str,
     files: &[String],
     rows: u64,
+    format: &str,
 ) -> Result<Vec<String>, StorageError> {
     let key = manifest_key(def);
     let previous = warehouse
@@ -75,16 +102,17 @@ pub fn switch(
         .unwrap_or_default();
     let mut sorted: Vec<&String> = files.iter().collect();
     sorted.sort();
+    let folder = format!("{}/", def.base.folder());
     let body: String = sorted
         .iter()
-        .map(|f| format!("{base}/{}\n", f.strip_prefix("b/").unwrap_or(f)))
+        .map(|f| format!("{base}/{}\n", f.strip_prefix(&folder).unwrap_or(f)))
         .collect();
     warehouse.put(&key, body.as_bytes())?;
     let marker = Marker {
         run: run.to_string(),
         table: def.name.to_string(),
         rows,
-        format: "parquet".into(),
+        format: format.into(),
         object: key,
     };
     warehouse.put(
@@ -125,6 +153,20 @@ pub fn remove_older_runs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_names_its_files_keys_whatever_the_buckets_uri() {
+        let students = crate::warehouse::table("students").unwrap();
+        let text = "s3://w/a/students/run=r2/data.parquet\n\
+                    file:/tmp/x/a/students/run=r1/data.json\n";
+        assert_eq!(
+            manifest_keys(students, text),
+            [
+                "a/students/run=r2/data.parquet",
+                "a/students/run=r1/data.json"
+            ]
+        );
+    }
 
     #[test]
     fn a_manifest_names_its_runs() {
