@@ -52,6 +52,16 @@ def deployer() -> Path:
     return path
 
 
+def table_file(warehouse: Path, table: str, base: str = "a") -> Path:
+    """The one data file of a base-a table in a local warehouse folder, as its manifest names it
+    (a reader never lists the table's folder: it also holds the previous run's file)."""
+    manifest = warehouse / base / table / "_symlink_format_manifest" / "manifest"
+    lines = manifest.read_text().splitlines()
+    assert len(lines) == 1, (table, lines)
+    assert lines[0].startswith("file:"), lines
+    return Path(lines[0][len("file:"):])
+
+
 def messages(stderr: str) -> list[str]:
     """Standard error's lines, without the line every verb that reads the configuration starts
     with (`config: FILE`, or that it used the built-in defaults)."""

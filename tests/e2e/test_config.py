@@ -102,5 +102,10 @@ def test_a_deploy_that_removes_the_key_or_lowers_the_guard_is_refused(deployer, 
     assert r.returncode == 2, r.stderr
     assert "! guard lowered: hardened -> not hardened" in r.stdout and "StageKey" in r.stdout, r.stdout
 
+    # The file made right again (the refused deploys' bootstraps, run as the root before each,
+    # rendered the role for the lowered file: the hardened stage's teardown needs its own).
+    (sub.parent.parent / "pipeline.yaml").write_text(f"stages:\n  {STAGE}:\n    hardened: true\n")
+    r = run([deployer, "deploy", "--stage", STAGE, "--lambda-bootstrap", binary], cwd=sub, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
     r = run([deployer, "teardown", "--stage", STAGE, "--yes"], cwd=sub, env=env, timeout=600)
     assert r.returncode == 0, r.stderr

@@ -92,12 +92,18 @@ def test_the_etl_runs_as_its_role_and_athena_reads_its_tables(emulator, stage, d
                     f"emulator:\n{emulator.log_tail()}")
     assert len({m["run"] for m in found.values()}) == 1, found
     for t in TABLES:
+        run_id = found[t]["run"]
+        data = f"a/{t}/run={run_id}/data.parquet"
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=WAREHOUSE, Prefix=f"a/{t}/")["Contents"])
-        assert keys == [f"a/{t}/_SUCCESS", f"a/{t}/data.parquet"]
-        body = s3.get_object(Bucket=WAREHOUSE, Key=f"a/{t}/data.parquet")["Body"].read()
+        assert keys == [f"a/{t}/_SUCCESS", f"a/{t}/_symlink_format_manifest/manifest", data], keys
+        manifest = s3.get_object(Bucket=WAREHOUSE, Key=f"a/{t}/_symlink_format_manifest/manifest")["Body"].read()
+        assert manifest.decode() == f"s3://{WAREHOUSE}/{data}\n"
+        body = s3.get_object(Bucket=WAREHOUSE, Key=data)["Body"].read()
         assert _rows(body) == [as_columns(t, r) for r in expected[t]], t
         assert found[t]["rows"] == len(expected[t])
-    assert s3.list_objects_v2(Bucket=WAREHOUSE, Prefix="a/_staging/").get("KeyCount", 0) == 0
+    # The lease is released, naming the run.
+    lease = json.loads(s3.get_object(Bucket=WAREHOUSE, Key="a/_runs/lease.json")["Body"].read())
+    assert lease["released"] and lease["holder"] == "etl function", lease
 
     # The refresher, as its role, read the markers and started the crawler once.
     def crawler_started():
@@ -219,7 +225,7 @@ def test_the_etl_fails_without_each_permission_it_is_given(emulator, stage, data
         text = access_denied_in(emulator, function, before, sid)
     finally:
         restore()
-    key = "a/courses.json" if sid == "ReadExports" else "a/_staging/"
+    key = "a/courses.json" if sid == "ReadExports" else "a/_runs/lease.json"
     assert key in text, text
 
 
@@ -232,7 +238,7 @@ def test_the_refresher_fails_without_start_crawler(emulator, stage):
     try:
         for t in TABLES:
             s3.put_object(Bucket=WAREHOUSE, Key=f"a/{t}/_SUCCESS", Body=json.dumps(
-                {"run": run_id, "table": t, "rows": 0, "format": "parquet", "object": f"a/{t}/data.parquet"}).encode())
+                {"run": run_id, "table": t, "rows": 0, "format": "parquet", "object": f"a/{t}/_symlink_format_manifest/manifest"}).encode())
         text = access_denied_in(emulator, "table-refresher", before, "StartCrawler")
     finally:
         restore()

@@ -9,7 +9,7 @@ import json
 import duckdb
 import pytest
 
-from conftest import SHARED, run
+from conftest import table_file, SHARED, run
 from expected_a import CONTRACT, as_columns, generate
 
 
@@ -24,7 +24,7 @@ def test_ndjson_output_equals_the_expectation_row_for_row(deployer, generated, t
     r = run([deployer, "invoke", "etl", "--local", "--source", src, "--warehouse", tmp_path, "--table-format", "ndjson"])
     assert r.returncode == 0, r.stderr
     for table, rows in expected.items():
-        lines = (tmp_path / "a" / table / "data.json").read_text().splitlines()
+        lines = table_file(tmp_path, table).read_text().splitlines()
         got = [json.loads(line) for line in lines]
         assert len(got) == len(rows), table
         for i, (g, e) in enumerate(zip(got, rows)):
@@ -39,12 +39,13 @@ def test_parquet_output_equals_the_expectation_and_a_rerun_adds_nothing(deployer
     report = json.loads(r.stdout)
     assert {t["table"]: t["rows"] for t in report["tables"]} == {t: len(rows) for t, rows in expected.items()}
     for table, rows in expected.items():
-        folder = tmp_path / "a" / table
-        # What a reader of the table's location sees: every data file in it.
-        files = sorted(p.name for p in folder.iterdir() if not p.name.startswith("_"))
-        assert files == ["data.parquet"], files
-        got = duckdb.sql(f"SELECT * FROM read_parquet('{folder}/*.parquet')").fetchall()
+        # What a reader of the table sees: the file its manifest names, one run's; the first
+        # run's file is still in the folder, for the queries that read it.
+        path = table_file(tmp_path, table)
+        runs = sorted(p.name for p in (tmp_path / "a" / table).iterdir() if p.name.startswith("run="))
+        assert len(runs) == 2 and path.parent.name == f"run={report['run']}", (runs, path)
+        got = duckdb.sql(f"SELECT * FROM read_parquet('{path}', hive_partitioning = false)").fetchall()
         want = [as_columns(table, row) for row in rows]
         assert got == want, table
-        cols = [c[0] for c in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{folder}/data.parquet')").fetchall()]
+        cols = [c[0] for c in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}', hive_partitioning = false)").fetchall()]
         assert cols[: len(CONTRACT[table])] == CONTRACT[table]

@@ -8,7 +8,7 @@ import json
 import duckdb
 import pytest
 
-from conftest import run
+from conftest import table_file, run
 from expected_a import ENTITIES, as_columns, tables
 
 # Dimensions with fields beyond Id and Name, some named as the facts' fields; facts whose own
@@ -67,10 +67,10 @@ def test_joins_and_colliding_names_match_the_expectation(deployer, tmp_path, fmt
     assert expected["follows"][2]["Subject"] == "own name field" and expected["follows"][2]["Level"] == 3
     for table, rows in expected.items():
         if fmt == "ndjson":
-            lines = (wh / "a" / table / "data.json").read_text().splitlines()
+            lines = table_file(wh, table).read_text().splitlines()
             # Pairs as written, so a name written twice would show (a dict would hide it).
             got = [json.loads(line, object_pairs_hook=list) for line in lines]
             assert got == [list(row.items()) for row in rows], table
         else:
-            got = duckdb.sql(f"SELECT * FROM read_parquet('{wh}/a/{table}/data.parquet')").fetchall()
+            got = duckdb.sql(f"SELECT * FROM read_parquet('{table_file(wh, table)}', hive_partitioning = false)").fetchall()
             assert got == [as_columns(table, row) for row in rows], table

@@ -55,10 +55,9 @@ def run_both(spark, deployer, tmp_path: Path, events: Path, students_json: Path,
     """Runs both engines on `events` with the students of `students_json`; returns
     (spark report, rust report, spark output, rust output, students)."""
     warehouse = tmp_path / "wh"
-    students_dir, students = students_of(spark, students_json, tmp_path)
     # The function engine reads the students table where the ETL publishes it.
     (warehouse / "a").mkdir(parents=True)
-    students_dir.rename(warehouse / "a" / "students")
+    _, students = students_of(spark, students_json, warehouse / "a")
     source = tmp_path / "src"
     (source / "b").mkdir(parents=True)
     for f in sorted(events.glob("*.json")) if events.is_dir() else [events]:

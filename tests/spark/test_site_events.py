@@ -44,12 +44,16 @@ DIRTY_LINES = [
 
 
 def students_of(spark, path: Path, tmp: Path):
-    """Writes the students table as the ETL does (Parquet) and returns {id: (city, state)}."""
+    """Writes the students table as the ETL publishes it (Parquet files of one run, named by the
+    table's manifest) and returns {id: (city, state)}."""
     rows = json.loads(path.read_text())
     out = tmp / "students"
     spark.createDataFrame(
         [(str(r["Id"]), r.get("City"), r.get("State")) for r in rows], "Id string, City string, State string"
-    ).write.mode("overwrite").parquet(str(out))
+    ).write.mode("overwrite").parquet(str(out / "run=r0"))
+    manifest = out / site_events.MANIFEST
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("".join(f"file:{f}\n" for f in sorted((out / "run=r0").glob("part-*.parquet"))))
     return out, {str(r["Id"]): (r.get("City"), r.get("State")) for r in rows}
 
 
@@ -271,7 +275,7 @@ def test_too_many_bad_lines_fails_and_writes_nothing(spark, tmp_path):
     assert "nothing was written" in message and "part-0000.json" in message
     assert previous.read_bytes() == b"the previous run's table"
     assert manifest.read_text() == f"file:{previous}\n"
-    assert sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file()) == [
+    assert sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file() and "_runs" not in p.parts) == [
         f"events-by-city/{site_events.MANIFEST}", "events-by-city/run=r0/part-previous.parquet"]
 
 
@@ -332,10 +336,10 @@ def test_a_run_id_already_used_is_refused_before_anything_is_written(spark, tmp_
     students_dir, _ = students_of(spark, STUDENTS, tmp_path)
     output = tmp_path / "b"
     run_job(spark, SAMPLE, students_dir, output, "--run-id", "r1")
-    before = {str(p): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    before = {str(p): p.read_bytes() for p in output.rglob("*") if p.is_file() and "_runs" not in p.parts}
     with pytest.raises(FileExistsError, match="run=r1 exists"):
         run_job(spark, SAMPLE, students_dir, output, "--run-id", "r1")
-    assert {str(p): p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+    assert {str(p): p.read_bytes() for p in output.rglob("*") if p.is_file() and "_runs" not in p.parts} == before
 
 
 def test_manifest_base_names_where_readers_find_the_output(spark, tmp_path):

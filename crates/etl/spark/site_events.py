@@ -37,6 +37,17 @@ queries that started before the switch.
 Each table's folder then gets a `_SUCCESS` marker naming the run (`--run-id`): the stage's
 EventBridge rule sends those markers (only) to the table refresher, and it starts the crawler
 once all eight name the same run.
+
+One run of base b at a time: the job holds base b's lease, `<output>/_runs/lease.json`
+(crates/etl/src/lease.rs). On EMR Serverless the EMR starter takes it with S3's conditional
+writes and hands it to this job run (the lease names its `--run-id`); the job checks it still
+does before it switches a table and gives it back at its end. EMRFS has no conditional write:
+that the lease cannot pass to another run while this one lives rests on the starter holding
+it for longer than the run's execution timeout, which EMR Serverless enforces. Run by hand on
+a local folder, the job takes the lease itself, under the same file lock as the Rust code's,
+and refuses to start while another run holds it.
+
+The students table is read through its manifest, as every reader reads a table.
 """
 
 from __future__ import annotations
@@ -237,8 +248,20 @@ def derive(raw: DataFrame) -> DataFrame:
     return raw.select(*cols).withColumn("event_date", F.to_date("event_time"))
 
 
+def table_files(files: "Files", folder: str) -> list[str] | None:
+    """The data files a table's manifest names now (None: no manifest, never published).
+    Never the folder's listing: it also holds the previous run's files and a run's in progress."""
+    text = files.read_text(f"{folder.rstrip('/')}/{MANIFEST}")
+    if text is None:
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def read_students(spark: SparkSession, path: str, fmt: str) -> DataFrame:
-    students = spark.read.format(fmt).load(path)
+    named = table_files(Files(spark), path)
+    if not named:
+        raise ValueError(f"{path.rstrip('/')}/{MANIFEST}: no students table; run the ETL (base a) first")
+    students = spark.read.format(fmt).load(named)
     missing = {"Id", "City", "State"} - set(students.columns)
     if missing:
         raise ValueError(f"{path}: the students table lacks column(s) {sorted(missing)}")
@@ -452,6 +475,18 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     # this run's folder. Persisting them as Parquet there (rather than in Spark's cache, whose build
     # cost more than the whole scan) is what every other table is computed from.
     events = derive(raw).observe(observation, *scan_metrics())
+    lease = BaseLease(files, out, args.run_id)
+    lease.take()
+    try:
+        return publish_holding(spark, args, files, lease, out, base, tables, run_folder, students, events,
+                               observation, started, steps, step)
+    finally:
+        lease.release()
+
+
+def publish_holding(spark, args, files, lease, out, base, tables, run_folder, students, events, observation,
+                    started, steps, step) -> dict:
+    """The run, holding base b's lease: writes every table, then switches them."""
     for table in tables:
         if files.children(run_folder(table)):
             # Checked before anything is written: the folder may be what a manifest names.
@@ -507,8 +542,9 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                 done.result()
         per_student.unpersist()
         mark = step("aggregate", mark)
-        # Every table is computed: switch each to this run (one object written whole), then
-        # mark it complete.
+        # Every table is computed: still holding the lease, switch each to this run (one
+        # object written whole), then mark it complete.
+        lease.confirm()
         previous = {}
         for table in tables:
             previous[table] = manifest_runs(files.read_text(f"{out}/{table}/{MANIFEST}") or "")
@@ -542,6 +578,114 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     return report
 
 
+class LeaseError(RuntimeError):
+    """Base b's lease is another run's: this run did nothing, or stopped before switching."""
+
+
+LEASE = "_runs/lease.json"
+
+
+class BaseLease:
+    """Base b's lease as the job holds it (the format of crates/etl/src/lease.rs, `LeaseBody`)."""
+
+    # A run by hand on a local folder holds it this long (a killed one frees it then).
+    LOCAL_HOLD_SECONDS = 3600
+
+    def __init__(self, files: "Files", out: str, run_id: str):
+        self.files, self.key, self.run = files, f"{out}/{LEASE}", run_id
+        qualified = files.qualified(self.key)
+        self.local = qualified[len("file:"):] if qualified.startswith("file:") else None
+
+    def _read(self) -> dict | None:
+        text = self.files.read_text(self.key)
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            return None
+
+    def _write(self, body: dict) -> None:
+        text = json.dumps(body, separators=(",", ":"))
+        if self.local is None:
+            self.files.write_text(self.key, text)
+            return
+        import os
+        import tempfile
+        folder = os.path.dirname(self.local)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".lease.json.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temp, self.local)
+
+    def _locked(self):
+        """The lock the Rust code's local conditional writes take (`flock` of
+        `.lease.json.lock` beside the lease); nothing on S3."""
+        import contextlib
+        if self.local is None:
+            return contextlib.nullcontext()
+        import fcntl
+        import os
+        os.makedirs(os.path.dirname(self.local), exist_ok=True)
+
+        @contextlib.contextmanager
+        def held():
+            with open(os.path.join(os.path.dirname(self.local), ".lease.json.lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        return held()
+
+    @staticmethod
+    def _host() -> str:
+        import socket
+        return socket.gethostname()
+
+    @classmethod
+    def holder_gone(cls, holder: str) -> bool:
+        """A holder `... (pid N on HOST)` of this machine whose process is gone (killed): its
+        lease is free at once (crates/etl/src/lease.rs, `local_holder_ended`)."""
+        import os
+        m = re.search(r"\(pid (\d+) on ([^)]*)\)", holder or "")
+        return bool(m) and m.group(2) == cls._host() and int(m.group(1)) != os.getpid() \
+            and os.path.exists("/proc/self") and not os.path.exists(f"/proc/{m.group(1)}")
+
+    def take(self) -> None:
+        import os
+        with self._locked():
+            current = self._read()
+            if current and current.get("run") == self.run and not current.get("released"):
+                return  # handed to this run by the EMR starter
+            free = current is None or current.get("released") or time.time() >= current.get("expires", 0) \
+                or self.holder_gone(current.get("holder"))
+            if self.local is None:
+                raise LeaseError(
+                    f"{self.key} does not name run {self.run}: on S3 the EMR starter takes base b's lease for "
+                    f"the run it starts; start the job through the stage's EMR topic (`deployer trigger spark`)")
+            if not free:
+                raise LeaseError(
+                    f"base b is being built by run {current.get('run')} ({current.get('holder')}, since "
+                    f"{current.get('taken')}); this run did nothing")
+            self._write({"run": self.run, "holder": f"spark job (pid {os.getpid()} on {self._host()})",
+                         "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "expires": int(time.time()) + self.LOCAL_HOLD_SECONDS, "released": False})
+
+    def confirm(self) -> None:
+        """Before switching a table: the lease still names this run."""
+        with self._locked():
+            current = self._read()
+            if not current or current.get("run") != self.run or current.get("released"):
+                raise LeaseError(
+                    f"run {self.run} lost base b's lease to run {(current or {}).get('run')}: it switched no table")
+
+    def release(self) -> None:
+        with self._locked():
+            current = self._read()
+            if current and current.get("run") == self.run and not current.get("released"):
+                current.update(released=True, expires=int(time.time()))
+                self._write(current)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -551,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     except TooManyBadLines as e:
         LOG.error("%s", e)
         return 2
+    except LeaseError as e:
+        LOG.error("%s", e)
+        return 3
     finally:
         spark.stop()
     return 0

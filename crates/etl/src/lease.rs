@@ -33,7 +33,8 @@ use crate::warehouse::{lease_key, Base};
 pub struct LeaseBody {
     /// The run that holds (or last held) the lease.
     pub run: String,
-    /// What runs it: `etl function`, `site-events function`, `spark job run <id>`, `local`.
+    /// What runs it: `etl function`, `site-events function`, `spark job run <id>`,
+    /// `local (pid N on HOST)`.
     pub holder: String,
     /// When it was taken, RFC 3339.
     pub taken: String,
@@ -107,6 +108,34 @@ fn encode(body: &LeaseBody) -> Vec<u8> {
     serde_json::to_vec(body).expect("a lease serializes")
 }
 
+/// The holder name of a run in a process of this machine: `<what> (pid N on HOST)`.
+pub fn local_holder(what: &str) -> String {
+    format!("{what} (pid {} on {})", std::process::id(), host())
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Whether a lease names a process of this machine that is gone (killed): its lease is free
+/// at once, not at its expiry. Linux only (`/proc`); elsewhere a killed run's lease lapses.
+pub fn local_holder_ended(l: &LeaseBody) -> bool {
+    let Some(rest) = l.holder.split("(pid ").nth(1) else {
+        return false;
+    };
+    let Some((pid, rest)) = rest.split_once(" on ") else {
+        return false;
+    };
+    let host_named = rest.trim_end_matches(')');
+    host_named == host()
+        && pid.parse::<u32>().is_ok_and(|p| p != std::process::id())
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The base's lease as it stands (`None`: never taken).
 pub fn read(storage: &dyn Storage, base: Base) -> Result<Option<LeaseBody>, StorageError> {
     Ok(storage
@@ -115,6 +144,9 @@ pub fn read(storage: &dyn Storage, base: Base) -> Result<Option<LeaseBody>, Stor
 }
 
 /// Takes `base`'s lease for `run`, waiting up to `terms.wait` while another run holds it.
+///
+/// A lease held by a process of this machine that is gone is free at once
+/// ([`local_holder_ended`]).
 pub fn take<'a>(
     storage: &'a dyn Storage,
     base: Base,
@@ -122,12 +154,12 @@ pub fn take<'a>(
     holder: &str,
     terms: Terms,
 ) -> Result<Lease<'a>, LeaseError> {
-    take_unless_ended(storage, base, run, holder, terms, &|_| false)
+    take_unless_ended(storage, base, run, holder, terms, &local_holder_ended)
 }
 
 /// [`take`], also taking over a lease whose holder `ended` says has ended: an EMR Serverless
 /// job run cancelled or failed before its last step released the lease, which EMR Serverless
-/// reports (`GetJobRun`), holds it no longer.
+/// reports (`GetJobRun`), holds it no longer. ([`take`] passes [`local_holder_ended`].)
 pub fn take_unless_ended<'a>(
     storage: &'a dyn Storage,
     base: Base,
@@ -304,6 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalDir::new(dir.path());
         // Held for 0 s: lapsed at once, as a killed holder's lease lapses.
+        // (The holders are "local": this process is alive, so only the expiry frees it.)
         let mut killed = take(&store, Base::B, "r1", "local", terms(0, 0)).unwrap();
         let mut next = take(&store, Base::B, "r2", "local", terms(60, 0)).unwrap();
         let e = killed.confirm().unwrap_err();
@@ -316,6 +349,34 @@ mod tests {
         killed.release();
         let now_held = read(&store, Base::B).unwrap().unwrap();
         assert!(now_held.run == "r2" && !now_held.released);
+    }
+
+    #[test]
+    fn a_lease_of_a_process_of_this_machine_that_is_gone_is_free_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDir::new(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let body = LeaseBody {
+            run: "killed".into(),
+            holder: format!("etl (pid {gone} on {})", host()),
+            taken: "t".into(),
+            expires: now() + 3600,
+            released: false,
+        };
+        assert!(local_holder_ended(&body));
+        assert!(!local_holder_ended(&LeaseBody {
+            holder: local_holder("etl"),
+            ..body.clone()
+        }));
+        assert!(!local_holder_ended(&LeaseBody {
+            holder: format!("etl (pid {gone} on another-host)"),
+            ..body.clone()
+        }));
+        store.put(&lease_key(Base::A), &encode(&body)).unwrap();
+        let next = take(&store, Base::A, "next", &local_holder("etl"), terms(60, 0)).unwrap();
+        assert_eq!(next.run(), "next");
     }
 
     #[test]

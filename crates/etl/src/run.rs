@@ -48,7 +48,7 @@ impl Options {
             workers: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .clamp(1, 4),
-            holder: "local".into(),
+            holder: lease::local_holder("etl"),
             lease: LOCAL_LEASE,
         }
     }

@@ -71,7 +71,7 @@ impl Options {
                 .map_or(2, |n| n.get())
                 .clamp(1, 8),
             buffer_bytes: 64 << 20,
-            holder: "local".into(),
+            holder: crate::lease::local_holder("site-events"),
             lease: crate::run::LOCAL_LEASE,
         }
     }

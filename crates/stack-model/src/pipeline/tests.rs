@@ -296,38 +296,28 @@ fn the_job_role_covers_what_emrfs_does() {
     }
 }
 
-/// Issue 12j: base b's tables are read through their manifest (one object, replaced whole
-/// by a run), base a's from their folder. Checks the template only: Athena's reading of the
+/// Issues 12j and 26: every table is read through its manifest (one object, replaced whole
+/// by a run). Checks the template only: Athena's reading of the
 /// manifest is exercised against the emulator (tests/e2e/test_manifest_switch.py).
 #[test]
-fn base_b_tables_are_manifests_and_base_a_tables_folders() {
+fn every_table_is_read_through_its_manifest() {
     let v = template(&config("alice", false)).to_json().unwrap();
     for t in crate::warehouse::TABLES {
         let sd = &v["Resources"][format!("{}Table", t.pascal_name())]["Properties"]["TableInput"]
             ["StorageDescriptor"];
         let location = sd["Location"]["Fn::Sub"].as_str().unwrap();
         let input = sd["InputFormat"].as_str().unwrap();
-        match t.base {
-            crate::warehouse::Base::B => {
-                assert_eq!(
-                    input, "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat",
-                    "{}",
-                    t.name
-                );
-                assert!(
-                    location.ends_with(&format!("/{}_symlink_format_manifest/", t.prefix())),
-                    "{}: {location}",
-                    t.name
-                );
-            }
-            crate::warehouse::Base::A => {
-                assert!(!input.contains("Symlink"), "{}", t.name);
-                assert!(
-                    location.ends_with(&format!("/{}", t.prefix())),
-                    "{location}"
-                );
-            }
-        }
+        // Both bases publish through manifests (issue 26): every table reads its manifest.
+        assert_eq!(
+            input, "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat",
+            "{}",
+            t.name
+        );
+        assert!(
+            location.ends_with(&format!("/{}_symlink_format_manifest/", t.prefix())),
+            "{}: {location}",
+            t.name
+        );
         // One manifest holds the whole table: no table is partitioned.
         let input =
             &v["Resources"][format!("{}Table", t.pascal_name())]["Properties"]["TableInput"];
