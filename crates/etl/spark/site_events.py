@@ -686,18 +686,49 @@ class BaseLease:
                 self._write(current)
 
 
+def record_outcome(spark: SparkSession, args: argparse.Namespace, report: dict | None, error: str | None) -> None:
+    """Writes the run's outcome into its run record, `<output>/_runs/<run>.json` (the EMR
+    starter wrote it as the run started; crates/etl/src/runs.rs, `RunRecord`), where
+    `deployer trigger spark --wait` and `deployer runs` read it."""
+    files = Files(spark)
+    key = f"{args.output.rstrip('/')}/_runs/{args.run_id}.json"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        record = json.loads(files.read_text(key) or "null") or {}
+    except ValueError:
+        record = {}
+    record.setdefault("format_version", 1)
+    record.update(run=args.run_id, base="b", ended=now, retry=False)
+    record.setdefault("engine", "spark job")
+    record.setdefault("started", now)
+    record.setdefault("expires", 0)
+    record["state"] = "failed" if error else "succeeded"
+    record["report"] = report
+    record["error"] = error
+    try:
+        files.write_text(key, json.dumps(record, indent=2))
+    except Exception as e:  # the outcome is in the log either way
+        LOG.warning("could not write the run record %s: %s", key, e)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName("site-events").getOrCreate()
     try:
-        run(spark, args)
+        report = run(spark, args)
+        record_outcome(spark, args, report, None)
     except TooManyBadLines as e:
         LOG.error("%s", e)
+        record_outcome(spark, args, None, str(e))
         return 2
     except LeaseError as e:
         LOG.error("%s", e)
+        record_outcome(spark, args, None, str(e))
         return 3
+    except Exception as e:
+        record_outcome(spark, args, None, f"{type(e).__name__}: {e}")
+        raise
     finally:
         spark.stop()
     return 0

@@ -93,3 +93,10 @@ pub enum EtlError {
         source: StorageError,
     },
 }
+
+impl EtlError {
+    /// A failure of the input itself: another attempt on the same input fails the same way.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, EtlError::Input(_) | EtlError::MissingInput { .. })
+    }
+}

@@ -19,6 +19,7 @@ pub mod lease;
 pub mod publish;
 pub mod record;
 pub mod run;
+pub mod runs;
 mod short_eq;
 pub mod sink;
 pub mod site_events;

@@ -67,6 +67,7 @@ fn context(src: &Path, wh: &Path) -> SiteEventsContext {
         source: std::sync::Arc::new(LocalDir::new(src)),
         warehouse: std::sync::Arc::new(LocalDir::new(wh)),
         settings: SiteEventsSettings::from_env(&env).unwrap(),
+        failures: None,
     }
 }
 

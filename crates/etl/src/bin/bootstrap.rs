@@ -24,10 +24,9 @@ async fn main() -> Result<(), Error> {
     match FunctionRole::ALL.iter().find(|f| f.as_str() == function) {
         Some(FunctionRole::Etl) => {
             let settings = etl_handler::EtlSettings::from_env(&process_env)?;
-            let ctx = Arc::new(etl_handler::EtlContext::s3(
-                handlers::s3_client(&conf),
-                &settings,
-            ));
+            let mut ctx = etl_handler::EtlContext::s3(handlers::s3_client(&conf), &settings);
+            ctx.failures = handlers::failure_queue(&conf);
+            let ctx = Arc::new(ctx);
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
                 etl_handler::handle(ev, ctx.clone())
             }))
@@ -35,10 +34,9 @@ async fn main() -> Result<(), Error> {
         }
         Some(FunctionRole::SiteEvents) => {
             let settings = site_events::SiteEventsSettings::from_env(&process_env)?;
-            let ctx = Arc::new(site_events::SiteEventsContext::s3(
-                handlers::s3_client(&conf),
-                settings,
-            ));
+            let mut ctx = site_events::SiteEventsContext::s3(handlers::s3_client(&conf), settings);
+            ctx.failures = handlers::failure_queue(&conf);
+            let ctx = Arc::new(ctx);
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
                 site_events::handle(ev, ctx.clone())
             }))

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use super::{required, EnvError};
 use crate::lease::{self, LeaseBody, Terms};
+use crate::runs::{self, Delivery, RunRecord};
 use crate::storage::{S3Bucket, Storage};
 use crate::warehouse::{table, Base, DataFormat};
 use stack_model::pipeline::{
@@ -197,6 +198,20 @@ pub fn start_one(
     let run = crate::run::new_run_id();
     let ended = |l: &LeaseBody| job_run_ended(handle, ctx, l);
     let warehouse: &dyn Storage = ctx.warehouse.as_ref();
+    // A message whose job run succeeded or still runs starts nothing.
+    if let Delivery::Duplicate { run: prior } = runs::claim(warehouse, Base::B, message_id, &run)? {
+        tracing::info!(message_id = %message_id, run = %prior, "a repeated delivery: its job run was started before; nothing new started");
+        let job_run_id = runs::read(warehouse, Base::B, &prior)?
+            .and_then(|r| r.job_run_id)
+            .unwrap_or_default();
+        return Ok(Started {
+            application_id: s.application_id.clone(),
+            job_run_id,
+            name: s.run_name(&prior),
+            run: prior,
+            duplicate: true,
+        });
+    }
     let mut lease = lease::take_unless_ended(
         warehouse,
         Base::B,
@@ -205,15 +220,18 @@ pub fn start_one(
         terms,
         &ended,
     )?;
+    let expires = chrono::Utc::now().timestamp() + JOB_LEASE.as_secs() as i64;
+    let record = RunRecord::started(Base::B, &run, "spark job", Some(message_id), expires);
     let out = match handle.block_on(request(&ctx.emr, s, &run, message_id).send()) {
         Ok(out) => out,
         Err(e) => {
             lease.release();
-            return Err(format!(
+            let error = format!(
                 "StartJobRun: {}",
                 aws_sdk_emrserverless::error::DisplayErrorContext(e)
-            )
-            .into());
+            );
+            record.failed(error.clone(), true, None).write(warehouse)?;
+            return Err(error.into());
         }
     };
     // A repeated message id returns the run its first delivery started (the client token):
@@ -235,6 +253,10 @@ pub fn start_one(
         tracing::info!(message_id = %message_id, job_run = %out.job_run_id(), "a repeated delivery: its job run was started before; nothing new started");
     } else {
         lease.confirm_as(&format!("{JOB_HOLDER}{}", out.job_run_id()), JOB_LEASE)?;
+        // The job run writes its outcome into this record when it ends.
+        let mut record = record;
+        record.job_run_id = Some(out.job_run_id().to_owned());
+        record.write(warehouse)?;
         tracing::info!(
             message_id = %message_id,
             application = %out.application_id(),

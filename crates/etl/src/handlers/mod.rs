@@ -4,6 +4,7 @@
 
 pub mod emr_starter;
 pub mod etl;
+pub mod recorded;
 pub mod site_events;
 pub mod table_refresher;
 
@@ -62,6 +63,17 @@ pub fn function_lease(remaining: std::time::Duration) -> crate::lease::Terms {
 /// `AWS_ENDPOINT_URL` is honoured by the chain itself.
 pub async fn aws_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The stage's failure queue, when the function's environment names it.
+pub fn failure_queue(conf: &SdkConfig) -> Option<recorded::FailureQueue> {
+    std::env::var(recorded::FAILURE_QUEUE_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|url| recorded::FailureQueue {
+            client: aws_sdk_sqs::Client::new(conf),
+            url,
+        })
 }
 
 /// An S3 client; path-style addressing when an endpoint override is set (the local

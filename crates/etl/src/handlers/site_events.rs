@@ -7,11 +7,12 @@ use aws_lambda_events::event::sns::SnsEvent;
 use lambda_runtime::LambdaEvent;
 use tokio::runtime::Handle;
 
+use super::recorded::{run_recorded, Failure, FailureQueue, RunSpec};
 use super::{required, EnvError};
 use crate::run::new_run_id;
 use crate::site_events::{self, fit, Options, Report, SiteEventsError, EVENTS_PREFIX};
 use crate::storage::{S3Bucket, Storage};
-use crate::warehouse::DataFormat;
+use crate::warehouse::{Base, DataFormat};
 use stack_model::pipeline::TABLE_FORMAT_ENV;
 
 /// What the function reads, once per cold start.
@@ -41,6 +42,8 @@ pub struct SiteEventsContext {
     pub source: Arc<dyn Storage>,
     pub warehouse: Arc<dyn Storage>,
     pub settings: SiteEventsSettings,
+    /// Where a failure for good goes ([`super::recorded`]).
+    pub failures: Option<FailureQueue>,
 }
 
 impl SiteEventsContext {
@@ -54,41 +57,67 @@ impl SiteEventsContext {
             )),
             warehouse: Arc::new(S3Bucket::new(s3, &settings.warehouse_bucket, handle)),
             settings,
+            failures: None,
         }
     }
 }
 
-/// Runs base b once per invocation; the report is the result and one log line.
+/// Runs base b once per message, recorded ([`super::recorded`]); the report is the result
+/// and one log line.
 pub async fn handle(
     event: LambdaEvent<SnsEvent>,
     ctx: Arc<SiteEventsContext>,
-) -> Result<Report, lambda_runtime::Error> {
+) -> Result<serde_json::Value, lambda_runtime::Error> {
     for record in &event.payload.records {
         tracing::info!(message_id = %record.sns.message_id, message = %record.sns.message, "base b triggered");
     }
+    let message_id = event
+        .payload
+        .records
+        .first()
+        .map(|r| r.sns.message_id.clone());
     let limits = fit::Limits {
         memory_mb: u32::try_from(event.context.env_config.memory).unwrap_or(128),
         remaining: super::remaining(event.context.deadline),
     };
+    let expires = chrono::Utc::now().timestamp() + limits.remaining.as_secs() as i64 + 60;
     let run_id = new_run_id();
-    let result = tokio::task::spawn_blocking({
-        let run_id = run_id.clone();
-        move || run(&ctx, limits, run_id)
-    })
-    .await?;
-    match result {
-        Ok(report) => {
-            tracing::info!(report = %serde_json::to_string(&report)?, "site-events report");
-            Ok(report)
-        }
-        Err(e) => {
-            if let SiteEventsError::TooManyBadLines { report, .. } = &e {
-                tracing::error!(report = %serde_json::to_string(report)?, "site-events report");
+    let handle = Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let spec = RunSpec {
+            warehouse: ctx.warehouse.as_ref(),
+            base: Base::B,
+            run: &run_id,
+            engine: "site-events function",
+            message_id: message_id.as_deref(),
+            expires,
+        };
+        run_recorded(&spec, ctx.failures.as_ref().map(|q| (q, &handle)), || {
+            match run(&ctx, limits, run_id.clone()) {
+                Ok(report) => {
+                    let report = serde_json::to_value(&report).expect("a report serializes");
+                    tracing::info!(report = %report, "site-events report");
+                    Ok(report)
+                }
+                Err(e) => {
+                    let report = match &e {
+                        SiteEventsError::TooManyBadLines { report, .. } => {
+                            let r = serde_json::to_value(report).expect("a report serializes");
+                            tracing::error!(report = %r, "site-events report");
+                            Some(r)
+                        }
+                        _ => None,
+                    };
+                    Err(Failure {
+                        message: format!("{e}; the published tables are unchanged"),
+                        transient: e.is_transient(),
+                        report,
+                    })
+                }
             }
-            tracing::error!(run = %run_id, error = %e, "base b failed; the published tables are unchanged");
-            Err(e.into())
-        }
-    }
+        })
+    })
+    .await?
 }
 
 /// Refuses input the function cannot finish, then runs base b.

@@ -163,6 +163,21 @@ pub enum SiteEventsError {
     },
 }
 
+impl SiteEventsError {
+    /// Whether another attempt may succeed: a storage fault, a write or a switch that failed,
+    /// the lease held by another run. Bad or missing input, a size the function refuses, a
+    /// missing students table and a run id in use fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SiteEventsError::Storage(_)
+                | SiteEventsError::Lease(_)
+                | SiteEventsError::Write { .. }
+                | SiteEventsError::Publish { .. }
+        )
+    }
+}
+
 /// The event objects under `b/` of the source, with their sizes: the objects directly in the
 /// folder, as Spark reads a folder, but those whose names start with `_` or `.`.
 pub fn inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, StorageError> {

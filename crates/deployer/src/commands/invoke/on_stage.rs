@@ -30,6 +30,7 @@ pub async fn invoke_etl_on_stage(global: &Global, stage: &str) -> anyhow::Result
             handle,
         )),
         format: c.table_format,
+        failures: None,
     });
     match etl::handlers::etl::run_blocking(ctx, etl::run::Options::new(c.table_format)).await {
         Ok(report) => {
