@@ -33,6 +33,7 @@ class Resolver:
         "AWS::Logs::LogGroup": "LogGroupName",
         "AWS::IAM::InstanceProfile": "InstanceProfileName",
         "AWS::Athena::WorkGroup": "Name",
+        "AWS::SQS::Queue": "QueueName",
     }
 
     def __init__(self, template: dict, region: str):
@@ -60,6 +61,8 @@ class Resolver:
         t = self.resources[lid]["Type"]
         if t == "AWS::SNS::Topic":
             return f"arn:{PARTITION}:sns:{self.region}:{ACCOUNT}:{self.name(lid)}"
+        if t == "AWS::SQS::Queue":
+            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{self.name(lid)}"
         if t == "AWS::Glue::Database":
             return self(self.resources[lid]["Properties"]["DatabaseInput"]["Name"])
         return self.name(lid)
@@ -72,6 +75,7 @@ class Resolver:
             "AWS::Lambda::Function": f"arn:{PARTITION}:lambda:{self.region}:{ACCOUNT}:function:{n}",
             "AWS::KMS::Key": f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT}:key/0123abcd-0123-0123-0123-0123456789ab",
             "AWS::EMRServerless::Application": f"arn:{PARTITION}:emr-serverless:{self.region}:{ACCOUNT}:/applications/00f0123456789abc",
+            "AWS::SQS::Queue": f"arn:{PARTITION}:sqs:{self.region}:{ACCOUNT}:{n}",
         }
         assert attr == "Arn" and t in arns, (lid, attr)
         return arns[t]

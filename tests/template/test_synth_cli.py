@@ -75,7 +75,7 @@ def test_stages_differ_only_where_they_should(rendered):
     assert not emr_parts & {"EmrServiceRole", "EmrInstanceProfile", "EmrSubnet", "EmrVpc"}
     site_events = {k for k in alice["Resources"] if k.startswith("SiteEvents")}
     assert site_events == {"SiteEventsFunction", "SiteEventsRole", "SiteEventsLogGroup", "SiteEventsSnsPermission",
-                           "SiteEventsSubscription"}
+                           "SiteEventsSubscription", "SiteEventsInvokeConfig"}
     assert prod["Resources"].keys() - alice["Resources"].keys() == {"StageKey", "StageKeyAlias"} | emr_parts
     assert alice["Resources"].keys() - prod["Resources"].keys() == site_events
     key_arn = {"Fn::GetAtt": ["StageKey", "Arn"]}

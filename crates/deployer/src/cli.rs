@@ -54,6 +54,8 @@ pub enum Command {
     Trigger(TriggerArgs),
     /// Show a stage's stacks, status and outputs.
     Info(StageArgs),
+    /// List the stage's recent runs of base a and base b: state, times, counts, errors.
+    Runs(RunsArgs),
     /// Print a function's recent log lines.
     Logs(LogsArgs),
     /// Run SQL in the stage's Athena work group and database; print the rows.
@@ -138,6 +140,40 @@ pub struct TriggerArgs {
     /// The message to publish (JSON); it is logged by the function.
     #[arg(long, default_value = "{\"requested_by\": \"deployer trigger\"}")]
     pub message: String,
+    /// Wait for the run the message starts and print its report (exit 0) or its error
+    /// (exit 1), following Lambda's retries of a transient failure.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many minutes (default: 15 for etl, 180 for spark, a
+    /// job run's timeout and its wait for capacity).
+    #[arg(long, value_name = "MINUTES", requires = "wait")]
+    pub timeout_minutes: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[arg(long)]
+    pub stage: String,
+    /// Only this base's runs (`a`: the ETL; `b`: the site events).
+    #[arg(long, value_enum)]
+    pub base: Option<BaseArg>,
+    /// At most this many runs of each base, newest first.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: RunsFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BaseArg {
+    A,
+    B,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunsFormat {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

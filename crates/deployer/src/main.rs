@@ -18,10 +18,11 @@ mod emr_security_groups;
 mod errors;
 mod hotswap;
 mod preflight;
+mod run_records;
 
 use commands::{
     bootstrap, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query,
-    synth, teardown, trigger, validate, watch,
+    runs, synth, teardown, trigger, validate, watch,
 };
 
 use clap::Parser;
@@ -86,6 +87,7 @@ fn main() -> ExitCode {
         },
         cli::Command::Trigger(args) => runtime().block_on(trigger::run(&cli.global, &args)),
         cli::Command::Info(args) => runtime().block_on(info::run(&cli.global, &args)),
+        cli::Command::Runs(args) => runtime().block_on(runs::run(&cli.global, &args)),
         cli::Command::Logs(args) => runtime().block_on(logs::run(&cli.global, &args)),
         cli::Command::Query(args) => runtime().block_on(query::run(&cli.global, &args)),
         cli::Command::Gc(args) => runtime().block_on(gc::run(&cli.global, &args)),

@@ -172,6 +172,11 @@ impl StageName {
         format!("{}-{}", self.prefix(), topic.as_str())
     }
 
+    /// The failure queue's name (SQS allows 80 characters).
+    pub fn failure_queue_name(&self) -> String {
+        format!("{}-failures", self.prefix())
+    }
+
     /// An IAM role's name as a `Fn::Sub` text: roles are global, so the region is part of it.
     pub fn role_name_sub(&self, role: RoleKind) -> String {
         format!("{}-{}-${{AWS::Region}}", self.prefix(), role.as_str())

@@ -12,6 +12,7 @@ pub mod package;
 pub mod policy;
 pub mod preflight;
 pub mod query;
+pub mod runs;
 pub mod synth;
 pub mod teardown;
 pub mod trigger;

@@ -1,12 +1,18 @@
 //! `deployer trigger etl|spark --stage S`: publishes a message to the stage's topic, which
 //! starts the ETL function, or base b: the site-events function, or (through the EMR starter)
-//! the Spark job, by the stage's `base_b_engine`.
+//! the Spark job, by the stage's `base_b_engine`. With `--wait`, follows the run the message
+//! starts through its claim and run record ([`etl::runs`]) to its report or its error.
 
-use anyhow::Context;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use etl::runs::RunState;
+use stack_model::warehouse::Base;
 
 use crate::aws::Aws;
 use crate::cli::{Global, TriggerArgs, TriggerWhat};
 use crate::cloudformation::status::{output, stack_outputs};
+use crate::run_records;
 use stack_model::config::BaseBEngine;
 use stack_model::pipeline::outputs;
 
@@ -37,9 +43,139 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
             "the EMR starter (a job run on the stage's EMR Serverless application)"
         }
     };
-    println!(
-        "published message {} to {topic}: it starts {starts}",
-        out.message_id().unwrap_or("?")
-    );
-    Ok(())
+    let message_id = out.message_id().unwrap_or("?").to_owned();
+    let waiting = if args.wait {
+        "; waiting for its run"
+    } else {
+        ""
+    };
+    // With --wait the report goes to standard output: the line goes to standard error.
+    let line = format!("published message {message_id} to {topic}: it starts {starts}{waiting}");
+    if !args.wait {
+        println!("{line}");
+        return Ok(());
+    }
+    eprintln!("{line}");
+    let (base, default_minutes) = match args.what {
+        TriggerWhat::Etl => (Base::A, 15),
+        TriggerWhat::Spark => (Base::B, 180),
+    };
+    let bucket = output(&outs, outputs::WAREHOUSE_BUCKET)?;
+    let application = output(&outs, outputs::EMR_APPLICATION).ok();
+    let timeout = Duration::from_secs(60 * args.timeout_minutes.unwrap_or(default_minutes));
+    wait_for_run(&aws, bucket, base, &message_id, application, timeout).await
+}
+
+/// How long a failed run that Lambda retries may take to be run again: its retries come about
+/// a minute and then two after a failure ("How Lambda handles errors and retries with
+/// asynchronous invocation"), each a new run of the message.
+const RETRY_GRACE: Duration = Duration::from_secs(5 * 60);
+
+/// Follows the message's run: its claim, then its record, until it ends.
+async fn wait_for_run(
+    aws: &Aws,
+    bucket: &str,
+    base: Base,
+    message_id: &str,
+    application: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut seen: Option<String> = None;
+    let mut failed_at: Option<(Instant, String)> = None;
+    loop {
+        if started.elapsed() > timeout {
+            bail!(
+                "no outcome of message {message_id} after {} minutes{}; `deployer runs --stage ...` and `deployer logs` show where it stands",
+                timeout.as_secs() / 60,
+                seen.map(|r| format!(" (its run {r} is still going)")).unwrap_or_default()
+            );
+        }
+        if let Some((at, error)) = &failed_at {
+            if at.elapsed() > RETRY_GRACE {
+                bail!("{error} (not run again within {} minutes: Lambda gave up, and the failure went to the stage's failure queue)", RETRY_GRACE.as_secs() / 60);
+            }
+        }
+        let Some(run) = run_records::claimed_run(aws, bucket, base, message_id).await? else {
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
+        if seen.as_deref() != Some(run.as_str()) {
+            eprintln!("run {run} took the message");
+            seen = Some(run.clone());
+            failed_at = None;
+        }
+        let Some(record) = run_records::record(aws, bucket, base, &run).await? else {
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
+        match record.state {
+            RunState::Succeeded => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&record.report.unwrap_or_default())?
+                );
+                eprintln!("run {run} succeeded");
+                return Ok(());
+            }
+            RunState::Failed if !record.retry => {
+                bail!(
+                    "run {run} failed: {} (not retried: the same input fails the same way; it went to the stage's failure queue)",
+                    record.error.unwrap_or_default()
+                );
+            }
+            RunState::Failed => {
+                if failed_at.is_none() {
+                    let error = format!(
+                        "run {run} failed: {}",
+                        record.error.clone().unwrap_or_default()
+                    );
+                    eprintln!("{error}; Lambda runs the message again");
+                    failed_at = Some((Instant::now(), error));
+                }
+            }
+            RunState::Running => {
+                if let (Some(job), Some(app)) = (&record.job_run_id, application) {
+                    if let Some(ended) = job_run_ended(aws, app, job).await? {
+                        return ended.map(|state| {
+                            eprintln!("job run {job}: {state} (it wrote no outcome)")
+                        });
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+const POLL: Duration = Duration::from_secs(2);
+
+/// A job run that has ended without writing its outcome (EMR Serverless reports it): Ok with
+/// its state when it succeeded, an error when it failed or was cancelled; `None` while it runs.
+async fn job_run_ended(
+    aws: &Aws,
+    application: &str,
+    job: &str,
+) -> anyhow::Result<Option<anyhow::Result<String>>> {
+    use aws_sdk_emrserverless::types::JobRunState;
+    let emr = aws_sdk_emrserverless::Client::new(&aws.conf);
+    let out = emr
+        .get_job_run()
+        .application_id(application)
+        .job_run_id(job)
+        .send()
+        .await
+        .map_err(|e| crate::aws::failed(format!("GetJobRun {job}"), e))?;
+    let Some(run) = out.job_run() else {
+        return Ok(None);
+    };
+    Ok(match run.state() {
+        JobRunState::Success => Some(Ok("SUCCESS".into())),
+        JobRunState::Failed | JobRunState::Cancelled => Some(Err(anyhow::anyhow!(
+            "job run {job} {}: {}",
+            run.state().as_str(),
+            run.state_details()
+        ))),
+        _ => None,
+    })
 }

@@ -92,8 +92,10 @@ pub async fn handle(
             message_id: message_id.as_deref(),
             expires,
         };
-        run_recorded(&spec, ctx.failures.as_ref().map(|q| (q, &handle)), || {
-            match run::run(ctx.source.as_ref(), ctx.warehouse.as_ref(), &opts) {
+        run_recorded(
+            &spec,
+            ctx.failures.as_ref().map(|q| (q, &handle)),
+            || match run::run(ctx.source.as_ref(), ctx.warehouse.as_ref(), &opts) {
                 Ok(report) => {
                     let report = serde_json::to_value(&report).expect("a report serializes");
                     tracing::info!(report = %report, "ETL run published");
@@ -104,8 +106,8 @@ pub async fn handle(
                     transient: !e.is_bad_input(),
                     report: None,
                 }),
-            }
-        })
+            },
+        )
     })
     .await?
 }

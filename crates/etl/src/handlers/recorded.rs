@@ -32,8 +32,7 @@ pub struct FailureQueue {
     pub url: String,
 }
 
-/// The environment variable naming the stage's failure queue (its URL).
-pub const FAILURE_QUEUE_ENV: &str = "FAILURE_QUEUE_URL";
+pub use stack_model::pipeline::FAILURE_QUEUE_ENV;
 
 impl FailureQueue {
     /// Sends `body` (blocking: call it from a blocking thread).
@@ -71,12 +70,19 @@ pub fn run_recorded(
     work: impl FnOnce() -> Result<Value, Failure>,
 ) -> Result<Value, lambda_runtime::Error> {
     if let Some(message_id) = spec.message_id {
-        if let Delivery::Duplicate { run } = claim(spec.warehouse, spec.base, message_id, spec.run)? {
+        if let Delivery::Duplicate { run } = claim(spec.warehouse, spec.base, message_id, spec.run)?
+        {
             tracing::info!(message_id, run = %run, "a repeated delivery of a message whose run succeeded or is running: nothing run");
             return Ok(json!({"duplicate_of": run}));
         }
     }
-    let started = RunRecord::started(spec.base, spec.run, spec.engine, spec.message_id, spec.expires);
+    let started = RunRecord::started(
+        spec.base,
+        spec.run,
+        spec.engine,
+        spec.message_id,
+        spec.expires,
+    );
     started.write(spec.warehouse)?;
     match work() {
         Ok(report) => {
@@ -98,7 +104,10 @@ pub fn run_recorded(
             let body = json!({"failure": "not retried", "record": record});
             if let Some((queue, handle)) = failures {
                 queue.send(handle, &body).map_err(|e| {
-                    format!("sending the failure of run {} to the failure queue: {e}", spec.run)
+                    format!(
+                        "sending the failure of run {} to the failure queue: {e}",
+                        spec.run
+                    )
                 })?;
             }
             Ok(body)

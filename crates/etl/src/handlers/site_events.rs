@@ -92,8 +92,10 @@ pub async fn handle(
             message_id: message_id.as_deref(),
             expires,
         };
-        run_recorded(&spec, ctx.failures.as_ref().map(|q| (q, &handle)), || {
-            match run(&ctx, limits, run_id.clone()) {
+        run_recorded(
+            &spec,
+            ctx.failures.as_ref().map(|q| (q, &handle)),
+            || match run(&ctx, limits, run_id.clone()) {
                 Ok(report) => {
                     let report = serde_json::to_value(&report).expect("a report serializes");
                     tracing::info!(report = %report, "site-events report");
@@ -114,8 +116,8 @@ pub async fn handle(
                         report,
                     })
                 }
-            }
-        })
+            },
+        )
     })
     .await?
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::catalog::Catalog;
 use super::emr::Emr;
 use super::encryption::with_key;
+use super::failures::Failures;
 use super::policy::{logs_statement, objects, pass_role, xray_statement};
 use super::storage::Storage;
 use super::{Pipeline, FUNCTION_ENV, TABLE_FORMAT_ENV};
@@ -75,14 +76,15 @@ pub(super) fn functions(
     s: &Storage,
     catalog: &Catalog,
     emr: Option<&Emr>,
+    failures: &Failures,
 ) -> Functions {
     Functions {
-        etl: etl(p, s, catalog),
+        etl: etl(p, s, catalog, failures),
         base_b: match emr {
-            Some(emr) => BaseB::EmrStarter(emr_starter(p, s, emr)),
-            None => BaseB::SiteEvents(site_events(p, s)),
+            Some(emr) => BaseB::EmrStarter(emr_starter(p, s, emr, failures)),
+            None => BaseB::SiteEvents(site_events(p, s, failures)),
         },
-        table_refresher: table_refresher(p, s, catalog),
+        table_refresher: table_refresher(p, s, catalog, failures),
     }
 }
 
@@ -130,7 +132,7 @@ fn base_statements(s: &Storage, read: &str, write: &str, pattern: &str) -> Vec<S
 }
 
 /// Reads `a/*.json` from the source, writes base a to the warehouse.
-fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
+fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog, failures: &Failures) -> Handle<Function> {
     let mut statements = base_statements(s, "ReadExports", "WriteBaseA", "a/*");
     statements.extend([
         crawl(catalog),
@@ -146,12 +148,12 @@ fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
         ("DATABASE_NAME", catalog.database.r#ref()),
         (TABLE_FORMAT_ENV, p.c.table_format.as_str().into()),
     ]);
-    function(p, &ETL, statements, env)
+    function(p, &ETL, statements, env, failures)
 }
 
 /// Reads the site events `b/*` of the source and the students table, writes base b to the
 /// warehouse (its runs' files, manifests and markers under `b/`).
-fn site_events(p: &mut Pipeline, s: &Storage) -> Handle<Function> {
+fn site_events(p: &mut Pipeline, s: &Storage, failures: &Failures) -> Handle<Function> {
     let mut statements = base_statements(s, "ReadEvents", "WriteBaseB", "b/*");
     statements.extend([
         // Base b joins the students table of base a.
@@ -170,12 +172,12 @@ fn site_events(p: &mut Pipeline, s: &Storage) -> Handle<Function> {
         ("WAREHOUSE_BUCKET", s.warehouse_name.clone()),
         (TABLE_FORMAT_ENV, p.c.table_format.as_str().into()),
     ]);
-    function(p, &SITE_EVENTS, statements, env)
+    function(p, &SITE_EVENTS, statements, env, failures)
 }
 
 /// Submits the Spark job to the stage's EMR Serverless application: `StartJobRun` on that
 /// application only, passing the job runtime role to EMR Serverless only.
-fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
+fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr, failures: &Failures) -> Handle<Function> {
     let mut env = env(p, EMR_STARTER.role);
     env.extend([
         ("SOURCE_BUCKET", s.source.r#ref()),
@@ -237,11 +239,16 @@ fn emr_starter(p: &mut Pipeline, s: &Storage, emr: &Emr) -> Handle<Function> {
         xray_statement(),
     ];
     let statements = with_key(p, statements, true);
-    function(p, &EMR_STARTER, statements, env)
+    function(p, &EMR_STARTER, statements, env, failures)
 }
 
 /// Reads the markers, starts the crawler.
-fn table_refresher(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<Function> {
+fn table_refresher(
+    p: &mut Pipeline,
+    s: &Storage,
+    catalog: &Catalog,
+    failures: &Failures,
+) -> Handle<Function> {
     let mut env = env(p, TABLE_REFRESHER.role);
     env.extend([
         ("WAREHOUSE_BUCKET", s.warehouse_name.clone()),
@@ -264,7 +271,7 @@ fn table_refresher(p: &mut Pipeline, s: &Storage, catalog: &Catalog) -> Handle<F
         xray_statement(),
     ];
     let statements = with_key(p, statements, false);
-    function(p, &TABLE_REFRESHER, statements, env)
+    function(p, &TABLE_REFRESHER, statements, env, failures)
 }
 
 fn env(p: &Pipeline, role: FunctionRole) -> BTreeMap<&'static str, Value> {
@@ -279,9 +286,12 @@ fn env(p: &Pipeline, role: FunctionRole) -> BTreeMap<&'static str, Value> {
 fn function(
     p: &mut Pipeline,
     spec: &FunctionSpec,
-    statements: Vec<Statement>,
-    variables: BTreeMap<&'static str, Value>,
+    mut statements: Vec<Statement>,
+    mut variables: BTreeMap<&'static str, Value>,
+    failures: &Failures,
 ) -> Handle<Function> {
+    statements.extend(failures.statements(p));
+    variables.insert(super::FAILURE_QUEUE_ENV, failures.url());
     let variables = variables
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -306,7 +316,7 @@ fn function(
         },
         removal,
     );
-    p.t.add(
+    let function = p.t.add(
         &format!("{}Function", spec.id),
         Function {
             function_name: Some(p.c.stage.function_name(spec.role).into()),
@@ -331,5 +341,7 @@ fn function(
             }),
             tags,
         },
-    )
+    );
+    failures.invoke_config(p, spec.id, &function);
+    function
 }

@@ -23,6 +23,7 @@ mod athena;
 mod catalog;
 pub mod emr;
 mod encryption;
+mod failures;
 mod functions;
 pub mod outputs;
 mod policy;
@@ -51,6 +52,8 @@ pub mod params {
     /// Key of the Spark job script, content-addressed.
     pub const SPARK_JOB_KEY: &str = "SparkJobKey";
 }
+
+pub use failures::FAILURE_QUEUE_ENV;
 
 /// Environment variable naming the base-a table format (`parquet` or `ndjson`).
 pub const TABLE_FORMAT_ENV: &str = "TABLE_FORMAT";
@@ -87,7 +90,8 @@ pub fn template(config: &StageConfig) -> Template {
         BaseBEngine::Emr => Some(emr::emr(&mut p, &storage)),
         BaseBEngine::Function => None,
     };
-    let functions = functions::functions(&mut p, &storage, &catalog, emr.as_ref());
+    let failures = failures::queue(&mut p);
+    let functions = functions::functions(&mut p, &storage, &catalog, emr.as_ref(), &failures);
     triggers::subscribe(&mut p, &topics, &functions);
     storage::markers_to_refresher(&mut p, &storage, &functions);
     let athena = athena::workgroup(&mut p, &storage);

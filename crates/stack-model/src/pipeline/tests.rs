@@ -185,6 +185,8 @@ fn every_taggable_resource_is_tagged() {
             "AWS::S3::BucketPolicy",
             "AWS::SNS::Subscription",
             "AWS::Lambda::Permission",
+            // No Tags property (its schema): it is part of its function.
+            "AWS::Lambda::EventInvokeConfig",
             "AWS::IAM::InstanceProfile",
             "AWS::Glue::Database",
             "AWS::Glue::Table",

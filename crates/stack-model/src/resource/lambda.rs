@@ -135,3 +135,45 @@ impl Resource for Permission {
     const TYPE: &'static str = "AWS::Lambda::Permission";
     type Attr = NoAttributes;
 }
+
+/// `AWS::Lambda::EventInvokeConfig`: how Lambda handles a function's asynchronous
+/// invocations that fail: how often it retries them, for how long, and where it sends them
+/// after the last attempt.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventInvokeConfig {
+    /// The function's name or ARN. Update: **Replacement**.
+    pub function_name: Value,
+    /// `$LATEST`, a version or an alias. Update: **Replacement**.
+    pub qualifier: String,
+    /// 0 to 2 retries after the first attempt. Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_retry_attempts: Option<u32>,
+    /// 60 to 21,600 seconds an event may wait for its attempts. Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_event_age_in_seconds: Option<u32>,
+    /// Update: in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_config: Option<DestinationConfig>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DestinationConfig {
+    /// Where an event goes once its last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OnFailure {
+    /// The ARN of a queue, topic, function or bus; the function's execution role must be
+    /// allowed to send to it.
+    pub destination: Value,
+}
+
+impl Resource for EventInvokeConfig {
+    const TYPE: &'static str = "AWS::Lambda::EventInvokeConfig";
+    type Attr = NoAttributes;
+}

@@ -16,6 +16,7 @@ pub mod lambda;
 pub mod logs;
 pub mod s3;
 pub mod sns;
+pub mod sqs;
 
 use crate::value::Value;
 use serde::Serialize;
