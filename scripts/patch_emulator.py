@@ -666,6 +666,73 @@ _RESOURCE_HANDLERS["AWS::S3::BucketPolicy"]["import"] = _pdcase_bucket_policy_im
         _s3._bucket_tags[name] = {t["Key"]: str(t["Value"]) for t in props["Tags"]}
     return name, _s3_attrs(name)''',
     ),
+    Patch(
+        name="s3-fault-injection",
+        file="services/s3.py",
+        why=(
+            "Faults in the middle of a run (issue 26): with PDCASE_S3_FAULTS naming a JSON file "
+            "({\"rate\": 0.1, \"kinds\": [\"slowdown\", \"internal\", \"reset\"]}), S3 answers a "
+            "share of the requests signed with temporary credentials (the functions' role "
+            "sessions; not the CLI's user keys) with 503 SlowDown, 500 InternalError, or a "
+            "response cut short (a reset connection, as the client sees it), before doing "
+            "anything, and counts each in <file>.log. Without the variable or the file, nothing "
+            "changes."
+        ),
+        old='''    bucket, key = _parse_bucket_key(path, headers)
+
+    # A virtual-hosted request is rewritten to path-style before it reaches here''',
+        new='''    # pdcase patch s3-fault-injection
+    _pdcase_fault = _pdcase_s3_fault(method, path, headers, internal)
+    if _pdcase_fault is not None:
+        return _pdcase_fault
+    bucket, key = _parse_bucket_key(path, headers)
+
+    # A virtual-hosted request is rewritten to path-style before it reaches here''',
+    ),
+    Patch(
+        name="s3-fault-injection-helper",
+        file="services/s3.py",
+        why="The fault s3-fault-injection answers with, and its count.",
+        old='''async def handle_request(
+    method: str,
+    path: str,
+    headers: dict,
+    body: bytes,
+    query_params: dict,''',
+        new='''def _pdcase_s3_fault(method, path, headers, internal):
+    """pdcase patch s3-fault-injection-helper: a fault for this request, or None."""
+    import random
+
+    spec_path = os.environ.get("PDCASE_S3_FAULTS")
+    if internal or not spec_path:
+        return None
+    try:
+        with open(spec_path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if "Credential=ASIA" not in (headers.get("authorization") or ""):
+        return None
+    if random.random() >= float(spec.get("rate", 0)):
+        return None
+    kind = random.choice(spec.get("kinds") or ["slowdown"])
+    with open(spec_path + ".log", "a", encoding="utf-8") as f:
+        f.write(f"{kind} {method} {path}\\n")
+    if kind == "internal":
+        return _error("InternalError", "We encountered an internal error. Please try again.", 500)
+    if kind == "reset":
+        # More bytes declared than sent: the server closes the connection mid-response.
+        return 200, {"Content-Type": "application/xml", "Content-Length": "65536"}, b"<"
+    return _error("SlowDown", "Please reduce your request rate.", 503)
+
+
+async def handle_request(
+    method: str,
+    path: str,
+    headers: dict,
+    body: bytes,
+    query_params: dict,''',
+    ),
 ]
 
 # Files installed beside MiniStack's own: the authority module the cfn-* patches call, the

@@ -312,11 +312,15 @@ def emulator(tmp_path_factory):
         # EMR Serverless runs no job here (scripts/emulator/pdcase_emr_serverless.py): a job run
         # is RUNNING this long, then SUCCESS; long enough for a test to see a deploy wait.
         "PDCASE_EMR_SERVERLESS_RUN_SECONDS": "30",
+        # S3 faults for the functions while this file exists (patch s3-fault-injection;
+        # tests/e2e/test_faults.py writes it).
+        "PDCASE_S3_FAULTS": str(d / "s3-faults.json"),
     }
     log = d / "ministack.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(emulator_command(venv), env=env, cwd=d, stdout=out, stderr=subprocess.STDOUT)
     em = Emulator(endpoint, proc, log, cert)
+    em.faults = d / "s3-faults.json"
     deadline = time.time() + 60
     while True:
         try:

@@ -134,7 +134,8 @@ def test_a_function_stage_publishes_base_b_through_its_topic(emulator, published
 @pytest.mark.parametrize("sid,named", [
     ("ReadEvents", "b/part-"),
     ("ReadStudents", "a/students/"),
-    ("WriteBaseB", "b/events/run="),
+    # The first thing a run writes: its message claim (the lease, the record, its files follow).
+    ("WriteBaseB", "b/_runs/"),
 ])
 def test_the_function_fails_without_each_permission_it_is_given(deployer, emulator, published, sid, named):
     """One statement of the site-events role taken out at a time: the function, as its role,

@@ -395,3 +395,34 @@ def test_pinned_pyspark_is_the_spark_of_the_requested_emr_release(deployer, conf
     template = json.loads(run([deployer, "--config", config_file, "synth", "--stage", "prod", "--format", "json"]).stdout)
     release = template["Resources"]["EmrApplication"]["Properties"]["ReleaseLabel"]
     assert pyspark.__version__ == EMR_SPARK[release]
+
+
+def test_both_engines_read_students_through_its_manifest_not_its_folder(spark, deployer, tmp_path):
+    """Issue 26: base a keeps its previous run's files beside the current run's until the next
+    run. With two runs' students files present (each holding every student), both base-b
+    engines count each student once: they read the one run the manifest names. Relies on local
+    PySpark and the function engine's code through `deployer invoke site-events --local`."""
+    people = json.loads(STUDENTS.read_text())
+    warehouse = tmp_path / "wh"
+    students_dir, _ = students_of(spark, STUDENTS, warehouse / "a")
+    # The previous run's file, every student again, with other cities: not named by the manifest.
+    spark.createDataFrame([(str(r["Id"]), "Old City", "XX") for r in people],
+                          "Id string, City string, State string").write.parquet(str(students_dir / "run=r-1"))
+    source = tmp_path / "src"
+    (source / "b").mkdir(parents=True)
+    (source / "b" / SAMPLE.name).write_bytes(SAMPLE.read_bytes())
+    out = tmp_path / "spark-b"
+    args = site_events.parse_args(["--events", str(source / "b"), "--students", str(students_dir),
+                                   "--output", str(out), "--run-id", "s1"])
+    site_events.run(spark, args)
+    r = run([deployer, "invoke", "site-events", "--local", "--source", source, "--warehouse", warehouse,
+             "--run-id", "f1"])
+    assert r.returncode == 0, r.stderr
+    for base in (out, warehouse / "b"):
+        files = [l.removeprefix("file:") for l in (base / "events-by-city" / site_events.MANIFEST).read_text().splitlines()]
+        cities = {row["city"] for row in spark.read.parquet(*files).collect()}
+        assert "Old City" not in cities, (base, cities)
+    # The unknown-students count is the same as with one run's file: each student known once.
+    assert json.loads(r.stdout)["unknown_students"] == site_events.run(
+        spark, site_events.parse_args(["--events", str(source / "b"), "--students", str(students_dir),
+                                       "--output", str(tmp_path / "again"), "--run-id", "s2"]))["unknown_students"]

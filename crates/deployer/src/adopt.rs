@@ -70,6 +70,7 @@ pub async fn find(
     };
     let glue = aws_sdk_glue::Client::new(&aws.conf);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.conf);
+    let sqs = aws_sdk_sqs::Client::new(&aws.conf);
     let mut found = Vec::new();
     for (id, r) in &resources {
         let p = &r["Properties"];
@@ -140,6 +141,24 @@ pub async fn find(
                     continue;
                 }
                 vec![("LogGroupName".to_owned(), name.to_owned())]
+            }
+            "AWS::SQS::Queue" => {
+                let Some(name) = p["QueueName"].as_str() else {
+                    continue;
+                };
+                match sqs.get_queue_url().queue_name(name).send().await {
+                    Ok(out) => vec![(
+                        "QueueUrl".to_owned(),
+                        out.queue_url().unwrap_or_default().to_owned(),
+                    )],
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_queue_does_not_exist()) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(failed(format!("looking for queue {name}"), e)),
+                }
             }
             "AWS::KMS::Alias" => {
                 let Some(alias) = p["AliasName"].as_str() else {

@@ -150,13 +150,21 @@ pub fn claimed_run(
 #[derive(Serialize, Deserialize)]
 struct Claim {
     run: String,
+    /// How many runs the message has had, this one included.
+    #[serde(default = "first")]
+    attempt: u32,
+}
+
+fn first() -> u32 {
+    1
 }
 
 /// What a delivery of a message is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// The message's first run, or a run again after its run failed: run it as `run`.
-    Run,
+    /// The message's first run, or a run again after its run failed: run it; `attempt`
+    /// counts the message's runs, this one included.
+    Run { attempt: u32 },
     /// The message's run succeeded or is still running: run nothing.
     Duplicate { run: String },
 }
@@ -171,21 +179,21 @@ pub fn claim(
     run: &str,
 ) -> Result<Delivery, StorageError> {
     let key = message_key(base, message_id);
-    let body = serde_json::to_vec(&Claim {
-        run: run.to_owned(),
-    })
-    .expect("a claim serializes");
     loop {
         let current = storage.get_tagged(&key)?;
+        let mut attempt = 1;
         let condition = match &current {
             None => Condition::Absent,
             Some((bytes, etag)) => {
-                let prior = serde_json::from_slice::<Claim>(bytes)
-                    .map(|c| c.run)
-                    .unwrap_or_default();
+                let claimed = serde_json::from_slice::<Claim>(bytes).ok();
+                let prior = claimed.as_ref().map(|c| c.run.clone()).unwrap_or_default();
+                let prior_attempt = claimed.map_or(0, |c| c.attempt);
                 if prior == run {
-                    return Ok(Delivery::Run);
+                    return Ok(Delivery::Run {
+                        attempt: prior_attempt,
+                    });
                 }
+                attempt = prior_attempt + 1;
                 let record = read(storage, base, &prior)?;
                 let now = chrono::Utc::now().timestamp();
                 match record {
@@ -199,8 +207,13 @@ pub fn claim(
                 }
             }
         };
+        let body = serde_json::to_vec(&Claim {
+            run: run.to_owned(),
+            attempt,
+        })
+        .expect("a claim serializes");
         if storage.put_if(&key, &body, condition)?.is_some() {
-            return Ok(Delivery::Run);
+            return Ok(Delivery::Run { attempt });
         }
     }
 }
@@ -247,7 +260,10 @@ mod tests {
     fn a_repeated_message_runs_once_while_its_run_lives_or_after_it_succeeded() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalDir::new(dir.path());
-        assert_eq!(claim(&store, Base::A, "m1", "r1").unwrap(), Delivery::Run);
+        assert_eq!(
+            claim(&store, Base::A, "m1", "r1").unwrap(),
+            Delivery::Run { attempt: 1 }
+        );
         // Claimed, not recorded yet: the other delivery is starting.
         assert_eq!(
             claim(&store, Base::A, "m1", "r2").unwrap(),
@@ -272,19 +288,28 @@ mod tests {
             Some("r1")
         );
         // Another message is another run.
-        assert_eq!(claim(&store, Base::A, "m2", "r4").unwrap(), Delivery::Run);
+        assert_eq!(
+            claim(&store, Base::A, "m2", "r4").unwrap(),
+            Delivery::Run { attempt: 1 }
+        );
     }
 
     #[test]
     fn a_message_whose_run_failed_or_was_killed_runs_again_under_a_new_run() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalDir::new(dir.path());
-        assert_eq!(claim(&store, Base::B, "m1", "r1").unwrap(), Delivery::Run);
+        assert_eq!(
+            claim(&store, Base::B, "m1", "r1").unwrap(),
+            Delivery::Run { attempt: 1 }
+        );
         RunRecord::started(Base::B, "r1", "f", Some("m1"), later())
             .failed("S3 said 503".into(), true, None)
             .write(&store)
             .unwrap();
-        assert_eq!(claim(&store, Base::B, "m1", "r2").unwrap(), Delivery::Run);
+        assert_eq!(
+            claim(&store, Base::B, "m1", "r2").unwrap(),
+            Delivery::Run { attempt: 2 }
+        );
         assert_eq!(
             claimed_run(&store, Base::B, "m1").unwrap().as_deref(),
             Some("r2")
@@ -293,7 +318,10 @@ mod tests {
         RunRecord::started(Base::B, "r2", "f", Some("m1"), 0)
             .write(&store)
             .unwrap();
-        assert_eq!(claim(&store, Base::B, "m1", "r3").unwrap(), Delivery::Run);
+        assert_eq!(
+            claim(&store, Base::B, "m1", "r3").unwrap(),
+            Delivery::Run { attempt: 3 }
+        );
         let runs: Vec<String> = list(&store, Base::B, 10)
             .unwrap()
             .into_iter()

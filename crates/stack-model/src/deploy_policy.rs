@@ -552,6 +552,12 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
             &["logs:DescribeLogGroups"],
             vec![n.arn("logs", "log-group:*")],
         ),
+        // The failure queue, by its name (GetQueueUrl is authorized on the queue).
+        allow(
+            "FindRetainedQueue",
+            &["sqs:GetQueueUrl"],
+            vec![n.arn("sqs", &n.c.stage.failure_queue_name())],
+        ),
     ];
     // The retained key of a stage that was hardened, found by its alias in the list of
     // aliases (a stage's hardening may have changed since: asked on every stage). ListAliases

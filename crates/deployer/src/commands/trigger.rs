@@ -119,10 +119,13 @@ async fn wait_for_run(
                 return Ok(());
             }
             RunState::Failed if !record.retry => {
-                bail!(
-                    "run {run} failed: {} (not retried: the same input fails the same way; it went to the stage's failure queue)",
-                    record.error.unwrap_or_default()
-                );
+                let error = record.error.unwrap_or_default();
+                let why = if error.contains("Lambda's last") {
+                    ""
+                } else {
+                    " (not retried: the same input fails the same way; it went to the stage's failure queue)"
+                };
+                bail!("run {run} failed: {error}{why}");
             }
             RunState::Failed => {
                 if failed_at.is_none() {

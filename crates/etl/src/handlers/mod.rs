@@ -59,10 +59,23 @@ pub fn function_lease(remaining: std::time::Duration) -> crate::lease::Terms {
     }
 }
 
-/// SDK settings from the standard chain (in Lambda: the function role's credentials).
-/// `AWS_ENDPOINT_URL` is honoured by the chain itself.
+/// Attempts of each AWS call a function makes: the SDK's standard retry mode (exponential
+/// backoff with jitter, a retry quota), with five attempts rather than its default three. S3
+/// answers 503 SlowDown when a prefix's request rate climbs, and asks the client to back off
+/// and retry ("Best practices design patterns: optimizing Amazon S3 performance"); a run
+/// holds its lease and its deadline meanwhile, so more patient retries cost less than a failed
+/// run. The `adaptive` mode's client-side rate limiter suits many clients of one service
+/// sharing a budget, not one run's sequential calls. Measured under injected faults:
+/// docs/BENCHMARKS.md, "Faults in the middle".
+pub const FUNCTION_ATTEMPTS: u32 = 5;
+
+/// SDK settings from the standard chain (in Lambda: the function role's credentials), with
+/// [`FUNCTION_ATTEMPTS`]. `AWS_ENDPOINT_URL` is honoured by the chain itself.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(FUNCTION_ATTEMPTS))
+        .load()
+        .await
 }
 
 /// The stage's failure queue, when the function's environment names it.

@@ -69,13 +69,18 @@ pub fn run_recorded(
     failures: Option<(&FailureQueue, &tokio::runtime::Handle)>,
     work: impl FnOnce() -> Result<Value, Failure>,
 ) -> Result<Value, lambda_runtime::Error> {
+    let mut attempt = 1;
     if let Some(message_id) = spec.message_id {
-        if let Delivery::Duplicate { run } = claim(spec.warehouse, spec.base, message_id, spec.run)?
-        {
-            tracing::info!(message_id, run = %run, "a repeated delivery of a message whose run succeeded or is running: nothing run");
-            return Ok(json!({"duplicate_of": run}));
+        match claim(spec.warehouse, spec.base, message_id, spec.run)? {
+            Delivery::Duplicate { run } => {
+                tracing::info!(message_id, run = %run, "a repeated delivery of a message whose run succeeded or is running: nothing run");
+                return Ok(json!({"duplicate_of": run}));
+            }
+            Delivery::Run { attempt: a } => attempt = a,
         }
     }
+    // Lambda runs a failed event 1 + RETRIES times: the last attempt's failure is not retried.
+    let last_attempt = attempt > stack_model::pipeline::RETRIES;
     let started = RunRecord::started(
         spec.base,
         spec.run,
@@ -90,11 +95,19 @@ pub fn run_recorded(
             Ok(report)
         }
         Err(f) if f.transient => {
-            let record = started.failed(f.message.clone(), true, f.report);
+            let message = if last_attempt {
+                format!(
+                    "{} (attempt {attempt}, Lambda's last: its OnFailure destination, the failure queue, receives it)",
+                    f.message
+                )
+            } else {
+                f.message.clone()
+            };
+            let record = started.failed(message, !last_attempt, f.report);
             if let Err(e) = record.write(spec.warehouse) {
                 tracing::warn!(error = %e, "could not record the failed run");
             }
-            tracing::error!(run = spec.run, error = %f.message, "the run failed; Lambda retries it");
+            tracing::error!(run = spec.run, attempt, error = %f.message, "the run failed; Lambda retries it unless this was its last attempt");
             Err(f.message.into())
         }
         Err(f) => {

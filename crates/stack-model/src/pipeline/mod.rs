@@ -53,7 +53,7 @@ pub mod params {
     pub const SPARK_JOB_KEY: &str = "SparkJobKey";
 }
 
-pub use failures::FAILURE_QUEUE_ENV;
+pub use failures::{FAILURE_QUEUE_ENV, MAX_EVENT_AGE_SECONDS, RETRIES};
 
 /// Environment variable naming the base-a table format (`parquet` or `ndjson`).
 pub const TABLE_FORMAT_ENV: &str = "TABLE_FORMAT";

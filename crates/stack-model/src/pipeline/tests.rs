@@ -530,3 +530,57 @@ fn the_retired_resources_are_those_earlier_stages_hold() {
         "{held_emr:?}"
     );
 }
+
+/// Issue 26, part 3: every function retries a failed asynchronous invocation twice within an
+/// hour, then sends it to the stage's failure queue, which it may also send to itself; the
+/// queue is encrypted with the stage's key on hardened stages and by SQS otherwise.
+#[test]
+fn every_function_sends_its_last_failure_to_the_stages_failure_queue() {
+    for hardened in [false, true] {
+        let mut c = config("prod", hardened);
+        c.hardened = hardened;
+        let v = template(&c).to_json().unwrap();
+        let resources = v["Resources"].as_object().unwrap();
+        let functions: Vec<&String> = resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
+            .map(|(id, _)| id)
+            .collect();
+        assert!(functions.len() >= 3);
+        for id in functions {
+            let base = id.trim_end_matches("Function");
+            let cfg = &resources[&format!("{base}InvokeConfig")]["Properties"];
+            assert_eq!(cfg["FunctionName"], serde_json::json!({"Ref": id}));
+            assert_eq!(cfg["Qualifier"], "$LATEST");
+            assert_eq!(cfg["MaximumRetryAttempts"], 2);
+            assert_eq!(cfg["MaximumEventAgeInSeconds"], 3600);
+            assert_eq!(
+                cfg["DestinationConfig"]["OnFailure"]["Destination"],
+                serde_json::json!({"Fn::GetAtt": ["FailureQueue", "Arn"]})
+            );
+            let role = &resources[&format!("{base}Role")]["Properties"];
+            let text = role["Policies"].to_string();
+            assert!(
+                text.contains("sqs:SendMessage") && text.contains("FailureQueue"),
+                "{base}: {text}"
+            );
+            let env = &resources[id]["Properties"]["Environment"]["Variables"];
+            assert_eq!(
+                env["FAILURE_QUEUE_URL"],
+                serde_json::json!({"Ref": "FailureQueue"})
+            );
+        }
+        let queue = &resources["FailureQueue"]["Properties"];
+        assert_eq!(queue["QueueName"], "pdcase-prod-failures");
+        if hardened {
+            assert_eq!(
+                queue["KmsMasterKeyId"],
+                serde_json::json!({"Fn::GetAtt": ["StageKey", "Arn"]})
+            );
+            assert!(queue.get("SqsManagedSseEnabled").is_none());
+        } else {
+            assert_eq!(queue["SqsManagedSseEnabled"], true);
+            assert!(queue.get("KmsMasterKeyId").is_none());
+        }
+    }
+}

@@ -1,0 +1,104 @@
+"""Issue 26, part 5: faults in the middle. With S3 answering a share of the functions' requests
+with 503 SlowDown, 500 InternalError or a connection cut mid-response (emulator patch
+s3-fault-injection: requests signed with the functions' temporary credentials only), each run
+of base a (the ETL function) and base b (the site-events function) either finishes with the
+right tables or fails with a clear error, and after every outcome each base's tables and
+markers name one run, whose files exist.
+
+`scripts/faults` runs this with more runs (PDCASE_FAULT_RUNS, PDCASE_FAULT_RATE) and prints the
+figures recorded in docs/BENCHMARKS.md, "Faults in the middle".
+
+Relies on: MiniStack with IAM and TLS enforced, its Lambda asynchronous invocations and their
+retries (the emulator's spacing: seconds, not minutes), the fault patch. The functions' SDK
+retries (standard mode, five attempts: etl::handlers::FUNCTION_ATTEMPTS) run for real.
+"""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT
+from test_deploy import deployer_cmd
+
+STAGE = "e2efaults"
+ACCOUNT, REGION = "000000000000", "us-east-1"
+SOURCE = f"pdcase-{STAGE}-source-{ACCOUNT}-{REGION}"
+WAREHOUSE = f"pdcase-{STAGE}-warehouse-{ACCOUNT}-{REGION}"
+BASES = {
+    "a": ["students", "follows", "sessions", "subscriptions"],
+    "b": ["events", "events-by-city", "events-by-state", "events-by-pagename", "events-by-client-type",
+          "events-by-university", "events-by-course", "sessions-by-campaign"],
+}
+RUNS = int(os.environ.get("PDCASE_FAULT_RUNS", "3"))
+RATE = float(os.environ.get("PDCASE_FAULT_RATE", "0.05"))
+
+
+def base_whole(s3, base: str) -> tuple[str, dict]:
+    """The run every table of `base` names; its rows by table. Fails on a partial base."""
+    runs, rows = set(), {}
+    for t in BASES[base]:
+        manifest = s3.get_object(Bucket=WAREHOUSE, Key=f"{base}/{t}/_symlink_format_manifest/manifest")["Body"].read()
+        keys = [line.removeprefix(f"s3://{WAREHOUSE}/") for line in manifest.decode().splitlines()]
+        marker = json.loads(s3.get_object(Bucket=WAREHOUSE, Key=f"{base}/{t}/_SUCCESS")["Body"].read())
+        for k in keys:
+            s3.head_object(Bucket=WAREHOUSE, Key=k)
+            assert f"/run={marker['run']}/" in k, (t, marker["run"], k)
+        runs.add(marker["run"])
+        rows[t] = marker["rows"]
+    assert len(runs) == 1, (base, runs)
+    return runs.pop(), rows
+
+
+@pytest.fixture(scope="module")
+def stage(deployer, emulator, package):
+    emulator.reset()
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", STAGE, "--lambda-bootstrap", package["lambda"]["bootstrap"])
+    assert r.returncode == 0, r.stderr
+    s3 = emulator.client("s3")
+    for folder in ("a", "b"):
+        for f in sorted((ROOT / "samples" / folder).glob("*.json")):
+            s3.upload_file(str(f), SOURCE, f"{folder}/{f.name}")
+    return deployer
+
+
+def test_every_run_under_s3_faults_ends_whole_or_fails_clearly(stage, emulator):
+    s3 = emulator.client("s3")
+    # Without faults first: the rows each base must have.
+    want = {}
+    for what, base in (("etl", "a"), ("spark", "b")):
+        r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "5")
+        assert r.returncode == 0, r.stderr
+        want[base] = base_whole(s3, base)[1]
+    emulator.faults.write_text(json.dumps({"rate": RATE, "kinds": ["slowdown", "internal", "reset"]}))
+    outcomes = {"a": {"succeeded": 0, "failed": 0}, "b": {"succeeded": 0, "failed": 0}}
+    errors = []
+    try:
+        for _ in range(RUNS):
+            for what, base in (("etl", "a"), ("spark", "b")):
+                r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "5")
+                if r.returncode == 0:
+                    outcomes[base]["succeeded"] += 1
+                    run, rows = base_whole(s3, base)
+                    assert json.loads(r.stdout)["run"] == run
+                    assert rows == want[base], (base, rows)
+                else:
+                    outcomes[base]["failed"] += 1
+                    error = next((l for l in r.stderr.splitlines() if l.startswith("error: ")), r.stderr[-500:])
+                    # A clear error: which run, what failed.
+                    assert error.startswith("error: run ") and " failed: " in error, error
+                    errors.append(error[:300])
+                    base_whole(s3, base)  # the previous run, whole
+    finally:
+        injected = emulator.faults.with_name(emulator.faults.name + ".log")
+        kinds = {}
+        for line in (injected.read_text().splitlines() if injected.exists() else []):
+            kinds[line.split()[0]] = kinds.get(line.split()[0], 0) + 1
+        emulator.faults.unlink()
+    # After the faults, a run of each base succeeds.
+    for what, base in (("etl", "a"), ("spark", "b")):
+        r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "5")
+        assert r.returncode == 0, r.stderr
+        assert base_whole(s3, base)[1] == want[base]
+    print("fault-injection:", json.dumps({"runs per base": RUNS, "rate": RATE, "faults injected": kinds,
+                                          "outcomes": outcomes, "partial tables": 0, "errors": errors}))
+    assert sum(kinds.values()) > 0, "no fault was injected: the patch did not act"
