@@ -18,7 +18,8 @@ import os
 import pytest
 
 from conftest import ROOT
-from test_deploy import deployer_cmd
+from test_deploy import STAGE_CONFIGS, deployer_cmd
+from test_etl_lambda import function_logs
 
 STAGE = "e2efaults"
 ACCOUNT, REGION = "000000000000", "us-east-1"
@@ -50,8 +51,13 @@ def base_whole(s3, base: str) -> tuple[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def stage(deployer, emulator, package):
+def stage(deployer, emulator, package, tmp_path_factory):
     emulator.reset()
+    # Five minutes for a run, as a stage whose runs meet throttling would set: room for the
+    # SDK's backoff and its attempt timeouts.
+    config = tmp_path_factory.mktemp("faults") / "pipeline.yaml"
+    config.write_text(f"stages:\n  {STAGE}:\n    lambda: {{timeout_seconds: 300}}\n")
+    STAGE_CONFIGS[STAGE] = config
     r = deployer_cmd(deployer, emulator, "deploy", "--stage", STAGE, "--lambda-bootstrap", package["lambda"]["bootstrap"])
     assert r.returncode == 0, r.stderr
     s3 = emulator.client("s3")
@@ -66,7 +72,7 @@ def test_every_run_under_s3_faults_ends_whole_or_fails_clearly(stage, emulator):
     # Without faults first: the rows each base must have.
     want = {}
     for what, base in (("etl", "a"), ("spark", "b")):
-        r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "5")
+        r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "10")
         assert r.returncode == 0, r.stderr
         want[base] = base_whole(s3, base)[1]
     emulator.faults.write_text(json.dumps({"rate": RATE, "kinds": ["slowdown", "internal", "reset"]}))
@@ -75,7 +81,7 @@ def test_every_run_under_s3_faults_ends_whole_or_fails_clearly(stage, emulator):
     try:
         for _ in range(RUNS):
             for what, base in (("etl", "a"), ("spark", "b")):
-                r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "5")
+                r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "10")
                 if r.returncode == 0:
                     outcomes[base]["succeeded"] += 1
                     run, rows = base_whole(s3, base)
@@ -85,7 +91,9 @@ def test_every_run_under_s3_faults_ends_whole_or_fails_clearly(stage, emulator):
                     outcomes[base]["failed"] += 1
                     error = next((l for l in r.stderr.splitlines() if l.startswith("error: ")), r.stderr[-500:])
                     # A clear error: which run, what failed.
-                    assert error.startswith("error: run ") and " failed: " in error, error
+                    if not (error.startswith("error: run ") and " failed: " in error):
+                        function = "etl" if base == "a" else "site-events"
+                        pytest.fail(f"{error}\n{function} logs:\n{function_logs(emulator, function, STAGE)[-6000:]}")
                     errors.append(error[:300])
                     base_whole(s3, base)  # the previous run, whole
     finally:
@@ -96,7 +104,7 @@ def test_every_run_under_s3_faults_ends_whole_or_fails_clearly(stage, emulator):
         emulator.faults.unlink()
     # After the faults, a run of each base succeeds.
     for what, base in (("etl", "a"), ("spark", "b")):
-        r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "5")
+        r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "10")
         assert r.returncode == 0, r.stderr
         assert base_whole(s3, base)[1] == want[base]
     print("fault-injection:", json.dumps({"runs per base": RUNS, "rate": RATE, "faults injected": kinds,

@@ -89,9 +89,13 @@ def job_output(spark, tmp_path: Path, name: str, lines: list[str]) -> tuple[Path
     events.write_text("\n".join(lines) + "\n")
     students = tmp_path / "students"
     if not students.exists():
+        # As the ETL publishes it: one run's files, named by the table's manifest.
         rows = json.loads(STUDENTS.read_text())
         spark.createDataFrame([(str(r["Id"]), r.get("City"), r.get("State")) for r in rows],
-                              "Id string, City string, State string").write.parquet(str(students))
+                              "Id string, City string, State string").write.parquet(str(students / "run=r0"))
+        manifest = students / "_symlink_format_manifest" / "manifest"
+        manifest.parent.mkdir()
+        manifest.write_text("".join(f"file:{f}\n" for f in sorted((students / "run=r0").glob("part-*.parquet"))))
     out = tmp_path / name / "b"
     args = site_events.parse_args(["--events", str(events), "--students", str(students), "--output", str(out),
                                    "--run-id", name, "--manifest-base", f"s3://{BUCKET}/b"])

@@ -281,8 +281,9 @@ def test_too_many_bad_lines_fails_and_writes_nothing(spark, tmp_path):
 
 def test_a_failed_publish_keeps_every_table_whole(spark, tmp_path, monkeypatch):
     """A switch that fails while tables are being published: the table being switched keeps
-    its previous rows, the run's files of the tables it did not reach are removed, and the
-    tables it switched hold the new run whole."""
+    its previous rows, and the tables switched before it are put back to the previous run
+    (issue 26: the base's tables and markers name one run after any outcome); the failed run's
+    files are removed from every table."""
     students_dir, _ = students_of(spark, STUDENTS, tmp_path)
     output = tmp_path / "b"
     run_job(spark, SAMPLE, students_dir, output, "--run-id", "r1")
@@ -298,8 +299,11 @@ def test_a_failed_publish_keeps_every_table_whole(spark, tmp_path, monkeypatch):
     assert json.loads((output / "events-by-course" / "_SUCCESS").read_text())["run"] == "r1"
     assert not (output / "events-by-course" / "run=r2").exists()
     assert not (output / "events" / "run=r2").exists(), "events comes after events-by-course"
-    # The tables switched before the failure hold the new run whole.
-    assert read_table(spark, output, "events-by-university", ["custom_1"]) == {(None,): {"events": 1}}
+    # The tables switched before the failure were put back: every marker names r1.
+    for table in site_events.TABLES if hasattr(site_events, "TABLES") else [a.folder for a in site_events.AGGREGATES] + ["events"]:
+        assert json.loads((output / table / "_SUCCESS").read_text())["run"] == "r1", table
+        assert not (output / table / "run=r2").exists(), table
+    assert read_table(spark, output, "events-by-university", ["custom_1"]) != {(None,): {"events": 1}}
 
 
 def test_a_run_switches_each_table_to_its_own_files_and_keeps_the_previous_run(spark, tmp_path):

@@ -546,11 +546,31 @@ def publish_holding(spark, args, files, lease, out, base, tables, run_folder, st
         # object written whole), then mark it complete.
         lease.confirm()
         previous = {}
-        for table in tables:
-            previous[table] = manifest_runs(files.read_text(f"{out}/{table}/{MANIFEST}") or "")
-            files.write_text(f"{out}/{table}/{MANIFEST}", manifest(base, table, args.run_id, files.data_files(run_folder(table))))
-            switched.append(table)
-            files.write_text(f"{out}/{table}/{SUCCESS}", marker(args.run_id, table, rows[table]))
+        # What each table names now, to put the switched tables back if a switch fails: the
+        # base's tables and markers then name one run (crates/etl/src/publish.rs, `switch_all`).
+        was = {t: (files.read_text(f"{out}/{t}/{MANIFEST}"), files.read_text(f"{out}/{t}/{SUCCESS}")) for t in tables}
+        try:
+            for table in tables:
+                previous[table] = manifest_runs(was[table][0] or "")
+                switched.append(table)
+                files.write_text(f"{out}/{table}/{MANIFEST}",
+                                 manifest(base, table, args.run_id, files.data_files(run_folder(table))))
+                files.write_text(f"{out}/{table}/{SUCCESS}", marker(args.run_id, table, rows[table]))
+        except Exception:
+            for table in list(switched):
+                try:
+                    for name, body in ((SUCCESS, was[table][1]), (MANIFEST, was[table][0])):
+                        path = f"{out}/{table}/{name}"
+                        if files.read_text(path) == body:
+                            continue  # never written (the write that failed)
+                        if body is None:
+                            files.delete(path)
+                        else:
+                            files.write_text(path, body)
+                    switched.remove(table)
+                except Exception as e:  # the table keeps this run's files, which it names
+                    LOG.error("could not put table %s back to the previous run: %s", table, e)
+            raise
         mark = step("publish", mark)
         # Older runs go; the one each manifest named until now stays for the queries that
         # read it, and goes at the next run. So do the folders of the layout before manifests.

@@ -82,9 +82,8 @@ pub enum EtlError {
     #[error("stopped because another table failed")]
     Cancelled,
     #[error(
-        "publishing stopped at table `{table}` ({source}); already replaced: [{}]; \
-         their markers name this run, the others' name the run before, so the crawler will not start",
-        done.join(", ")
+        "publishing stopped at table `{table}` ({source}); the tables switched before it were put back to the previous run{}",
+        if done.is_empty() { String::new() } else { format!(", but for [{}], which name this run: the crawler waits until a run publishes all four", done.join(", ")) }
     )]
     Publish {
         table: String,

@@ -12,6 +12,7 @@
 
 use crate::error::StorageError;
 use crate::snapshot::Marker;
+
 use crate::storage::Storage;
 use crate::warehouse::{TableDef, MANIFEST_FOLDER, MANIFEST_NAME, SUCCESS_MARKER};
 
@@ -122,6 +123,102 @@ pub fn switch(
     Ok(previous)
 }
 
+/// One table of a base to switch to a run: its files (keys) and rows.
+pub struct Switch<'a> {
+    pub def: &'static TableDef,
+    pub files: &'a [String],
+    pub rows: u64,
+}
+
+/// A switch of a base's tables that stopped at `table`. The tables switched before it were put
+/// back to what they named (their manifests and markers as they were), but those in
+/// `not_put_back`: a reader of the base then sees the previous run everywhere, or, when
+/// putting back failed too, those tables of this run.
+#[derive(Debug)]
+pub struct SwitchFailed {
+    pub table: &'static str,
+    pub source: StorageError,
+    pub not_put_back: Vec<&'static str>,
+}
+
+/// Switches every table of `tables` to `run` ([`switch`], in order); returns, for each, the
+/// runs its manifest named before. When one switch fails (after the SDK's retries), the tables
+/// already switched are put back, so that the base's tables and markers name one run.
+pub fn switch_all(
+    warehouse: &dyn Storage,
+    run: &str,
+    base: &str,
+    format: &str,
+    tables: &[Switch<'_>],
+) -> Result<Vec<Vec<String>>, SwitchFailed> {
+    // What each table names now, read before anything changes.
+    let mut before: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+    for t in tables {
+        let read = |key: &str| warehouse.get(key);
+        let marker = format!("{}{SUCCESS_MARKER}", t.def.prefix());
+        match (read(&manifest_key(t.def)), read(&marker)) {
+            (Ok(m), Ok(k)) => before.push((m, k)),
+            (Err(source), _) | (_, Err(source)) => {
+                return Err(SwitchFailed {
+                    table: t.def.name,
+                    source,
+                    not_put_back: vec![],
+                })
+            }
+        }
+    }
+    let mut previous = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        match switch(warehouse, t.def, run, base, t.files, t.rows, format) {
+            Ok(p) => previous.push(p),
+            Err(source) => {
+                // This table too: its manifest may have been written before its marker failed.
+                let not_put_back = tables[..=i]
+                    .iter()
+                    .zip(&before)
+                    .filter(|(t, (manifest, marker))| !put_back(warehouse, t.def, manifest, marker))
+                    .map(|(t, _)| t.def.name)
+                    .collect();
+                return Err(SwitchFailed {
+                    table: t.def.name,
+                    source,
+                    not_put_back,
+                });
+            }
+        }
+    }
+    Ok(previous)
+}
+
+/// Writes back a table's manifest and marker as they were (deletes them if there were none);
+/// whether that worked.
+fn put_back(
+    warehouse: &dyn Storage,
+    def: &TableDef,
+    manifest: &Option<Vec<u8>>,
+    marker: &Option<Vec<u8>>,
+) -> bool {
+    let one = |key: String, body: &Option<Vec<u8>>| {
+        if warehouse.get(&key)? == *body {
+            return Ok(()); // never written (the write that failed)
+        }
+        match body {
+            Some(b) => warehouse.put(&key, b),
+            None => warehouse.delete(&[key]),
+        }
+    };
+    // The marker first: a marker naming the previous run beside a manifest of this run is no
+    // complete base to the refresher, while the reverse would be one.
+    let marker_key = format!("{}{SUCCESS_MARKER}", def.prefix());
+    match one(marker_key, marker).and_then(|()| one(manifest_key(def), manifest)) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(table = def.name, error = %e, "could not put the table back to the previous run");
+            false
+        }
+    }
+}
+
 /// Removes everything under the table's folder but its manifest, marker, `run`'s files and
 /// the files of the runs in `keep` (the previous run), including the layout from before
 /// manifests.
@@ -166,6 +263,127 @@ mod tests {
                 "a/students/run=r1/data.json"
             ]
         );
+    }
+
+    /// Local storage whose writes of one key fail.
+    struct FailingKey {
+        inner: crate::storage::LocalDir,
+        key: String,
+    }
+
+    impl Storage for FailingKey {
+        fn describe(&self, key: &str) -> String {
+            self.inner.describe(key)
+        }
+        fn open(&self, key: &str) -> Result<Box<dyn std::io::Read + Send>, StorageError> {
+            self.inner.open(key)
+        }
+        fn create(&self, key: &str) -> Result<Box<dyn crate::storage::ObjectWrite>, StorageError> {
+            self.inner.create(key)
+        }
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            self.inner.get(key)
+        }
+        fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
+            if key == self.key {
+                return Err(StorageError::service(key, "injected: 503 SlowDown"));
+            }
+            self.inner.put(key, body)
+        }
+        fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+            self.inner.get_tagged(key)
+        }
+        fn put_if(
+            &self,
+            key: &str,
+            body: &[u8],
+            c: crate::storage::Condition<'_>,
+        ) -> Result<Option<String>, StorageError> {
+            self.inner.put_if(key, body, c)
+        }
+        fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+            self.inner.copy(from, to)
+        }
+        fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
+            self.inner.list_sizes(prefix)
+        }
+        fn uri(&self, key: &str) -> String {
+            self.inner.uri(key)
+        }
+        fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+            self.inner.delete(keys)
+        }
+    }
+
+    fn switches<'a>(tables: &[&'static TableDef], files: &'a [Vec<String>]) -> Vec<Switch<'a>> {
+        tables
+            .iter()
+            .zip(files)
+            .map(|(def, f)| Switch {
+                def,
+                files: f,
+                rows: 1,
+            })
+            .collect()
+    }
+
+    /// Issue 26: a switch that fails at the third table puts the first two back, so every
+    /// table and marker of the base names the previous run.
+    #[test]
+    fn a_failed_switch_puts_the_switched_tables_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables: Vec<&'static TableDef> =
+            crate::warehouse::tables_of(crate::warehouse::Base::A).collect();
+        let files: Vec<Vec<String>> = tables
+            .iter()
+            .map(|t| vec![format!("{}data.parquet", run_folder(t, "r1"))])
+            .collect();
+        let local = crate::storage::LocalDir::new(dir.path());
+        switch_all(
+            &local,
+            "r1",
+            "s3://w/a",
+            "parquet",
+            &switches(&tables, &files),
+        )
+        .unwrap();
+        let before: Vec<_> = tables
+            .iter()
+            .map(|t| {
+                (
+                    local.get(&manifest_key(t)).unwrap(),
+                    local.get(&format!("{}_SUCCESS", t.prefix())).unwrap(),
+                )
+            })
+            .collect();
+        let failing = FailingKey {
+            inner: crate::storage::LocalDir::new(dir.path()),
+            key: manifest_key(tables[2]),
+        };
+        let r2: Vec<Vec<String>> = tables
+            .iter()
+            .map(|t| vec![format!("{}data.parquet", run_folder(t, "r2"))])
+            .collect();
+        let e = switch_all(
+            &failing,
+            "r2",
+            "s3://w/a",
+            "parquet",
+            &switches(&tables, &r2),
+        )
+        .unwrap_err();
+        assert_eq!(e.table, tables[2].name);
+        assert!(e.not_put_back.is_empty(), "{:?}", e.not_put_back);
+        let after: Vec<_> = tables
+            .iter()
+            .map(|t| {
+                (
+                    local.get(&manifest_key(t)).unwrap(),
+                    local.get(&format!("{}_SUCCESS", t.prefix())).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(after, before, "every table names r1 again");
     }
 
     #[test]

@@ -294,50 +294,57 @@ fn publish_all(
     rows: &[(Table, u64)],
 ) -> Result<Vec<TableReport>, EtlError> {
     let base = warehouse.uri(Base::A.folder());
-    let mut done: Vec<String> = Vec::new();
-    let mut reports = Vec::new();
-    let mut previous = Vec::new();
-    for table in Table::ALL {
-        let def = table.def();
-        let object = data_key(table, &opts.run_id, opts.format);
-        let n = rows
-            .iter()
+    let objects: Vec<[String; 1]> = Table::ALL
+        .iter()
+        .map(|t| [data_key(*t, &opts.run_id, opts.format)])
+        .collect();
+    let count = |table: Table| {
+        rows.iter()
             .find(|(t, _)| *t == table)
-            .map_or(0, |(_, n)| *n);
-        let before = publish::switch(
-            warehouse,
-            def,
-            &opts.run_id,
-            &base,
-            std::slice::from_ref(&object),
-            n,
-            opts.format.as_str(),
-        )
-        .map_err(|source| {
-            // The tables not switched keep nothing of this run.
-            remove_run(warehouse, &opts.run_id, &done);
-            EtlError::Publish {
-                table: def.name.to_owned(),
-                done: done.clone(),
-                source,
-            }
-        })?;
-        done.push(def.name.to_owned());
-        previous.push((def, before));
-        reports.push(TableReport {
-            table: def.name,
-            rows: n,
-            object,
-        });
-    }
+            .map_or(0, |(_, n)| *n)
+    };
+    let switches: Vec<publish::Switch<'_>> = Table::ALL
+        .iter()
+        .zip(&objects)
+        .map(|(t, object)| publish::Switch {
+            def: t.def(),
+            files: object,
+            rows: count(*t),
+        })
+        .collect();
+    let previous = publish::switch_all(
+        warehouse,
+        &opts.run_id,
+        &base,
+        opts.format.as_str(),
+        &switches,
+    )
+    .map_err(|f| {
+        let done: Vec<String> = f.not_put_back.iter().map(|t| t.to_string()).collect();
+        // The tables put back keep nothing of this run.
+        remove_run(warehouse, &opts.run_id, &done);
+        EtlError::Publish {
+            table: f.table.to_owned(),
+            done,
+            source: f.source,
+        }
+    })?;
     // Older runs go; the one each manifest named until now stays for the queries reading it.
-    for (def, keep) in previous {
-        if let Err(e) = publish::remove_older_runs(warehouse, def, &opts.run_id, &keep) {
+    for (s, keep) in switches.iter().zip(&previous) {
+        if let Err(e) = publish::remove_older_runs(warehouse, s.def, &opts.run_id, keep) {
             // Published already: a leftover older run costs storage, not correctness.
-            tracing::warn!(error = %e, table = def.name, "could not remove older runs");
+            tracing::warn!(error = %e, table = s.def.name, "could not remove older runs");
         }
     }
-    Ok(reports)
+    Ok(Table::ALL
+        .iter()
+        .zip(objects)
+        .map(|(t, [object])| TableReport {
+            table: t.def().name,
+            rows: count(*t),
+            object,
+        })
+        .collect())
 }
 
 /// Best effort: removes what this run wrote to the tables not in `switched` (a run that did

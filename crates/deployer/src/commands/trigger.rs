@@ -137,6 +137,16 @@ async fn wait_for_run(
                     failed_at = Some((Instant::now(), error));
                 }
             }
+            RunState::Running if !record.live(now()) => {
+                // Killed (its deadline passed without an outcome): Lambda runs the message
+                // again, as after a failure.
+                if failed_at.is_none() {
+                    let error =
+                        format!("run {run} was stopped before it ended (its deadline passed)");
+                    eprintln!("{error}; Lambda runs the message again");
+                    failed_at = Some((Instant::now(), error));
+                }
+            }
             RunState::Running => {
                 if let (Some(job), Some(app)) = (&record.job_run_id, application) {
                     if let Some(ended) = job_run_ended(aws, app, job).await? {
@@ -152,6 +162,12 @@ async fn wait_for_run(
 }
 
 const POLL: Duration = Duration::from_secs(2);
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 /// A job run that has ended without writing its outcome (EMR Serverless reports it): Ok with
 /// its state when it succeeded, an error when it failed or was cancelled; `None` while it runs.

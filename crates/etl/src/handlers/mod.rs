@@ -73,9 +73,24 @@ pub const FUNCTION_ATTEMPTS: u32 = 5;
 /// [`FUNCTION_ATTEMPTS`]. `AWS_ENDPOINT_URL` is honoured by the chain itself.
 pub async fn aws_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(FUNCTION_ATTEMPTS))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard().with_max_attempts(FUNCTION_ATTEMPTS),
+        )
+        .timeout_config(function_timeouts())
         .load()
         .await
+}
+
+/// Bounds on each attempt, so a connection that stops answering fails the attempt (and the
+/// retry mode tries again) instead of holding the run until Lambda's deadline: the SDK sets
+/// none but the connect timeout by default. An attempt ends when the response's headers have
+/// arrived (a streamed object body is read after), so a large export is not cut off.
+fn function_timeouts() -> aws_config::timeout::TimeoutConfig {
+    use std::time::Duration;
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .build()
 }
 
 /// The stage's failure queue, when the function's environment names it.

@@ -151,8 +151,8 @@ pub enum SiteEventsError {
     #[error(transparent)]
     TooLarge(#[from] fit::TooLarge),
     #[error(
-        "publishing stopped at table `{table}` ({source}); already switched to run {run}: [{}]; the others are unchanged",
-        done.join(", ")
+        "publishing run {run} stopped at table `{table}` ({source}); the tables switched before it were put back to the previous run{}",
+        if done.is_empty() { String::new() } else { format!(", but for [{}], which name this run: the crawler waits until a run publishes all eight", done.join(", ")) }
     )]
     Publish {
         table: &'static str,
@@ -353,23 +353,29 @@ fn stage_and_publish(
         .clone()
         .unwrap_or_else(|| warehouse.uri(EVENTS_PREFIX.trim_end_matches('/')));
     let base = base.trim_end_matches('/');
-    let mut done: Vec<&'static str> = Vec::new();
-    let mut previous = Vec::new();
-    for def in tables {
-        let (_, files, rows) = written
-            .iter()
-            .find(|(d, _, _)| d.name == def.name)
-            .expect("every table was written");
-        let before = publish::switch(warehouse, def, &opts.run_id, base, files, *rows, "parquet")
-            .map_err(|source| SiteEventsError::Publish {
-            table: def.name,
+    let switches: Vec<publish::Switch<'_>> = tables
+        .iter()
+        .map(|def| {
+            let (_, files, rows) = written
+                .iter()
+                .find(|(d, _, _)| d.name == def.name)
+                .expect("every table was written");
+            publish::Switch {
+                def,
+                files,
+                rows: *rows,
+            }
+        })
+        .collect();
+    let previous = publish::switch_all(warehouse, &opts.run_id, base, "parquet", &switches)
+        .map_err(|f| SiteEventsError::Publish {
+            table: f.table,
             run: opts.run_id.clone(),
-            done: done.clone(),
-            source,
+            done: f.not_put_back,
+            source: f.source,
         })?;
-        done.push(def.name);
-        previous.push(before);
-        report.rows.insert(def.name, *rows);
+    for s in &switches {
+        report.rows.insert(s.def.name, s.rows);
     }
     report
         .step_seconds
