@@ -141,6 +141,9 @@ pub struct SwitchFailed {
     pub not_put_back: Vec<&'static str>,
 }
 
+/// A table's manifest and marker as they were (`None`: none).
+type Named = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Switches every table of `tables` to `run` ([`switch`], in order); returns, for each, the
 /// runs its manifest named before. When one switch fails (after the SDK's retries), the tables
 /// already switched are put back, so that the base's tables and markers name one run.
@@ -152,7 +155,7 @@ pub fn switch_all(
     tables: &[Switch<'_>],
 ) -> Result<Vec<Vec<String>>, SwitchFailed> {
     // What each table names now, read before anything changes.
-    let mut before: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+    let mut before: Vec<Named> = Vec::new();
     for t in tables {
         let read = |key: &str| warehouse.get(key);
         let marker = format!("{}{SUCCESS_MARKER}", t.def.prefix());
