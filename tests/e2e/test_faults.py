@@ -1,6 +1,6 @@
 """Issue 26, part 5: faults in the middle. With S3 answering a share of the functions' requests
-with 503 SlowDown, 500 InternalError or a connection cut mid-response (emulator patch
-s3-fault-injection: requests signed with the functions' temporary credentials only), each run
+with 503 SlowDown or 500 InternalError (emulator patch s3-fault-injection: requests signed with
+the functions' temporary credentials only; reset connections are not injected, see below), each run
 of base a (the ETL function) and base b (the site-events function) either finishes with the
 right tables or fails with a clear error, and after every outcome each base's tables and
 markers name one run, whose files exist.
@@ -75,7 +75,10 @@ def test_every_run_under_s3_faults_ends_whole_or_fails_clearly(stage, emulator):
         r = deployer_cmd(stage, emulator, "trigger", what, "--stage", STAGE, "--wait", "--timeout-minutes", "10")
         assert r.returncode == 0, r.stderr
         want[base] = base_whole(s3, base)[1]
-    emulator.faults.write_text(json.dumps({"rate": RATE, "kinds": ["slowdown", "internal", "reset"]}))
+    # 503 SlowDown and 500 InternalError. A connection cut short ("reset" in the patch) is not
+    # injected: the emulator's server (hypercorn) then stalls in the TLS shutdown and hangs
+    # its own event loop, not the client; a fault-injecting proxy would be needed.
+    emulator.faults.write_text(json.dumps({"rate": RATE, "kinds": ["slowdown", "internal"]}))
     outcomes = {"a": {"succeeded": 0, "failed": 0}, "b": {"succeeded": 0, "failed": 0}}
     errors = []
     try:

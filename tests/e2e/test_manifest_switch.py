@@ -39,7 +39,7 @@ def publish_base_b(s3, out: Path, bucket: str, before_switch=lambda table: None)
     `before_switch(table)` runs between a table's files and its manifest. Returns the number
     of objects uploaded."""
     n = 0
-    for table in sorted(p.name for p in out.iterdir() if p.is_dir()):
+    for table in sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "_runs"):  # tables, not the runs' bookkeeping
         folder = out / table
         files = [f for f in sorted(folder.rglob("*")) if f.is_file() and f.relative_to(folder).parts[0].startswith("run=")
                  and f.suffix == ".parquet"]
