@@ -304,9 +304,6 @@ mod tests {
         ) -> Result<Option<String>, StorageError> {
             self.inner.put_if(key, body, c)
         }
-        fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-            self.inner.copy(from, to)
-        }
         fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
             self.inner.list_sizes(prefix)
         }

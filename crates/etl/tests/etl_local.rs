@@ -591,9 +591,6 @@ impl Storage for FailingWrites {
     ) -> Result<Option<String>, StorageError> {
         self.inner.put_if(key, body, condition)
     }
-    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        self.inner.copy(from, to)
-    }
     fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
         self.inner.list_sizes(prefix)
     }

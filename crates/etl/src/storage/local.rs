@@ -174,24 +174,6 @@ impl Storage for LocalDir {
         // The lock is released when `lock` is dropped.
     }
 
-    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        let (src, dst) = (self.path(from), self.path(to));
-        self.parent_dirs(&dst)?;
-        let temp = Self::temp_for(&dst);
-        let io = |e| StorageError::io(format!("copying {} to {}", src.display(), dst.display()), e);
-        // Objects are never changed in place (every write goes to a temporary file renamed
-        // over its key), so a second name for the same file is a copy that costs no I/O: the
-        // ETL's publish step "copied" 250 MB at 1M students, 0.08 s, and removing the staged
-        // files freed it again, 0.06 s. A file system without hard links gets a real copy.
-        if fs::hard_link(&src, &temp).is_err() {
-            fs::copy(&src, &temp).map_err(io)?;
-        }
-        fs::rename(&temp, &dst).map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            io(e)
-        })
-    }
-
     fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
         // The folder part of the prefix, then a filter on the rest, as S3 matches prefixes.
         let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
@@ -264,33 +246,38 @@ impl Storage for LocalDir {
 mod tests {
     use super::*;
 
-    /// A copy is its own object: writing or deleting its source later leaves it as it was,
-    /// whether the copy is a hard link or bytes (relies on nothing but the local file system).
+    /// Conditional writes: `Absent` only where nothing is, `Matches` only on the ETag read,
+    /// and a write that lost names no ETag (relies on nothing but the local file system).
     #[test]
-    fn a_copy_keeps_its_bytes_when_its_source_is_rewritten_or_deleted() {
+    fn conditional_writes_hold_only_under_their_condition() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalDir::new(dir.path());
-        store.put("staging/t.parquet", b"first run").unwrap();
-        store.copy("staging/t.parquet", "a/t/data.parquet").unwrap();
-        store.put("staging/t.parquet", b"second run").unwrap();
+        let first = store
+            .put_if("k/lease.json", b"one", Condition::Absent)
+            .unwrap()
+            .unwrap();
+        assert!(store
+            .put_if("k/lease.json", b"two", Condition::Absent)
+            .unwrap()
+            .is_none());
+        assert!(store
+            .put_if("k/lease.json", b"two", Condition::Matches("\"other\""))
+            .unwrap()
+            .is_none());
+        let (body, tag) = store.get_tagged("k/lease.json").unwrap().unwrap();
         assert_eq!(
-            store.get("a/t/data.parquet").unwrap().as_deref(),
-            Some(&b"first run"[..])
+            (body.as_slice(), tag.as_str()),
+            (&b"one"[..], first.as_str())
         );
-        store.delete(&["staging/t.parquet".to_owned()]).unwrap();
-        assert_eq!(
-            store.get("a/t/data.parquet").unwrap().as_deref(),
-            Some(&b"first run"[..])
-        );
-        assert_eq!(store.list("").unwrap(), ["a/t/data.parquet"]);
-    }
-
-    #[test]
-    fn copying_a_missing_object_names_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalDir::new(dir.path());
-        let err = store.copy("staging/none", "a/t/data.parquet").unwrap_err();
-        assert!(err.to_string().contains("staging/none"), "{err}");
-        assert_eq!(store.list("").unwrap(), Vec::<String>::new());
+        assert!(store
+            .put_if("k/lease.json", b"two", Condition::Matches(&first))
+            .unwrap()
+            .is_some());
+        assert!(store
+            .put_if("k/none.json", b"x", Condition::Matches(&first))
+            .unwrap()
+            .is_none());
+        // The lock file is no object.
+        assert_eq!(store.list("k/").unwrap(), ["k/lease.json"]);
     }
 }

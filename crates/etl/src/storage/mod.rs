@@ -60,10 +60,6 @@ pub trait Storage: Send + Sync {
         condition: Condition<'_>,
     ) -> Result<Option<String>, StorageError>;
 
-    /// Copies `from` over `to`. Readers of `to` see the old object or the new one, never a
-    /// mix or nothing: this is how a staged table is published.
-    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError>;
-
     /// Every key under `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         Ok(self

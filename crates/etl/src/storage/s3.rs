@@ -48,21 +48,6 @@ where
     })
 }
 
-/// The `x-amz-copy-source` value: `bucket/key`, URL-encoded but for the slashes.
-fn copy_source(bucket: &str, key: &str) -> String {
-    let mut out = String::with_capacity(bucket.len() + key.len() + 1);
-    out.push_str(bucket);
-    out.push('/');
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl S3Bucket {
     /// `handle` is the runtime the SDK's futures run on.
     pub fn new(client: Client, bucket: impl Into<String>, handle: Handle) -> Self {
@@ -118,28 +103,7 @@ impl Storage for S3Bucket {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let what = || format!("reading {}", self.describe(key));
-        self.handle.block_on(async {
-            match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    let body = out
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| StorageError::service(what(), e))?;
-                    Ok(Some(body.to_vec()))
-                }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                Err(e) => Err(sdk_error(what(), e)),
-            }
-        })
+        Ok(self.get_tagged(key)?.map(|(body, _)| body))
     }
 
     fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
@@ -207,27 +171,6 @@ impl Storage for S3Bucket {
             Err(e) if lost_condition(&e) => Ok(None),
             Err(e) => Err(sdk_error(format!("writing {}", self.describe(key)), e)),
         }
-    }
-
-    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        // CopyObject replaces `to` in one step; it takes objects up to 5 GB, far above a
-        // table a Lambda function can write in its 15 minutes.
-        self.handle
-            .block_on(
-                self.client
-                    .copy_object()
-                    .bucket(&self.bucket)
-                    .key(to)
-                    .copy_source(copy_source(&self.bucket, from))
-                    .send(),
-            )
-            .map(|_| ())
-            .map_err(|e| {
-                sdk_error(
-                    format!("copying {} to {}", self.describe(from), self.describe(to)),
-                    e,
-                )
-            })
     }
 
     fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
@@ -437,18 +380,5 @@ impl Drop for S3Write {
                     .await;
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::copy_source;
-
-    #[test]
-    fn copy_sources_are_url_encoded_but_for_slashes() {
-        assert_eq!(
-            copy_source("b", "a/_staging/r 1/x+y.parquet"),
-            "b/a/_staging/r%201/x%2By.parquet"
-        );
     }
 }
