@@ -228,13 +228,15 @@ def test_markers_name_the_run_and_the_refresher_waits_for_a_whole_run(spark, tmp
     assert decision("b") == {"decision": "crawl", "base": "b", "run": "r1"}
     assert decision("a")["decision"] == "wait_for_tables"
 
-    # A rerun that stops while publishing: the tables before events-by-course name r2.
+    # A rerun that stops while publishing: the tables it had switched are put back (issue 26),
+    # so every marker names r1 again and the base is whole. (A base whose markers name two
+    # runs, when putting back fails too, makes the refresher wait: crates/etl/src/snapshot.rs.)
     real_write = fail_switching(monkeypatch, "events-by-course")
     with pytest.raises(OSError):
         run_job(spark, SAMPLE, students_dir, out, "--run-id", "r2")
     runs = {folder: json.loads((out / folder / "_SUCCESS").read_text())["run"] for folder in tables}
-    assert runs["events-by-city"] == "r2" and runs["events-by-course"] == "r1"
-    assert decision("b") == {"decision": "wait_for_run", "base": "b", "runs": ["r1", "r2"]}
+    assert set(runs.values()) == {"r1"}, runs
+    assert decision("b") == {"decision": "crawl", "base": "b", "run": "r1"}
 
     monkeypatch.setattr(site_events.Files, "write_text", real_write)
     run_job(spark, SAMPLE, students_dir, out, "--run-id", "r3")
