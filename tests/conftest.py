@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -253,6 +254,16 @@ class Emulator:
                                timeout=10, context=context)
         self._users.clear()
 
+    def stop(self):
+        for proc in (getattr(self, "proxy", None), self.proc):
+            if proc is None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
@@ -274,20 +285,24 @@ def emulator_command(venv: str) -> list[str]:
     return command
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    """MiniStack on a free loopback port, with IAM and TLS enforced, started with a clean
-    environment so no host credentials leak into the Lambda processes it runs
-    (DEVELOPERS.md). Each deployed function runs as a session of its own execution role."""
+def start_emulator(d: Path, functions_through_fault_proxy: bool = False) -> Emulator:
+    """MiniStack in folder `d` on a free loopback port, with IAM and TLS enforced, started with
+    a clean environment so no host credentials leak into the Lambda processes it runs
+    (DEVELOPERS.md). Each deployed function runs as a session of its own execution role.
+
+    With `functions_through_fault_proxy`, the functions reach the emulator through
+    scripts/emulator/fault_proxy.py (the `AWS_ENDPOINT_URL` the emulator hands them), which
+    injects the S3 faults `em.faults` names while that file exists; the CLI and the tests still
+    go to the emulator directly."""
     import ssl
     import time
     import urllib.request
 
     venv = subprocess.run([str(ROOT / "scripts" / "setup-emulator")], capture_output=True, text=True, check=True).stdout.strip()
-    d = tmp_path_factory.mktemp("ministack")
     (d / "tmp").mkdir()
     port = free_port()
     endpoint = f"https://127.0.0.1:{port}"
+    proxy_port = free_port() if functions_through_fault_proxy else None
     # Where MiniStack writes its self-signed certificate (SANs localhost, 127.0.0.1).
     cert = d / "tmp" / "ministack-tls" / "server.crt"
     env = {
@@ -298,8 +313,10 @@ def emulator(tmp_path_factory):
         "BIND_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "MINISTACK_HOST": "localhost",
-        "AWS_ENDPOINT_URL": endpoint,
-        # The functions (Rust, rustls) trust the emulator's certificate through this.
+        # What the functions call (MiniStack sets it in every function's environment).
+        "AWS_ENDPOINT_URL": f"https://127.0.0.1:{proxy_port}" if proxy_port else endpoint,
+        # The functions (Rust, rustls) trust the emulator's certificate through this; the
+        # proxy serves the same certificate.
         "SSL_CERT_FILE": str(cert),
         "AUTH": "true",
         "USE_SSL": "1",
@@ -312,15 +329,11 @@ def emulator(tmp_path_factory):
         # EMR Serverless runs no job here (scripts/emulator/pdcase_emr_serverless.py): a job run
         # is RUNNING this long, then SUCCESS; long enough for a test to see a deploy wait.
         "PDCASE_EMR_SERVERLESS_RUN_SECONDS": "30",
-        # S3 faults for the functions while this file exists (patch s3-fault-injection;
-        # tests/e2e/test_faults.py writes it).
-        "PDCASE_S3_FAULTS": str(d / "s3-faults.json"),
     }
     log = d / "ministack.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(emulator_command(venv), env=env, cwd=d, stdout=out, stderr=subprocess.STDOUT)
     em = Emulator(endpoint, proc, log, cert)
-    em.faults = d / "s3-faults.json"
     deadline = time.time() + 60
     while True:
         try:
@@ -332,12 +345,32 @@ def emulator(tmp_path_factory):
                 proc.kill()
                 pytest.fail(f"MiniStack did not start:\n{em.log_tail()}")
             time.sleep(0.2)
+    if proxy_port:
+        em.faults = d / "s3-faults.json"
+        with open(d / "fault-proxy.log", "wb") as out:
+            em.proxy = subprocess.Popen(
+                [f"{venv}/bin/python", str(ROOT / "scripts" / "emulator" / "fault_proxy.py"),
+                 "--port", str(proxy_port), "--upstream", f"127.0.0.1:{port}", "--cert", str(cert),
+                 "--key", str(cert.with_name("server.key")), "--faults", str(em.faults)],
+                stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", proxy_port), timeout=1).close()
+                break
+            except OSError:
+                if em.proxy.poll() is not None or time.time() > deadline:
+                    em.stop()
+                    pytest.fail(f"the fault proxy did not start:\n{(d / 'fault-proxy.log').read_text()}")
+                time.sleep(0.1)
+    return em
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """MiniStack (`start_emulator`), for the whole session."""
+    em = start_emulator(tmp_path_factory.mktemp("ministack"))
     yield em
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    em.stop()
 
 
 @pytest.fixture(scope="session")

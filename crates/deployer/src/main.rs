@@ -1,9 +1,10 @@
 //! `deployer`: the pipeline's command-line tool.
 //!
 //! Exit codes: 0 success (including "nothing to change"); 1 error (bad input, configuration,
-//! an AWS call refused); 2 `diff` found changes; 3 the stack operation failed and rolled back
-//! (its root cause is printed); 4 the stack is in a state that needs a person (the next step
-//! is printed); 5 refused (data at risk without `--allow-replace`, a protected stage).
+//! an AWS call refused); 2 `diff` found changes, `drift` found drift; 3 the stack operation
+//! failed and rolled back (its root cause is printed); 4 the stack is in a state that needs a
+//! person (the next step is printed); 5 refused (data at risk without `--allow-replace`, a
+//! protected stage); 64 a usage error (an unknown flag, a missing argument).
 
 mod adopt;
 mod artifacts;
@@ -27,6 +28,9 @@ use commands::{
 
 use clap::Parser;
 use std::process::ExitCode;
+
+/// A command line clap could not parse (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -73,7 +77,16 @@ fn stack_verb(
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version print to standard output and exit 0; a usage error exits 64
+            // (EX_USAGE, sysexits(3)), never 2: 2 means "changes" (diff) or "drift" (drift),
+            // which a CI job must not read into a mistyped flag.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
     let result = match cli.command {
         cli::Command::Synth(args) => synth::run(&cli.global, &args),
         cli::Command::Validate => validate::run(&cli.global),

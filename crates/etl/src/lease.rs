@@ -43,6 +43,10 @@ pub struct LeaseBody {
     /// Its holder ended and gave it back.
     #[serde(default)]
     pub released: bool,
+    /// Drawn at random when the lease is taken: tells this holder's own writes from another's
+    /// (see [`Lease::confirm_as`]). Empty in a lease the Spark job wrote in a local folder.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
 }
 
 impl LeaseBody {
@@ -178,6 +182,7 @@ pub fn take_unless_ended<'a>(
             taken: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             expires: now() + terms.hold.as_secs() as i64,
             released: false,
+            token: uuid::Uuid::new_v4().to_string(),
         };
         let condition = match &current {
             None => Some(Condition::Absent),
@@ -220,7 +225,9 @@ pub fn take_unless_ended<'a>(
                         hold: terms.hold,
                     });
                 }
-                // Another run won the write: read what it wrote.
+                // Another run won the write, or this one did and its answer was lost (the
+                // SDK then sent it again, refused): read what is there. A lease naming this
+                // run is taken again above.
             }
             None => std::thread::sleep(terms.poll),
         }
@@ -256,11 +263,7 @@ impl Lease<'_> {
         let mut body = self.body.clone();
         body.holder = holder.to_owned();
         body.expires = now() + hold.as_secs() as i64;
-        match self.storage.put_if(
-            &lease_key(self.base),
-            &encode(&body),
-            Condition::Matches(&self.etag),
-        )? {
+        match self.write(&body)? {
             Some(etag) => {
                 self.body = body;
                 self.etag = etag;
@@ -275,16 +278,36 @@ impl Lease<'_> {
         }
     }
 
+    /// Writes `body` over the lease on this holder's ETag: its new ETag, or `None` when
+    /// another run's write came between.
+    ///
+    /// A write S3 carried out whose answer was lost (a connection reset on the way back) is
+    /// sent again by the SDK's retry, and S3 refuses it: the ETag it names is gone, replaced by
+    /// this very write. So a refused write is read back, and a lease holding exactly `body`
+    /// (its random token included) is this write's, not another run's.
+    fn write(&self, body: &LeaseBody) -> Result<Option<String>, StorageError> {
+        let key = lease_key(self.base);
+        if let Some(etag) = self
+            .storage
+            .put_if(&key, &encode(body), Condition::Matches(&self.etag))?
+        {
+            return Ok(Some(etag));
+        }
+        Ok(match self.storage.get_tagged(&key)? {
+            Some((bytes, etag)) if serde_json::from_slice::<LeaseBody>(&bytes).ok().as_ref() == Some(body) => {
+                tracing::info!(run = %body.run, "the lease write was refused on a retry after it happened; it is this run's");
+                Some(etag)
+            }
+            _ => None,
+        })
+    }
+
     /// Gives the lease back (a conditional write: a lease taken over stays its new holder's).
     pub fn release(self) {
         let mut body = self.body.clone();
         body.released = true;
         body.expires = now();
-        match self.storage.put_if(
-            &lease_key(self.base),
-            &encode(&body),
-            Condition::Matches(&self.etag),
-        ) {
+        match self.write(&body) {
             Ok(Some(_)) => {}
             Ok(None) => {
                 tracing::warn!(run = %self.body.run, "the lease was taken over before this run released it")
@@ -299,7 +322,7 @@ impl Lease<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::LocalDir;
+    use crate::storage::{FaultyDir, LocalDir};
 
     fn terms(hold: u64, wait_ms: u64) -> Terms {
         Terms {
@@ -351,6 +374,31 @@ mod tests {
         assert!(now_held.run == "r2" && !now_held.released);
     }
 
+    /// A reset connection after S3 carried out a lease write: the SDK sends it again, S3
+    /// refuses it (the ETag it names is gone, replaced by that very write), and the run must
+    /// not take its own write for another run's (tests/e2e/test_faults.py injects this for
+    /// real through the fault proxy; this is the rule, on a local folder).
+    #[test]
+    fn a_lease_write_whose_answer_was_lost_is_still_the_runs_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FaultyDir::new(dir.path());
+        // The take (which reads a lease naming its run as its own already).
+        store.lose_put_if_answers(1);
+        let mut lease = take(&store, Base::A, "r1", "local", terms(60, 0)).unwrap();
+        // The confirm, then the release: each written, each answered "refused".
+        store.lose_put_if_answers(1);
+        lease.confirm().unwrap();
+        store.lose_put_if_answers(1);
+        assert_eq!(read(&store, Base::A).unwrap().unwrap().run, "r1");
+        lease.release();
+        assert!(read(&store, Base::A).unwrap().unwrap().released);
+        // Another run's write in between is still another run's: the confirm is refused.
+        let store = FaultyDir::new(dir.path());
+        let mut first = take(&store, Base::B, "r1", "local", terms(0, 0)).unwrap();
+        let _second = take(&store, Base::B, "r2", "local", terms(60, 0)).unwrap();
+        assert!(matches!(first.confirm().unwrap_err(), LeaseError::Lost { by, .. } if by == "r2"));
+    }
+
     #[test]
     fn a_lease_of_a_process_of_this_machine_that_is_gone_is_free_at_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -364,6 +412,7 @@ mod tests {
             taken: "t".into(),
             expires: now() + 3600,
             released: false,
+            token: String::new(),
         };
         assert!(local_holder_ended(&body));
         assert!(!local_holder_ended(&LeaseBody {

@@ -268,53 +268,6 @@ mod tests {
         );
     }
 
-    /// Local storage whose writes of one key fail.
-    struct FailingKey {
-        inner: crate::storage::LocalDir,
-        key: String,
-    }
-
-    impl Storage for FailingKey {
-        fn describe(&self, key: &str) -> String {
-            self.inner.describe(key)
-        }
-        fn open(&self, key: &str) -> Result<Box<dyn std::io::Read + Send>, StorageError> {
-            self.inner.open(key)
-        }
-        fn create(&self, key: &str) -> Result<Box<dyn crate::storage::ObjectWrite>, StorageError> {
-            self.inner.create(key)
-        }
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-            self.inner.get(key)
-        }
-        fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
-            if key == self.key {
-                return Err(StorageError::service(key, "injected: 503 SlowDown"));
-            }
-            self.inner.put(key, body)
-        }
-        fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
-            self.inner.get_tagged(key)
-        }
-        fn put_if(
-            &self,
-            key: &str,
-            body: &[u8],
-            c: crate::storage::Condition<'_>,
-        ) -> Result<Option<String>, StorageError> {
-            self.inner.put_if(key, body, c)
-        }
-        fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
-            self.inner.list_sizes(prefix)
-        }
-        fn uri(&self, key: &str) -> String {
-            self.inner.uri(key)
-        }
-        fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-            self.inner.delete(keys)
-        }
-    }
-
     fn switches<'a>(tables: &[&'static TableDef], files: &'a [Vec<String>]) -> Vec<Switch<'a>> {
         tables
             .iter()
@@ -356,10 +309,7 @@ mod tests {
                 )
             })
             .collect();
-        let failing = FailingKey {
-            inner: crate::storage::LocalDir::new(dir.path()),
-            key: manifest_key(tables[2]),
-        };
+        let failing = crate::storage::FaultyDir::new(dir.path()).failing_put(&manifest_key(tables[2]));
         let r2: Vec<Vec<String>> = tables
             .iter()
             .map(|t| vec![format!("{}data.parquet", run_folder(t, "r2"))])

@@ -13,7 +13,7 @@ use arrow_array::{Array, StringArray};
 use etl::error::{EtlError, StorageError};
 use etl::json_array::ArrayReader;
 use etl::run::{run, Options};
-use etl::storage::{LocalDir, ObjectWrite, Storage};
+use etl::storage::{FaultyDir, LocalDir, Storage};
 use etl::warehouse::DataFormat;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -539,69 +539,6 @@ fn a_rerun_replaces_the_snapshot_instead_of_adding_rows() {
     assert!(lease.run == "r3" && lease.released, "{lease:?}");
 }
 
-/// Local storage that fails the `n`-th object write (counting from 1).
-struct FailingWrites {
-    inner: LocalDir,
-    fail_on: usize,
-    writes: AtomicUsize,
-}
-
-struct Broken;
-impl Write for Broken {
-    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-        Err(std::io::Error::other("injected: disk full"))
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-impl ObjectWrite for Broken {
-    fn finish(self: Box<Self>) -> std::io::Result<()> {
-        Err(std::io::Error::other("injected"))
-    }
-}
-
-impl Storage for FailingWrites {
-    fn describe(&self, key: &str) -> String {
-        self.inner.describe(key)
-    }
-    fn open(&self, key: &str) -> Result<Box<dyn std::io::Read + Send>, StorageError> {
-        self.inner.open(key)
-    }
-    fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError> {
-        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
-            return Ok(Box::new(Broken));
-        }
-        self.inner.create(key)
-    }
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(key)
-    }
-    fn put(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
-        self.inner.put(key, body)
-    }
-    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
-        self.inner.get_tagged(key)
-    }
-    fn put_if(
-        &self,
-        key: &str,
-        body: &[u8],
-        condition: etl::storage::Condition<'_>,
-    ) -> Result<Option<String>, StorageError> {
-        self.inner.put_if(key, body, condition)
-    }
-    fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
-        self.inner.list_sizes(prefix)
-    }
-    fn uri(&self, key: &str) -> String {
-        self.inner.uri(key)
-    }
-    fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-        self.inner.delete(keys)
-    }
-}
-
 /// Every object of the warehouse folder but the runs' bookkeeping (the lease, which every
 /// run takes and releases, refused or not), with its bytes.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -632,11 +569,8 @@ fn a_write_failure_on_the_third_table_leaves_the_previous_snapshot_intact() {
         r#"[{"StudentId": "9", "SessionStartTime": "t", "StudentClient": "Android"}]"#,
     )
     .unwrap();
-    let failing = FailingWrites {
-        inner: LocalDir::new(wh.path()),
-        fail_on: 3,
-        writes: AtomicUsize::new(0),
-    };
+    // The third object stream fails.
+    let failing = FaultyDir::new(wh.path()).failing_create(3);
     let mut o = opts(DataFormat::Parquet, "r2");
     o.workers = 1;
     let err = run(&LocalDir::new(src.path()), &failing, &o).unwrap_err();

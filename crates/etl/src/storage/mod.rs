@@ -4,9 +4,11 @@
 //! The interface is blocking: the transformation is CPU-bound plain code that runs on a
 //! blocking thread, and the S3 implementation drives the SDK's futures from there.
 
+mod faulty;
 mod local;
 mod s3;
 
+pub use faulty::FaultyDir;
 pub use local::LocalDir;
 pub use s3::S3Bucket;
 

@@ -18,7 +18,7 @@ use crate::resource::s3::{
 use crate::stage::BucketRole;
 use crate::template::{Handle, Options};
 use crate::value::Value;
-use crate::warehouse::SUCCESS_MARKER;
+use crate::warehouse::{runs_folder, Base, SUCCESS_MARKER};
 
 /// The stage's buckets, and the warehouse's name and ARN derived from the stage.
 pub(super) struct Storage {
@@ -175,9 +175,14 @@ pub(super) fn buckets(p: &mut Pipeline) -> Storage {
         // Staging folders of runs that died before cleaning up (outside every table): the
         // ETL's, and those Spark jobs left before tables became manifests (a job now writes
         // under its table's `run=<id>/` and the next run removes what a dead one left).
+        // And the runs' bookkeeping (records, message claims, the lease) after 90 days: a
+        // message is redelivered within hours, a lease is rewritten by every run and held for
+        // at most a job run's timeout, and `deployer runs` lists the last 90 days.
         vec![
             expire("ExpireEtlStaging", "a/_staging/", 2),
             expire("ExpireSparkStaging", "b/_staging/", 2),
+            expire("ExpireEtlRuns", &runs_folder(Base::A), RUN_RECORD_DAYS),
+            expire("ExpireSparkRuns", &runs_folder(Base::B), RUN_RECORD_DAYS),
         ],
         &logs,
     );
@@ -316,6 +321,9 @@ pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
         }]),
     }
 }
+
+/// How long a run's record, its message's claim and an unused lease are kept.
+pub(crate) const RUN_RECORD_DAYS: u32 = 90;
 
 fn expire(id: &str, prefix: &str, days: u32) -> LifecycleRule {
     LifecycleRule {
