@@ -93,7 +93,7 @@ def deploy_identity(deployer: str, stage: str) -> dict:
     iam.create_user(UserName=user)
     r = subprocess.run([deployer, "policy", "--stage", stage, "--account", ACCOUNT], capture_output=True, text=True,
                        check=True)
-    for part in json.loads(r.stdout):
+    for part in json.loads(r.stdout)["policies"]:
         arn = iam.create_policy(PolicyName=part["name"], PolicyDocument=json.dumps(part["document"]))["Policy"]["Arn"]
         iam.attach_user_policy(UserName=user, PolicyArn=arn)
     key = iam.create_access_key(UserName=user)["AccessKey"]

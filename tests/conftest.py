@@ -209,7 +209,7 @@ class Emulator:
             return self._users[stage]
         r = run([deployer_path(), "policy", "--stage", stage, "--account", "000000000000"])
         assert r.returncode == 0, r.stderr
-        parts = [(part["name"], part["document"]) for part in json.loads(r.stdout)]
+        parts = [(part["name"], part["document"]) for part in json.loads(r.stdout)["policies"]]
         self._users[stage] = self.user(f"deployer-{stage}", parts)
         return self._users[stage]
 

@@ -47,7 +47,9 @@ def test_a_drifted_function_and_role_are_reported_with_their_properties(deployer
 
     r = drift(deployer, env, "--format", "json")
     assert r.returncode == 2, r.stderr
-    reports = {s["stack"]: s for s in json.loads(r.stdout)}
+    doc = json.loads(r.stdout)
+    assert doc["format_version"] == 1 and doc["stage"] == STAGE
+    reports = {s["stack"]: s for s in doc["stacks"]}
     assert reports[f"pdcase-{STAGE}-bootstrap"]["status"] == "IN_SYNC"
     main = reports[f"pdcase-{STAGE}"]
     assert main["status"] == "DRIFTED"

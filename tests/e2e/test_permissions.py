@@ -222,7 +222,7 @@ def test_one_handler_permission_less_fails_that_resource_and_preflight_refuses_f
     r = run([deployer, "--config", config, "policy", "--stage", STAGE, "--role", "cloudformation",
              "--account", "000000000000"])
     assert r.returncode == 0, r.stderr
-    documents = [p["document"] for p in json.loads(r.stdout)]
+    documents = [p["document"] for p in json.loads(r.stdout)["policies"]]
     assert any(action in s["Action"] for d in documents for s in d["Statement"]), f"the role is granted {action}"
     set_role_policies(emulator, without(documents, action))
 
@@ -251,7 +251,7 @@ def test_passing_the_role_needs_pass_role_and_preflight_says_so(deployer, emulat
     emulator.reset()
     role = bootstrap(deployer, emulator, config)
     r = run([deployer, "--config", config, "policy", "--stage", STAGE, "--account", "000000000000"])
-    policies = json.loads(r.stdout)
+    policies = json.loads(r.stdout)["policies"]
     for p in policies:
         p["document"]["Statement"] = [s for s in p["document"]["Statement"] if s.get("Sid") != "PassCloudFormationRole"]
     keys = user_with(emulator, "no-pass-role", policies)

@@ -43,7 +43,9 @@ def test_rows_print_as_a_table_json_and_csv(deployer, deployed):
 
     r = query(deployer, deployed, SQL, "--format", "json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == [{"one": "1", "nothing": None, "text": 'a,b "c"'}]
+    doc = json.loads(r.stdout)
+    assert doc["format_version"] == 1
+    assert doc["rows"] == [{"one": "1", "nothing": None, "text": 'a,b "c"'}]
 
     r = query(deployer, deployed, SQL, "--format", "csv")
     assert r.returncode == 0, r.stderr

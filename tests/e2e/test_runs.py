@@ -115,7 +115,7 @@ def test_two_messages_at_once_run_one_at_a_time_and_athena_reads_one_run(stage, 
         marker = json.loads(s3.get_object(Bucket=WAREHOUSE, Key=f"a/{t}/_SUCCESS")["Body"].read())
         r = deployer_cmd(stage, emulator, "query", "--stage", STAGE, f"SELECT count(*) AS n FROM {t}", "--format", "json")
         assert r.returncode == 0, r.stderr
-        assert int(json.loads(r.stdout)[0]["n"]) == marker["rows"], (t, r.stdout, marker)
+        assert int(json.loads(r.stdout)["rows"][0]["n"]) == marker["rows"], (t, r.stdout, marker)
 
 
 def test_two_base_b_messages_at_once_leave_base_b_whole(stage, emulator):

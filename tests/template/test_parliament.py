@@ -158,7 +158,7 @@ def test_the_deploy_policy_passes_parliament_or_its_finding_is_listed(deployer, 
 
     r = run([deployer, "--config", config_file, "policy", "--stage", stage, "--account", ACCOUNT])
     assert r.returncode == 0, r.stderr
-    parts = json.loads(r.stdout)
+    parts = json.loads(r.stdout)["policies"]
     assert parts and all(p["name"].startswith(f"pdcase-{stage}-deploy-") for p in parts)
     seen = set()
     for p in parts:
@@ -181,7 +181,7 @@ def test_the_cloudformation_roles_policy_passes_parliament_or_its_finding_is_lis
     r = run([deployer, "--config", config_file, "policy", "--stage", stage, "--account", ACCOUNT,
              "--role", "cloudformation"])
     assert r.returncode == 0, r.stderr
-    parts = json.loads(r.stdout)
+    parts = json.loads(r.stdout)["policies"]
     assert 1 <= len(parts) <= 10 and all(p["name"].startswith(f"pdcase-{stage}-cloudformation-") for p in parts)
     seen = set()
     for p in parts:

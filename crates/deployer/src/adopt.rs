@@ -46,7 +46,7 @@ fn retained(template: &Value) -> Vec<(String, Value)> {
         .as_object()
         .map(|r| {
             r.iter()
-                .filter(|(_, v)| crate::commands::teardown::is_retained(&v["DeletionPolicy"]))
+                .filter(|(_, v)| crate::stage_stack::is_retained(&v["DeletionPolicy"]))
                 .map(|(id, v)| (id.clone(), v.clone()))
                 .collect()
         })

@@ -40,7 +40,7 @@ pub enum Command {
     Package(PackageArgs),
     /// Create or update a stage's bootstrap stack: the artifacts bucket and the role
     /// CloudFormation deploys the stage as (run once, as an identity that may create IAM roles).
-    Bootstrap(StageArgs),
+    Bootstrap(BootstrapArgs),
     /// Create or update a stage: artifacts, preflight, then the stage's stack (as its role).
     Deploy(DeployArgs),
     /// Ask IAM whether the stage's CloudFormation role and the caller may do what a deploy
@@ -53,7 +53,7 @@ pub enum Command {
     /// Start the ETL or the Spark job of a deployed stage (publishes to its topic).
     Trigger(TriggerArgs),
     /// Show a stage's stacks, status and outputs.
-    Info(StageArgs),
+    Info(InfoArgs),
     /// List the stage's recent runs of base a and base b: state, times, counts, errors.
     Runs(RunsArgs),
     /// Print a function's recent log lines.
@@ -67,7 +67,7 @@ pub enum Command {
     Gc(GcArgs),
     /// Check the whole configuration file (every stage it names, its defaults) and say which
     /// file it is; every verb checks it so before reading its stage.
-    Validate,
+    Validate(ValidateArgs),
     /// Rebuild and hotswap on every change under crates/etl, and print the functions' logs.
     Watch(WatchArgs),
 }
@@ -91,6 +91,10 @@ pub struct GcArgs {
     /// Delete what is listed.
     #[arg(long)]
     pub yes: bool,
+    /// Lines (text), or one JSON document: the bucket, the counts kept, each unreferenced
+    /// artifact, whether they were deleted.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +129,36 @@ pub enum QueryFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The stage.
+    #[arg(long)]
+    pub stage: String,
+    /// Lines (text), or one JSON document: the stage, its region, each stack's status, last
+    /// change and outputs.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// The stage.
+    #[arg(long)]
+    pub stage: String,
+    /// The bootstrap stack's outputs as `Key: Value` lines, or one JSON document (the stage,
+    /// the stack, what was done, the outputs).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A line, or one JSON document: the file (`null`: none, the built-in defaults) and the
+    /// stages it names.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct StageArgs {
     #[arg(long)]
     pub stage: String,
@@ -148,6 +182,11 @@ pub struct TriggerArgs {
     /// job run's timeout and its wait for capacity).
     #[arg(long, value_name = "MINUTES", requires = "wait")]
     pub timeout_minutes: Option<u64>,
+    /// Text: the published message's line, or with --wait the run's report (JSON). Json: one
+    /// document: the stage, the message id, the topic, what it starts, and with --wait the
+    /// run's report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +230,10 @@ pub struct LogsArgs {
     /// How far back, in minutes.
     #[arg(long, default_value_t = 60)]
     pub since_minutes: u64,
+    /// A function's lines as they were written, or JSON lines (one document per line: the
+    /// group, the stream, the time in ms since the epoch, the message).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +261,13 @@ pub struct DeployArgs {
     /// its job runs instead of waiting for them to end (it must be stopped to be changed).
     #[arg(long)]
     pub cancel_runs: bool,
+    /// What to print: the stack's outputs as `Key: Value` lines, or one JSON document (the
+    /// stage, the stack, what the deploy did, the outputs; with its `format_version`).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Also write the JSON document to FILE (replaced whole, never half-written).
+    #[arg(long, value_name = "FILE")]
+    pub outputs_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +305,10 @@ pub struct TeardownArgs {
     /// them to end (an application that is started cannot be deleted).
     #[arg(long)]
     pub cancel_runs: bool,
+    /// Also print one JSON document when done: the stacks deleted, the buckets emptied (object
+    /// versions deleted in each), what was left behind. Progress goes to standard error.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -344,7 +398,8 @@ pub struct PolicyArgs {
 }
 
 /// The identity a policy is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PolicyRole {
     /// The identity that runs `deploy`, `diff`, `teardown` and the other verbs.
     Deployer,

@@ -30,11 +30,7 @@ pub struct Record {
 impl Record {
     /// What the functions run, as the stage stack's parameters would name it.
     pub fn parameters(&self, bucket: &str) -> Vec<(String, String)> {
-        crate::commands::deploy::stack_parameters(
-            bucket,
-            &self.lambda_code_key,
-            &self.spark_job_key,
-        )
+        crate::stage_stack::stack_parameters(bucket, &self.lambda_code_key, &self.spark_job_key)
     }
 }
 

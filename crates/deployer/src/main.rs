@@ -13,13 +13,17 @@ mod cli;
 mod cloudformation;
 mod commands;
 mod config_file;
+mod deployment;
 mod diff;
 mod emr_application;
 mod emr_security_groups;
 mod errors;
 mod hotswap;
+mod output;
 mod preflight;
 mod run_records;
+mod stage_apply;
+mod stage_stack;
 
 use commands::{
     bootstrap, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query,
@@ -89,7 +93,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         cli::Command::Synth(args) => synth::run(&cli.global, &args),
-        cli::Command::Validate => validate::run(&cli.global),
+        cli::Command::Validate(args) => validate::run(&cli.global, &args),
         cli::Command::Policy(args) => policy::run(&cli.global, &args),
         cli::Command::Invoke(args) => invoke::run(&cli.global, &args),
         cli::Command::Package(args) => package::run(&args),

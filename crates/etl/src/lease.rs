@@ -287,14 +287,16 @@ impl Lease<'_> {
     /// (its random token included) is this write's, not another run's.
     fn write(&self, body: &LeaseBody) -> Result<Option<String>, StorageError> {
         let key = lease_key(self.base);
-        if let Some(etag) = self
-            .storage
-            .put_if(&key, &encode(body), Condition::Matches(&self.etag))?
+        if let Some(etag) =
+            self.storage
+                .put_if(&key, &encode(body), Condition::Matches(&self.etag))?
         {
             return Ok(Some(etag));
         }
         Ok(match self.storage.get_tagged(&key)? {
-            Some((bytes, etag)) if serde_json::from_slice::<LeaseBody>(&bytes).ok().as_ref() == Some(body) => {
+            Some((bytes, etag))
+                if serde_json::from_slice::<LeaseBody>(&bytes).ok().as_ref() == Some(body) =>
+            {
                 tracing::info!(run = %body.run, "the lease write was refused on a retry after it happened; it is this run's");
                 Some(etag)
             }

@@ -309,7 +309,8 @@ mod tests {
                 )
             })
             .collect();
-        let failing = crate::storage::FaultyDir::new(dir.path()).failing_put(&manifest_key(tables[2]));
+        let failing =
+            crate::storage::FaultyDir::new(dir.path()).failing_put(&manifest_key(tables[2]));
         let r2: Vec<Vec<String>> = tables
             .iter()
             .map(|t| vec![format!("{}data.parquet", run_folder(t, "r2"))])

@@ -6,13 +6,14 @@
 //! may create IAM roles and policies: the deploy identity may not, which is the point.
 
 use crate::aws::Aws;
-use crate::cli::{Global, StageArgs};
+use crate::cli::{BootstrapArgs, Global, ReportFormat};
 use crate::cloudformation::apply::ApplyError;
 use crate::cloudformation::status::output;
-use crate::commands::deploy::{body, deployed, ensure, inline_limit, protect};
+use crate::stage_apply::{ensure, inline_limit, protect};
+use crate::stage_stack::{body, deployed};
 use stack_model::bootstrap;
 
-pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {
+pub async fn run(global: &Global, args: &BootstrapArgs) -> Result<(), ApplyError> {
     let c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
     let name = c.stage.bootstrap_stack_name();
@@ -69,10 +70,20 @@ pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {
         eprintln!("{name} is up to date: artifacts bucket and CloudFormation role unchanged");
     }
     protect(&aws, &c, &name).await?;
-    let mut sorted = outputs;
-    sorted.sort();
-    for (k, v) in sorted {
-        println!("{k}: {v}");
+    let outputs: std::collections::BTreeMap<String, String> = outputs.into_iter().collect();
+    match args.format {
+        ReportFormat::Json => crate::output::print_json(&serde_json::json!({
+            "stage": c.stage.as_str(),
+            "stack": name,
+            "region": c.region,
+            "outcome": if changed { "deployed" } else { "up-to-date" },
+            "outputs": outputs,
+        }))?,
+        ReportFormat::Text => {
+            for (k, v) in outputs {
+                println!("{k}: {v}");
+            }
+        }
     }
     Ok(())
 }

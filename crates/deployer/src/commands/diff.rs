@@ -4,9 +4,9 @@
 use crate::aws::Aws;
 use crate::cli::{DiffArgs, DiffFormat, Global};
 use crate::cloudformation::change_set::{self, TemplateSource};
-use crate::commands::deploy::{artifact_keys, body, bootstrap_binary, deployed, stack_parameters};
 use crate::diff::compare::{compare, ChangeSetEntry};
 use crate::diff::render::{colour, render, Style};
+use crate::stage_stack::{artifact_keys, body, bootstrap_binary, deployed, stack_parameters};
 use stack_model::pipeline::{self, params};
 
 pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
@@ -58,7 +58,7 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
                 &aws,
                 &c.stage.stack_name(),
                 old.is_some(),
-                crate::commands::deploy::template_source(
+                crate::stage_apply::template_source(
                     &aws,
                     &c,
                     Some(&bucket),
@@ -67,13 +67,13 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
                 )
                 .await?,
                 &new_params,
-                &crate::commands::deploy::tags(&c),
+                &crate::stage_stack::tags(&c),
             )
             .await?,
         );
     }
     match args.format {
-        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        DiffFormat::Json => crate::output::print_json(&report)?,
         DiffFormat::Markdown => print!("{}", render(&report, Style::Markdown)?),
         DiffFormat::Text => print!("{}", colour(&render(&report, Style::Text)?)),
     }

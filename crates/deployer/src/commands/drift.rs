@@ -71,7 +71,10 @@ pub async fn run(global: &Global, args: &DriftArgs) -> anyhow::Result<u8> {
     }
     match args.format {
         ReportFormat::Text => print!("{}", text(&args.stage, &reports)),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        ReportFormat::Json => crate::output::print_json(&serde_json::json!({
+            "stage": c.stage.as_str(),
+            "stacks": reports,
+        }))?,
     }
     let drifted = reports.iter().any(|r| !r.drifted.is_empty());
     let failed = reports.iter().find_map(|r| r.failure.clone());

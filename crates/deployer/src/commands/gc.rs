@@ -19,7 +19,7 @@ use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use crate::aws::Aws;
-use crate::cli::{GcArgs, Global};
+use crate::cli::{GcArgs, Global, ReportFormat};
 use crate::cloudformation::status::{describe, output, outputs_of};
 use crate::errors::Explained;
 use stack_model::bootstrap::ARTIFACTS_BUCKET_OUTPUT;
@@ -99,31 +99,56 @@ pub async fn run(global: &Global, args: &GcArgs) -> anyhow::Result<()> {
         now,
         i64::from(args.older_than_days) * 86_400,
     );
-    println!(
+    // With --format json the lines go to standard error and one document to standard output.
+    let json = args.format == ReportFormat::Json;
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    say(format!(
         "s3://{bucket}: {} referenced by a stack or a hotswap record (kept), {} younger than {} days (kept), {} unreferenced",
         p.referenced.len(),
         p.recent.len(),
         args.older_than_days,
         p.unreferenced.len()
-    );
+    ));
     let bytes: i64 = p.unreferenced.iter().map(|a| a.size).sum();
     for a in &p.unreferenced {
-        println!(
+        say(format!(
             "  {} {} ({} bytes, {} days old)",
             if args.yes { "deleting" } else { "unreferenced" },
             a.key,
             a.size,
             (now - a.modified) / 86_400
-        );
+        ));
     }
-    if p.unreferenced.is_empty() {
-        return Ok(());
-    }
-    if !args.yes {
-        println!(
-            "{} artifacts, {bytes} bytes: run again with --yes to delete them",
-            p.unreferenced.len()
-        );
+    let document = |deleted: bool| {
+        serde_json::json!({
+            "stage": c.stage.as_str(),
+            "bucket": bucket,
+            "older_than_days": args.older_than_days,
+            "referenced": p.referenced.len(),
+            "recent": p.recent.len(),
+            "unreferenced": p.unreferenced.iter().map(|a| serde_json::json!({
+                "key": a.key, "bytes": a.size, "days_old": (now - a.modified) / 86_400,
+            })).collect::<Vec<_>>(),
+            "bytes": bytes,
+            "deleted": deleted,
+        })
+    };
+    if p.unreferenced.is_empty() || !args.yes {
+        if !p.unreferenced.is_empty() {
+            say(format!(
+                "{} artifacts, {bytes} bytes: run again with --yes to delete them",
+                p.unreferenced.len()
+            ));
+        }
+        if json {
+            crate::output::print_json(&document(false))?;
+        }
         return Ok(());
     }
     for chunk in p.unreferenced.chunks(1000) {
@@ -147,10 +172,13 @@ pub async fn run(global: &Global, args: &GcArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!(
+    say(format!(
         "deleted {} artifacts, {bytes} bytes (the bucket keeps their previous versions for 30 days)",
         p.unreferenced.len()
-    );
+    ));
+    if json {
+        crate::output::print_json(&document(true))?;
+    }
     Ok(())
 }
 

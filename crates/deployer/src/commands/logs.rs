@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use aws_sdk_cloudwatchlogs::Client;
 
 use crate::aws::Aws;
-use crate::cli::{Global, LogSource, LogsArgs};
+use crate::cli::{Global, LogSource, LogsArgs, ReportFormat};
 use crate::cloudformation::status::{output, stack_outputs};
 use stack_model::pipeline::{emr::LOG_PREFIX, outputs};
 use stack_model::stage::FunctionRole;
@@ -26,7 +26,7 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
     let c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
     let Some(function) = role(args.function) else {
-        return spark(&aws, &c).await;
+        return spark(&aws, &c, args.format == ReportFormat::Json).await;
     };
     let group = c.stage.log_group_name(function);
     let client = Client::new(&aws.conf);
@@ -34,7 +34,8 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64
         - (args.since_minutes as i64) * 60_000;
-    let n = write_log_lines(&client, &group, since, &mut std::io::stdout().lock()).await?;
+    let json = args.format == ReportFormat::Json;
+    let n = write_log_lines(&client, &group, since, json, &mut std::io::stdout().lock()).await?;
     if n == 0 {
         eprintln!(
             "no log lines in {group} in the last {} minutes",
@@ -51,8 +52,10 @@ pub fn driver_output_key(application: &str, job_run: &str) -> String {
     format!("{LOG_PREFIX}applications/{application}/jobs/{job_run}/SPARK_DRIVER/stdout.gz")
 }
 
-/// The latest job run of the stage's application: its state, then its driver's output.
-async fn spark(aws: &Aws, c: &stack_model::StageConfig) -> anyhow::Result<()> {
+/// The latest job run of the stage's application: its state, then its driver's output (with
+/// `json`, one document: the job run's id, name, state and details, and the driver's output,
+/// `null` while EMR Serverless has not written it).
+async fn spark(aws: &Aws, c: &stack_model::StageConfig, json: bool) -> anyhow::Result<()> {
     let outs = stack_outputs(aws, c).await?;
     let Ok(app) = output(&outs, outputs::EMR_APPLICATION) else {
         bail!(
@@ -75,6 +78,11 @@ async fn spark(aws: &Aws, c: &stack_model::StageConfig) -> anyhow::Result<()> {
         .max_by_key(|r| r.created_at().as_nanos())
     else {
         eprintln!("application {app} has no job runs yet (`deployer trigger spark --stage {}` starts one)", c.stage);
+        if json {
+            crate::output::print_json(&serde_json::json!({
+                "stage": c.stage.as_str(), "application": app, "job_run": null, "driver_output": null,
+            }))?;
+        }
         return Ok(());
     };
     let run = client
@@ -88,7 +96,18 @@ async fn spark(aws: &Aws, c: &stack_model::StageConfig) -> anyhow::Result<()> {
         .job_run()
         .context("GetJobRun answered without the run")?;
     let details = run.state_details();
-    println!(
+    let mut document = serde_json::json!({
+        "stage": c.stage.as_str(),
+        "application": app,
+        "job_run": {
+            "id": run.job_run_id(),
+            "name": run.name(),
+            "state": run.state().as_str(),
+            "details": details,
+        },
+        "driver_output": null,
+    });
+    let head = format!(
         "job run {} ({}): {}{}",
         run.job_run_id(),
         run.name().unwrap_or_default(),
@@ -99,11 +118,19 @@ async fn spark(aws: &Aws, c: &stack_model::StageConfig) -> anyhow::Result<()> {
             format!(": {details}")
         }
     );
+    if json {
+        eprintln!("{head}");
+    } else {
+        println!("{head}");
+    }
     let key = driver_output_key(app, run.job_run_id());
     let object = match aws.s3.get_object().bucket(jobs).key(&key).send().await {
         Ok(o) => o,
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
             eprintln!("no driver output yet at s3://{jobs}/{key} (EMR Serverless writes it as the run goes)");
+            if json {
+                crate::output::print_json(&document)?;
+            }
             return Ok(());
         }
         Err(e) => return Err(crate::aws::failed(format!("reading s3://{jobs}/{key}"), e)),
@@ -118,6 +145,10 @@ async fn spark(aws: &Aws, c: &stack_model::StageConfig) -> anyhow::Result<()> {
     flate2::read::GzDecoder::new(&body[..])
         .read_to_string(&mut text)
         .with_context(|| format!("s3://{jobs}/{key} is not gzipped text"))?;
+    if json {
+        document["driver_output"] = text.into();
+        return crate::output::print_json(&document);
+    }
     let mut out = std::io::stdout().lock();
     for line in text.lines() {
         writeln!(out, "{line}")?;
@@ -125,7 +156,8 @@ async fn spark(aws: &Aws, c: &stack_model::StageConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes every line of `group` since `since` (ms since the epoch), one per line; returns how
+/// Writes every line of `group` since `since` (ms since the epoch), one per line (with `json`,
+/// one JSON document per line: the group, the stream, the time in ms, the message); returns how
 /// many. What AWS does: FilterLogEvents searches a group a slice at a time and can answer a
 /// page with no events but a `nextToken` (seen in awslabs/cloudwatch-logs-customize-alarms
 /// issue 8); its reference says pagination is finished only when a response has no
@@ -134,6 +166,7 @@ pub async fn write_log_lines(
     client: &Client,
     group: &str,
     since: i64,
+    json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
     let mut pages = client
@@ -147,7 +180,18 @@ pub async fn write_log_lines(
         let page = page.map_err(|e| crate::aws::failed(format!("reading {group}"), e))?;
         for e in page.events() {
             n += 1;
-            writeln!(out, "{}", e.message().unwrap_or_default().trim_end())?;
+            let message = e.message().unwrap_or_default().trim_end();
+            if json {
+                let line = crate::output::json_line(&serde_json::json!({
+                    "group": group,
+                    "stream": e.log_stream_name(),
+                    "timestamp": e.timestamp(),
+                    "message": message,
+                }))?;
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(out, "{message}")?;
+            }
         }
     }
     Ok(n)
@@ -196,7 +240,8 @@ mod tests {
             .interceptor(interceptor)
             .build();
         let mut out = Vec::new();
-        let n = write_log_lines(&Client::from_conf(conf), "/aws/lambda/x", 0, &mut out)
+        let client = Client::from_conf(conf);
+        let n = write_log_lines(&client, "/aws/lambda/x", 0, false, &mut out)
             .await
             .unwrap();
         assert_eq!(n, 2);

@@ -28,6 +28,6 @@ pub fn run(args: &PackageArgs) -> anyhow::Result<()> {
                    "bootstrap": bootstrap_path, "bootstrap_bytes": bootstrap.len()},
         "spark_job": {"path": spark_path, "sha256": spark.sha256, "bytes": spark.bytes.len()},
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::print_json(&report)?;
     Ok(())
 }

@@ -26,6 +26,9 @@ pub fn run(global: &Global, args: &PolicyArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|(name, document)| serde_json::json!({"name": name, "document": document}))
         .collect();
-    println!("{}", serde_json::to_string_pretty(&policies)?);
-    Ok(())
+    crate::output::print_json(&serde_json::json!({
+        "stage": c.stage.as_str(),
+        "role": args.role,
+        "policies": policies,
+    }))
 }

@@ -7,7 +7,7 @@
 use crate::aws::Aws;
 use crate::cli::{Global, StageArgs};
 use crate::cloudformation::apply::ApplyError;
-use crate::commands::deploy::{deployed, Bootstrap};
+use crate::stage_stack::{deployed, Bootstrap};
 use stack_model::pipeline;
 
 pub async fn run(global: &Global, args: &StageArgs) -> Result<(), ApplyError> {

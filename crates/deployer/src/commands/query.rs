@@ -203,7 +203,10 @@ pub fn json(r: &Rows) -> anyhow::Result<String> {
                 .collect()
         })
         .collect();
-    Ok(format!("{}\n", serde_json::to_string_pretty(&objects)?))
+    Ok(format!(
+        "{}\n",
+        crate::output::json(&serde_json::json!({ "rows": objects }))?
+    ))
 }
 
 /// RFC 4180 CSV with a header row; NULL is an empty field.
@@ -251,8 +254,9 @@ mod tests {
     #[test]
     fn json_keeps_nulls_and_csv_quotes_what_needs_it() {
         let j: serde_json::Value = serde_json::from_str(&json(&rows()).unwrap()).unwrap();
-        assert_eq!(j[1]["city"], serde_json::Value::Null);
-        assert_eq!(j[0]["events"], "4");
+        assert_eq!(j["format_version"], crate::output::FORMAT_VERSION);
+        assert_eq!(j["rows"][1]["city"], serde_json::Value::Null);
+        assert_eq!(j["rows"][0]["events"], "4");
         assert_eq!(
             csv(&rows()).unwrap(),
             "city,events\nRio de Janeiro,4\n,12\n\"São \"\"Paulo\"\", SP\",1\n"

@@ -10,9 +10,6 @@ use crate::cli::{BaseArg, Global, RunsArgs, RunsFormat};
 use crate::cloudformation::status::{output, stack_outputs};
 use crate::run_records;
 
-/// The version of the JSON document `--format json` prints.
-pub const FORMAT_VERSION: u32 = 1;
-
 pub async fn run(global: &Global, args: &RunsArgs) -> anyhow::Result<()> {
     let c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
@@ -28,14 +25,10 @@ pub async fn run(global: &Global, args: &RunsArgs) -> anyhow::Result<()> {
         runs.extend(run_records::list(&aws, bucket, *base, args.limit).await?);
     }
     match args.format {
-        RunsFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "format_version": FORMAT_VERSION,
-                "stage": c.stage.as_str(),
-                "runs": runs,
-            }))?
-        ),
+        RunsFormat::Json => crate::output::print_json(&serde_json::json!({
+            "stage": c.stage.as_str(),
+            "runs": runs,
+        }))?,
         RunsFormat::Table => print!("{}", table(&runs)),
     }
     Ok(())

@@ -20,29 +20,11 @@ pub fn run(global: &Global, args: &SynthArgs) -> anyhow::Result<()> {
         .render(format)
         .context("the pipeline's template is inconsistent (a bug in stack-model)")?;
     match &args.out {
-        Some(path) => write_atomically(path, text.as_bytes())
+        Some(path) => crate::output::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write the template to {}", path.display())),
         None => std::io::stdout()
             .lock()
             .write_all(text.as_bytes())
             .context("cannot write to standard output"),
     }
-}
-
-/// Writes through a temporary file in the same folder and renames it into place, so an
-/// existing template is never left half-written.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }

@@ -9,17 +9,10 @@ use anyhow::{bail, Context};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use crate::aws::Aws;
-use crate::cli::{Global, TeardownArgs};
+use crate::cli::{Global, ReportFormat, TeardownArgs};
 use crate::cloudformation::delete::delete;
 use crate::cloudformation::status::{describe, resources, template_of};
 use crate::emr_application::Runs;
-
-/// Whether a `DeletionPolicy` keeps the resource when its stack is deleted. Both
-/// `RetainExceptOnCreate` (what protected stages render) and `Retain` do, once the resource
-/// exists; a stack deployed by an older version of the tool has `Retain`.
-pub fn is_retained(policy: &serde_json::Value) -> bool {
-    policy == "Retain" || policy == "RetainExceptOnCreate"
-}
 
 /// The buckets a stack holds: (logical id, bucket name, retained on delete), by its
 /// `template` (its retention policies).
@@ -33,7 +26,9 @@ async fn buckets(
         .into_iter()
         .filter(|r| r.resource_type == "AWS::S3::Bucket")
         .filter_map(|r| {
-            let retained = is_retained(&template["Resources"][&r.logical_id]["DeletionPolicy"]);
+            let retained = crate::stage_stack::is_retained(
+                &template["Resources"][&r.logical_id]["DeletionPolicy"],
+            );
             Some((r.logical_id, r.physical_id?, retained))
         })
         .collect())
@@ -133,11 +128,22 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
             present.push(s.clone());
         }
     }
+    // The document `--format json` prints (the lines go to standard error either way).
+    let mut done = serde_json::json!({
+        "stage": stage,
+        "region": c.region,
+        "stacks_deleted": [],
+        "buckets_emptied": {},
+        "left": [],
+    });
     if present.is_empty() {
         eprintln!(
             "stage {stage} has no stacks in {}: nothing to tear down",
             c.region
         );
+        if args.format == ReportFormat::Json {
+            crate::output::print_json(&done)?;
+        }
         return Ok(());
     }
     if !args.yes && !confirm(stage)? {
@@ -159,6 +165,7 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("stage {stage}: nothing deleted from the stacks yet"))?;
             eprintln!("  s3://{bucket}: empty ({n} object versions deleted)");
+            done["buckets_emptied"][&bucket] = n.into();
         }
         // What CloudFormation cannot delete as it stands: a started EMR Serverless
         // application, EMR's security groups in a retired VPC.
@@ -177,7 +184,12 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
         eprintln!("deleting stack {stack}");
         delete(&aws.cfn, stack).await?;
         eprintln!("  {stack}: deleted");
+        done["stacks_deleted"]
+            .as_array_mut()
+            .expect("an array")
+            .push(stack.as_str().into());
     }
+    done["left"] = left.clone().into();
     if left.is_empty() {
         eprintln!("stage {stage} is torn down: nothing left behind");
     } else {
@@ -185,6 +197,9 @@ pub async fn run(global: &Global, args: &TeardownArgs) -> anyhow::Result<()> {
         for l in left {
             eprintln!("  {l}");
         }
+    }
+    if args.format == ReportFormat::Json {
+        crate::output::print_json(&done)?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use etl::runs::RunState;
 use stack_model::warehouse::Base;
 
 use crate::aws::Aws;
-use crate::cli::{Global, TriggerArgs, TriggerWhat};
+use crate::cli::{Global, ReportFormat, TriggerArgs, TriggerWhat};
 use crate::cloudformation::status::{output, stack_outputs};
 use crate::run_records;
 use stack_model::config::BaseBEngine;
@@ -49,10 +49,23 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
     } else {
         ""
     };
-    // With --wait the report goes to standard output: the line goes to standard error.
+    // With --wait or --format json a document goes to standard output: the line goes to
+    // standard error.
     let line = format!("published message {message_id} to {topic}: it starts {starts}{waiting}");
+    let mut document = serde_json::json!({
+        "stage": c.stage.as_str(),
+        "message_id": message_id,
+        "topic": topic,
+        "starts": starts,
+    });
     if !args.wait {
-        println!("{line}");
+        match args.format {
+            ReportFormat::Text => println!("{line}"),
+            ReportFormat::Json => {
+                eprintln!("{line}");
+                crate::output::print_json(&document)?;
+            }
+        }
         return Ok(());
     }
     eprintln!("{line}");
@@ -63,7 +76,16 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
     let bucket = output(&outs, outputs::WAREHOUSE_BUCKET)?;
     let application = output(&outs, outputs::EMR_APPLICATION).ok();
     let timeout = Duration::from_secs(60 * args.timeout_minutes.unwrap_or(default_minutes));
-    wait_for_run(&aws, bucket, base, &message_id, application, timeout).await
+    let report = wait_for_run(&aws, bucket, base, &message_id, application, timeout).await?;
+    match args.format {
+        // The run's report (its run, counts and tables), as a JSON document.
+        ReportFormat::Text => crate::output::print_json(&report)?,
+        ReportFormat::Json => {
+            document["report"] = report;
+            crate::output::print_json(&document)?;
+        }
+    }
+    Ok(())
 }
 
 /// How long a failed run that Lambda retries may take to be run again: its retries come about
@@ -79,7 +101,7 @@ async fn wait_for_run(
     message_id: &str,
     application: Option<&str>,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<serde_json::Value> {
     let started = Instant::now();
     let mut seen: Option<String> = None;
     let mut failed_at: Option<(Instant, String)> = None;
@@ -111,12 +133,8 @@ async fn wait_for_run(
         };
         match record.state {
             RunState::Succeeded => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&record.report.unwrap_or_default())?
-                );
                 eprintln!("run {run} succeeded");
-                return Ok(());
+                return Ok(record.report.unwrap_or_default());
             }
             RunState::Failed if !record.retry => {
                 let error = record.error.unwrap_or_default();
@@ -151,7 +169,8 @@ async fn wait_for_run(
                 if let (Some(job), Some(app)) = (&record.job_run_id, application) {
                     if let Some(ended) = job_run_ended(aws, app, job).await? {
                         return ended.map(|state| {
-                            eprintln!("job run {job}: {state} (it wrote no outcome)")
+                            eprintln!("job run {job}: {state} (it wrote no outcome)");
+                            serde_json::json!({ "run": run, "job_run_id": job, "state": state })
                         });
                     }
                 }

@@ -159,9 +159,11 @@ async fn cycle(global: &Global, args: &WatchArgs, root: &Path, spark_job: &Path)
         hotswap: true,
         spark_job: Some(spark_job.to_path_buf()),
         cancel_runs: false,
+        format: crate::cli::ReportFormat::Text,
+        outputs_file: None,
     };
-    match crate::commands::deploy::run(global, &deploy).await {
-        Ok(()) => eprintln!("watch: stage {} deployed", args.stage),
+    match crate::deployment::deploy(global, &deploy).await {
+        Ok(_) => eprintln!("watch: stage {} deployed", args.stage),
         Err(e) => eprintln!("watch: the deploy failed: {e}"),
     }
 }

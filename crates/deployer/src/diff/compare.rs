@@ -263,8 +263,7 @@ pub fn compare(
                 action: "remove",
                 replacement: false,
                 may_replace: false,
-                data_loss: stateful(&ty)
-                    && !crate::commands::teardown::is_retained(&a["DeletionPolicy"]),
+                data_loss: stateful(&ty) && !crate::stage_stack::is_retained(&a["DeletionPolicy"]),
                 properties: vec![],
                 iam: vec![],
             },

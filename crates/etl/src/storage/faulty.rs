@@ -47,6 +47,11 @@ impl FaultyDir {
         self
     }
 
+    /// How many object streams were started ([`Storage::create`]), the failing one included.
+    pub fn creates(&self) -> usize {
+        self.creates.load(Ordering::SeqCst)
+    }
+
     /// Every [`Storage::put`] of `key` fails (as S3 answering 503 SlowDown five times).
     pub fn failing_put(mut self, key: &str) -> Self {
         self.fail_put = Some(key.to_owned());

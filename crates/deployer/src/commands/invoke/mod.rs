@@ -35,8 +35,7 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             let opts = etl::run::Options::new(format);
             let report = etl::run::run(&LocalDir::new(source), &LocalDir::new(warehouse), &opts)
                 .context("the ETL failed; the warehouse folder's published tables are unchanged")?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            crate::output::print_json(&report)
         }
         (FunctionArg::Etl, None, None) => match &args.stage {
             Some(stage) => crate::runtime().block_on(on_stage::invoke_etl_on_stage(global, stage)),
@@ -89,8 +88,7 @@ fn site_events_on_folders(
     opts.students_format = students_format;
     let report = etl::site_events::run(&LocalDir::new(source), &LocalDir::new(warehouse), &opts)
         .context("base b failed; the warehouse folder's published tables are unchanged")?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    crate::output::print_json(&report)
 }
 
 /// The refresher's decision for each base of a local warehouse folder, as JSON lines; no
@@ -101,7 +99,7 @@ fn refresher_on_folder(warehouse: &std::path::Path) -> anyhow::Result<()> {
     for base in [Base::A, Base::B] {
         let markers = read_markers(&storage, base)
             .with_context(|| format!("reading the markers under {}", warehouse.display()))?;
-        println!("{}", serde_json::to_string(&decide(base, &markers))?);
+        println!("{}", crate::output::json_line(&decide(base, &markers))?);
     }
     Ok(())
 }

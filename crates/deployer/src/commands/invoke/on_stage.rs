@@ -33,10 +33,7 @@ pub async fn invoke_etl_on_stage(global: &Global, stage: &str) -> anyhow::Result
         failures: None,
     });
     match etl::handlers::etl::run_blocking(ctx, etl::run::Options::new(c.table_format)).await {
-        Ok(report) => {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
-        }
+        Ok(report) => crate::output::print_json(&report),
         Err(e) => bail!("the ETL failed; the stage's published tables are unchanged: {e}"),
     }
 }
@@ -65,7 +62,7 @@ pub async fn invoke_refresher_on_stage(global: &Global, stage: &str) -> anyhow::
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         );
     }
-    println!("{}", serde_json::to_string_pretty(&results)?);
+    crate::output::print_json(&serde_json::json!({ "bases": results }))?;
     Ok(())
 }
 
@@ -114,14 +111,10 @@ pub async fn invoke_starter_on_stage(global: &Global, stage: &str) -> anyhow::Re
         .send()
         .await
         .map_err(|e| crate::aws::failed("StartJobRun", e))?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "application_id": out.application_id(),
-            "job_run_id": out.job_run_id(),
-            "name": settings.run_name(&run),
-            "run": run,
-        })
-    );
-    Ok(())
+    crate::output::print_json(&serde_json::json!({
+        "application_id": out.application_id(),
+        "job_run_id": out.job_run_id(),
+        "name": settings.run_name(&run),
+        "run": run,
+    }))
 }
