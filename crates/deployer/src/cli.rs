@@ -31,49 +31,69 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render a stage's CloudFormation template without deploying.
+    #[command(after_help = "Examples:\n  deployer synth --stage alice\n  deployer synth --stage prod --format json --out prod.json\n  deployer synth --stage alice --bootstrap")]
     Synth(SynthArgs),
     /// Print the IAM policy an identity needs to deploy and run one stage (for CI users).
+    #[command(after_help = "Examples:\n  deployer policy --stage alice --account 123456789012 > policies.json\n  deployer policy --stage alice --role cloudformation")]
     Policy(PolicyArgs),
     /// Run a function's real handler code in this process.
+    #[command(after_help = "Examples:\n  deployer invoke etl --local --source samples --warehouse /tmp/wh\n  deployer invoke site-events --local --source samples --warehouse /tmp/wh\n  deployer invoke etl --local --stage alice")]
     Invoke(InvokeArgs),
     /// Build the artifacts a stage runs (the Lambda zip, the Spark job) into a folder.
+    #[command(after_help = "Examples:\n  deployer package --out dist")]
     Package(PackageArgs),
     /// Create or update a stage's bootstrap stack: the artifacts bucket and the role
     /// CloudFormation deploys the stage as (run once, as an identity that may create IAM roles).
+    #[command(after_help = "Examples:\n  deployer bootstrap --stage alice")]
     Bootstrap(BootstrapArgs),
     /// Create or update a stage: artifacts, preflight, then the stage's stack (as its role).
+    #[command(after_help = "Examples:\n  deployer deploy --stage alice\n  deployer deploy --stage alice --hotswap\n  deployer deploy --stage alice --format json --outputs-file outputs.json\n\nExit codes: 0 deployed or nothing to change; 1 error; 3 the stack operation failed and rolled\nback; 4 the stack needs a person (the next step is printed); 5 refused (data at risk without\n--allow-replace, a lowered guard without --allow-lower-guard, a protected stage); 64 usage error.")]
     Deploy(DeployArgs),
     /// Ask IAM whether the stage's CloudFormation role and the caller may do what a deploy
     /// needs (exit 0: yes, 1: no, each missing permission named).
+    #[command(after_help = "Examples:\n  deployer preflight --stage alice")]
     Preflight(StageArgs),
     /// Delete a stage: empty its buckets, delete its stacks.
+    #[command(after_help = "Examples:\n  deployer teardown --stage alice\n  deployer teardown --stage alice --yes --format json")]
     Teardown(TeardownArgs),
     /// Show what a deploy would change, replace and put at risk (exit 0: none, 2: changes).
+    #[command(after_help = "Examples:\n  deployer diff --stage alice\n  deployer diff --stage alice --format markdown > diff.md\n  deployer diff --stage alice --changeset\n\nExit codes: 0 no changes; 2 changes; 1 error; 64 usage error.")]
     Diff(DiffArgs),
     /// Start the ETL or the Spark job of a deployed stage (publishes to its topic).
+    #[command(after_help = "Examples:\n  deployer trigger etl --stage alice --wait\n  deployer trigger spark --stage alice --wait --format json")]
     Trigger(TriggerArgs),
     /// Show a stage's stacks, status and outputs.
+    #[command(after_help = "Examples:\n  deployer info --stage alice\n  deployer info --stage alice --format json")]
     Info(InfoArgs),
     /// List the stage's recent runs of base a and base b: state, times, counts, errors.
+    #[command(after_help = "Examples:\n  deployer runs --stage alice\n  deployer runs --stage alice --base b --limit 3 --format json")]
     Runs(RunsArgs),
     /// Print a function's recent log lines.
+    #[command(after_help = "Examples:\n  deployer logs etl --stage alice --since-minutes 10\n  deployer logs spark --stage alice\n  deployer logs site-events --stage alice --format json")]
     Logs(LogsArgs),
     /// Run SQL in the stage's Athena work group and database; print the rows.
+    #[command(after_help = "Examples:\n  deployer query --stage alice \"SELECT city, events FROM events_by_city LIMIT 5\"\n  deployer query --stage alice \"SELECT count(*) AS n FROM students\" --format csv")]
     Query(QueryArgs),
     /// Detect changes made to the stage's resources outside CloudFormation (exit 0: in sync,
     /// 2: drifted).
+    #[command(after_help = "Examples:\n  deployer drift --stage alice\n\nExit codes: 0 in sync; 2 drifted; 1 error; 64 usage error.")]
     Drift(DriftArgs),
     /// List (and with --yes delete) the stage's artifacts no stack refers to.
+    #[command(after_help = "Examples:\n  deployer gc --stage alice\n  deployer gc --stage alice --older-than-days 30 --yes")]
     Gc(GcArgs),
     /// Check the whole configuration file (every stage it names, its defaults) and say which
     /// file it is; every verb checks it so before reading its stage.
+    #[command(after_help = "Examples:\n  deployer validate\n  deployer --config ci/pipeline.yaml validate --format json")]
     Validate(ValidateArgs),
     /// Rebuild and hotswap on every change under crates/etl, and print the functions' logs.
+    #[command(after_help = "Examples:\n  deployer watch --stage alice")]
     Watch(WatchArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// Watch this `bootstrap` (built elsewhere) instead of building one on every change.
@@ -83,6 +103,8 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// Keep what is younger than this, referenced or not (a deploy in progress may use it).
@@ -99,6 +121,8 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -113,6 +137,8 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// The SQL (Athena's dialect), such as "SELECT city, events FROM events_by_city".
@@ -130,7 +156,8 @@ pub enum QueryFormat {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The stage.
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// Lines (text), or one JSON document: the stage, its region, each stack's status, last
@@ -141,7 +168,8 @@ pub struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub struct BootstrapArgs {
-    /// The stage.
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// The bootstrap stack's outputs as `Key: Value` lines, or one JSON document (the stage,
@@ -160,6 +188,8 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct StageArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
 }
@@ -169,6 +199,8 @@ pub struct TriggerArgs {
     /// What to start: the ETL function or the Spark job (through the EMR starter).
     #[arg(value_enum)]
     pub what: TriggerWhat,
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// The message to publish (JSON); it is logged by the function.
@@ -191,6 +223,8 @@ pub struct TriggerArgs {
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// Only this base's runs (`a`: the ETL; `b`: the site events).
@@ -225,6 +259,8 @@ pub enum TriggerWhat {
 pub struct LogsArgs {
     #[arg(value_enum)]
     pub function: LogSource,
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// How far back, in minutes.
@@ -238,6 +274,8 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// Ship this `bootstrap` (built for x86_64-unknown-linux-musl) instead of building it.
@@ -272,6 +310,8 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
@@ -293,6 +333,8 @@ pub enum DiffFormat {
 
 #[derive(Debug, Args)]
 pub struct TeardownArgs {
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// Do not ask for confirmation.
@@ -386,6 +428,8 @@ pub enum TableFormatArg {
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// The stage the policy is for.
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     /// The 12-digit AWS account the stage lives in (default `*`: any account).
@@ -409,7 +453,8 @@ pub enum PolicyRole {
 
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// The stage: lowercase letters, digits and hyphens (such as `alice` or `prod`).
+    /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
+    /// buckets and functions are named after it).
     #[arg(long)]
     pub stage: String,
     #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]

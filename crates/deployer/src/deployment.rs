@@ -100,7 +100,7 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
         .as_ref()
         .is_some_and(|d| d.role_arn.as_deref() == Some(boot.role_arn.as_str()));
     let record = match &current {
-        Some(_) => crate::hotswap::read(&aws, &bucket, &stack).await?,
+        Some(_) => crate::hotswap_record::read(&aws, &bucket, &stack).await?,
         None => None,
     };
     if args.hotswap {
@@ -135,17 +135,17 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
                     .await?;
                     if *p == parameters {
                         // Back to what the stack names: nothing is out of date any more.
-                        crate::hotswap::forget(&aws, &bucket, &stack).await?;
+                        crate::hotswap_record::forget(&aws, &bucket, &stack).await?;
                     } else {
                         let at = aws_smithy_types::DateTime::from(std::time::SystemTime::now())
                             .fmt(aws_smithy_types::date_time::Format::DateTime)
                             .map_err(anyhow::Error::from)?;
-                        let r = crate::hotswap::Record {
+                        let r = crate::hotswap_record::Record {
                             lambda_code_key: lambda_key.clone(),
                             spark_job_key: spark_key.clone(),
                             at,
                         };
-                        crate::hotswap::write(&aws, &bucket, &stack, &r).await?;
+                        crate::hotswap_record::write(&aws, &bucket, &stack, &r).await?;
                         eprintln!("stage {stage}: hotswapped without a change set; the stack's view is out of date until a full deploy (`deployer diff` shows it)");
                     }
                     return Ok(Deployment::new(&c, Outcome::Hotswapped, outputs));
@@ -176,7 +176,7 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
                     &spark_key,
                 )
                 .await?;
-                crate::hotswap::forget(&aws, &bucket, &stack).await?;
+                crate::hotswap_record::forget(&aws, &bucket, &stack).await?;
             } else {
                 eprintln!("stage {stage} is up to date: template, parameters and artifacts unchanged (nothing uploaded, no change set)");
             }
@@ -263,7 +263,7 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
     }
     if record.is_some() {
         // The stack names the functions' artifacts again: nothing is out of date.
-        crate::hotswap::forget(&aws, &bucket, &stack).await?;
+        crate::hotswap_record::forget(&aws, &bucket, &stack).await?;
         eprintln!(
             "stage {stage}: the stack's view is in line with what runs again (after a hotswap)"
         );

@@ -19,6 +19,7 @@ mod emr_application;
 mod emr_security_groups;
 mod errors;
 mod hotswap;
+mod hotswap_record;
 mod output;
 mod preflight;
 mod run_records;

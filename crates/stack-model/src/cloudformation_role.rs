@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{BaseBEngine, StageConfig};
-use crate::deploy_policy::split_into_managed_policies;
+use crate::managed_policies::split_into_managed_policies;
 use crate::facts::Handler;
 use crate::handler_calls::{calls_of, ArnEnv, Call};
 use crate::pipeline::{self, params};
@@ -190,7 +190,7 @@ fn sid_word(service: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy_policy::{MANAGED_POLICY_LIMIT, MAX_POLICIES_PER_PRINCIPAL};
+    use crate::managed_policies::{MANAGED_POLICY_LIMIT, MAX_POLICIES_PER_PRINCIPAL};
     use crate::StageName;
 
     fn config(stage: &str, hardened: bool) -> StageConfig {

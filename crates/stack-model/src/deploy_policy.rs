@@ -16,6 +16,7 @@
 use crate::config::StageConfig;
 use crate::facts::Handler;
 use crate::handler_calls::calls_of;
+use crate::managed_policies::split_into_managed_policies;
 use crate::resource::iam::{PolicyDocument, Statement};
 use crate::stage::{BucketRole, FunctionRole, RoleKind, TopicRole};
 use crate::value::Value;
@@ -29,57 +30,14 @@ pub fn deploy_policy(c: &StageConfig, account: &str) -> PolicyDocument {
     PolicyDocument::new(s)
 }
 
-/// IAM's limit on a managed policy: 6,144 characters, whitespace not counted (IAM user
-/// guide, "IAM and AWS STS quotas").
-pub const MANAGED_POLICY_LIMIT: usize = 6_144;
-
-/// IAM's default limit on the managed policies attached to one role or user (IAM user guide,
-/// "IAM and AWS STS quotas").
-pub const MAX_POLICIES_PER_PRINCIPAL: usize = 10;
-
-/// The deploy policy as managed policies each within [`MANAGED_POLICY_LIMIT`], named
+/// The deploy policy as managed policies each within IAM's size limit
+/// ([`crate::managed_policies::MANAGED_POLICY_LIMIT`]), named
 /// `pdcase-<stage>-deploy-<n>`. Attach them all to the deploying identity.
 pub fn deploy_policies(c: &StageConfig, account: &str) -> Vec<(String, PolicyDocument)> {
     split_into_managed_policies(
         deploy_policy(c, account),
         &format!("{}-deploy", c.stage.prefix()),
     )
-}
-
-/// A policy as managed policies each within [`MANAGED_POLICY_LIMIT`], named `<name>-<n>`:
-/// statements in order, a new policy whenever the next would not fit.
-pub fn split_into_managed_policies(
-    policy: PolicyDocument,
-    name: &str,
-) -> Vec<(String, PolicyDocument)> {
-    let size = |d: &PolicyDocument| {
-        serde_json::to_string(d)
-            .expect("policies serialize")
-            .chars()
-            .filter(|ch| !ch.is_whitespace())
-            .count()
-    };
-    let mut docs: Vec<PolicyDocument> = Vec::new();
-    for statement in policy.statement {
-        match docs.last_mut() {
-            Some(d)
-                if size(&PolicyDocument::new(
-                    d.statement
-                        .iter()
-                        .cloned()
-                        .chain([statement.clone()])
-                        .collect(),
-                )) <= MANAGED_POLICY_LIMIT =>
-            {
-                d.statement.push(statement)
-            }
-            _ => docs.push(PolicyDocument::new(vec![statement])),
-        }
-    }
-    docs.into_iter()
-        .enumerate()
-        .map(|(i, d)| (format!("{name}-{}", i + 1), d))
-        .collect()
 }
 
 /// What CloudFormation reads with the caller's credentials when `deployer drift` detects drift
@@ -582,6 +540,7 @@ fn tool_calls(n: &Names) -> Vec<Statement> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::managed_policies::{MANAGED_POLICY_LIMIT, MAX_POLICIES_PER_PRINCIPAL};
     use crate::stage::StageName;
 
     fn policy(stage: &str, hardened: bool) -> serde_json::Value {

@@ -11,6 +11,7 @@ pub mod deploy_policy;
 pub mod facts;
 pub mod guard;
 pub mod handler_calls;
+pub mod managed_policies;
 pub mod pipeline;
 pub mod resource;
 pub mod stage;

@@ -79,11 +79,11 @@ pub async fn run(global: &Global, args: &GcArgs) -> anyhow::Result<()> {
     let artifacts = list(&aws, &bucket).await?;
     // What the functions run after a hotswap, and the records that say so.
     for a in &artifacts {
-        if !a.key.starts_with(crate::hotswap::RECORD_PREFIX) {
+        if !a.key.starts_with(crate::hotswap_record::RECORD_PREFIX) {
             continue;
         }
         parameters.insert(a.key.clone());
-        if let Some(r) = crate::hotswap::read_key(&aws, &bucket, &a.key).await? {
+        if let Some(r) = crate::hotswap_record::read_key(&aws, &bucket, &a.key).await? {
             parameters.insert(r.lambda_code_key);
             parameters.insert(r.spark_job_key);
         }

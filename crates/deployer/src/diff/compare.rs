@@ -32,7 +32,7 @@ pub struct Report {
     /// The functions run artifacts a `deploy --hotswap` put there, not the stack's: the
     /// stack's view is out of date until the next full deploy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hotswapped: Option<crate::hotswap::Record>,
+    pub hotswapped: Option<crate::hotswap_record::Record>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -25,6 +25,7 @@ pub mod emr;
 mod encryption;
 mod failures;
 mod functions;
+mod markers;
 pub mod outputs;
 mod policy;
 pub mod retired;
@@ -93,7 +94,7 @@ pub fn template(config: &StageConfig) -> Template {
     let failures = failures::queue(&mut p);
     let functions = functions::functions(&mut p, &storage, &catalog, emr.as_ref(), &failures);
     triggers::subscribe(&mut p, &topics, &functions);
-    storage::markers_to_refresher(&mut p, &storage, &functions);
+    markers::markers_to_refresher(&mut p, &storage, &functions);
     let athena = athena::workgroup(&mut p, &storage);
     outputs::add(
         &mut p,
