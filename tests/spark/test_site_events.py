@@ -216,7 +216,9 @@ def test_markers_name_the_run_and_the_refresher_waits_for_a_whole_run(spark, tmp
     def decision(base):
         r = run([deployer, "invoke", "table-refresher", "--local", "--warehouse", warehouse])
         assert r.returncode == 0, r.stderr
-        return next(d for d in map(json.loads, r.stdout.splitlines()) if d["base"] == base)
+        lines = [json.loads(line) for line in r.stdout.splitlines()]
+        assert all(d.pop("format_version") == 1 for d in lines)
+        return next(d for d in lines if d["base"] == base)
 
     report = run_job(spark, SAMPLE, students_dir, out, "--run-id", "r1")
     assert report["run"] == "r1"

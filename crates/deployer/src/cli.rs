@@ -31,13 +31,19 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render a stage's CloudFormation template without deploying.
-    #[command(after_help = "Examples:\n  deployer synth --stage alice\n  deployer synth --stage prod --format json --out prod.json\n  deployer synth --stage alice --bootstrap")]
+    #[command(
+        after_help = "Examples:\n  deployer synth --stage alice\n  deployer synth --stage prod --format json --out prod.json\n  deployer synth --stage alice --bootstrap-stack"
+    )]
     Synth(SynthArgs),
     /// Print the IAM policy an identity needs to deploy and run one stage (for CI users).
-    #[command(after_help = "Examples:\n  deployer policy --stage alice --account 123456789012 > policies.json\n  deployer policy --stage alice --role cloudformation")]
+    #[command(
+        after_help = "Examples:\n  deployer policy --stage alice --account 123456789012 > policies.json\n  deployer policy --stage alice --role cloudformation"
+    )]
     Policy(PolicyArgs),
     /// Run a function's real handler code in this process.
-    #[command(after_help = "Examples:\n  deployer invoke etl --local --source samples --warehouse /tmp/wh\n  deployer invoke site-events --local --source samples --warehouse /tmp/wh\n  deployer invoke etl --local --stage alice")]
+    #[command(
+        after_help = "Examples:\n  deployer invoke etl --source samples --warehouse /tmp/wh\n  deployer invoke site-events --source samples --warehouse /tmp/wh\n  deployer invoke etl --stage alice"
+    )]
     Invoke(InvokeArgs),
     /// Build the artifacts a stage runs (the Lambda zip, the Spark job) into a folder.
     #[command(after_help = "Examples:\n  deployer package --out dist")]
@@ -47,43 +53,65 @@ pub enum Command {
     #[command(after_help = "Examples:\n  deployer bootstrap --stage alice")]
     Bootstrap(BootstrapArgs),
     /// Create or update a stage: artifacts, preflight, then the stage's stack (as its role).
-    #[command(after_help = "Examples:\n  deployer deploy --stage alice\n  deployer deploy --stage alice --hotswap\n  deployer deploy --stage alice --format json --outputs-file outputs.json\n\nExit codes: 0 deployed or nothing to change; 1 error; 3 the stack operation failed and rolled\nback; 4 the stack needs a person (the next step is printed); 5 refused (data at risk without\n--allow-replace, a lowered guard without --allow-lower-guard, a protected stage); 64 usage error.")]
+    #[command(
+        after_help = "Examples:\n  deployer deploy --stage alice\n  deployer deploy --stage alice --hotswap\n  deployer deploy --stage alice --format json --outputs-file outputs.json\n\nExit codes: 0 deployed or nothing to change; 1 error; 3 the stack operation failed and rolled\nback; 4 the stack needs a person (the next step is printed); 5 refused (data at risk without\n--allow-replace, a lowered guard without --allow-lower-guard, a protected stage); 6 not\napproved (--require-approval: declined, or no terminal to ask on); 64 usage error."
+    )]
     Deploy(DeployArgs),
     /// Ask IAM whether the stage's CloudFormation role and the caller may do what a deploy
     /// needs (exit 0: yes, 1: no, each missing permission named).
     #[command(after_help = "Examples:\n  deployer preflight --stage alice")]
     Preflight(StageArgs),
     /// Delete a stage: empty its buckets, delete its stacks.
-    #[command(after_help = "Examples:\n  deployer teardown --stage alice\n  deployer teardown --stage alice --yes --format json")]
+    #[command(
+        after_help = "Examples:\n  deployer teardown --stage alice\n  deployer teardown --stage alice --yes --format json"
+    )]
     Teardown(TeardownArgs),
     /// Show what a deploy would change, replace and put at risk (exit 0: none, 2: changes).
-    #[command(after_help = "Examples:\n  deployer diff --stage alice\n  deployer diff --stage alice --format markdown > diff.md\n  deployer diff --stage alice --changeset\n\nExit codes: 0 no changes; 2 changes; 1 error; 64 usage error.")]
+    #[command(
+        after_help = "Examples:\n  deployer diff --stage alice\n  deployer diff --stage alice --format markdown > diff.md\n  deployer diff --stage alice --changeset\n\nExit codes: 0 no changes; 2 changes; 1 error; 64 usage error."
+    )]
     Diff(DiffArgs),
     /// Start the ETL or the Spark job of a deployed stage (publishes to its topic).
-    #[command(after_help = "Examples:\n  deployer trigger etl --stage alice --wait\n  deployer trigger spark --stage alice --wait --format json")]
+    #[command(
+        after_help = "Examples:\n  deployer trigger etl --stage alice --wait\n  deployer trigger base-b --stage alice --wait --format json"
+    )]
     Trigger(TriggerArgs),
     /// Show a stage's stacks, status and outputs.
-    #[command(after_help = "Examples:\n  deployer info --stage alice\n  deployer info --stage alice --format json")]
+    #[command(
+        after_help = "Examples:\n  deployer info --stage alice\n  deployer info --stage alice --format json"
+    )]
     Info(InfoArgs),
     /// List the stage's recent runs of base a and base b: state, times, counts, errors.
-    #[command(after_help = "Examples:\n  deployer runs --stage alice\n  deployer runs --stage alice --base b --limit 3 --format json")]
+    #[command(
+        after_help = "Examples:\n  deployer runs --stage alice\n  deployer runs --stage alice --base b --limit 3 --format json"
+    )]
     Runs(RunsArgs),
     /// Print a function's recent log lines.
-    #[command(after_help = "Examples:\n  deployer logs etl --stage alice --since-minutes 10\n  deployer logs spark --stage alice\n  deployer logs site-events --stage alice --format json")]
+    #[command(
+        after_help = "Examples:\n  deployer logs etl --stage alice --since-minutes 10\n  deployer logs spark --stage alice\n  deployer logs site-events --stage alice --format json"
+    )]
     Logs(LogsArgs),
     /// Run SQL in the stage's Athena work group and database; print the rows.
-    #[command(after_help = "Examples:\n  deployer query --stage alice \"SELECT city, events FROM events_by_city LIMIT 5\"\n  deployer query --stage alice \"SELECT count(*) AS n FROM students\" --format csv")]
+    #[command(
+        after_help = "Examples:\n  deployer query --stage alice \"SELECT city, events FROM events_by_city LIMIT 5\"\n  deployer query --stage alice \"SELECT count(*) AS n FROM students\" --format csv"
+    )]
     Query(QueryArgs),
     /// Detect changes made to the stage's resources outside CloudFormation (exit 0: in sync,
     /// 2: drifted).
-    #[command(after_help = "Examples:\n  deployer drift --stage alice\n\nExit codes: 0 in sync; 2 drifted; 1 error; 64 usage error.")]
+    #[command(
+        after_help = "Examples:\n  deployer drift --stage alice\n\nExit codes: 0 in sync; 2 drifted; 1 error; 64 usage error."
+    )]
     Drift(DriftArgs),
     /// List (and with --yes delete) the stage's artifacts no stack refers to.
-    #[command(after_help = "Examples:\n  deployer gc --stage alice\n  deployer gc --stage alice --older-than-days 30 --yes")]
+    #[command(
+        after_help = "Examples:\n  deployer gc --stage alice\n  deployer gc --stage alice --older-than-days 30 --yes"
+    )]
     Gc(GcArgs),
     /// Check the whole configuration file (every stage it names, its defaults) and say which
     /// file it is; every verb checks it so before reading its stage.
-    #[command(after_help = "Examples:\n  deployer validate\n  deployer --config ci/pipeline.yaml validate --format json")]
+    #[command(
+        after_help = "Examples:\n  deployer validate\n  deployer --config ci/pipeline.yaml validate --format json"
+    )]
     Validate(ValidateArgs),
     /// Rebuild and hotswap on every change under crates/etl, and print the functions' logs.
     #[command(after_help = "Examples:\n  deployer watch --stage alice")]
@@ -99,6 +127,9 @@ pub struct WatchArgs {
     /// Watch this `bootstrap` (built elsewhere) instead of building one on every change.
     #[arg(long, value_name = "FILE")]
     pub lambda_bootstrap: Option<PathBuf>,
+    /// When a full deploy (a template change) asks before applying: as `deploy`'s.
+    #[arg(long, value_enum, default_value_t = RequireApproval::Broadening)]
+    pub require_approval: RequireApproval,
 }
 
 #[derive(Debug, Args)]
@@ -196,7 +227,8 @@ pub struct StageArgs {
 
 #[derive(Debug, Args)]
 pub struct TriggerArgs {
-    /// What to start: the ETL function or the Spark job (through the EMR starter).
+    /// What to start: `etl` (base a), or `base-b` (the site-events function or the Spark
+    /// job, by the stage's `base_b_engine`).
     #[arg(value_enum)]
     pub what: TriggerWhat,
     /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
@@ -249,10 +281,16 @@ pub enum RunsFormat {
     Json,
 }
 
+/// What `trigger` starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TriggerWhat {
+    /// Base a: the ETL function.
+    #[value(alias = "base-a")]
     Etl,
-    Spark,
+    /// Base b, by the stage's `base_b_engine`: the site-events function, or a Spark job run on
+    /// EMR Serverless (`spark` is still accepted).
+    #[value(name = "base-b", alias = "spark")]
+    BaseB,
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +344,22 @@ pub struct DeployArgs {
     /// Also write the JSON document to FILE (replaced whole, never half-written).
     #[arg(long, value_name = "FILE")]
     pub outputs_file: Option<PathBuf>,
+    /// When to show the change and ask before applying it: when it broadens IAM access (new
+    /// or wider statements, new trust principals; a first deploy does), on any change, or
+    /// never. Without a terminal, a change that needs approval is refused (exit 6).
+    #[arg(long, value_enum, default_value_t = RequireApproval::Broadening)]
+    pub require_approval: RequireApproval,
+}
+
+/// When `deploy` asks before applying a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RequireApproval {
+    /// Never ask (CI jobs that review the diff elsewhere).
+    Never,
+    /// Ask when IAM access broadens (the default, as CDK's).
+    Broadening,
+    /// Ask on any change.
+    AnyChange,
 }
 
 #[derive(Debug, Args)]
@@ -358,9 +412,10 @@ pub struct PackageArgs {
     /// Where to write `lambda.zip` and the Spark job.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Use this `bootstrap` binary instead of building one.
-    #[arg(long, value_name = "FILE")]
-    pub bootstrap: Option<PathBuf>,
+    /// Ship this Lambda `bootstrap` (built for x86_64-unknown-linux-musl) instead of building
+    /// it: the flag `deploy`, `diff` and `watch` take (`--bootstrap` is still accepted).
+    #[arg(long = "lambda-bootstrap", alias = "bootstrap", value_name = "FILE")]
+    pub lambda_bootstrap: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -368,8 +423,9 @@ pub struct InvokeArgs {
     /// The function: etl, site-events, emr-starter or table-refresher.
     #[arg(value_enum)]
     pub function: FunctionArg,
-    /// Run here instead of invoking the deployed function.
-    #[arg(long)]
+    /// Accepted for compatibility: `invoke` always runs here (start a deployed function with
+    /// `deployer trigger`).
+    #[arg(long, hide = true)]
     pub local: bool,
     /// The stage (its settings, such as the table format).
     #[arg(long)]
@@ -462,9 +518,10 @@ pub struct SynthArgs {
     /// Write the template to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Render the stage's bootstrap stack (the artifacts bucket) instead of its pipeline.
-    #[arg(long)]
-    pub bootstrap: bool,
+    /// Render the stage's bootstrap stack (the artifacts bucket and the CloudFormation role)
+    /// instead of its pipeline (`--bootstrap` is still accepted).
+    #[arg(long = "bootstrap-stack", alias = "bootstrap")]
+    pub bootstrap_stack: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -208,6 +208,20 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
             )));
         }
     }
+    // A change that broadens IAM access (or any change, by --require-approval) is shown and
+    // asked about first; a first deploy broadens.
+    let report = crate::diff::compare::compare(
+        stage.as_str(),
+        current
+            .as_ref()
+            .map(|d| (&d.template, d.parameters.as_slice())),
+        &rendered,
+        &parameters,
+    );
+    if let Some(why) = crate::approval::needed(&report, args.require_approval) {
+        crate::approval::ask(stage.as_str(), &report, &why).map_err(|e| *e)?;
+    }
+
     // 4. IAM's simulator: the role and the caller may do all this deploy needs.
     let removed = current.as_ref().map(|d| &d.template);
     crate::preflight::check(&aws, &c, &boot.role_arn, &rendered, removed)

@@ -90,4 +90,3 @@ pub async fn forget(aws: &Aws, bucket: &str, stack: &str) -> anyhow::Result<()> 
         .map_err(|e| crate::aws::failed(format!("deleting s3://{bucket}/{key}"), e))?;
     Ok(())
 }
-

@@ -7,6 +7,7 @@
 //! protected stage); 64 a usage error (an unknown flag, a missing argument).
 
 mod adopt;
+mod approval;
 mod artifacts;
 mod aws;
 mod cli;

@@ -26,9 +26,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{BaseBEngine, StageConfig};
-use crate::managed_policies::split_into_managed_policies;
 use crate::facts::Handler;
 use crate::handler_calls::{calls_of, ArnEnv, Call};
+use crate::managed_policies::split_into_managed_policies;
 use crate::pipeline::{self, params};
 use crate::resource::iam::{Condition, PolicyDocument, Statement};
 use crate::stage::{BucketRole, RoleKind};

@@ -431,6 +431,14 @@ fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        // It also puts the path of the map it was in in front ("stages.prod: unknown field"):
+        // the key path is shown once, by the error itself.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.contains(' ') && key.starts_with(head) {
+                message = rest.to_owned();
+            }
+        }
+        let message = plain_message(&message);
         ConfigError {
             file: path.to_path_buf(),
             key: if key == "." { String::new() } else { key },
@@ -438,6 +446,43 @@ fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             location,
         }
     })
+}
+
+/// serde's message in the user's terms: an unknown key with the nearest known one (the key
+/// path is shown once, in front of the message), and never a Rust type's name.
+fn plain_message(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, known) = rest.split_once('`').unwrap_or((rest, ""));
+        let known: Vec<&str> = known
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|k| !k.is_empty())
+            .collect();
+        // strsim (clap's own suggestion metric): within a third of the key's length.
+        let nearest = known
+            .iter()
+            .map(|k| (strsim::damerau_levenshtein(field, k), *k))
+            .filter(|(d, _)| *d <= (field.len() / 3).max(1))
+            .min();
+        let hint = match nearest {
+            Some((_, k)) => format!("; did you mean `{k}`?"),
+            None => String::new(),
+        };
+        return if known.is_empty() {
+            format!("unknown key{hint}; nothing can be set here")
+        } else {
+            format!("unknown key{hint} (the keys here: {})", known.join(", "))
+        };
+    }
+    // "invalid type: string \"x\", expected struct Overrides": the shape, not the type.
+    match message.find("expected struct ") {
+        Some(i) => format!(
+            "{}expected a mapping of keys (`key: value` lines)",
+            &message[..i]
+        ),
+        None => message.replace("expected a sequence", "expected a list"),
+    }
 }
 
 impl Overrides {
@@ -781,9 +826,29 @@ mod tests {
         assert_eq!(e.location, Some((4, 18)));
         assert!(e.message.contains("invalid type: string \"lots\""), "{e}");
 
+        // The key path once, the near key suggested, no Rust type name (issue 27).
         let e = load("stages:\n  prod:\n    lamda: {}\n", "prod").unwrap_err();
         assert_eq!(e.key, "stages.prod.lamda");
-        assert!(e.message.contains("unknown field `lamda`"), "{e}");
+        assert!(
+            e.message.starts_with("unknown key; did you mean `lambda`?"),
+            "{e}"
+        );
+        assert_eq!(e.to_string().matches("lamda").count(), 1, "{e}");
+        let e = load("stages:\n  prod:\n    zzz: 1\n", "prod").unwrap_err();
+        assert!(
+            !e.message.contains("did you mean") && e.message.contains("region"),
+            "{e}"
+        );
+        let e = load("stages: [alice]\n", "prod").unwrap_err();
+        assert!(
+            !e.message.contains("struct") && !e.message.contains("Config"),
+            "{e}"
+        );
+        let e = load("stages:\n  prod: 3\n", "prod").unwrap_err();
+        assert!(
+            e.message.contains("expected a mapping of keys") && !e.message.contains("struct"),
+            "{e}"
+        );
 
         let e = load("stages:\n  Prod: {}\n", "prod").unwrap_err();
         assert_eq!(e.key, "stages.Prod");

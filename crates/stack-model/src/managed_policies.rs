@@ -64,4 +64,3 @@ pub fn split_into_managed_policies(
         .map(|(i, d)| (format!("{name}-{}", i + 1), d))
         .collect()
 }
-

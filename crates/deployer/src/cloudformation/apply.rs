@@ -65,6 +65,10 @@ pub enum ApplyError {
     Stuck(String),
     #[error("{0}")]
     Refused(String),
+    /// The change needs a person's approval (`--require-approval`), and it was declined or
+    /// there was no terminal to ask on.
+    #[error("{0}")]
+    NotApproved(String),
     #[error("{0:#}")]
     Aws(anyhow::Error),
 }
@@ -75,6 +79,7 @@ impl ApplyError {
             ApplyError::Failed { .. } => 3,
             ApplyError::Stuck(_) => 4,
             ApplyError::Refused(_) => 5,
+            ApplyError::NotApproved(_) => 6,
             ApplyError::Aws(_) | ApplyError::ChangeSetFailed { .. } => 1,
         }
     }

@@ -38,7 +38,9 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
     );
     // What a `deploy --hotswap` put into the functions since the stack was last deployed.
     if old.is_some() {
-        if let Some(record) = crate::hotswap_record::read(&aws, &bucket, &c.stage.stack_name()).await? {
+        if let Some(record) =
+            crate::hotswap_record::read(&aws, &bucket, &c.stage.stack_name()).await?
+        {
             let runs = record.parameters(&bucket);
             let stack = old
                 .as_ref()

@@ -77,7 +77,7 @@ async fn spark(aws: &Aws, c: &stack_model::StageConfig, json: bool) -> anyhow::R
         .iter()
         .max_by_key(|r| r.created_at().as_nanos())
     else {
-        eprintln!("application {app} has no job runs yet (`deployer trigger spark --stage {}` starts one)", c.stage);
+        eprintln!("application {app} has no job runs yet (`deployer trigger base-b --stage {}` starts one)", c.stage);
         if json {
             crate::output::print_json(&serde_json::json!({
                 "stage": c.stage.as_str(), "application": app, "job_run": null, "driver_output": null,

@@ -7,7 +7,7 @@ use crate::artifacts::{build_bootstrap, lambda_zip, workspace_root, Artifact};
 use crate::cli::PackageArgs;
 
 pub fn run(args: &PackageArgs) -> anyhow::Result<()> {
-    let bootstrap_path = match &args.bootstrap {
+    let bootstrap_path = match &args.lambda_bootstrap {
         Some(p) => p.clone(),
         None => build_bootstrap(&workspace_root()?)?,
     };

@@ -1,4 +1,5 @@
-//! `deployer synth`: render a stage's template (or, with `--bootstrap`, its bootstrap stack's).
+//! `deployer synth`: render a stage's template (or, with `--bootstrap-stack`, its bootstrap
+//! stack's).
 
 use crate::cli::{FormatArg, Global, SynthArgs};
 use anyhow::Context;
@@ -11,7 +12,7 @@ pub fn run(global: &Global, args: &SynthArgs) -> anyhow::Result<()> {
         FormatArg::Yaml => Format::Yaml,
         FormatArg::Json => Format::Json,
     };
-    let template = if args.bootstrap {
+    let template = if args.bootstrap_stack {
         stack_model::bootstrap::template(&config)
     } else {
         pipeline::template(&config)

@@ -25,7 +25,7 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
         &outs,
         match args.what {
             TriggerWhat::Etl => outputs::ETL_TOPIC,
-            TriggerWhat::Spark => outputs::EMR_TOPIC,
+            TriggerWhat::BaseB => outputs::EMR_TOPIC,
         },
     )?;
     let sns = aws_sdk_sns::Client::new(&aws.conf);
@@ -38,8 +38,8 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
         .map_err(|e| crate::aws::failed(format!("publishing to {topic}"), e))?;
     let starts = match (args.what, c.base_b_engine) {
         (TriggerWhat::Etl, _) => "the ETL function",
-        (TriggerWhat::Spark, BaseBEngine::Function) => "base b in the site-events function",
-        (TriggerWhat::Spark, BaseBEngine::Emr) => {
+        (TriggerWhat::BaseB, BaseBEngine::Function) => "base b in the site-events function",
+        (TriggerWhat::BaseB, BaseBEngine::Emr) => {
             "the EMR starter (a job run on the stage's EMR Serverless application)"
         }
     };
@@ -71,7 +71,7 @@ pub async fn run(global: &Global, args: &TriggerArgs) -> anyhow::Result<()> {
     eprintln!("{line}");
     let (base, default_minutes) = match args.what {
         TriggerWhat::Etl => (Base::A, 15),
-        TriggerWhat::Spark => (Base::B, 180),
+        TriggerWhat::BaseB => (Base::B, 180),
     };
     let bucket = output(&outs, outputs::WAREHOUSE_BUCKET)?;
     let application = output(&outs, outputs::EMR_APPLICATION).ok();

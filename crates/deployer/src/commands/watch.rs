@@ -161,6 +161,7 @@ async fn cycle(global: &Global, args: &WatchArgs, root: &Path, spark_job: &Path)
         cancel_runs: false,
         format: crate::cli::ReportFormat::Text,
         outputs_file: None,
+        require_approval: args.require_approval,
     };
     match crate::deployment::deploy(global, &deploy).await {
         Ok(_) => eprintln!("watch: stage {} deployed", args.stage),

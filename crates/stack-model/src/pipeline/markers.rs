@@ -51,4 +51,3 @@ pub(super) fn markers_to_refresher(p: &mut Pipeline, storage: &Storage, function
         },
     );
 }
-

@@ -1,4 +1,6 @@
-//! `deployer invoke <function> --local`: the real handler code, run in this process.
+//! `deployer invoke <function>`: the real handler code, run in this process (its only mode;
+//! `--local` is still accepted and changes nothing). A deployed function is started with
+//! `deployer trigger`.
 //!
 //! With `--source DIR --warehouse DIR` the ETL (base a) or the site-events engine (base b)
 //! reads and writes local folders laid out as the buckets are; with `--warehouse DIR` alone
@@ -15,9 +17,6 @@ use etl::warehouse::{Base, DataFormat};
 use crate::cli::{FunctionArg, Global, InvokeArgs, TableFormatArg};
 
 pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
-    if !args.local {
-        bail!("only `--local` runs are supported by invoke; trigger a deployed function with `deployer trigger`");
-    }
     let stage_format = match &args.stage {
         Some(stage) => Some(global.stage_config(stage)?.table_format),
         None => None,
