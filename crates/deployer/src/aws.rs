@@ -6,6 +6,25 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 
+/// The profile `--profile` names, for every client the CLI makes (the SDK's default chain
+/// otherwise: `AWS_PROFILE`, SSO, environment keys, instance roles).
+static PROFILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Uses `profile` for every AWS client from now on (`--profile`).
+pub fn use_profile(profile: &str) {
+    let _ = PROFILE.set(profile.to_owned());
+}
+
+/// The region the profile (or `AWS_REGION`) names, if any: where `deployer ls` looks by
+/// default.
+pub async fn profile_region() -> Option<String> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = PROFILE.get() {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await.region().map(|r| r.to_string())
+}
+
 pub struct Aws {
     pub conf: SdkConfig,
     pub cfn: aws_sdk_cloudformation::Client,
@@ -15,10 +34,12 @@ pub struct Aws {
 impl Aws {
     /// Clients for `region` (the stage's region: a stage lives in one region).
     pub async fn connect(region: &str) -> Aws {
-        let mut conf = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_owned()))
-            .load()
-            .await;
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+        if let Some(profile) = PROFILE.get() {
+            loader = loader.profile_name(profile);
+        }
+        let mut conf = loader.load().await;
         if std::env::var_os(COUNT_REQUESTS_ENV).is_some() {
             conf = conf
                 .into_builder()

@@ -26,6 +26,13 @@ pub struct Global {
     /// On an error, also print the AWS SDK's full detail.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// The AWS profile to use (default: `AWS_PROFILE`, else the default chain).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The stage's region, where the configuration names none (a region is part of the
+    /// stage's names: one that differs from the configured region is refused).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,9 +120,61 @@ pub enum Command {
         after_help = "Examples:\n  deployer validate\n  deployer --config ci/pipeline.yaml validate --format json"
     )]
     Validate(ValidateArgs),
+    /// Write a starting `pipeline.yaml` and its JSON Schema, or print the schema.
+    #[command(
+        after_help = "Examples:\n  deployer config init\n  deployer config init --dir ci\n  deployer config schema > pipeline.schema.json"
+    )]
+    Config(ConfigArgs),
+    /// List the stages deployed in the account and region (from their stacks' tags).
+    #[command(
+        after_help = "Examples:\n  deployer ls\n  deployer ls --region eu-west-1 --format json"
+    )]
+    Ls(LsArgs),
+    /// Print the shell completion script for bash, zsh, fish or PowerShell.
+    #[command(
+        after_help = "Examples:\n  deployer completion bash > ~/.local/share/bash-completion/completions/deployer\n  deployer completion zsh > ~/.zfunc/_deployer\n  deployer completion fish > ~/.config/fish/completions/deployer.fish"
+    )]
+    Completion(CompletionArgs),
     /// Rebuild and hotswap on every change under crates/etl, and print the functions' logs.
     #[command(after_help = "Examples:\n  deployer watch --stage alice")]
     Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a commented `pipeline.yaml` and `pipeline.schema.json` beside it.
+    Init {
+        /// The folder to write them in (the workspace root is where every verb finds it).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// Replace an existing `pipeline.yaml` (and its schema).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the JSON Schema of `pipeline.yaml` (derived from the configuration's types).
+    Schema,
+}
+
+/// `ls` lists the region `--region` names (default: the region of the AWS profile or
+/// `AWS_REGION`, else us-east-1).
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// One line per stage, or one JSON document (each stage's stacks, status, last change).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +354,8 @@ pub enum TriggerWhat {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// Whose log lines: one of the stage's functions, or `spark` (the latest job run's driver
+    /// output, on a stage whose base b runs on EMR Serverless).
     #[arg(value_enum)]
     pub function: LogSource,
     /// The stage: lowercase letters, digits and hyphens, such as `alice` or `prod` (its stacks,
@@ -304,6 +365,9 @@ pub struct LogsArgs {
     /// How far back, in minutes.
     #[arg(long, default_value_t = 60)]
     pub since_minutes: u64,
+    /// After the recent lines, keep printing new ones as they are written, until Ctrl-C.
+    #[arg(long, short)]
+    pub follow: bool,
     /// A function's lines as they were written, or JSON lines (one document per line: the
     /// group, the stream, the time in ms since the epoch, the message).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -456,19 +520,26 @@ pub struct InvokeArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FunctionArg {
+    /// Base a: the ETL's code, on local folders or the stage's buckets.
     Etl,
-    /// Base b in this process (the function engine's code).
+    /// Base b: the site-events function engine's code, on local folders.
     SiteEvents,
+    /// The StartJobRun request of base b's Spark job, sent to the stage's application.
     EmrStarter,
+    /// The refresher's decision for each base (and, with --stage, its crawl).
     TableRefresher,
 }
 
 /// Whose logs `deployer logs` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogSource {
+    /// The ETL function (base a).
     Etl,
+    /// The site-events function (base b, `base_b_engine: function`).
     SiteEvents,
+    /// The function that starts base b's Spark job runs (`base_b_engine: emr`).
     EmrStarter,
+    /// The function that starts the crawler once a base is whole.
     TableRefresher,
     /// The latest Spark job run on the stage's EMR Serverless application: its state and its
     /// driver's output.
@@ -536,6 +607,21 @@ impl Global {
     pub fn stage_config(&self, stage: &str) -> anyhow::Result<StageConfig> {
         let name = StageName::parse(stage)?;
         let source = crate::config_file::current(self.config.as_deref())?;
-        crate::config_file::stage_config(source, name)
+        let mut c = crate::config_file::stage_config(source, name)?;
+        if let Some(region) = &self.region {
+            if let crate::config_file::Source::File(path) = source {
+                if let Some((key, set)) = StageConfig::region_set_by(&c.stage, path)? {
+                    if &set != region {
+                        anyhow::bail!(
+                            "--region {region} conflicts with `{key}: {set}` in {}: a stage's region is part of its resources' names; drop --region, or change the file",
+                            path.display()
+                        );
+                    }
+                }
+            }
+            c.set_region(region)
+                .map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+        }
+        Ok(c)
     }
 }

@@ -192,13 +192,53 @@ pub fn print(e: &anyhow::Error, verbose: bool) {
                 _ => {}
             }
         }
-        None => eprintln!("error: {e:#}"),
+        None => eprintln!("error: {}", chain_once(e)),
     }
+}
+
+/// The error and its causes, joined by `: `, each cause left out when the text before it
+/// already says it: an error whose message includes its source (`bad input: {0}` over the
+/// input error) would otherwise print that source twice in one line.
+pub fn chain_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 27: a malformed ETL input's message was printed twice in one line.
+    #[test]
+    fn a_cause_the_message_already_holds_is_printed_once() {
+        let input = etl::error::InputError {
+            place: etl::error::Place {
+                file: "a/students.json".into(),
+                line: 3,
+                column: 7,
+                record: Some(1),
+            },
+            problem: "expected `,` or `]`".into(),
+        };
+        let e = anyhow::Error::new(etl::error::EtlError::from(input)).context("the ETL failed");
+        let text = chain_once(&e);
+        assert_eq!(text.matches("expected `,` or `]`").count(), 1, "{text}");
+        assert!(text.starts_with("the ETL failed: bad input: "), "{text}");
+        assert!(
+            format!("{e:#}").matches("expected `,`").count() == 2,
+            "the doubling it fixes"
+        );
+    }
 
     #[test]
     fn service_codes_decide_before_the_chain() {

@@ -21,15 +21,17 @@ mod emr_security_groups;
 mod errors;
 mod hotswap;
 mod hotswap_record;
+mod log_tail;
 mod output;
 mod preflight;
+mod progress;
 mod run_records;
 mod stage_apply;
 mod stage_stack;
 
 use commands::{
-    bootstrap, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, package, policy, query,
-    runs, synth, teardown, trigger, validate, watch,
+    bootstrap, completion, config, deploy, diff as diff_cmd, drift, gc, info, invoke, logs, ls,
+    package, policy, query, runs, synth, teardown, trigger, validate, watch,
 };
 
 use clap::Parser;
@@ -93,12 +95,18 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
+    if let Some(profile) = &cli.global.profile {
+        aws::use_profile(profile);
+    }
     let result = match cli.command {
         cli::Command::Synth(args) => synth::run(&cli.global, &args),
         cli::Command::Validate(args) => validate::run(&cli.global, &args),
         cli::Command::Policy(args) => policy::run(&cli.global, &args),
         cli::Command::Invoke(args) => invoke::run(&cli.global, &args),
         cli::Command::Package(args) => package::run(&args),
+        cli::Command::Config(args) => config::run(&cli.global, &args),
+        cli::Command::Completion(args) => completion::run(&args),
+        cli::Command::Ls(args) => runtime().block_on(ls::run(&cli.global, &args)),
         cli::Command::Teardown(args) => runtime().block_on(teardown::run(&cli.global, &args)),
         cli::Command::Diff(args) => match runtime().block_on(diff_cmd::run(&cli.global, &args)) {
             Ok(code) => return ExitCode::from(code),

@@ -19,6 +19,7 @@
 use crate::resource::logs::Retention;
 use crate::stage::{StageName, MAX_REGION_LEN};
 use crate::warehouse::DataFormat;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -209,6 +210,44 @@ impl StageConfig {
         Ok(names)
     }
 
+    /// Where `file` sets `stage`'s region, if it does: the key (`stages.<stage>.region` or
+    /// `defaults.region`) and the value. A region given on the command line must agree with it:
+    /// a stage's region is part of its resources' names.
+    ///
+    /// ```
+    /// # use stack_model::{StageConfig, StageName};
+    /// let file = std::env::temp_dir().join(format!("pdcase-region-{}.yaml", std::process::id()));
+    /// std::fs::write(&file, "defaults: {region: eu-west-1}\nstages: {prod: {region: us-east-2}}\n").unwrap();
+    /// let set = |s: &str| StageConfig::region_set_by(&StageName::parse(s).unwrap(), &file).unwrap();
+    /// assert_eq!(set("prod"), Some(("stages.prod.region".into(), "us-east-2".into())));
+    /// assert_eq!(set("alice"), Some(("defaults.region".into(), "eu-west-1".into())));
+    /// ```
+    pub fn region_set_by(
+        stage: &StageName,
+        file: &Path,
+    ) -> Result<Option<(String, String)>, ConfigError> {
+        let parsed = read_file(file)?;
+        let own = parsed
+            .stages
+            .get(stage.as_str())
+            .and_then(|o| o.region.clone())
+            .map(|r| (format!("stages.{stage}.region"), r));
+        Ok(own.or_else(|| {
+            parsed
+                .defaults
+                .region
+                .clone()
+                .map(|r| ("defaults.region".to_string(), r))
+        }))
+    }
+
+    /// Sets the region (one given on the command line), checked as the file's would be.
+    pub fn set_region(&mut self, region: &str) -> Result<(), String> {
+        check_region(region)?;
+        self.region = region.to_owned();
+        Ok(())
+    }
+
     fn load_file(config: StageConfig, path: &Path) -> Result<StageConfig, ConfigError> {
         let parsed = read_file(path)?;
         stage_names(&parsed, path)?;
@@ -327,51 +366,117 @@ impl ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Debug, Default, Deserialize)]
+/// `pipeline.yaml`: settings for every stage (`defaults`) and for each stage by name
+/// (`stages`); a stage not named gets the defaults, then the built-in ones.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "pipeline.yaml")]
 struct ConfigFile {
+    /// Settings every stage gets unless its own entry sets them.
     #[serde(default)]
     defaults: Overrides,
+    /// Settings of one stage, by its name (lowercase letters, digits and hyphens).
     #[serde(default)]
     stages: BTreeMap<String, Overrides>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A stage's settings; each key is optional.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Overrides {
+    /// The AWS region the stage lives in (default us-east-1); part of its resources' names.
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-\d+$"), length(max = MAX_REGION_LEN))]
     region: Option<String>,
+    /// Retain the stage's data on teardown, turn on termination protection, refuse hotswap.
     protected: Option<bool>,
+    /// The stage's own KMS key, logs kept at least 365 days, access logs (default: as
+    /// `protected`).
     hardened: Option<bool>,
+    /// Hardened stages: the bucket the access logs go to (default: a log bucket of the stage).
     access_logs_bucket: Option<String>,
+    /// The functions' memory and timeout.
     lambda: Option<LambdaOverrides>,
+    /// Base b's EMR Serverless application (`base_b_engine: emr`).
     emr: Option<EmrOverrides>,
+    /// How long CloudWatch Logs keeps the functions' logs (default 30; 365 when hardened).
+    #[schemars(extend("enum" = retention_days()))]
     log_retention_days: Option<u32>,
+    /// The warehouse tables' format (default parquet).
+    #[schemars(extend("enum" = ["parquet", "ndjson"]))]
     table_format: Option<String>,
+    /// What builds base b: the site-events function, or a Spark job on EMR Serverless.
+    #[schemars(extend("enum" = ["function", "emr"]))]
     base_b_engine: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The values CloudWatch Logs accepts as a retention, in days.
+fn retention_days() -> Vec<u32> {
+    Retention::ALL.iter().map(|r| r.days()).collect()
+}
+
+/// The range of Lambda memory, in MB (Lambda's limits).
+pub const LAMBDA_MEMORY_MB: (u32, u32) = (128, 10240);
+/// The range of a Lambda timeout, in seconds (Lambda's limits).
+pub const LAMBDA_TIMEOUT_SECONDS: (u32, u32) = (1, 900);
+
+/// The functions' memory and timeout.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LambdaOverrides {
+    /// Memory of each function, in MB (default 2048).
+    #[schemars(range(min = LAMBDA_MEMORY_MB.0, max = LAMBDA_MEMORY_MB.1))]
     memory_mb: Option<u32>,
+    /// Timeout of each function, in seconds (default 60).
+    #[schemars(range(min = LAMBDA_TIMEOUT_SECONDS.0, max = LAMBDA_TIMEOUT_SECONDS.1))]
     timeout_seconds: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Base b's EMR Serverless application.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct EmrOverrides {
+    /// The EMR release (emr-7.x: Spark 3.5; default emr-7.5.0).
+    #[schemars(regex(pattern = r"^emr-7\.\d+\.\d+$"))]
     release_label: Option<String>,
+    /// What all its runs may hold together, in vCPU (default 32).
+    #[schemars(range(min = MIN_VCPU))]
     max_vcpu: Option<u32>,
+    /// What all its runs may hold together, in GB of memory (default 128).
+    #[schemars(range(min = MIN_MEMORY_GB))]
     max_memory_gb: Option<u32>,
+    /// It stops itself after this long without a run (default 5).
+    #[schemars(range(min = 1))]
     idle_stop_minutes: Option<u32>,
+    /// The subnets a job that needs a VPC runs in (with `security_group_ids`).
     subnet_ids: Option<Vec<String>>,
+    /// The security groups of a job that runs in `subnet_ids`.
     security_group_ids: Option<Vec<String>>,
-    // The EMR-on-EC2 cluster's keys: read only to refuse them with what replaces them.
+    // The EMR-on-EC2 cluster's keys: read only to refuse them with what replaces them (the
+    // schema leaves them out, so an editor flags them too).
+    #[schemars(skip)]
     master_instance_type: Option<serde_yaml_ng::Value>,
+    #[schemars(skip)]
     core_instance_type: Option<serde_yaml_ng::Value>,
+    #[schemars(skip)]
     core_instance_count: Option<serde_yaml_ng::Value>,
+    #[schemars(skip)]
     idle_timeout_minutes: Option<serde_yaml_ng::Value>,
+    #[schemars(skip)]
     subnet_id: Option<serde_yaml_ng::Value>,
+}
+
+/// The JSON Schema of `pipeline.yaml` (draft 2020-12), derived from the types the file is read
+/// into, so it cannot drift from what [`StageConfig::load`] accepts; editors with a YAML
+/// language server complete and check the file with it. Values are checked further when the
+/// file is read (a region's name, a bucket's), with the same words.
+///
+/// ```
+/// let schema = stack_model::config::json_schema();
+/// assert_eq!(schema["additionalProperties"], false);
+/// assert!(schema["properties"]["stages"].is_object());
+/// ```
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ConfigFile)).expect("a schema serializes")
 }
 
 impl EmrOverrides {
@@ -507,13 +612,23 @@ impl Overrides {
         }
         if let Some(l) = &self.lambda {
             if let Some(m) = l.memory_mb {
-                in_range(m, 128, 10240, "MB of Lambda memory")
-                    .map_err(|e| fail("lambda.memory_mb", e))?;
+                in_range(
+                    m,
+                    LAMBDA_MEMORY_MB.0,
+                    LAMBDA_MEMORY_MB.1,
+                    "MB of Lambda memory",
+                )
+                .map_err(|e| fail("lambda.memory_mb", e))?;
                 c.lambda.memory_mb = m;
             }
             if let Some(t) = l.timeout_seconds {
-                in_range(t, 1, 900, "seconds of Lambda timeout")
-                    .map_err(|e| fail("lambda.timeout_seconds", e))?;
+                in_range(
+                    t,
+                    LAMBDA_TIMEOUT_SECONDS.0,
+                    LAMBDA_TIMEOUT_SECONDS.1,
+                    "seconds of Lambda timeout",
+                )
+                .map_err(|e| fail("lambda.timeout_seconds", e))?;
                 c.lambda.timeout_seconds = t;
             }
         }

@@ -21,9 +21,18 @@ pub async fn delete(cfn: &Client, name: &str) -> anyhow::Result<()> {
         .await
         .map_err(|e| crate::aws::failed(format!("deleting stack {name}"), e))?;
     let mut seen: Vec<Event> = Vec::new();
+    let mut progress = crate::progress::Progress::start(format!("deleting {name}"));
     loop {
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        seen.extend(watcher.poll(cfn).await?);
+        let new = watcher.poll(cfn).await?;
+        // Each resource as CloudFormation reports it, so a long deletion is not silent.
+        for e in &new {
+            eprintln!(
+                "  {name}: {} ({}) {}",
+                e.logical_id, e.resource_type, e.status
+            );
+        }
+        seen.extend(new);
         match describe(cfn, name).await? {
             None => return Ok(()),
             Some(s) if status_of(&s) == "DELETE_FAILED" => {
@@ -39,7 +48,7 @@ pub async fn delete(cfn: &Client, name: &str) -> anyhow::Result<()> {
                     .unwrap_or_default();
                 anyhow::bail!("deleting stack {name} failed (DELETE_FAILED){cause}");
             }
-            Some(_) => {}
+            Some(s) => progress.tick(&status_of(&s)),
         }
     }
 }

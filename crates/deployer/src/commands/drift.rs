@@ -102,6 +102,7 @@ pub async fn detect(
         .stack_drift_detection_id
         .context("CloudFormation returned no drift detection id")?;
     let mut wait = Duration::from_millis(500);
+    let mut progress = crate::progress::Progress::start(format!("drift detection on {stack}"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15 * 60);
     let status = loop {
         let s = cfn
@@ -115,6 +116,7 @@ pub async fn detect(
         if s.detection_status() != Some(&StackDriftDetectionStatus::DetectionInProgress) {
             break s;
         }
+        progress.tick("DETECTION_IN_PROGRESS");
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("drift detection {id} on {stack} still runs after 15 minutes");
         }

@@ -9,6 +9,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use crate::aws::Aws;
 use crate::cli::{Global, LogSource, LogsArgs, ReportFormat};
 use crate::cloudformation::status::{output, stack_outputs};
+use crate::log_tail::{Followed, Tail};
 use stack_model::pipeline::{emr::LOG_PREFIX, outputs};
 use stack_model::stage::FunctionRole;
 
@@ -26,6 +27,9 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
     let c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
     let Some(function) = role(args.function) else {
+        if args.follow {
+            anyhow::bail!("--follow follows a function's log group; the Spark driver's output is one file EMR Serverless writes as the run goes: run `deployer logs spark --stage {}` again", c.stage);
+        }
         return spark(&aws, &c, args.format == ReportFormat::Json).await;
     };
     let group = c.stage.log_group_name(function);
@@ -35,6 +39,9 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
         .as_millis() as i64
         - (args.since_minutes as i64) * 60_000;
     let json = args.format == ReportFormat::Json;
+    if args.follow {
+        return follow(client, group, since, json).await;
+    }
     let n = write_log_lines(&client, &group, since, json, &mut std::io::stdout().lock()).await?;
     if n == 0 {
         eprintln!(
@@ -43,6 +50,41 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--follow`: the group's lines since `since`, then new ones every two seconds until Ctrl-C.
+async fn follow(client: Client, group: String, since: i64, json: bool) -> anyhow::Result<()> {
+    eprintln!("following {group} (Ctrl-C stops)");
+    let label = group.clone();
+    let mut tail = Tail::new(client, vec![Followed { label, group }], since);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tick.tick() => {
+                let polled = tail.poll().await;
+                for notice in polled.notices {
+                    eprintln!("logs: {notice}");
+                }
+                let mut out = std::io::stdout().lock();
+                for (group, e) in polled.events {
+                    let message = e.message().unwrap_or_default().trim_end();
+                    if json {
+                        let line = crate::output::json_line(&serde_json::json!({
+                            "group": group,
+                            "stream": e.log_stream_name(),
+                            "timestamp": e.timestamp(),
+                            "message": message,
+                        }))?;
+                        writeln!(out, "{line}")?;
+                    } else {
+                        writeln!(out, "{message}")?;
+                    }
+                }
+                out.flush()?;
+            }
+        }
+    }
 }
 
 /// Where EMR Serverless writes a job run's driver output under the application's S3 log

@@ -59,6 +59,7 @@ pub async fn query(
         .context("Athena returned no query execution id")?;
     // Athena's queries take from a fraction of a second to minutes: poll quickly at first.
     let mut wait = Duration::from_millis(100);
+    let mut progress = crate::progress::Progress::start(format!("query {id}"));
     loop {
         let execution = athena
             .get_query_execution()
@@ -91,7 +92,7 @@ pub async fn query(
                     format!("check the SQL against the stage's tables (database {database}; `SHOW TABLES` lists them)"),
                 )));
             }
-            _ => {}
+            other => progress.tick(other.map_or("waiting", |s| s.as_str())),
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(2));

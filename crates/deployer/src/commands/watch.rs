@@ -18,6 +18,7 @@ use notify_debouncer_mini::notify::RecursiveMode;
 use crate::artifacts::{build_bootstrap, workspace_root};
 use crate::aws::Aws;
 use crate::cli::{DeployArgs, Global, WatchArgs};
+use crate::log_tail::{Followed, Tail};
 use stack_model::stage::FunctionRole;
 
 /// What a change event means.
@@ -95,7 +96,7 @@ pub async fn run(global: &Global, args: &WatchArgs) -> anyhow::Result<()> {
 
     let aws = Aws::connect(&c.region).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.conf);
-    let mut since = now_millis();
+    let mut tail = Tail::new(logs, followed(&c), now_millis());
     cycle(global, args, &root, &spark_job).await;
     eprintln!(
         "watch: watching {} (Ctrl-C stops)",
@@ -125,7 +126,13 @@ pub async fn run(global: &Global, args: &WatchArgs) -> anyhow::Result<()> {
                 }
             }
             _ = tick.tick() => {
-                since = tail(&logs, &c, since).await;
+                let polled = tail.poll().await;
+                for notice in polled.notices {
+                    eprintln!("watch: {notice}");
+                }
+                for (label, e) in polled.events {
+                    println!("[{label}] {}", e.message().unwrap_or_default().trim_end());
+                }
             }
         }
     }
@@ -176,56 +183,19 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Prints the functions' log lines newer than `since` (ms), each after its function's name;
-/// returns the newest timestamp seen. A failed read is printed once per tick and skipped.
-async fn tail(
-    logs: &aws_sdk_cloudwatchlogs::Client,
-    c: &stack_model::StageConfig,
-    since: i64,
-) -> i64 {
-    let mut newest = since;
+/// The groups `watch` follows: the ETL's, base b's starter's, the refresher's.
+fn followed(c: &stack_model::StageConfig) -> Vec<Followed> {
     let base_b = match c.base_b_engine {
         stack_model::config::BaseBEngine::Function => FunctionRole::SiteEvents,
         stack_model::config::BaseBEngine::Emr => FunctionRole::EmrStarter,
     };
-    for f in [FunctionRole::Etl, base_b, FunctionRole::TableRefresher] {
-        let group = c.stage.log_group_name(f);
-        let mut pages = logs
-            .filter_log_events()
-            .log_group_name(&group)
-            .start_time(since + 1)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            match page {
-                Ok(page) => {
-                    for e in page.events() {
-                        newest = newest.max(e.timestamp().unwrap_or(since));
-                        println!(
-                            "[{}] {}",
-                            f.as_str(),
-                            e.message().unwrap_or_default().trim_end()
-                        );
-                    }
-                }
-                // A group that does not exist yet (a function never invoked) has no lines.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
-                {
-                    break
-                }
-                Err(e) => {
-                    eprintln!(
-                        "watch: {}",
-                        crate::aws::failed(format!("reading {group}"), e)
-                    );
-                    break;
-                }
-            }
-        }
-    }
-    newest
+    [FunctionRole::Etl, base_b, FunctionRole::TableRefresher]
+        .into_iter()
+        .map(|f| Followed {
+            label: f.as_str().to_owned(),
+            group: c.stage.log_group_name(f),
+        })
+        .collect()
 }
 
 #[cfg(test)]
