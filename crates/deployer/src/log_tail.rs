@@ -121,7 +121,7 @@ impl Tail {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Relies on aws-smithy-mocks: a read that fails, then works, in a set order.
     use super::*;
     use aws_sdk_cloudwatchlogs::operation::filter_log_events::{
@@ -137,7 +137,8 @@ mod tests {
             .build()
     }
 
-    fn client(rules: &[&aws_smithy_mocks::Rule]) -> Client {
+    /// A CloudWatch Logs client answered by `rules`, in order (aws-smithy-mocks).
+    pub(crate) fn client(rules: &[&aws_smithy_mocks::Rule]) -> Client {
         let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
         for r in rules {
             interceptor = interceptor.with_rule(r);

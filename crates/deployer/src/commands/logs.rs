@@ -68,18 +68,7 @@ async fn follow(client: Client, group: String, since: i64, json: bool) -> anyhow
                 }
                 let mut out = std::io::stdout().lock();
                 for (group, e) in polled.events {
-                    let message = e.message().unwrap_or_default().trim_end();
-                    if json {
-                        let line = crate::output::json_line(&serde_json::json!({
-                            "group": group,
-                            "stream": e.log_stream_name(),
-                            "timestamp": e.timestamp(),
-                            "message": message,
-                        }))?;
-                        writeln!(out, "{line}")?;
-                    } else {
-                        writeln!(out, "{message}")?;
-                    }
+                    write_event(&mut out, &group, &e, json)?;
                 }
                 out.flush()?;
             }
@@ -222,21 +211,33 @@ pub async fn write_log_lines(
         let page = page.map_err(|e| crate::aws::failed(format!("reading {group}"), e))?;
         for e in page.events() {
             n += 1;
-            let message = e.message().unwrap_or_default().trim_end();
-            if json {
-                let line = crate::output::json_line(&serde_json::json!({
-                    "group": group,
-                    "stream": e.log_stream_name(),
-                    "timestamp": e.timestamp(),
-                    "message": message,
-                }))?;
-                writeln!(out, "{line}")?;
-            } else {
-                writeln!(out, "{message}")?;
-            }
+            write_event(out, group, e, json)?;
         }
     }
     Ok(n)
+}
+
+/// One event as a line: its message, or (`json`) a JSON document with its group, stream and
+/// time.
+fn write_event(
+    out: &mut impl Write,
+    group: &str,
+    e: &aws_sdk_cloudwatchlogs::types::FilteredLogEvent,
+    json: bool,
+) -> anyhow::Result<()> {
+    let message = e.message().unwrap_or_default().trim_end();
+    if json {
+        let line = crate::output::json_line(&serde_json::json!({
+            "group": group,
+            "stream": e.log_stream_name(),
+            "timestamp": e.timestamp(),
+            "message": message,
+        }))?;
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "{message}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -245,7 +246,7 @@ mod tests {
     use super::*;
     use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput;
     use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
-    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+    use aws_smithy_mocks::mock;
 
     fn page(lines: &[&str], token: Option<&str>) -> FilterLogEventsOutput {
         FilterLogEventsOutput::builder()
@@ -269,20 +270,8 @@ mod tests {
             .output(|| page(&[], Some("t3")))
             .output(|| page(&["second"], None))
             .build();
-        let interceptor = MockResponseInterceptor::new()
-            .rule_mode(RuleMode::Sequential)
-            .with_rule(&rule);
-        let conf = aws_sdk_cloudwatchlogs::Config::builder()
-            .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudwatchlogs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
-                "a", "b", None, None, "test",
-            ))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
+        let client = crate::log_tail::tests::client(&[&rule]);
         let mut out = Vec::new();
-        let client = Client::from_conf(conf);
         let n = write_log_lines(&client, "/aws/lambda/x", 0, false, &mut out)
             .await
             .unwrap();
