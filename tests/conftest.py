@@ -17,7 +17,8 @@ VENV_BIN = Path(sys.executable).parent
 # The stages every template gate runs on: the default stage; `prod` configured as protected
 # (hence hardened) in another region, with an organization's access-log bucket; and a stage
 # name of the maximum allowed length (17 characters), hardened with a log bucket of its own,
-# its base b on EMR Serverless in a VPC of the account's (the application's network).
+# its base b on EMR Serverless in a VPC of the account's (the application's network), with
+# tags of the user's (`tags:`, on every taggable resource).
 MAX_STAGE = "abcdefghij-123456"
 STAGES = ["alice", "prod", MAX_STAGE]
 HARDENED_STAGES = {"prod", MAX_STAGE}
@@ -34,6 +35,7 @@ stages:
   {MAX_STAGE}:
     hardened: true
     base_b_engine: emr
+    tags: {{team: data-platform, cost-center: "4711"}}
     emr: {{subnet_ids: [subnet-0123456789abcdef0, subnet-0123456789abcdef1], security_group_ids: [sg-0123456789abcdef0]}}
 """
 

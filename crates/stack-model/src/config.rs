@@ -114,7 +114,14 @@ pub struct StageConfig {
     /// events are production's and outgrow a function; `function` on the others, a
     /// developer's few megabytes, where EMR Serverless would cost minutes of start and a bill per run.
     pub base_b_engine: BaseBEngine,
+    /// Tags of the user's (`tags:` under `defaults:` and the stage; the stage's win) on every
+    /// taggable resource of the stage, after `Project` and `Stage`, which they may not set.
+    pub tags: BTreeMap<String, String>,
 }
+
+/// The most tags `tags:` may add: AWS allows 50 on a resource, and the pipeline sets two
+/// (`Project`, `Stage`) and a few resources a `Name`.
+pub const MAX_USER_TAGS: usize = 40;
 
 /// How long a hardened stage keeps its logs at least.
 pub const HARDENED_MIN_RETENTION_DAYS: u32 = 365;
@@ -163,6 +170,7 @@ impl StageConfig {
             log_retention: Retention::Days30,
             table_format: DataFormat::Parquet,
             base_b_engine: BaseBEngine::Function,
+            tags: BTreeMap::new(),
         }
     }
 
@@ -407,6 +415,10 @@ struct Overrides {
     /// What builds base b: the site-events function, or a Spark job on EMR Serverless.
     #[schemars(extend("enum" = ["function", "emr"]))]
     base_b_engine: Option<String>,
+    /// Tags on every taggable resource of the stage (a stage's own win over the defaults'),
+    /// besides `Project` and `Stage`, which the tool sets and its policies rely on.
+    #[schemars(extend("maxProperties" = MAX_USER_TAGS))]
+    tags: Option<BTreeMap<String, String>>,
 }
 
 /// The values CloudWatch Logs accepts as a retention, in days.
@@ -700,6 +712,21 @@ impl Overrides {
                 }
             }
         }
+        if let Some(tags) = &self.tags {
+            for (k, v) in tags {
+                check_tag(k, v).map_err(|m| fail(&format!("tags.{k}"), m))?;
+                c.tags.insert(k.clone(), v.clone());
+            }
+            if c.tags.len() > MAX_USER_TAGS {
+                return Err(fail(
+                    "tags",
+                    format!(
+                        "{} tags: at most {MAX_USER_TAGS} (AWS allows 50 on a resource, and the tool sets `Project`, `Stage` and on some resources `Name`)",
+                        c.tags.len()
+                    ),
+                ));
+            }
+        }
         if let Some(name) = &self.access_logs_bucket {
             check_bucket_name(name).map_err(|m| fail("access_logs_bucket", m))?;
             c.access_logs_bucket = Some(name.clone());
@@ -778,6 +805,38 @@ fn in_range(v: u32, min: u32, max: u32, what: &str) -> Result<(), String> {
     }
 }
 
+/// A tag the user adds: not one the tool sets, not AWS's prefix, within AWS's tag rules
+/// ("Tag naming limits and requirements", Tagging AWS Resources user guide: a key of 1 to 128
+/// characters, a value of up to 256, letters, numbers, spaces and `_ . : / = + - @`).
+fn check_tag(key: &str, value: &str) -> Result<(), String> {
+    if ["Project", "Stage"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(key))
+    {
+        return Err(format!(
+            "`{key}` is set by the tool (the stage's policies find its resources by `Project` and `Stage`): choose another key"
+        ));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err("keys starting with `aws:` are reserved for AWS's own tags".into());
+    }
+    let allowed = |t: &str| {
+        t.chars()
+            .all(|ch| ch.is_alphanumeric() || ch == ' ' || "_.:/=+-@".contains(ch))
+    };
+    if key.is_empty() || key.chars().count() > 128 || !allowed(key) {
+        return Err(format!(
+            "`{key}` is not a tag key: 1 to 128 letters, numbers, spaces or `_ . : / = + - @`"
+        ));
+    }
+    if value.chars().count() > 256 || !allowed(value) {
+        return Err(format!(
+            "`{value}` is not a tag value: up to 256 letters, numbers, spaces or `_ . : / = + - @`"
+        ));
+    }
+    Ok(())
+}
+
 fn check_region(region: &str) -> Result<(), String> {
     // `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: letters-only parts, a final number.
     let parts: Vec<&str> = region.split('-').collect();
@@ -820,6 +879,49 @@ fn check_release(release: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 28, `tags:`: the defaults' and the stage's merged (the stage's win); the tool's
+    /// own keys, AWS's prefix and malformed keys refused naming the key.
+    #[test]
+    fn user_tags_merge_and_the_tools_own_are_refused() {
+        let c = load(
+            "defaults: {tags: {team: data, cost-center: \"42\"}}\nstages:\n  prod: {tags: {team: platform}}\n",
+            "prod",
+        )
+        .unwrap();
+        let tags: Vec<(&str, &str)> = c
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(tags, [("cost-center", "42"), ("team", "platform")]);
+        for (yaml, key, words) in [
+            (
+                "defaults: {tags: {Stage: x}}\n",
+                "defaults.tags.Stage",
+                "set by the tool",
+            ),
+            (
+                "stages: {prod: {tags: {project: x}}}\n",
+                "stages.prod.tags.project",
+                "set by the tool",
+            ),
+            (
+                "defaults: {tags: {\"aws:x\": y}}\n",
+                "defaults.tags.aws:x",
+                "reserved",
+            ),
+            (
+                "defaults: {tags: {\"a#b\": y}}\n",
+                "defaults.tags.a#b",
+                "not a tag key",
+            ),
+        ] {
+            let e = load(yaml, "prod").unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.message.contains(words), "{e}");
+        }
+    }
 
     fn load(yaml: &str, stage: &str) -> Result<StageConfig, ConfigError> {
         // One folder per call: tests run in parallel threads of one process.

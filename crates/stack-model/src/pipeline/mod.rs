@@ -156,11 +156,15 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// `Project` and `Stage` (the policies' conditions find the stage's resources by them),
+    /// then the user's `tags:` in key order.
     fn tags(&self) -> Vec<Tag> {
-        vec![
+        let mut tags = vec![
             Tag::new("Project", PROJECT),
             Tag::new("Stage", self.c.stage.as_str()),
-        ]
+        ];
+        tags.extend(self.c.tags.iter().map(|(k, v)| Tag::new(k, v.as_str())));
+        tags
     }
 
     /// For stateful resources: retained on delete and replacement when the stage is protected.

@@ -177,6 +177,27 @@ fn wildcard_actions(v: &serde_json::Value) -> Vec<String> {
     wildcard_actions.into_iter().collect()
 }
 
+/// Issue 28, `tags:`: the user's tags reach every resource that carries the stage's.
+#[test]
+fn user_tags_reach_every_tagged_resource() {
+    let mut c = emr("alice");
+    c.tags.insert("team".into(), "data".into());
+    let v = template(&c).to_json().unwrap();
+    let mut tagged = 0;
+    for (id, r) in v["Resources"].as_object().unwrap() {
+        let tags = &r["Properties"]["Tags"];
+        let text = tags.to_string();
+        if text.contains("Stage") {
+            tagged += 1;
+            assert!(
+                text.contains("team") && text.contains("data"),
+                "{id}: {tags}"
+            );
+        }
+    }
+    assert!(tagged > 10, "{tagged}");
+}
+
 #[test]
 fn every_taggable_resource_is_tagged() {
     let v = template(&config("alice", false)).to_json().unwrap();
