@@ -6,16 +6,15 @@
 //! artifact hashes) means no upload and no change set. With `--hotswap`, a change of the
 //! artifacts alone goes straight into the functions ([`crate::hotswap`]).
 
-use anyhow::Context;
 use serde::Serialize;
 
-use crate::artifacts::{build_bootstrap, workspace_root};
 use crate::aws::Aws;
 use crate::cli::{DeployArgs, Global};
 use crate::cloudformation::apply::ApplyError;
 use crate::stage_apply::{apply_rendered, protect, swap_in, upload_artifacts};
 use crate::stage_stack::{
-    artifact_keys, body, deployed, spark_job, stack_parameters, Bootstrap, Deployed,
+    artifact_keys, body, bootstrap_binary, deployed, spark_job, stack_parameters, Bootstrap,
+    Deployed,
 };
 use stack_model::pipeline;
 use stack_model::StageConfig;
@@ -80,12 +79,7 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
     let bucket = boot.bucket.clone();
 
     // 2. The artifacts, named by content.
-    let bootstrap_path = match &args.lambda_bootstrap {
-        Some(p) => p.clone(),
-        None => build_bootstrap(&workspace_root()?)?,
-    };
-    let binary = std::fs::read(&bootstrap_path)
-        .with_context(|| format!("reading {}", bootstrap_path.display()))?;
+    let binary = bootstrap_binary(args.lambda_bootstrap.as_deref())?;
     let spark = spark_job(args.spark_job.as_deref())?;
     let (lambda_key, spark_key) = artifact_keys(&binary, &spark);
     let parameters = stack_parameters(&bucket, &lambda_key, &spark_key);
@@ -183,8 +177,18 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
             protect(&aws, &c, &stack).await?;
             return Ok(Deployment::new(&c, Outcome::UpToDate, outputs));
         }
-        let report =
-            crate::diff::compare::compare(stage.as_str(), Some((t, p)), &rendered, &parameters);
+    }
+    // What this deploy changes, against the deployed stack (none: a first deploy). It decides
+    // the refusals below and whether a person must approve it.
+    let report = crate::diff::compare::compare(
+        stage.as_str(),
+        current
+            .as_ref()
+            .map(|d| (&d.template, d.parameters.as_slice())),
+        &rendered,
+        &parameters,
+    );
+    if current.is_some() {
         let refused: Vec<&String> = report
             .data_at_risk
             .iter()
@@ -210,14 +214,6 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
     }
     // A change that broadens IAM access (or any change, by --require-approval) is shown and
     // asked about first; a first deploy broadens.
-    let report = crate::diff::compare::compare(
-        stage.as_str(),
-        current
-            .as_ref()
-            .map(|d| (&d.template, d.parameters.as_slice())),
-        &rendered,
-        &parameters,
-    );
     if let Some(why) = crate::approval::needed(&report, args.require_approval) {
         crate::approval::ask(stage.as_str(), &report, &why).map_err(|e| *e)?;
     }

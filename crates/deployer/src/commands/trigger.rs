@@ -134,7 +134,12 @@ async fn wait_for_run(
         match record.state {
             RunState::Succeeded => {
                 eprintln!("run {run} succeeded");
-                return Ok(record.report.unwrap_or_default());
+                // A document, so it takes a `format_version`: a run that reported nothing
+                // still names itself.
+                return Ok(record
+                    .report
+                    .filter(serde_json::Value::is_object)
+                    .unwrap_or_else(|| serde_json::json!({ "run": run })));
             }
             RunState::Failed if !record.retry => {
                 let error = record.error.unwrap_or_default();
