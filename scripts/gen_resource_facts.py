@@ -17,11 +17,21 @@ capacity providers, log groups' deletion protection); the generated file lists t
 one shows in review. An
 action the decisions tie to a property carries it under `when`, with the handler source.
 
-    python scripts/gen_resource_facts.py          # rewrite the file
-    python scripts/gen_resource_facts.py --check  # exit 1 when the file differs (a test runs this)
+It also writes crates/deployer/data/resource_schemas.json.gz: the same facts for every type
+the pinned schemas define (`decided: false`: no recorded decisions, so every action a handler
+lists counts), with what synth checks a resource added by a user against (its settable
+properties, required ones, `Fn::GetAtt` attributes, tag property, the regions that lack it). The
+deployer embeds it compressed and registers it with stack-model; stack-model's own file wins for
+the types it holds.
+
+    python scripts/gen_resource_facts.py          # rewrite both files
+    python scripts/gen_resource_facts.py --check  # exit 1 when either differs (a test runs this)
 """
 
+import gzip
+
 import json
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +42,7 @@ import parliament
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "crates" / "stack-model" / "data"
 OUT = DATA / "resource_facts.json"
+DIGEST = ROOT / "crates" / "deployer" / "data" / "resource_schemas.json.gz"
 SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
 REGION = "us-east-1"
 
@@ -53,6 +64,52 @@ ARN_FORMATS = {
 def schema_for(type_name: str) -> dict:
     index = json.loads((SCHEMAS / "providers" / f"{REGION}.json").read_text())
     return json.loads((SCHEMAS / "resources" / f"{index[type_name]}.json").read_text())
+
+
+def shape(schema: dict) -> dict:
+    """What synth checks a resource of this type against: the properties a template may set
+    (read-only ones are the type's `Fn::GetAtt` attributes), the required ones, and the
+    property that carries tags (a list of Key/Value or a map)."""
+    read_only = [p.removeprefix("/properties/") for p in schema.get("readOnlyProperties", [])]
+    props = schema.get("properties", {})
+    settable = sorted(p for p in props if p not in read_only)
+    out = {
+        "properties": settable,
+        "required": sorted(schema.get("required", [])),
+        "attributes": sorted(p.replace("/", ".") for p in read_only),
+        "tags": None,
+    }
+    tagging = schema.get("tagging", {})
+    tag_property = tagging.get("tagProperty", "/properties/Tags").removeprefix("/properties/")
+    if tagging.get("taggable", False) and tag_property in props and "/" not in tag_property:
+        t = props[tag_property]
+        ref = t.get("items", {}).get("$ref") or t.get("$ref") or ""
+        is_list = t.get("type") == "array" or "items" in t
+        if not is_list and ref.startswith("#/definitions/"):
+            d = schema.get("definitions", {}).get(ref.split("/")[-1], {})
+            is_list = d.get("type") == "array"
+        out["tags"] = {"property": tag_property, "form": "list" if is_list else "map"}
+    return out
+
+
+def derived_names(schema: dict, actions: list, facts: dict) -> dict:
+    """The ARN variables an instance of a type without recorded decisions fills: a variable
+    named as one of its settable properties is that property (`*` where the template leaves it
+    to AWS), one named as a read-only property is `*` (AWS picks it at create time)."""
+    read_only = {p.removeprefix("/properties/") for p in schema.get("readOnlyProperties", [])}
+    props = set(schema.get("properties", {}))
+    names = {}
+    for a in actions:
+        for r in facts[a]["resources"]:
+            for fmt in r["arns"]:
+                for var in re.findall(r"\$\{([A-Za-z0-9]+)\}", fmt):
+                    if var in ("Partition", "Region", "Account"):
+                        continue
+                    if var in read_only:
+                        names[var] = "*"
+                    elif var in props:
+                        names[var] = var
+    return dict(sorted(names.items()))
 
 
 def iam_definitions() -> dict:
@@ -128,6 +185,8 @@ def generate() -> dict:
             "passed_to": decisions["passed_to"].get(t),
             "handlers": handlers,
             "unknown": sorted(unknown),
+            "decided": True,
+            **shape(schema),
         }
     return {
         "generated_by": "scripts/gen_resource_facts.py (do not edit)",
@@ -138,14 +197,68 @@ def generate() -> dict:
     }
 
 
+def digest() -> dict:
+    """Every type of the pinned schemas, without decisions (see the module's doc)."""
+    iam = iam_definitions()
+    stateful = set(json.loads((SCHEMAS.parent / "AdditionalSpecs" / "StatefulResources.json")
+                              .read_text())["ResourceTypes"])
+    decisions = json.loads((DATA / "handler_decisions.json").read_text())
+    stateful |= {t for t in decisions["stateful_additions"] if t != "about"}
+    # cfn-lint's providers also hold `sam` (the SAM transform's types): not a region.
+    regions = sorted(p.stem for p in (SCHEMAS / "providers").glob("*-*.json"))
+    indexes = {r: json.loads((SCHEMAS / "providers" / f"{r}.json").read_text()) for r in regions}
+    index = indexes[REGION]
+    types, actions = {}, {}
+    for t in sorted(index):
+        schema = json.loads((SCHEMAS / "resources" / f"{index[t]}.json").read_text())
+        handlers, unknown, listed = {}, set(), []
+        for h in ("create", "read", "update", "delete"):
+            out = []
+            for a in schema.get("handlers", {}).get(h, {}).get("permissions", []):
+                f = action_facts(a, iam)
+                if f is None:
+                    unknown.add(a)
+                    continue
+                actions[a] = f
+                out.append({"action": a})
+                listed.append(a)
+            handlers[h] = out
+        types[t] = {
+            "create_only": sorted(p.removeprefix("/properties/") for p in schema.get("createOnlyProperties", [])),
+            "conditional_create_only": sorted(
+                p.removeprefix("/properties/") for p in schema.get("conditionalCreateOnlyProperties", [])),
+            "stateful": t in stateful,
+            "names": derived_names(schema, listed, actions),
+            "passed_to": None,
+            "handlers": handlers,
+            "unknown": sorted(unknown),
+            "decided": False,
+            "absent_in": [r for r in regions if t not in indexes[r]],
+            **shape(schema),
+        }
+    return {
+        "generated_by": "scripts/gen_resource_facts.py (do not edit)",
+        "cfn_lint": metadata.version("cfn-lint"),
+        "parliament": metadata.version("parliament"),
+        "region": REGION,
+        "regions": regions,
+        "types": types,
+        "actions": dict(sorted(actions.items())),
+    }
+
+
 def main() -> int:
     text = json.dumps(generate(), indent=1, sort_keys=True) + "\n"
+    # Compact, and gzip without a timestamp, so the same inputs give the same bytes.
+    packed = gzip.compress(json.dumps(digest(), separators=(",", ":"), sort_keys=True).encode(), 9, mtime=0)
     if "--check" in sys.argv:
-        if OUT.read_text() != text:
-            print(f"{OUT} differs from what the pinned schemas and decisions give: run {sys.argv[0]}", file=sys.stderr)
-            return 1
-        return 0
+        stale = [f for f, want in ((OUT, text.encode()), (DIGEST, packed)) if not f.exists() or f.read_bytes() != want]
+        for f in stale:
+            print(f"{f} differs from what the pinned schemas and decisions give: run {sys.argv[0]}", file=sys.stderr)
+        return 1 if stale else 0
     OUT.write_text(text)
+    DIGEST.parent.mkdir(parents=True, exist_ok=True)
+    DIGEST.write_bytes(packed)
     return 0
 
 

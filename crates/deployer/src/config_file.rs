@@ -94,13 +94,27 @@ pub fn stage_config(source: &Source, stage: StageName) -> anyhow::Result<StageCo
     match source {
         Source::Defaults { .. } => Ok(StageConfig::load(stage, None)?),
         Source::File(path) => {
-            let names = StageConfig::validate_file(path).context("invalid configuration")?;
+            let names = check_file(path)?;
             if let Some(warning) = unnamed_stage_warning(path, &stage, &names) {
                 warn_once(&warning);
             }
             StageConfig::load(stage, Some(path)).context("invalid configuration")
         }
     }
+}
+
+/// Checks the whole file ([`StageConfig::validate_file`]), then each named stage's
+/// `resources:` and `overrides:` against the pipeline and the resource schemas
+/// ([`stack_model::pipeline::check_extensions`]). Returns the stages it names.
+pub fn check_file(path: &Path) -> anyhow::Result<Vec<StageName>> {
+    let names = StageConfig::validate_file(path).context("invalid configuration")?;
+    crate::schemas::register();
+    let any = StageName::parse("x").expect("a valid stage name");
+    for name in names.iter().cloned().chain([any]) {
+        let c = StageConfig::load(name, Some(path)).context("invalid configuration")?;
+        stack_model::pipeline::check_extensions(&c).context("invalid configuration")?;
+    }
+    Ok(names)
 }
 
 /// The warning for a stage a file does not name while it names others (a typo such as

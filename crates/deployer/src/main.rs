@@ -26,6 +26,7 @@ mod output;
 mod preflight;
 mod progress;
 mod run_records;
+mod schemas;
 mod stage_apply;
 mod stage_stack;
 

@@ -16,11 +16,16 @@
 //!
 //! Every error names the file, the key (`stages.prod.lambda.memory_mb`) and the problem.
 
+use crate::extension::{
+    key_locations, yaml_to_json, AddedOutput, AddedResource, Extensions, Origin, PropertyOverride,
+};
 use crate::resource::logs::Retention;
 use crate::stage::{StageName, MAX_REGION_LEN};
+use crate::template::RAW_RESOURCE_KEYS;
 use crate::warehouse::DataFormat;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -117,6 +122,9 @@ pub struct StageConfig {
     /// Tags of the user's (`tags:` under `defaults:` and the stage; the stage's win) on every
     /// taggable resource of the stage, after `Project` and `Stage`, which they may not set.
     pub tags: BTreeMap<String, String>,
+    /// Resources and outputs the user adds, and properties of the pipeline's they set or
+    /// remove (`resources:` and `overrides:`, the defaults' then the stage's).
+    pub extensions: Extensions,
 }
 
 /// The most tags `tags:` may add: AWS allows 50 on a resource, and the pipeline sets two
@@ -171,6 +179,7 @@ impl StageConfig {
             table_format: DataFormat::Parquet,
             base_b_engine: BaseBEngine::Function,
             tags: BTreeMap::new(),
+            extensions: Extensions::default(),
         }
     }
 
@@ -268,10 +277,14 @@ impl StageConfig {
         path: &Path,
     ) -> Result<StageConfig, ConfigError> {
         parsed.defaults.apply(&mut config, path, "defaults")?;
+        parsed
+            .defaults
+            .extend(&mut config, path, "defaults", &parsed.locations)?;
         let own = parsed.stages.get(config.stage.as_str());
         if let Some(o) = own {
             let prefix = format!("stages.{}", config.stage);
             o.apply(&mut config, path, &prefix)?;
+            o.extend(&mut config, path, &prefix, &parsed.locations)?;
         }
         // Hardened follows protected unless set; a hardened stage keeps its logs a year
         // (Control Tower's CT.CLOUDWATCH.PR.2), by default, or refuses a shorter setting.
@@ -386,6 +399,10 @@ struct ConfigFile {
     /// Settings of one stage, by its name (lowercase letters, digits and hyphens).
     #[serde(default)]
     stages: BTreeMap<String, Overrides>,
+    /// Where each key is (line, column), for the refusals of `resources:` and `overrides:`.
+    #[serde(skip)]
+    #[schemars(skip)]
+    locations: BTreeMap<String, (usize, usize)>,
 }
 
 /// A stage's settings; each key is optional.
@@ -419,6 +436,28 @@ struct Overrides {
     /// besides `Project` and `Stage`, which the tool sets and its policies rely on.
     #[schemars(extend("maxProperties" = MAX_USER_TAGS))]
     tags: Option<BTreeMap<String, String>>,
+    /// CloudFormation added to the stage's template, as in Serverless's `resources:`:
+    /// `Resources` and `Outputs`, as a template writes them (short forms such as `!Ref`
+    /// accepted). Checked against the resource schemas when the template is composed.
+    #[schemars(with = "Option<UserResourcesSchema>")]
+    resources: Option<serde_yaml_ng::Value>,
+    /// Properties of the pipeline's resources set or removed: `LogicalId: {Property: value}`,
+    /// a path below a property with `.` between keys, `null` to remove it.
+    #[schemars(with = "Option<BTreeMap<String, BTreeMap<String, serde_json::Value>>>")]
+    overrides: Option<BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>>>,
+}
+
+/// The schema's view of `resources:` (read as YAML, to keep the short forms' tags).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+#[serde(deny_unknown_fields)]
+struct UserResourcesSchema {
+    /// Resources by logical id, as in a template's `Resources`.
+    #[serde(rename = "Resources")]
+    resources: Option<BTreeMap<String, serde_json::Value>>,
+    /// Outputs by name, as in a template's `Outputs`.
+    #[serde(rename = "Outputs")]
+    outputs: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// The values CloudWatch Logs accepts as a retention, in days.
@@ -539,7 +578,7 @@ fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         return Ok(ConfigFile::default());
     }
     let de = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut parsed: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
         let location = inner.location().map(|l| (l.line(), l.column()));
@@ -562,7 +601,26 @@ fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             message,
             location,
         }
-    })
+    })?;
+    if text.contains("resources") || text.contains("overrides") {
+        parsed.locations = key_locations(text);
+    }
+    Ok(parsed)
+}
+
+/// Where `key` (and the keys below it) are in the file.
+fn origin(file: &Path, key: &str, locations: &BTreeMap<String, (usize, usize)>) -> Origin {
+    let below = format!("{key}.");
+    Origin {
+        file: file.to_path_buf(),
+        key: key.to_string(),
+        location: locations.get(key).copied(),
+        inner: locations
+            .range(below.clone()..)
+            .take_while(|(k, _)| k.starts_with(&below))
+            .map(|(k, l)| (k[below.len()..].to_string(), *l))
+            .collect(),
+    }
 }
 
 /// serde's message in the user's terms: an unknown key with the nearest known one (the key
@@ -603,6 +661,84 @@ fn plain_message(message: &str) -> String {
 }
 
 impl Overrides {
+    /// Reads `resources:` and `overrides:` into the stage's extensions, checking their shape
+    /// (what a template allows there); the types, properties and references are checked when
+    /// the template is composed ([`crate::pipeline::check_extensions`]).
+    fn extend(
+        &self,
+        c: &mut StageConfig,
+        file: &Path,
+        prefix: &str,
+        locations: &BTreeMap<String, (usize, usize)>,
+    ) -> Result<(), ConfigError> {
+        if let Some(resources) = &self.resources {
+            let key = format!("{prefix}.resources");
+            let at = origin(file, &key, locations);
+            let json = yaml_to_json(resources).map_err(|m| at.error("", m))?;
+            let Json::Object(sections) = json else {
+                return Err(at.error(
+                    "",
+                    "expected a mapping with `Resources` and `Outputs`, as in a template".into(),
+                ));
+            };
+            for (section, body) in sections {
+                let Json::Object(items) = body else {
+                    return Err(at.error(&section, "expected a mapping of logical ids".into()));
+                };
+                match section.as_str() {
+                    "Resources" => {
+                        for (id, r) in items {
+                            let o = origin(file, &format!("{key}.Resources.{id}"), locations);
+                            let added = added_resource(&id, r, &o)?;
+                            c.extensions.resources.insert(id, added);
+                        }
+                    }
+                    "Outputs" => {
+                        for (name, body) in items {
+                            let o = origin(file, &format!("{key}.Outputs.{name}"), locations);
+                            check_output(&name, &body, &o)?;
+                            c.extensions
+                                .outputs
+                                .insert(name, AddedOutput { body, origin: o });
+                        }
+                    }
+                    "Conditions" | "Parameters" | "Mappings" | "Metadata" | "Rules"
+                    | "Transform" => {
+                        return Err(at.error(&section, format!("a stage's template takes added `Resources` and `Outputs` only; `{section}` is the tool's (write the value in place)")));
+                    }
+                    other => {
+                        return Err(at.error(
+                            other,
+                            "unknown key (the keys here: Resources, Outputs)".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(overrides) = &self.overrides {
+            for (id, paths) in overrides {
+                for (path, value) in paths {
+                    let o = origin(file, &format!("{prefix}.overrides.{id}.{path}"), locations);
+                    let steps: Vec<String> = path.split('.').map(str::to_string).collect();
+                    if steps.iter().any(String::is_empty) {
+                        return Err(o.error(
+                            "",
+                            "a property path is names joined by `.`, none empty".into(),
+                        ));
+                    }
+                    let value = yaml_to_json(value).map_err(|m| o.error("", m))?;
+                    c.extensions.overrides.push(PropertyOverride {
+                        id: id.clone(),
+                        path: steps,
+                        value: (!value.is_null()).then_some(value),
+                        origin: o,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, c: &mut StageConfig, file: &Path, prefix: &str) -> Result<(), ConfigError> {
         let fail = |key: &str, message: String| {
             ConfigError::new(file, &format!("{prefix}.{key}"), message)
@@ -748,6 +884,97 @@ impl Overrides {
         }
         Ok(())
     }
+}
+
+/// A resource under `resources.Resources`, its shape checked: a logical id CloudFormation
+/// accepts, a `Type`, `Properties` a mapping, only the resource-level keys a stage's template
+/// allows, and no tag the tool sets.
+fn added_resource(id: &str, r: Json, at: &Origin) -> Result<AddedResource, ConfigError> {
+    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(at.error(
+            "",
+            "a logical id is 1 to 255 ASCII letters and digits".into(),
+        ));
+    }
+    let Json::Object(mut body) = r else {
+        return Err(at.error(
+            "",
+            "expected a resource: a mapping with `Type` and `Properties`".into(),
+        ));
+    };
+    let type_name = match body.remove("Type") {
+        Some(Json::String(t)) => t,
+        Some(_) => {
+            return Err(at.error(
+                "Type",
+                "expected a type name such as `AWS::DynamoDB::Table`".into(),
+            ))
+        }
+        None => return Err(at.error("", "the resource has no `Type`".into())),
+    };
+    let properties = match body.remove("Properties") {
+        None | Some(Json::Null) => Map::new(),
+        Some(Json::Object(p)) => p,
+        Some(_) => return Err(at.error("Properties", "expected a mapping of properties".into())),
+    };
+    for k in body.keys() {
+        if k == "Condition" {
+            return Err(at.error(k, "a stage's template has no `Conditions`: add the resource only to the stages that need it (under `stages.<name>.resources`)".into()));
+        }
+        if !RAW_RESOURCE_KEYS.contains(&k.as_str()) {
+            return Err(at.error(
+                k,
+                format!(
+                    "unknown key (the keys here: Type, Properties, {})",
+                    RAW_RESOURCE_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(Json::Array(tags)) = properties.get("Tags") {
+        for (i, t) in tags.iter().enumerate() {
+            if let Some(k) = t.get("Key").and_then(Json::as_str) {
+                if ["Project", "Stage"]
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(k))
+                {
+                    return Err(at.error(&format!("Properties.Tags.{i}.Key"), format!("`{k}` is set by the tool (the stage's policies find its resources by `Project` and `Stage`): choose another key")));
+                }
+            }
+        }
+    }
+    Ok(AddedResource {
+        type_name,
+        properties,
+        keys: body,
+        origin: at.clone(),
+    })
+}
+
+/// An output under `resources.Outputs`: a mapping with a `Value`.
+fn check_output(name: &str, body: &Json, at: &Origin) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > 255 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(at.error(
+            "",
+            "an output's name is 1 to 255 ASCII letters and digits".into(),
+        ));
+    }
+    let Json::Object(m) = body else {
+        return Err(at.error("", "expected an output: a mapping with `Value`".into()));
+    };
+    if !m.contains_key("Value") {
+        return Err(at.error("", "the output has no `Value`".into()));
+    }
+    if let Some(k) = m
+        .keys()
+        .find(|k| !["Value", "Description", "Export"].contains(&k.as_str()))
+    {
+        return Err(at.error(
+            k,
+            "unknown key (the keys here: Value, Description, Export)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// S3's rules for a general purpose bucket's name (S3 user guide, "General purpose bucket

@@ -12,6 +12,13 @@
 //! (replacements, data at risk), the CloudFormation role's policy
 //! ([`crate::cloudformation_role`]), preflight, and the local emulator's enforcement.
 //!
+//! Types a stage holds beyond the pipeline's own (resources a user adds) are looked up in a
+//! second set of the same shape, for every type the pinned schemas define:
+//! `crates/deployer/data/resource_schemas.json.gz`, embedded compressed in the deployer, which
+//! hands it to [`register`] at start (this crate reads no file). Its types have no recorded
+//! decisions ([`TypeFacts::decided`] is false): every action a handler lists counts. A type
+//! in neither set is unknown: `diff` says so, and synth refuses it.
+//!
 //! ```
 //! use stack_model::facts;
 //! assert!(facts::replaces("AWS::S3::Bucket", "BucketName"));
@@ -23,11 +30,11 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 /// The generated file, parsed once.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Facts {
     /// By CloudFormation type name.
     pub types: BTreeMap<String, TypeFacts>,
@@ -59,6 +66,36 @@ pub struct TypeFacts {
     /// Actions the schema lists that the pinned IAM definitions do not define (granted
     /// nothing).
     pub unknown: Vec<String>,
+    /// Whether its handlers' actions carry recorded decisions (`data/handler_decisions.json`):
+    /// the pipeline's own types. Otherwise every action the schema lists counts, and a name
+    /// the template leaves to AWS is `*` in the ARNs.
+    #[serde(default)]
+    pub decided: bool,
+    /// The top-level properties a template may set (the schema's, less the read-only ones).
+    #[serde(default)]
+    pub properties: Vec<String>,
+    /// The top-level properties a template must set.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// The attributes `Fn::GetAtt` reads (the schema's read-only properties, `.` between
+    /// names).
+    #[serde(default)]
+    pub attributes: Vec<String>,
+    /// Where the type takes tags, if it is taggable.
+    #[serde(default)]
+    pub tags: Option<Tagging>,
+    /// Regions whose CloudFormation does not offer the type (cfn-lint's per-region lists).
+    #[serde(default)]
+    pub absent_in: Vec<String>,
+}
+
+/// How a type takes tags.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Tagging {
+    /// The property (`Tags` mostly).
+    pub property: String,
+    /// `list` (of `Key`/`Value`) or `map` (of key to value).
+    pub form: String,
 }
 
 /// One action of a handler, and when it is needed.
@@ -144,14 +181,74 @@ pub fn facts() -> &'static Facts {
     })
 }
 
-/// The facts of one type, if the stage may hold it.
+static REGISTERED: OnceLock<Facts> = OnceLock::new();
+
+/// Registers the facts of every other type (the deployer's embedded schema digest, parsed):
+/// looked up where this crate's own file has no entry. Only the first call registers; later
+/// ones return `false`.
+///
+/// ```
+/// use stack_model::facts;
+/// // Without the digest, a type the pipeline does not use is unknown.
+/// assert!(facts::type_facts("AWS::Example::Widget").is_none());
+/// ```
+pub fn register(more: Facts) -> bool {
+    REGISTERED.set(more).is_ok()
+}
+
+/// The registered facts of other types, if any.
+fn registered() -> Option<&'static Facts> {
+    REGISTERED.get()
+}
+
+/// Whether the schema digest of every type was registered ([`register`]).
+pub fn all_types_registered() -> bool {
+    registered().is_some()
+}
+
+/// Every type the facts know (the pipeline's own and the registered ones).
+pub fn known_types() -> impl Iterator<Item = &'static str> {
+    facts()
+        .types
+        .keys()
+        .chain(registered().into_iter().flat_map(|r| r.types.keys()))
+        .map(String::as_str)
+}
+
+/// The facts of one type: the pipeline's own, else the registered ones.
 pub fn type_facts(ty: &str) -> Option<&'static TypeFacts> {
-    facts().types.get(ty)
+    facts()
+        .types
+        .get(ty)
+        .or_else(|| registered().and_then(|r| r.types.get(ty)))
 }
 
 /// The facts of one IAM action.
 pub fn action_facts(action: &str) -> Option<&'static ActionFacts> {
-    facts().actions.get(action)
+    facts()
+        .actions
+        .get(action)
+        .or_else(|| registered().and_then(|r| r.actions.get(action)))
+}
+
+/// What a prediction about a type rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Knowledge {
+    /// The type's schema facts are known.
+    Known,
+    /// Neither the pipeline's facts nor the registered digest hold the type: nothing can be
+    /// predicted (never "in place").
+    Unknown,
+}
+
+/// Whether the facts know `ty`.
+pub fn knowledge(ty: &str) -> Knowledge {
+    if type_facts(ty).is_some() {
+        Knowledge::Known
+    } else {
+        Knowledge::Unknown
+    }
 }
 
 /// Whether changing `path` (property names joined by `/`, list indexes included) of a

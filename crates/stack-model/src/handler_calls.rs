@@ -214,6 +214,11 @@ fn own_vars(t: &Json, id: &str, env: &ArnEnv, depth: usize) -> Vars {
             continue;
         }
         let Some(v) = facts::property(&r["Properties"], path) else {
+            // A type without recorded decisions, whose name the template leaves to AWS: any
+            // name (CloudFormation makes one up at create time).
+            if !f.decided {
+                vars.insert(var.clone(), "*".into());
+            }
             continue;
         };
         match referenced_id(t, v) {

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cloudformation_role;
 pub mod config;
 pub mod deploy_policy;
+pub mod extension;
 pub mod facts;
 pub mod guard;
 pub mod handler_calls;

@@ -20,7 +20,7 @@
 //! canonical: keys sorted, so the same template always renders to the same bytes.
 
 use crate::resource::{Attribute, Resource};
-use crate::value::{sub_placeholders, Pseudo, Value};
+use crate::value::{sub_placeholders, Pseudo, Target, Value};
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
@@ -48,6 +48,16 @@ pub enum TemplateError {
     },
     #[error("`{from}` uses `${{{name}}}` in a Fn::Sub text, which is neither a variable of that Fn::Sub nor a pseudo parameter")]
     UnknownSubVariable { from: String, name: String },
+    #[error("an override names `{0}`, which is not a resource of this template")]
+    UnknownOverrideTarget(String),
+    #[error("the override of `{id}` at `{path}` cannot apply: {reason}")]
+    BadOverridePath {
+        id: String,
+        path: String,
+        reason: String,
+    },
+    #[error("raw resource `{id}`: {reason}")]
+    BadRawResource { id: String, reason: String },
 }
 
 /// What to do with a resource's physical resource when CloudFormation deletes or replaces it.
@@ -125,12 +135,12 @@ impl<R: Resource> Handle<R> {
 
     /// `{"Ref": id}`: what it returns depends on the type (documented on each type).
     pub fn r#ref(&self) -> Value {
-        Value::Ref(self.id.clone())
+        Value::Ref(Target::new(&self.id))
     }
 
     /// `{"Fn::GetAtt": [id, attribute]}`.
     pub fn get_att(&self, attribute: R::Attr) -> Value {
-        Value::GetAtt(self.id.clone(), attribute.name())
+        Value::GetAtt(Target::new(&self.id), attribute.name().to_string())
     }
 }
 
@@ -147,7 +157,7 @@ impl ParameterHandle {
 
     /// `{"Ref": name}`: the parameter's value.
     pub fn r#ref(&self) -> Value {
-        Value::Ref(self.name.clone())
+        Value::Ref(Target::new(&self.name))
     }
 }
 
@@ -187,10 +197,116 @@ impl Parameter {
 }
 
 struct Entry {
-    type_name: &'static str,
-    attributes: Vec<&'static str>,
+    type_name: String,
+    /// The typed resource's attributes; `None` for a raw resource: the schema facts'
+    /// ([`crate::facts::TypeFacts::attributes`]), any where the facts do not know the type.
+    attributes: Option<Vec<&'static str>>,
     properties: Json,
     options: Options,
+    /// A raw resource's own resource-level keys (`DependsOn`, `DeletionPolicy`,
+    /// `UpdateReplacePolicy`, `Metadata`), rendered as given.
+    raw_keys: Map<String, Json>,
+}
+
+/// A resource given by its type name and JSON properties, for a type this crate has no struct
+/// for (CDK's `CfnResource`). Its references are checked at render as a typed resource's are,
+/// and `deployer` checks its type and properties against the resource schemas.
+///
+/// ```
+/// use stack_model::template::{RawResource, Template};
+/// use serde_json::json;
+/// let mut t = Template::new("a table");
+/// let table = t.add_raw("Usage", RawResource::new("AWS::DynamoDB::Table", json!({
+///     "BillingMode": "PAY_PER_REQUEST",
+///     "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+///     "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+/// })));
+/// t.output("UsageTable", "the table's name", table.r#ref());
+/// let v = t.to_json().unwrap();
+/// assert_eq!(v["Resources"]["Usage"]["Type"], "AWS::DynamoDB::Table");
+/// assert_eq!(v["Outputs"]["UsageTable"]["Value"], json!({"Ref": "Usage"}));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawResource {
+    type_name: String,
+    properties: Json,
+    keys: Map<String, Json>,
+}
+
+impl RawResource {
+    /// A resource of `type_name` (such as `AWS::DynamoDB::Table`) with these properties (a
+    /// JSON object; `null` for none).
+    pub fn new(type_name: impl Into<String>, properties: Json) -> RawResource {
+        RawResource {
+            type_name: type_name.into(),
+            properties,
+            keys: Map::new(),
+        }
+    }
+
+    /// Sets a resource-level key: `DependsOn`, `DeletionPolicy`, `UpdateReplacePolicy` or
+    /// `Metadata` (others are refused at render).
+    pub fn with_key(mut self, key: &str, value: Json) -> RawResource {
+        self.keys.insert(key.to_string(), value);
+        self
+    }
+
+    /// The type name.
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+}
+
+/// The resource-level keys a raw resource may carry besides `Type` and `Properties`.
+pub const RAW_RESOURCE_KEYS: [&str; 4] = [
+    "DependsOn",
+    "DeletionPolicy",
+    "UpdateReplacePolicy",
+    "Metadata",
+];
+
+/// A raw resource declared in a template: references it by logical id, with attributes named
+/// as text (checked at render against the type's schema facts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawHandle {
+    id: String,
+}
+
+impl RawHandle {
+    /// The logical id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `{"Ref": id}`.
+    pub fn r#ref(&self) -> Value {
+        Value::Ref(Target::new(&self.id))
+    }
+
+    /// `{"Fn::GetAtt": [id, attribute]}`; an attribute the type's schema does not list fails
+    /// at render, naming both.
+    pub fn get_att(&self, attribute: &str) -> Value {
+        Value::GetAtt(Target::new(&self.id), attribute.to_string())
+    }
+}
+
+/// One resource, as a visitor ([`Template::visit_mut`]) sees it: its id and type, and its
+/// properties to change (CDK's aspects).
+pub struct ResourceMut<'a> {
+    /// The logical id.
+    pub id: &'a str,
+    /// The CloudFormation type name.
+    pub type_name: &'a str,
+    /// The properties, a JSON object (empty when the resource sets none).
+    pub properties: &'a mut Map<String, Json>,
+}
+
+/// A property set or removed at render, after everything else ([`Template::override_property`]).
+#[derive(Clone, Debug, PartialEq)]
+struct Override {
+    id: String,
+    path: Vec<String>,
+    value: Option<Json>,
 }
 
 /// A template under construction.
@@ -198,7 +314,9 @@ pub struct Template {
     description: String,
     parameters: BTreeMap<String, Parameter>,
     resources: BTreeMap<String, Entry>,
-    outputs: BTreeMap<String, (String, Value)>,
+    /// Each output's body (`Description`, `Value`, `Export`).
+    outputs: BTreeMap<String, Json>,
+    overrides: Vec<Override>,
     errors: Vec<TemplateError>,
 }
 
@@ -216,6 +334,7 @@ impl Template {
             parameters: BTreeMap::new(),
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            overrides: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -233,16 +352,155 @@ impl Template {
         self.resources.insert(
             id.to_string(),
             Entry {
-                type_name: R::TYPE,
-                attributes: R::Attr::all().iter().map(|a| a.name()).collect(),
+                type_name: R::TYPE.to_string(),
+                attributes: Some(R::Attr::all().iter().map(|a| a.name()).collect()),
                 properties,
                 options,
+                raw_keys: Map::new(),
             },
         );
         Handle {
             id: id.to_string(),
             _type: PhantomData,
         }
+    }
+
+    /// Declares a resource by type name and JSON properties ([`RawResource`]).
+    pub fn add_raw(&mut self, id: &str, resource: RawResource) -> RawHandle {
+        self.check_new_id(id);
+        let properties = match resource.properties {
+            Json::Null => Json::Object(Map::new()),
+            p @ Json::Object(_) => p,
+            _ => {
+                self.errors.push(TemplateError::BadRawResource {
+                    id: id.to_string(),
+                    reason: "its properties are not a mapping".into(),
+                });
+                Json::Object(Map::new())
+            }
+        };
+        if let Some(k) = resource
+            .keys
+            .keys()
+            .find(|k| !RAW_RESOURCE_KEYS.contains(&k.as_str()))
+        {
+            self.errors.push(TemplateError::BadRawResource {
+                id: id.to_string(),
+                reason: format!(
+                    "`{k}` is not a resource-level key it may set ({})",
+                    RAW_RESOURCE_KEYS.join(", ")
+                ),
+            });
+        }
+        self.resources.insert(
+            id.to_string(),
+            Entry {
+                type_name: resource.type_name,
+                attributes: None,
+                properties,
+                options: Options::default(),
+                raw_keys: resource.keys,
+            },
+        );
+        RawHandle { id: id.to_string() }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a property of resource `id` at render, after every
+    /// other change: `path` names the property and the keys (or list indexes) below it, as in
+    /// CDK's `addPropertyOverride("A.B", v)`. Missing mappings on the way are created. A
+    /// resource the template does not declare, or a path through a value that is not a mapping
+    /// or list, fails at render.
+    ///
+    /// ```
+    /// use stack_model::template::Template;
+    /// use stack_model::resource::sns::Topic;
+    /// use serde_json::json;
+    /// let mut t = Template::new("t");
+    /// t.add("Alerts", Topic::default());
+    /// t.override_property("Alerts", &["FifoTopic"], Some(json!(true)));
+    /// t.override_property("Alerts", &["DeliveryPolicy", "http", "defaultHealthyRetryPolicy", "numRetries"], Some(json!(5)));
+    /// let v = t.to_json().unwrap();
+    /// assert_eq!(v["Resources"]["Alerts"]["Properties"]["FifoTopic"], json!(true));
+    /// assert_eq!(v["Resources"]["Alerts"]["Properties"]["DeliveryPolicy"]["http"]["defaultHealthyRetryPolicy"]["numRetries"], json!(5));
+    /// ```
+    pub fn override_property(&mut self, id: &str, path: &[&str], value: Option<Json>) {
+        self.overrides.push(Override {
+            id: id.to_string(),
+            path: path.iter().map(|p| p.to_string()).collect(),
+            value,
+        });
+    }
+
+    /// Calls `f` with every resource, in logical-id order, to read or change its properties
+    /// (CDK's aspects: a rule applied to the whole stage, such as a tag on every taggable
+    /// type).
+    ///
+    /// ```
+    /// use stack_model::template::Template;
+    /// use stack_model::resource::sns::Topic;
+    /// use serde_json::json;
+    /// let mut t = Template::new("t");
+    /// t.add("A", Topic::default());
+    /// t.add("B", Topic::default());
+    /// t.visit_mut(|r| {
+    ///     if r.type_name == "AWS::SNS::Topic" {
+    ///         r.properties.insert("DisplayName".into(), json!(format!("topic {}", r.id)));
+    ///     }
+    /// });
+    /// assert_eq!(t.to_json().unwrap()["Resources"]["B"]["Properties"]["DisplayName"], "topic B");
+    /// ```
+    pub fn visit_mut(&mut self, mut f: impl FnMut(ResourceMut<'_>)) {
+        for (id, entry) in &mut self.resources {
+            if !entry.properties.is_object() {
+                entry.properties = Json::Object(Map::new());
+            }
+            let Json::Object(properties) = &mut entry.properties else {
+                unreachable!("made an object above")
+            };
+            f(ResourceMut {
+                id,
+                type_name: &entry.type_name,
+                properties,
+            });
+        }
+    }
+
+    /// A `Ref` of resource or parameter `id`, checked now: for what no handle reaches (a
+    /// resource another part added, known by its logical id).
+    ///
+    /// ```
+    /// use stack_model::template::Template;
+    /// use stack_model::resource::sns::Topic;
+    /// let mut t = Template::new("t");
+    /// t.add("Alerts", Topic::default());
+    /// assert!(t.reference("Alerts").is_ok());
+    /// assert!(t.reference("Nothing").is_err());
+    /// ```
+    pub fn reference(&self, id: &str) -> Result<Value, TemplateError> {
+        self.check_ref("(reference)", id)?;
+        if Pseudo::ALL.iter().any(|p| p.name() == id) {
+            return Err(TemplateError::UnknownReference {
+                from: "(reference)".into(),
+                target: id.into(),
+            });
+        }
+        Ok(Value::Ref(Target::new(id)))
+    }
+
+    /// A `Fn::GetAtt` of resource `id`, checked now against its type's attributes.
+    pub fn get_att(&self, id: &str, attribute: &str) -> Result<Value, TemplateError> {
+        self.check_get_att("(reference)", id, attribute)?;
+        Ok(Value::GetAtt(Target::new(id), attribute.to_string()))
+    }
+
+    /// Whether the template declares resource or parameter `id`.
+    pub fn contains(&self, id: &str) -> bool {
+        self.resources.contains_key(id) || self.parameters.contains_key(id)
+    }
+
+    /// The type of resource `id`, if declared.
+    pub fn type_of(&self, id: &str) -> Option<&str> {
+        self.resources.get(id).map(|e| e.type_name.as_str())
     }
 
     /// Declares a parameter.
@@ -256,15 +514,21 @@ impl Template {
 
     /// Declares an output.
     pub fn output(&mut self, name: &str, description: impl Into<String>, value: Value) {
+        let value = serde_json::to_value(value).expect("values serialize");
+        self.raw_output(
+            name,
+            json!({"Description": description.into(), "Value": value}),
+        );
+    }
+
+    /// Declares an output from its JSON body (`Value`, and `Description` or `Export` as
+    /// CloudFormation takes them); its references are checked at render.
+    pub fn raw_output(&mut self, name: &str, body: Json) {
         if !valid_logical_id(name) {
             self.errors
                 .push(TemplateError::InvalidLogicalId(name.to_string()));
         }
-        if self
-            .outputs
-            .insert(name.to_string(), (description.into(), value))
-            .is_some()
-        {
+        if self.outputs.insert(name.to_string(), body).is_some() {
             self.errors
                 .push(TemplateError::DuplicateLogicalId(name.to_string()));
         }
@@ -282,10 +546,25 @@ impl Template {
     }
 
     /// Logical ids and types of the declared resources, sorted by id.
-    pub fn resource_types(&self) -> impl Iterator<Item = (&str, &'static str)> {
+    pub fn resource_types(&self) -> impl Iterator<Item = (&str, &str)> {
         self.resources
             .iter()
-            .map(|(id, e)| (id.as_str(), e.type_name))
+            .map(|(id, e)| (id.as_str(), e.type_name.as_str()))
+    }
+
+    /// The properties of resource `id` after the overrides.
+    fn properties_of(&self, id: &str, entry: &Entry) -> Result<Json, TemplateError> {
+        let mut properties = entry.properties.clone();
+        for o in self.overrides.iter().filter(|o| o.id == id) {
+            apply_override(&mut properties, &o.path, o.value.clone()).map_err(|reason| {
+                TemplateError::BadOverridePath {
+                    id: id.to_string(),
+                    path: o.path.join("."),
+                    reason,
+                }
+            })?;
+        }
+        Ok(properties)
     }
 
     /// The template as a JSON value, after checking every reference.
@@ -293,13 +572,38 @@ impl Template {
         if let Some(e) = self.errors.first() {
             return Err(e.clone());
         }
+        if let Some(o) = self
+            .overrides
+            .iter()
+            .find(|o| !self.resources.contains_key(&o.id))
+        {
+            return Err(TemplateError::UnknownOverrideTarget(o.id.clone()));
+        }
         let mut resources = Map::new();
         for (id, entry) in &self.resources {
-            self.check_references(id, &entry.properties)?;
+            let properties = self.properties_of(id, entry)?;
+            self.check_references(id, &properties)?;
+            self.check_references(id, &Json::Object(entry.raw_keys.clone()))?;
             let mut body = Map::new();
             body.insert("Type".into(), json!(entry.type_name));
-            if entry.properties.as_object().is_some_and(|p| !p.is_empty()) {
-                body.insert("Properties".into(), entry.properties.clone());
+            if properties.as_object().is_some_and(|p| !p.is_empty()) {
+                body.insert("Properties".into(), properties);
+            }
+            for (k, v) in &entry.raw_keys {
+                if k == "DependsOn" {
+                    let targets: Vec<&str> = match v {
+                        Json::String(s) => vec![s.as_str()],
+                        Json::Array(a) => a.iter().filter_map(Json::as_str).collect(),
+                        _ => vec![],
+                    };
+                    if let Some(t) = targets.iter().find(|t| !self.resources.contains_key(**t)) {
+                        return Err(TemplateError::UnknownReference {
+                            from: id.clone(),
+                            target: t.to_string(),
+                        });
+                    }
+                }
+                body.insert(k.clone(), v.clone());
             }
             if !entry.options.depends_on.is_empty() {
                 for target in &entry.options.depends_on {
@@ -322,13 +626,9 @@ impl Template {
             resources.insert(id.clone(), Json::Object(body));
         }
         let mut outputs = Map::new();
-        for (name, (description, value)) in &self.outputs {
-            let value = serde_json::to_value(value).expect("values serialize");
-            self.check_references(name, &value)?;
-            outputs.insert(
-                name.clone(),
-                json!({"Description": description, "Value": value}),
-            );
+        for (name, body) in &self.outputs {
+            self.check_references(name, body)?;
+            outputs.insert(name.clone(), body.clone());
         }
         let mut root = Map::new();
         root.insert("AWSTemplateFormatVersion".into(), json!("2010-09-09"));
@@ -372,10 +672,18 @@ impl Template {
                     if let Some(Json::String(target)) = map.get("Ref") {
                         return self.check_ref(from, target);
                     }
-                    if let Some(Json::Array(args)) = map.get("Fn::GetAtt") {
-                        if let [Json::String(target), Json::String(attr)] = args.as_slice() {
+                    match map.get("Fn::GetAtt") {
+                        Some(Json::Array(args)) => {
+                            if let [Json::String(target), Json::String(attr)] = args.as_slice() {
+                                return self.check_get_att(from, target, attr);
+                            }
+                        }
+                        // The short form a YAML user may write: `Resource.Attribute`.
+                        Some(Json::String(text)) => {
+                            let (target, attr) = text.split_once('.').unwrap_or((text, ""));
                             return self.check_get_att(from, target, attr);
                         }
+                        _ => {}
                     }
                     if let Some(sub) = map.get("Fn::Sub") {
                         return self.check_sub(from, sub);
@@ -410,7 +718,13 @@ impl Template {
                 from: from.to_string(),
                 target: target.to_string(),
             })?;
-        if entry.attributes.contains(&attr) {
+        let known = match &entry.attributes {
+            Some(typed) => typed.contains(&attr),
+            // A raw resource: its schema's attributes; any, where the facts do not know it.
+            None => crate::facts::type_facts(&entry.type_name)
+                .is_none_or(|f| f.attributes.iter().any(|a| a == attr)),
+        };
+        if known {
             Ok(())
         } else {
             Err(TemplateError::UnknownAttribute {
@@ -447,6 +761,75 @@ impl Template {
         }
         Ok(())
     }
+}
+
+/// Sets or removes the value at `path` below `properties`.
+fn apply_override(
+    properties: &mut Json,
+    path: &[String],
+    value: Option<Json>,
+) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err("the path is empty".into());
+    };
+    let mut here = properties;
+    for (i, name) in parents.iter().enumerate() {
+        let next = path.get(i + 1).expect("a parent has a child");
+        here = match here {
+            Json::Object(m) => m.entry(name.clone()).or_insert_with(|| {
+                if next.parse::<usize>().is_ok() {
+                    Json::Array(vec![])
+                } else {
+                    Json::Object(Map::new())
+                }
+            }),
+            Json::Array(a) => {
+                let n: usize = name
+                    .parse()
+                    .map_err(|_| format!("`{name}` is not an index of a list"))?;
+                let len = a.len();
+                a.get_mut(n)
+                    .ok_or_else(|| format!("index {n} is past the list's end ({len} items)"))?
+            }
+            _ => {
+                return Err(format!(
+                    "`{name}` is below a value that is not a mapping or list"
+                ))
+            }
+        };
+    }
+    match (here, value) {
+        (Json::Object(m), Some(v)) => {
+            m.insert(last.clone(), v);
+        }
+        (Json::Object(m), None) => {
+            m.remove(last);
+        }
+        (Json::Array(a), v) => {
+            let n: usize = last
+                .parse()
+                .map_err(|_| format!("`{last}` is not an index of a list"))?;
+            match v {
+                Some(v) if n < a.len() => a[n] = v,
+                Some(v) if n == a.len() => a.push(v),
+                None if n < a.len() => {
+                    a.remove(n);
+                }
+                _ => {
+                    return Err(format!(
+                        "index {n} is past the list's end ({} items)",
+                        a.len()
+                    ))
+                }
+            }
+        }
+        _ => {
+            return Err(format!(
+                "`{last}` is below a value that is not a mapping or list"
+            ))
+        }
+    }
+    Ok(())
 }
 
 fn valid_logical_id(id: &str) -> bool {

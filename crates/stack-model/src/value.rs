@@ -48,17 +48,44 @@ impl Pseudo {
     }
 }
 
+/// The logical id a `Ref` or `Fn::GetAtt` names. Only this crate makes one: from a
+/// [`Handle`](crate::template::Handle), a
+/// [`ParameterHandle`](crate::template::ParameterHandle), or
+/// [`Template::reference`](crate::template::Template::reference), which checks that the
+/// template declares the id. So a `Value::Ref` cannot be written from a bare string:
+///
+/// ```compile_fail
+/// use stack_model::value::{Target, Value};
+/// let v = Value::Ref(Target("Anything".into())); // the field is private: does not compile
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target(String);
+
+impl Target {
+    /// Made by the template and its handles only.
+    pub(crate) fn new(id: impl Into<String>) -> Target {
+        Target(id.into())
+    }
+
+    /// The logical id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A string-typed property value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// A literal string.
     Lit(String),
-    /// `{"Ref": id}` of a resource or parameter (built through a handle).
-    Ref(String),
+    /// `{"Ref": id}` of a resource or parameter (built through a handle, or
+    /// [`Template::reference`](crate::template::Template::reference)).
+    Ref(Target),
     /// `{"Ref": "AWS::..."}`.
     Pseudo(Pseudo),
-    /// `{"Fn::GetAtt": [id, attribute]}` (built through a handle, with a typed attribute).
-    GetAtt(String, &'static str),
+    /// `{"Fn::GetAtt": [id, attribute]}` (built through a handle, with a typed attribute, or
+    /// [`Template::get_att`](crate::template::Template::get_att), checked).
+    GetAtt(Target, String),
     /// `{"Fn::Sub": [text, {name: value}]}`. Every `${Name}` in the text must be one of the
     /// variables or a pseudo parameter; rendering fails otherwise.
     Sub(String, BTreeMap<String, Value>),
@@ -126,9 +153,11 @@ impl Serialize for Value {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Value::Lit(s) => serializer.serialize_str(s),
-            Value::Ref(id) => single(serializer, "Ref", id),
+            Value::Ref(id) => single(serializer, "Ref", id.as_str()),
             Value::Pseudo(p) => single(serializer, "Ref", p.name()),
-            Value::GetAtt(id, attr) => single(serializer, "Fn::GetAtt", &[id.as_str(), attr]),
+            Value::GetAtt(id, attr) => {
+                single(serializer, "Fn::GetAtt", &[id.as_str(), attr.as_str()])
+            }
             Value::Sub(text, vars) if vars.is_empty() => single(serializer, "Fn::Sub", text),
             Value::Sub(text, vars) => single(serializer, "Fn::Sub", &SubArgs(text, vars)),
             Value::Join(delim, parts) => single(serializer, "Fn::Join", &JoinArgs(delim, parts)),
@@ -203,8 +232,8 @@ mod tests {
         let v = Value::join(
             "",
             [
-                Value::Ref("Bucket".into()),
-                Value::GetAtt("Fn".into(), "Arn"),
+                Value::Ref(Target::new("Bucket")),
+                Value::GetAtt(Target::new("Fn"), "Arn".into()),
                 Value::Pseudo(Pseudo::Region),
                 Value::sub("a-${AWS::AccountId}"),
                 Value::sub_with("${X}/*", [("X", Value::lit("y"))]),

@@ -15,6 +15,12 @@ pub fn run(global: &Global, args: &SynthArgs) -> anyhow::Result<()> {
     let template = if args.bootstrap_stack {
         stack_model::bootstrap::template(&config)
     } else {
+        // What the stage's permissions rest on for the types it adds (see `pipeline::
+        // extension_notes`): said on standard error, so the template on standard output stays
+        // the template.
+        for note in pipeline::extension_notes(&config) {
+            eprintln!("note: {note}");
+        }
         pipeline::template(&config)
     };
     let text = template

@@ -2,9 +2,6 @@
 //! defaults, and says which file that was. Every other verb makes the same check before it
 //! reads its own stage ([`crate::config_file`]).
 
-use anyhow::Context;
-use stack_model::StageConfig;
-
 use crate::cli::{Global, ReportFormat, ValidateArgs};
 use crate::config_file::{self, Source};
 
@@ -12,7 +9,7 @@ pub fn run(global: &Global, args: &ValidateArgs) -> anyhow::Result<()> {
     let (file, names) = match config_file::current(global.config.as_deref())? {
         Source::Defaults { .. } => (None, Vec::new()),
         Source::File(path) => {
-            let names = StageConfig::validate_file(path).context("invalid configuration")?;
+            let names = config_file::check_file(path)?;
             (
                 Some(path),
                 names.iter().map(|n| n.as_str().to_owned()).collect(),

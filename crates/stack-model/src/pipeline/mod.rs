@@ -23,6 +23,7 @@ mod athena;
 mod catalog;
 pub mod emr;
 mod encryption;
+mod extensions;
 mod failures;
 mod functions;
 mod markers;
@@ -42,6 +43,7 @@ use crate::stage::{RoleKind, PROJECT};
 use crate::template::{Handle, Options, Parameter, ParameterHandle, RemovalPolicy, Template};
 use crate::value::Value;
 
+pub use extensions::{check as check_extensions, notes as extension_notes};
 pub(crate) use storage::{clean_up_rule, tls_only_policy, to_event_bridge};
 
 /// Names of the template's parameters: what changes with every build, not with the stage.
@@ -107,6 +109,12 @@ pub fn template(config: &StageConfig) -> Template {
             athena: &athena,
         },
     );
+    let tags: Vec<(String, String)> = p
+        .tags()
+        .into_iter()
+        .filter_map(|t| Some((t.key, t.value.as_literal()?.to_string())))
+        .collect();
+    extensions::apply(config, &mut p.t, &tags);
     p.t
 }
 

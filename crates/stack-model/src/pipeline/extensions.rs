@@ -1,0 +1,261 @@
+//! The user's part of the stage: the resources and outputs `resources:` adds and the
+//! properties `overrides:` sets, applied after every part of the pipeline, and their checks.
+//!
+//! An added resource gets the stage's tags (`Project`, `Stage`, then `tags:`) where its type
+//! takes tags and it does not set the key itself. Overrides apply at render, after everything
+//! else (as CDK's `addPropertyOverride`).
+
+use serde_json::{json, Value as Json};
+
+use crate::config::{ConfigError, StageConfig};
+use crate::extension::Origin;
+use crate::facts;
+use crate::template::{RawResource, Template, TemplateError};
+
+/// Adds the stage's extensions to its composed template.
+pub(super) fn apply(c: &StageConfig, t: &mut Template, tags: &[(String, String)]) {
+    for (id, r) in &c.extensions.resources {
+        let mut properties = r.properties.clone();
+        if let Some(tagging) = facts::type_facts(&r.type_name).and_then(|f| f.tags.as_ref()) {
+            add_tags(&mut properties, &tagging.property, &tagging.form, tags);
+        }
+        let mut raw = RawResource::new(&r.type_name, Json::Object(properties));
+        for (k, v) in &r.keys {
+            raw = raw.with_key(k, v.clone());
+        }
+        t.add_raw(id, raw);
+    }
+    for (name, o) in &c.extensions.outputs {
+        t.raw_output(name, o.body.clone());
+    }
+    for o in &c.extensions.overrides {
+        let path: Vec<&str> = o.path.iter().map(String::as_str).collect();
+        t.override_property(&o.id, &path, o.value.clone());
+    }
+}
+
+/// The stage's tags after those the resource sets itself, in the form its type takes.
+fn add_tags(
+    properties: &mut serde_json::Map<String, Json>,
+    property: &str,
+    form: &str,
+    tags: &[(String, String)],
+) {
+    let entry = properties.entry(property.to_string());
+    match form {
+        "list" => {
+            let list = entry.or_insert_with(|| json!([]));
+            if let Json::Array(items) = list {
+                for (k, v) in tags {
+                    if !items.iter().any(|t| t["Key"] == json!(k)) {
+                        items.push(json!({"Key": k, "Value": v}));
+                    }
+                }
+            }
+        }
+        _ => {
+            let map = entry.or_insert_with(|| json!({}));
+            if let Json::Object(m) = map {
+                for (k, v) in tags {
+                    m.entry(k.clone()).or_insert_with(|| json!(v));
+                }
+            }
+        }
+    }
+}
+
+/// What synth says about the stage's additions: one line per added type whose permissions
+/// were not decided by hand.
+pub fn notes(c: &StageConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in c.extensions.resources.values() {
+        let Some(f) = facts::type_facts(&r.type_name) else {
+            continue;
+        };
+        if f.decided || !seen.insert(r.type_name.clone()) {
+            continue;
+        }
+        let actions: std::collections::BTreeSet<&str> = f
+            .handlers
+            .values()
+            .flatten()
+            .map(|a| a.action.as_str())
+            .collect();
+        out.push(format!(
+            "{}: no recorded permission decisions; the CloudFormation role gets every action its schema's handlers list ({} actions), on its own ARN where IAM allows",
+            r.type_name,
+            actions.len()
+        ));
+    }
+    out
+}
+
+/// Checks the stage's extensions against the pipeline and the resource schemas: an added id
+/// that clashes with the pipeline's, an unknown type (or one the stage's region lacks), an
+/// unknown or read-only property, a required one missing, a reference to nothing, an override
+/// of a resource or property that does not exist. Each refusal names the file, line and key.
+pub fn check(c: &StageConfig) -> Result<(), ConfigError> {
+    if c.extensions.is_empty() {
+        return Ok(());
+    }
+    let mut plain = c.clone();
+    plain.extensions = Default::default();
+    let pipeline = super::template(&plain);
+    let pipeline_json = pipeline
+        .to_json()
+        .expect("the pipeline's own template renders");
+    for (id, r) in &c.extensions.resources {
+        let at = &r.origin;
+        if pipeline.contains(id) {
+            return Err(at.error("", format!("`{id}` is a logical id of the pipeline ({}): choose another id, or change the pipeline's resource under `overrides:`", pipeline.type_of(id).unwrap_or("a parameter"))));
+        }
+        check_type(&c.region, &r.type_name, at)?;
+        let f = facts::type_facts(&r.type_name).expect("checked above");
+        check_properties(&r.type_name, f, &r.properties, at, "Properties")?;
+        for req in &f.required {
+            if !r.properties.contains_key(req) {
+                return Err(at.error(
+                    "Properties",
+                    format!("{} requires the property `{req}`", r.type_name),
+                ));
+            }
+        }
+    }
+    for name in c.extensions.outputs.keys() {
+        if pipeline_json["Outputs"].get(name).is_some() {
+            return Err(c.extensions.outputs[name].origin.error(
+                "",
+                format!("`{name}` is an output of the pipeline: choose another name"),
+            ));
+        }
+    }
+    for o in &c.extensions.overrides {
+        let Some(ty) = pipeline.type_of(&o.id) else {
+            let hint = if c.extensions.resources.contains_key(&o.id) {
+                " (it is one of the stage's added resources: change it under `resources:`)"
+            } else {
+                ""
+            };
+            return Err(o.origin.error(
+                "",
+                format!("`{}` is not a resource of the pipeline{hint}", o.id),
+            ));
+        };
+        if let Some(f) = facts::type_facts(ty) {
+            let top = &o.path[0];
+            if !f.properties.iter().any(|p| p == top) {
+                return Err(o.origin.error("", property_problem(ty, f, top)));
+            }
+        }
+    }
+    // References, attributes and overrides' paths: the whole template rendered.
+    let whole = super::template(c);
+    whole.to_json().map_err(|e| refusal(c, e))?;
+    Ok(())
+}
+
+/// Refuses a type the facts do not know, or one the stage's region lacks.
+fn check_type(region: &str, ty: &str, at: &Origin) -> Result<(), ConfigError> {
+    match facts::type_facts(ty) {
+        None => {
+            let nearest = facts::known_types()
+                .map(|k| (strsim::damerau_levenshtein(ty, k), k))
+                .filter(|(d, _)| *d <= (ty.len() / 4).max(2))
+                .min()
+                .map(|(_, k)| format!("; did you mean `{k}`?"))
+                .unwrap_or_default();
+            let source = if facts::all_types_registered() {
+                "the resource schemas"
+            } else {
+                "this build's resource facts (the schema digest of every type was not registered)"
+            };
+            Err(at.error(
+                "Type",
+                format!("`{ty}` is not a resource type {source} define{nearest}"),
+            ))
+        }
+        Some(f) if f.absent_in.iter().any(|r| r == region) => Err(at.error(
+            "Type",
+            format!("CloudFormation does not offer `{ty}` in {region}"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Refuses a property the type does not take.
+fn check_properties(
+    ty: &str,
+    f: &facts::TypeFacts,
+    properties: &serde_json::Map<String, Json>,
+    at: &Origin,
+    below: &str,
+) -> Result<(), ConfigError> {
+    for name in properties.keys() {
+        if !f.properties.iter().any(|p| p == name) {
+            return Err(at.error(&format!("{below}.{name}"), property_problem(ty, f, name)));
+        }
+    }
+    Ok(())
+}
+
+fn property_problem(ty: &str, f: &facts::TypeFacts, name: &str) -> String {
+    if f.attributes.iter().any(|a| a == name) {
+        return format!("`{name}` of {ty} is read-only: AWS sets it (read it with Fn::GetAtt)");
+    }
+    let nearest = f
+        .properties
+        .iter()
+        .map(|p| (strsim::damerau_levenshtein(name, p), p))
+        .filter(|(d, _)| *d <= (name.len() / 3).max(1))
+        .min()
+        .map(|(_, p)| format!("; did you mean `{p}`?"))
+        .unwrap_or_default();
+    format!("{ty} has no property `{name}`{nearest}")
+}
+
+/// A render failure of the whole template, named where the user wrote its cause.
+fn refusal(c: &StageConfig, e: TemplateError) -> ConfigError {
+    let ext = &c.extensions;
+    let origin_of = |id: &str| {
+        ext.resources
+            .get(id)
+            .map(|r| &r.origin)
+            .or_else(|| ext.outputs.get(id).map(|o| &o.origin))
+            .or_else(|| ext.overrides.iter().find(|o| o.id == id).map(|o| &o.origin))
+    };
+    let from = match &e {
+        TemplateError::UnknownReference { from, .. }
+        | TemplateError::UnknownAttribute { from, .. }
+        | TemplateError::UnknownSubVariable { from, .. } => Some(from.clone()),
+        TemplateError::BadOverridePath { id, path, .. } => {
+            if let Some(o) = ext
+                .overrides
+                .iter()
+                .find(|o| &o.id == id && &o.path.join(".") == path)
+            {
+                return o.origin.error("", e.to_string());
+            }
+            Some(id.clone())
+        }
+        TemplateError::BadRawResource { id, .. } => Some(id.clone()),
+        TemplateError::UnknownOverrideTarget(id) | TemplateError::DuplicateLogicalId(id) => {
+            Some(id.clone())
+        }
+        TemplateError::InvalidLogicalId(_) => None,
+    };
+    match from.as_deref().and_then(origin_of) {
+        Some(origin) => origin.error("", e.to_string()),
+        None => ConfigError {
+            file: ext
+                .resources
+                .values()
+                .map(|r| r.origin.file.clone())
+                .next()
+                .unwrap_or_default(),
+            key: String::new(),
+            message: e.to_string(),
+            location: None,
+        },
+    }
+}
