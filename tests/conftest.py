@@ -18,7 +18,9 @@ VENV_BIN = Path(sys.executable).parent
 # (hence hardened) in another region, with an organization's access-log bucket; and a stage
 # name of the maximum allowed length (17 characters), hardened with a log bucket of its own,
 # its base b on EMR Serverless in a VPC of the account's (the application's network), with
-# tags of the user's (`tags:`, on every taggable resource).
+# tags of the user's (`tags:`, on every taggable resource), resources of the user's (a DynamoDB
+# table under the stage's key and an alarm on the ETL's errors, `resources:`) and an override
+# of a pipeline resource's property (`overrides:`): every gate runs on the whole template.
 MAX_STAGE = "abcdefghij-123456"
 STAGES = ["alice", "prod", MAX_STAGE]
 HARDENED_STAGES = {"prod", MAX_STAGE}
@@ -37,6 +39,37 @@ stages:
     base_b_engine: emr
     tags: {{team: data-platform, cost-center: "4711"}}
     emr: {{subnet_ids: [subnet-0123456789abcdef0, subnet-0123456789abcdef1], security_group_ids: [sg-0123456789abcdef0]}}
+    resources:
+      Resources:
+        UsageTable:
+          Type: AWS::DynamoDB::Table
+          Properties:
+            BillingMode: PAY_PER_REQUEST
+            AttributeDefinitions: [{{AttributeName: id, AttributeType: S}}]
+            KeySchema: [{{AttributeName: id, KeyType: HASH}}]
+            PointInTimeRecoverySpecification: {{PointInTimeRecoveryEnabled: true}}
+            SSESpecification: {{SSEEnabled: true, SSEType: KMS, KMSMasterKeyId: !Ref StageKey}}
+        AlertsTopic:
+          Type: AWS::SNS::Topic
+          Properties: {{KmsMasterKeyId: !Ref StageKey}}
+        EtlErrorsAlarm:
+          Type: AWS::CloudWatch::Alarm
+          Properties:
+            AlarmDescription: the ETL failed
+            AlarmActions: [!Ref AlertsTopic]
+            Namespace: AWS/Lambda
+            MetricName: Errors
+            Dimensions: [{{Name: FunctionName, Value: !Ref EtlFunction}}]
+            Statistic: Sum
+            Period: 300
+            EvaluationPeriods: 1
+            Threshold: 1
+            ComparisonOperator: GreaterThanOrEqualToThreshold
+            TreatMissingData: notBreaching
+      Outputs:
+        UsageTableName: {{Value: !Ref UsageTable, Description: the usage table}}
+    overrides:
+      EtlFunction: {{Description: the ETL of the longest stage name}}
 """
 
 

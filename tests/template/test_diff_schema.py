@@ -13,6 +13,7 @@ from conftest import ROOT, STAGES
 from test_resource_schemas import schema_for
 
 FACTS = ROOT / "crates" / "stack-model" / "data" / "resource_facts.json"
+DIGEST = ROOT / "crates" / "deployer" / "data" / "resource_schemas.json.gz"
 
 
 def test_the_facts_file_is_what_the_pinned_inputs_give():
@@ -32,7 +33,18 @@ def test_every_rendered_type_has_facts_with_its_schemas_create_only_properties(r
         r = run([deployer, "--config", config_file, "synth", "--stage", stage, "--bootstrap", "--format", "json", "--out", out])
         assert r.returncode == 0, r.stderr
         used |= {r["Type"] for r in json.loads(out.read_text())["Resources"].values()}
+    import gzip
+    digest = json.loads(gzip.decompress(DIGEST.read_bytes()))["types"]
+    # The types the user added (`resources:` in the gate config): the digest's facts, without
+    # recorded decisions.
+    added = used - set(facts)
+    assert added == {"AWS::DynamoDB::Table", "AWS::CloudWatch::Alarm"}, added
     for t in sorted(used):
+        if t in added:
+            assert not digest[t]["decided"], t
+            expected = sorted(p.removeprefix("/properties/") for p in schema_for(t).get("createOnlyProperties", []))
+            assert digest[t]["create_only"] == expected, t
+            continue
         assert t in facts, f"{t} is rendered but has no facts: add it to handler_decisions.json"
         expected = sorted(p.removeprefix("/properties/") for p in schema_for(t).get("createOnlyProperties", []))
         assert facts[t]["create_only"] == expected, t

@@ -180,7 +180,7 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
     }
     // What this deploy changes, against the deployed stack (none: a first deploy). It decides
     // the refusals below and whether a person must approve it.
-    let report = crate::diff::compare::compare(
+    let mut report = crate::diff::compare::compare(
         stage.as_str(),
         current
             .as_ref()
@@ -188,20 +188,24 @@ pub async fn deploy(global: &Global, args: &DeployArgs) -> Result<Deployment, Ap
         &rendered,
         &parameters,
     );
+    // Overrides lowering the guard are refused on a first deploy too.
+    report
+        .guard_lowered
+        .extend(stack_model::pipeline::guard_lowered_by_overrides(&c));
+    if !report.guard_lowered.is_empty() && !args.allow_lower_guard {
+        return Err(ApplyError::Refused(format!(
+            "this deploy would lower stage {stage}'s guard ({}; see `deployer diff --stage {stage}`): \
+             is {} the configuration you meant? deploy again with --allow-lower-guard to accept it",
+            report.guard_lowered.join("; "),
+            crate::config_file::current(global.config.as_deref())?.describe().trim_start_matches("config: ")
+        )));
+    }
     if current.is_some() {
         let refused: Vec<&String> = report
             .data_at_risk
             .iter()
             .filter(|id| !args.allow_replace.contains(id))
             .collect();
-        if !report.guard_lowered.is_empty() && !args.allow_lower_guard {
-            return Err(ApplyError::Refused(format!(
-                "this deploy would lower stage {stage}'s guard ({}; see `deployer diff --stage {stage}`): \
-                 is {} the configuration you meant? deploy again with --allow-lower-guard to accept it",
-                report.guard_lowered.join("; "),
-                crate::config_file::current(global.config.as_deref())?.describe().trim_start_matches("config: ")
-            )));
-        }
         if !refused.is_empty() {
             let names: Vec<&str> = refused.iter().map(|s| s.as_str()).collect();
             return Err(ApplyError::Refused(format!(

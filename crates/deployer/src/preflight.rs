@@ -53,6 +53,10 @@ pub async fn check(
     let caller = principal_of(&iam, me.arn().unwrap_or_default()).await?;
     let role_calls = deploy_calls(c, &account, rendered, deployed);
     let own_calls = tool_calls(c, &account, role_arn);
+    // Types the user added without recorded decisions: what their calls rest on.
+    for note in stack_model::pipeline::extension_notes(c) {
+        eprintln!("preflight: {note}");
+    }
     let role_missing = simulate(&iam, role_arn, &role_calls).await?;
     let own_missing = simulate(&iam, &caller, &own_calls).await?;
     if role_missing.is_empty() && own_missing.is_empty() {

@@ -80,6 +80,12 @@ pub fn stage_calls_of(c: &StageConfig, account: &str, handlers: &[Handler]) -> V
             .expect("the stage's template renders");
         all.extend(calls_of(&t, &env, handlers));
     }
+    // Resources the user took out of `resources:` that the deployed stack still holds: only
+    // deleted.
+    if handlers.contains(&Handler::Delete) && !c.extensions.retiring.is_empty() {
+        let t = serde_json::json!({"Resources": c.extensions.retiring});
+        all.extend(calls_of(&t, &env, &[Handler::Delete]));
+    }
     // What earlier versions put in the stack and the next deploy removes: only deleted.
     if handlers.contains(&Handler::Delete) {
         let t = pipeline::retired::template(c)

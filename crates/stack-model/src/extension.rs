@@ -44,6 +44,11 @@ pub struct Extensions {
     /// Properties of the pipeline's resources set or removed, in the file's order (the
     /// defaults' first: a stage's own wins on the same path).
     pub overrides: Vec<PropertyOverride>,
+    /// Resources the deployed stack holds that the stage no longer declares (an added resource
+    /// taken out of `resources:`), as the deployed template has them: the next deploy deletes
+    /// them, so the CloudFormation role keeps their delete calls. Filled by `deployer
+    /// bootstrap` from the deployed stack; never read from the file.
+    pub retiring: Map<String, Json>,
 }
 
 impl Extensions {

@@ -36,6 +36,9 @@ pub async fn run(global: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
         &rendered,
         &new_params,
     );
+    report
+        .guard_lowered
+        .extend(pipeline::guard_lowered_by_overrides(&c));
     // What a `deploy --hotswap` put into the functions since the stack was last deployed.
     if old.is_some() {
         if let Some(record) =

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use stack_model::facts::{may_replace, replaces, stateful};
+use stack_model::facts::{knowledge, may_replace, replaces, stateful, Knowledge};
 use stack_model::guard::Guard;
 use stack_model::pipeline::params;
 
@@ -51,10 +51,14 @@ pub struct ResourceChange {
     /// `add`, `remove` or `modify`.
     pub action: &'static str,
     pub replacement: bool,
+    /// The resource schemas do not know the type (`Custom::`, a third-party type, a typo
+    /// CloudFormation will refuse): whether a change replaces it is unknown, never "in place".
+    pub unknown_type: bool,
     /// A changed property is conditionally create-only: CloudFormation may replace the
     /// resource, by its state (an EMR Serverless application that is not stopped).
     pub may_replace: bool,
-    /// Stateful, replaced or removed, and not retained: its data would be lost.
+    /// Stateful, replaced (or maybe replaced: a conditionally create-only property changed) or
+    /// removed, and not retained: its data would, or may, be lost.
     pub data_loss: bool,
     pub properties: Vec<PropertyChange>,
     pub iam: Vec<IamFinding>,
@@ -233,6 +237,8 @@ pub fn compare(
     new: &Value,
     new_params: &[(String, String)],
 ) -> Report {
+    // Predictions for every type, not only the pipeline's own.
+    crate::schemas::register();
     let empty = Value::Object(Default::default());
     let (old_t, old_p) = old.unwrap_or((&empty, &[]));
     let old_res = old_t["Resources"].as_object().cloned().unwrap_or_default();
@@ -246,12 +252,14 @@ pub fn compare(
             .and_then(|r| r["Type"].as_str())
             .unwrap_or("?")
             .to_owned();
+        let unknown_type = knowledge(&ty) == Knowledge::Unknown;
         let change = match (a, b) {
             (None, Some(_)) => ResourceChange {
                 logical_id: id.clone(),
                 resource_type: ty.clone(),
                 action: "add",
                 replacement: false,
+                unknown_type,
                 may_replace: false,
                 data_loss: false,
                 properties: vec![],
@@ -262,6 +270,7 @@ pub fn compare(
                 resource_type: ty.clone(),
                 action: "remove",
                 replacement: false,
+                unknown_type,
                 may_replace: false,
                 data_loss: stateful(&ty) && !crate::stage_stack::is_retained(&a["DeletionPolicy"]),
                 properties: vec![],
@@ -285,13 +294,19 @@ pub fn compare(
                     })
                     .collect();
                 let replacement = type_changed || properties.iter().any(|p| p.replaces);
+                let may_replace = !replacement && properties.iter().any(|p| p.may_replace);
+                // Only a property change can replace: `DependsOn` or a policy attribute cannot.
+                let props_changed = properties.iter().any(|p| p.path.starts_with("Properties/"));
                 ResourceChange {
                     logical_id: id.clone(),
                     resource_type: ty.clone(),
                     action: "modify",
                     replacement,
-                    may_replace: !replacement && properties.iter().any(|p| p.may_replace),
-                    data_loss: replacement && stateful(&ty) && a["UpdateReplacePolicy"] != "Retain",
+                    unknown_type: unknown_type && props_changed,
+                    may_replace,
+                    data_loss: (replacement || may_replace)
+                        && stateful(&ty)
+                        && a["UpdateReplacePolicy"] != "Retain",
                     properties,
                     iam: if ty == "AWS::IAM::Role" {
                         iam_findings(a, b)

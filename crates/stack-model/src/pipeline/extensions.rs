@@ -64,6 +64,76 @@ fn add_tags(
     }
 }
 
+/// How the stage's `overrides:` lower its guard ([`crate::guard`]), one line each: the guard of
+/// its template with them against without them (log retention shortened), and every
+/// overridden property that used the stage's KMS key and no longer does. `deploy` refuses
+/// these as it refuses a deploy that lowers the guard (exit 5, `--allow-lower-guard`).
+pub fn guard_lowered(c: &StageConfig) -> Vec<String> {
+    if c.extensions.overrides.is_empty() {
+        return vec![];
+    }
+    let mut plain = c.clone();
+    plain.extensions.overrides.clear();
+    let (Ok(before), Ok(after)) = (
+        super::template(&plain).to_json(),
+        super::template(c).to_json(),
+    ) else {
+        return vec![];
+    };
+    let mut lowered = crate::guard::Guard::of(&before).lowered_by(&crate::guard::Guard::of(&after));
+    let keys: Vec<&String> = before["Resources"]
+        .as_object()
+        .map(|r| {
+            r.iter()
+                .filter(|(_, v)| v["Type"] == "AWS::KMS::Key")
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default();
+    for o in &c.extensions.overrides {
+        let at = |t: &Json| {
+            o.path
+                .iter()
+                .try_fold(&t["Resources"][&o.id]["Properties"], |v, step| match v {
+                    Json::Array(a) => step.parse::<usize>().ok().and_then(|i| a.get(i)),
+                    other => other.get(step),
+                })
+                .cloned()
+        };
+        let (old, new) = (at(&before), at(&after));
+        for key in &keys {
+            if old.as_ref().is_some_and(|v| mentions(v, key))
+                && !new.as_ref().is_some_and(|v| mentions(v, key))
+            {
+                lowered.push(format!(
+                    "`{}` {} no longer uses the stage's KMS key `{key}` (override `{}` in {})",
+                    o.id,
+                    o.path.join("."),
+                    o.origin.key,
+                    o.origin.file.display()
+                ));
+            }
+        }
+    }
+    lowered
+}
+
+/// Whether `v` references logical id `id` (`Ref`, `Fn::GetAtt`, or `${id...}` in a `Fn::Sub`).
+fn mentions(v: &Json, id: &str) -> bool {
+    match v {
+        Json::Object(m) => {
+            m.get("Ref").is_some_and(|r| r == id)
+                || m.get("Fn::GetAtt")
+                    .and_then(|g| g.get(0))
+                    .is_some_and(|r| r == id)
+                || m.values().any(|x| mentions(x, id))
+        }
+        Json::Array(a) => a.iter().any(|x| mentions(x, id)),
+        Json::String(s) => s.contains(&format!("${{{id}}}")) || s.contains(&format!("${{{id}.")),
+        _ => false,
+    }
+}
+
 /// What synth says about the stage's additions: one line per added type whose permissions
 /// were not decided by hand.
 pub fn notes(c: &StageConfig) -> Vec<String> {

@@ -43,7 +43,10 @@ use crate::stage::{RoleKind, PROJECT};
 use crate::template::{Handle, Options, Parameter, ParameterHandle, RemovalPolicy, Template};
 use crate::value::Value;
 
-pub use extensions::{check as check_extensions, notes as extension_notes};
+pub use extensions::{
+    check as check_extensions, guard_lowered as guard_lowered_by_overrides,
+    notes as extension_notes,
+};
 pub(crate) use storage::{clean_up_rule, tls_only_policy, to_event_bridge};
 
 /// Names of the template's parameters: what changes with every build, not with the stage.
