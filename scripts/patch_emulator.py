@@ -648,6 +648,29 @@ _RESOURCE_HANDLERS["AWS::S3::BucketPolicy"]["import"] = _pdcase_bucket_policy_im
             return f"arn:aws:glue:{region}:{account_id}:table/{name}"''',
     ),
     Patch(
+        name="cloudwatch-describe-alarms-query",
+        file="services/cloudwatch.py",
+        why=(
+            "DescribeAlarms over the Query protocol (what boto3 speaks to CloudWatch) answers each "
+            "metric alarm's statistic, period, dimensions and actions, as AWS does (CloudWatch API "
+            "reference, MetricAlarm); the emulator's XML left them out (its JSON and CBOR answers "
+            "have them), so an alarm's dimension could not be read back."
+        ),
+        old='''        + f"<StateReason>{a.get('StateReason','')}</StateReason>"
+        f"</member>"
+        for a in metric_alarms''',
+        new='''        + f"<StateReason>{a.get('StateReason','')}</StateReason>"
+        # pdcase patch cloudwatch-describe-alarms-query
+        + f"<Statistic>{a.get('Statistic') or ''}</Statistic><Period>{a.get('Period', '')}</Period>"
+        + "<Dimensions>" + "".join(
+            f"<member><Name>{_xml_escape(str(d.get('Name', '')))}</Name><Value>{_xml_escape(str(d.get('Value', '')))}</Value></member>"
+            for d in (a.get("Dimensions") or [])) + "</Dimensions>"
+        + "<AlarmActions>" + "".join(f"<member>{_xml_escape(str(x))}</member>" for x in (a.get("AlarmActions") or []))
+        + "</AlarmActions>"
+        + f"</member>"
+        for a in metric_alarms''',
+    ),
+    Patch(
         name="bucket-tags",
         file="services/cloudformation/provisioners.py",
         why=(
@@ -676,6 +699,7 @@ NEW_FILES = {
     "services/emr_serverless.py": ROOT / "scripts" / "emulator" / "pdcase_emr_serverless.py",
     "services/cloudformation/pdcase_authority.py": ROOT / "scripts" / "emulator" / "pdcase_authority.py",
     "services/cloudformation/pdcase_resource_facts.json": ROOT / "crates" / "stack-model" / "data" / "resource_facts.json",
+    "services/cloudformation/pdcase_resource_schemas.json.gz": ROOT / "crates" / "deployer" / "data" / "resource_schemas.json.gz",
 }
 
 

@@ -17,6 +17,7 @@ locations, code objects, names of the stack's other resources) fills the others,
 a required type nothing fills is not called, an action without resource types is on `*`.
 """
 
+import gzip
 import json
 import logging
 from pathlib import Path
@@ -24,6 +25,19 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 _FACTS = json.loads((Path(__file__).parent / "pdcase_resource_facts.json").read_text())
+
+
+def _with_digest(facts):
+    """The pipeline's facts, and for every other type the schema digest's (the deployer's
+    crates/deployer/data/resource_schemas.json.gz, as stack-model registers it): the
+    pipeline's own entries win, as in stack-model's `facts::type_facts`."""
+    digest = json.loads(gzip.decompress((Path(__file__).parent / "pdcase_resource_schemas.json.gz").read_bytes()))
+    for key in ("types", "actions"):
+        facts[key] = {**digest[key], **facts[key]}
+    return facts
+
+
+_FACTS = _with_digest(_FACTS)
 
 # The stack's authority, by stack name: {"role": RoleARN or None, "caller": ARN}.
 _AUTHORITY: dict = {}
@@ -179,6 +193,10 @@ def _own_vars(resource_type, props):
         name = _name_of(_prop(props, path))
         if name:
             out[var] = name
+        elif not facts.get("decided", True):
+            # A type without recorded decisions whose name the template leaves to AWS: any
+            # (as stack-model's handler_calls).
+            out[var] = "*"
     return out
 
 

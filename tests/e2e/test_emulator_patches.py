@@ -115,3 +115,18 @@ def test_log_stream_writes_are_authorized_on_the_stream(emulator):
     group_only = identity("logs-group-only", arn)
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
         group_only.create_log_stream(logGroupName=group, logStreamName="s2")
+
+
+def test_describe_alarms_answers_an_alarms_dimensions_and_actions(emulator):
+    """Patch cloudwatch-describe-alarms-query. AWS: DescribeAlarms over the Query protocol
+    (boto3's) answers each metric alarm's Statistic, Period, Dimensions and AlarmActions."""
+    emulator.reset()
+    cw = emulator.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName="patch-alarm", Namespace="AWS/Lambda", MetricName="Errors",
+                        Dimensions=[{"Name": "FunctionName", "Value": "f<1>"}], Statistic="Sum", Period=300,
+                        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                        AlarmActions=["arn:aws:sns:us-east-1:000000000000:alerts"])
+    alarm = cw.describe_alarms(AlarmNames=["patch-alarm"])["MetricAlarms"][0]
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": "f<1>"}]
+    assert alarm["AlarmActions"] == ["arn:aws:sns:us-east-1:000000000000:alerts"]
+    assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)

@@ -108,11 +108,14 @@ pub fn deploy_calls(
     let env = cloudformation_role::arn_env(c, account);
     let mut all = calls(rendered, &env);
     if let Some(d) = deployed {
-        let keep = rendered["Resources"].as_object();
+        // What the deployed stack holds is deleted if removed, and its old physical resource
+        // if replaced (under its old name): the delete calls of every deployed resource whose
+        // rendered form differs.
+        let now = &rendered["Resources"];
         all.extend(
             calls_of(d, &env, &[Handler::Delete])
                 .into_iter()
-                .filter(|call| keep.is_none_or(|k| !k.contains_key(&call.logical_id))),
+                .filter(|call| now.get(&call.logical_id) != d["Resources"].get(&call.logical_id)),
         );
     }
     all.sort();

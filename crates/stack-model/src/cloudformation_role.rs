@@ -80,10 +80,10 @@ pub fn stage_calls_of(c: &StageConfig, account: &str, handlers: &[Handler]) -> V
             .expect("the stage's template renders");
         all.extend(calls_of(&t, &env, handlers));
     }
-    // Resources the user took out of `resources:` that the deployed stack still holds: only
-    // deleted.
-    if handlers.contains(&Handler::Delete) && !c.extensions.retiring.is_empty() {
-        let t = serde_json::json!({"Resources": c.extensions.retiring});
+    // What the deployed stack holds (an added resource taken out, the old physical resource of
+    // a replacement): only deleted.
+    if handlers.contains(&Handler::Delete) && !c.extensions.deployed.is_empty() {
+        let t = serde_json::json!({"Resources": c.extensions.deployed});
         all.extend(calls_of(&t, &env, &[Handler::Delete]));
     }
     // What earlier versions put in the stack and the next deploy removes: only deleted.

@@ -44,11 +44,12 @@ pub struct Extensions {
     /// Properties of the pipeline's resources set or removed, in the file's order (the
     /// defaults' first: a stage's own wins on the same path).
     pub overrides: Vec<PropertyOverride>,
-    /// Resources the deployed stack holds that the stage no longer declares (an added resource
-    /// taken out of `resources:`), as the deployed template has them: the next deploy deletes
-    /// them, so the CloudFormation role keeps their delete calls. Filled by `deployer
-    /// bootstrap` from the deployed stack; never read from the file.
-    pub retiring: Map<String, Json>,
+    /// The resources the deployed stack holds, as its template has them (filled by `deployer
+    /// bootstrap`; never read from the file): the CloudFormation role keeps their delete
+    /// calls, for one taken out of `resources:` (the next deploy deletes it) and for one a
+    /// change replaces (CloudFormation deletes the old physical resource, under its old name,
+    /// after making the new one).
+    pub deployed: Map<String, Json>,
 }
 
 impl Extensions {

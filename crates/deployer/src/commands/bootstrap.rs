@@ -26,19 +26,13 @@ pub async fn run(global: &Global, args: &BootstrapArgs) -> Result<(), ApplyError
             .unwrap_or_default()
     );
     let mut c = c;
-    // What the deployed stage holds that the stage no longer declares (an added resource taken
-    // out of `resources:`): the role keeps its delete calls, or the next deploy could not
-    // remove it.
+    // What the deployed stage holds: the role keeps its delete calls (an added resource taken
+    // out of `resources:`, the old physical resource of a replacement), or the next deploy or
+    // teardown could not remove it.
     crate::schemas::register();
     if let Some(d) = deployed(&aws, &c.stage.stack_name()).await? {
-        let declared = stack_model::pipeline::template(&c);
-        let retired = stack_model::pipeline::retired::LOGICAL_IDS;
         if let Some(resources) = d.template["Resources"].as_object() {
-            for (id, r) in resources {
-                if !declared.contains(id) && !retired.contains(&id.as_str()) {
-                    c.extensions.retiring.insert(id.clone(), r.clone());
-                }
-            }
+            c.extensions.deployed = resources.clone();
         }
     }
     let full = bootstrap::template(&c);
