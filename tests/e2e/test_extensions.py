@@ -141,3 +141,17 @@ def test_a_role_without_the_added_types_permissions_is_refused_by_the_emulator(d
     assert "pdcase-alice-cloudformation-us-east-1" in reason and "is not authorized to perform" in reason, reason
     assert "AccessDenied" in reason
     assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+
+
+def test_an_override_that_lowers_the_guard_is_refused_even_on_a_first_deploy(deployer, emulator, package, tmp_path):
+    """An override shortening the functions' log retention lowers the stage's guard: refused
+    with exit 5 as a deploy that lowers it is, before anything is created."""
+    emulator.reset()
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(f"stages:\n  {STAGE}:\n    overrides:\n      EtlLogGroup: {{RetentionInDays: 1}}\n")
+    r = cli(deployer, emulator, cfg, "deploy", "--stage", STAGE, "--lambda-bootstrap", package["lambda"]["bootstrap"])
+    assert r.returncode == 5, r.stderr
+    assert "log retention 30 -> 1 days" in r.stderr and "--allow-lower-guard" in r.stderr
+    names = [s["StackName"] for s in emulator.client("cloudformation").list_stacks()["StackSummaries"]
+             if s["StackStatus"] != "DELETE_COMPLETE"]
+    assert f"pdcase-{STAGE}" not in names

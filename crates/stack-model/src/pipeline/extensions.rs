@@ -314,8 +314,21 @@ fn refusal(c: &StageConfig, e: TemplateError) -> ConfigError {
         }
         TemplateError::InvalidLogicalId(_) => None,
     };
+    // The property that holds the reference, where an added resource has it.
+    let needle = match &e {
+        TemplateError::UnknownReference { target, .. }
+        | TemplateError::UnknownAttribute { target, .. } => Some(target.clone()),
+        TemplateError::UnknownSubVariable { name, .. } => Some(format!("${{{name}}}")),
+        _ => None,
+    };
+    let below = match (&from, &needle) {
+        (Some(id), Some(n)) => ext.resources.get(id).and_then(|r| {
+            path_to(&Json::Object(r.properties.clone()), n).map(|p| format!("Properties.{p}"))
+        }),
+        _ => None,
+    };
     match from.as_deref().and_then(origin_of) {
-        Some(origin) => origin.error("", e.to_string()),
+        Some(origin) => origin.error(below.as_deref().unwrap_or(""), e.to_string()),
         None => ConfigError {
             file: ext
                 .resources
@@ -327,5 +340,150 @@ fn refusal(c: &StageConfig, e: TemplateError) -> ConfigError {
             message: e.to_string(),
             location: None,
         },
+    }
+}
+
+/// The dotted path of the first value below `v` that is, or whose text contains, `needle` (a
+/// `Ref`'s or `Fn::GetAtt`'s target, a `${Name}`).
+fn path_to(v: &Json, needle: &str) -> Option<String> {
+    match v {
+        Json::Object(m) => {
+            let here = m.get("Ref").is_some_and(|r| r == needle)
+                || m.get("Fn::GetAtt").is_some_and(|g| {
+                    g.get(0).is_some_and(|r| r == needle)
+                        || g.as_str()
+                            .is_some_and(|t| t.split('.').next() == Some(needle))
+                });
+            if here {
+                return Some(String::new());
+            }
+            m.iter().find_map(|(k, x)| {
+                path_to(x, needle).map(|p| {
+                    if p.is_empty() || k.contains("::") || k == "Ref" {
+                        // An intrinsic's own key is not a property: stop at the property.
+                        if k.contains("::") || k == "Ref" {
+                            String::new()
+                        } else {
+                            k.clone()
+                        }
+                    } else {
+                        format!("{k}.{p}")
+                    }
+                })
+            })
+        }
+        Json::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
+            path_to(x, needle).map(|p| {
+                if p.is_empty() {
+                    i.to_string()
+                } else {
+                    format!("{i}.{p}")
+                }
+            })
+        }),
+        Json::String(s) if s.contains(needle) => Some(String::new()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extension::{AddedResource, PropertyOverride};
+    use crate::stage::StageName;
+
+    fn origin(key: &str) -> Origin {
+        Origin {
+            file: "pipeline.yaml".into(),
+            key: key.into(),
+            location: Some((3, 5)),
+            inner: Default::default(),
+        }
+    }
+
+    fn hardened() -> StageConfig {
+        let mut c = StageConfig::defaults(StageName::parse("prod").unwrap());
+        c.hardened = true;
+        c
+    }
+
+    fn set(c: &mut StageConfig, id: &str, path: &str, value: Option<Json>) {
+        c.extensions.overrides.push(PropertyOverride {
+            id: id.into(),
+            path: path.split('.').map(String::from).collect(),
+            value,
+            origin: origin(&format!("stages.prod.overrides.{id}.{path}")),
+        });
+    }
+
+    #[test]
+    fn an_override_that_stops_a_resource_using_the_key_lowers_the_guard() {
+        let mut c = hardened();
+        assert!(guard_lowered(&c).is_empty());
+        set(&mut c, "WarehouseBucket", "BucketEncryption", None);
+        let lowered = guard_lowered(&c);
+        assert_eq!(lowered.len(), 1, "{lowered:?}");
+        assert!(
+            lowered[0]
+                .contains("`WarehouseBucket` BucketEncryption no longer uses the stage's KMS key"),
+            "{lowered:?}"
+        );
+        // A change that keeps the key is not a lowering.
+        let mut c = hardened();
+        set(&mut c, "WarehouseBucket", "Tags", Some(json!([])));
+        assert!(guard_lowered(&c).is_empty());
+    }
+
+    #[test]
+    fn an_override_that_shortens_retention_lowers_the_guard() {
+        let mut c = StageConfig::defaults(StageName::parse("alice").unwrap());
+        set(&mut c, "EtlLogGroup", "RetentionInDays", Some(json!(1)));
+        assert_eq!(guard_lowered(&c), ["log retention 30 -> 1 days"]);
+    }
+
+    #[test]
+    fn added_resources_get_the_stages_tags_in_their_types_form() {
+        let mut list = serde_json::Map::new();
+        list.insert("Tags".into(), json!([{"Key": "team", "Value": "mine"}]));
+        add_tags(
+            &mut list,
+            "Tags",
+            "list",
+            &[
+                ("Project".into(), "pdcase".into()),
+                ("team".into(), "data".into()),
+            ],
+        );
+        // The resource's own value of a key wins.
+        assert_eq!(
+            list["Tags"],
+            json!([{"Key": "team", "Value": "mine"}, {"Key": "Project", "Value": "pdcase"}])
+        );
+        let mut map = serde_json::Map::new();
+        add_tags(
+            &mut map,
+            "Tags",
+            "map",
+            &[("Project".into(), "pdcase".into())],
+        );
+        assert_eq!(map["Tags"], json!({"Project": "pdcase"}));
+    }
+
+    #[test]
+    fn an_added_resource_renders_after_the_pipeline_and_clashes_are_refused() {
+        let mut c = StageConfig::defaults(StageName::parse("alice").unwrap());
+        c.extensions.resources.insert(
+            "EtlFunction".into(),
+            AddedResource {
+                type_name: "AWS::SNS::Topic".into(),
+                properties: Default::default(),
+                keys: Default::default(),
+                origin: origin("stages.alice.resources.Resources.EtlFunction"),
+            },
+        );
+        let e = check(&c).unwrap_err();
+        assert_eq!(e.key, "stages.alice.resources.Resources.EtlFunction");
+        assert_eq!(e.location, Some((3, 5)));
+        assert!(e.message.contains("is a logical id of the pipeline"), "{e}");
     }
 }
