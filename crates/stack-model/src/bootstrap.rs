@@ -7,7 +7,7 @@
 
 use crate::cloudformation_role;
 use crate::config::StageConfig;
-use crate::pipeline::{clean_up_rule, tls_only_policy, to_event_bridge};
+use crate::constructs::{clean_up_rule, tls_only_policy, to_event_bridge};
 use crate::resource::iam::{ManagedPolicy, PolicyDocument, Role, RoleAttr};
 use crate::resource::s3::{
     Bucket, BucketEncryption, LifecycleConfiguration, LoggingConfiguration, ObjectOwnership,

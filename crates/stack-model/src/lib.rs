@@ -7,6 +7,7 @@
 pub mod bootstrap;
 pub mod cloudformation_role;
 pub mod config;
+pub mod constructs;
 pub mod deploy_policy;
 pub mod extension;
 pub mod facts;

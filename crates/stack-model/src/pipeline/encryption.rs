@@ -10,13 +10,14 @@
 
 use super::Pipeline;
 use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
-use crate::resource::kms::{Alias, Key, KeyAttr};
+use crate::resource::kms::{Alias, Key};
 use crate::stage::FunctionRole;
+use crate::template::Handle;
 use crate::value::Value;
 use crate::warehouse::pascal_case;
 
 /// Adds the stage's key (hardened stages only) and returns its ARN.
-pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
+pub(super) fn key(p: &mut Pipeline) -> Option<Handle<Key>> {
     if !p.c.hardened {
         return None;
     }
@@ -99,7 +100,7 @@ pub(super) fn key(p: &mut Pipeline) -> Option<Value> {
         },
         removal,
     );
-    Some(key.get_att(KeyAttr::Arn))
+    Some(key)
 }
 
 /// On a hardened stage, a role's `statements` and what it does with the stage's key: read what

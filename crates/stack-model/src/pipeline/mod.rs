@@ -37,7 +37,7 @@ mod triggers;
 mod tests;
 
 use crate::config::{BaseBEngine, StageConfig};
-use crate::resource::iam::{InlinePolicy, PolicyDocument, Role, Statement};
+use crate::resource::iam::{Role, Statement};
 use crate::resource::Tag;
 use crate::stage::{RoleKind, PROJECT};
 use crate::template::{Handle, Options, Parameter, ParameterHandle, RemovalPolicy, Template};
@@ -47,7 +47,6 @@ pub use extensions::{
     check as check_extensions, guard_lowered as guard_lowered_by_overrides,
     notes as extension_notes,
 };
-pub(crate) use storage::{clean_up_rule, tls_only_policy, to_event_bridge};
 
 /// Names of the template's parameters: what changes with every build, not with the stage.
 pub mod params {
@@ -85,10 +84,118 @@ pub const FUNCTION_ENV: &str = "PIPELINE_FUNCTION";
 /// uses: the retired network's ([`retired`]), and the security groups EMR creates in it.
 pub const EMR_MANAGED_POLICY_TAG: &str = "for-use-with-amazon-emr-managed-policies";
 
+/// The logical ids of the pipeline's resources, for what a typed handle does not reach (a
+/// `Ref` in `pipeline.yaml`, an override, [`Template::reference`]): each is a resource of every
+/// stage's template unless its doc says when (a unit test holds them to the templates).
+pub mod ids {
+    /// The bucket exports arrive in (`AWS::S3::Bucket`).
+    pub const SOURCE_BUCKET: &str = "SourceBucket";
+    /// The bucket of Spark job inputs, logs and query results (`AWS::S3::Bucket`).
+    pub const JOBS_BUCKET: &str = "JobsBucket";
+    /// The warehouse's bucket (`AWS::S3::Bucket`).
+    pub const WAREHOUSE_BUCKET: &str = "WarehouseBucket";
+    /// The topic that starts the ETL (`AWS::SNS::Topic`).
+    pub const ETL_TOPIC: &str = "EtlTriggerTopic";
+    /// The topic that starts base b (`AWS::SNS::Topic`).
+    pub const EMR_TOPIC: &str = "EmrTriggerTopic";
+    /// The warehouse's Glue database (`AWS::Glue::Database`).
+    pub const DATABASE: &str = "GlueDatabase";
+    /// The warehouse's crawler (`AWS::Glue::Crawler`).
+    pub const CRAWLER: &str = "WarehouseCrawler";
+    /// The ETL function, base a (`AWS::Lambda::Function`).
+    pub const ETL_FUNCTION: &str = "EtlFunction";
+    /// Its log group (`AWS::Logs::LogGroup`).
+    pub const ETL_LOG_GROUP: &str = "EtlLogGroup";
+    /// The table refresher function (`AWS::Lambda::Function`).
+    pub const TABLE_REFRESHER_FUNCTION: &str = "TableRefresherFunction";
+    /// Base b's function on stages whose `base_b_engine` is `function`
+    /// (`AWS::Lambda::Function`).
+    pub const SITE_EVENTS_FUNCTION: &str = "SiteEventsFunction";
+    /// Base b's starter on stages whose `base_b_engine` is `emr` (`AWS::Lambda::Function`).
+    pub const EMR_STARTER_FUNCTION: &str = "EmrStarterFunction";
+    /// The EMR Serverless application, `emr` stages (`AWS::EMRServerless::Application`).
+    pub const EMR_APPLICATION: &str = "EmrApplication";
+    /// The queue failed deliveries land in (`AWS::SQS::Queue`).
+    pub const FAILURE_QUEUE: &str = "FailureQueue";
+    /// The Athena work group (`AWS::Athena::WorkGroup`).
+    pub const WORKGROUP: &str = "AthenaWorkGroup";
+    /// The stage's KMS key, hardened stages (`AWS::KMS::Key`).
+    pub const STAGE_KEY: &str = "StageKey";
+}
+
+/// The pipeline's main resources, by typed handle: what a Rust user references when extending
+/// a stage's template (a `Ref`, a `Fn::GetAtt` of a typed attribute). New handles may be added
+/// in any release.
+#[non_exhaustive]
+pub struct Handles {
+    /// [`ids::SOURCE_BUCKET`].
+    pub source_bucket: Handle<crate::resource::s3::Bucket>,
+    /// [`ids::JOBS_BUCKET`].
+    pub jobs_bucket: Handle<crate::resource::s3::Bucket>,
+    /// [`ids::WAREHOUSE_BUCKET`].
+    pub warehouse_bucket: Handle<crate::resource::s3::Bucket>,
+    /// [`ids::ETL_TOPIC`].
+    pub etl_topic: Handle<crate::resource::sns::Topic>,
+    /// [`ids::EMR_TOPIC`].
+    pub emr_topic: Handle<crate::resource::sns::Topic>,
+    /// [`ids::DATABASE`].
+    pub database: Handle<crate::resource::glue::Database>,
+    /// [`ids::CRAWLER`].
+    pub crawler: Handle<crate::resource::glue::Crawler>,
+    /// [`ids::ETL_FUNCTION`].
+    pub etl_function: Handle<crate::resource::lambda::Function>,
+    /// [`ids::TABLE_REFRESHER_FUNCTION`].
+    pub table_refresher_function: Handle<crate::resource::lambda::Function>,
+    /// Base b's function: [`ids::SITE_EVENTS_FUNCTION`] or [`ids::EMR_STARTER_FUNCTION`].
+    pub base_b_function: Handle<crate::resource::lambda::Function>,
+    /// [`ids::EMR_APPLICATION`], on `emr` stages.
+    pub emr_application: Option<Handle<crate::resource::emr_serverless::Application>>,
+    /// [`ids::FAILURE_QUEUE`].
+    pub failure_queue: Handle<crate::resource::sqs::Queue>,
+    /// [`ids::WORKGROUP`].
+    pub workgroup: Handle<crate::resource::athena::WorkGroup>,
+    /// [`ids::STAGE_KEY`], on hardened stages.
+    pub key: Option<Handle<crate::resource::kms::Key>>,
+}
+
+/// A stage's composed template and the handles of its parts.
+pub struct Stage {
+    /// The template: the pipeline, then the stage's `resources:` and `overrides:`.
+    pub template: Template,
+    /// The pipeline's main resources.
+    pub handles: Handles,
+}
+
 /// The pipeline's template for one stage.
 pub fn template(config: &StageConfig) -> Template {
+    compose(config).template
+}
+
+/// The pipeline's template for one stage, with its parts' handles, to extend in Rust.
+///
+/// ```
+/// use stack_model::pipeline;
+/// use stack_model::resource::lambda::FunctionAttr;
+/// use stack_model::template::RawResource;
+/// use stack_model::{StageConfig, StageName};
+/// use serde_json::json;
+///
+/// let c = StageConfig::defaults(StageName::parse("alice").unwrap());
+/// let mut stage = pipeline::compose(&c);
+/// let etl = stage.handles.etl_function.clone();
+/// stage.template.add_raw("EtlArnParameter", RawResource::new("AWS::SSM::Parameter", json!({
+///     "Type": "String",
+///     "Value": etl.get_att(FunctionAttr::Arn),
+/// })));
+/// let v = stage.template.to_json().unwrap();
+/// assert_eq!(v["Resources"]["EtlArnParameter"]["Properties"]["Value"], json!({"Fn::GetAtt": ["EtlFunction", "Arn"]}));
+/// ```
+pub fn compose(config: &StageConfig) -> Stage {
     let mut p = Pipeline::new(config);
-    p.key = encryption::key(&mut p);
+    let key = encryption::key(&mut p);
+    p.key = key
+        .as_ref()
+        .map(|k| k.get_att(crate::resource::kms::KeyAttr::Arn));
     let storage = storage::buckets(&mut p);
     let topics = triggers::topics(&mut p);
     let catalog = catalog::catalog(&mut p, &storage);
@@ -118,7 +225,28 @@ pub fn template(config: &StageConfig) -> Template {
         .filter_map(|t| Some((t.key, t.value.as_literal()?.to_string())))
         .collect();
     extensions::apply(config, &mut p.t, &tags);
-    p.t
+    let base_b_function = match &functions.base_b {
+        functions::BaseB::SiteEvents(f) | functions::BaseB::EmrStarter(f) => f.clone(),
+    };
+    Stage {
+        template: p.t,
+        handles: Handles {
+            source_bucket: storage.source,
+            jobs_bucket: storage.jobs,
+            warehouse_bucket: storage.warehouse,
+            etl_topic: topics.etl,
+            emr_topic: topics.emr,
+            database: catalog.database,
+            crawler: catalog.crawler,
+            etl_function: functions.etl,
+            table_refresher_function: functions.table_refresher,
+            base_b_function,
+            emr_application: emr.map(|e| e.application),
+            failure_queue: failures.queue,
+            workgroup: athena.workgroup,
+            key,
+        },
+    }
 }
 
 /// The stage being composed: its config, the template so far, and the parameters every part
@@ -202,25 +330,17 @@ impl<'a> Pipeline<'a> {
         managed: Vec<Value>,
         statements: Vec<Statement>,
     ) -> Handle<Role> {
-        let policies = if statements.is_empty() {
-            vec![]
-        } else {
-            vec![InlinePolicy {
-                policy_name: format!("{}-{}", self.c.stage.prefix(), kind.as_str()),
-                policy_document: PolicyDocument::new(statements),
-            }]
-        };
         let tags = self.tags();
-        self.t.add(
+        crate::constructs::least_privilege_role(
+            &mut self.t,
             id,
-            Role {
-                role_name: Some(Value::sub(self.c.stage.role_name_sub(kind))),
-                description: Some(format!("{description} ({PROJECT} stage {})", self.c.stage)),
-                assume_role_policy_document: PolicyDocument::trust_services(services),
-                managed_policy_arns: managed,
-                policies,
-                tags,
-            },
+            Some(Value::sub(self.c.stage.role_name_sub(kind))),
+            &format!("{description} ({PROJECT} stage {})", self.c.stage),
+            services,
+            managed,
+            &format!("{}-{}", self.c.stage.prefix(), kind.as_str()),
+            statements,
+            tags,
         )
     }
 

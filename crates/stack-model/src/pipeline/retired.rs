@@ -42,7 +42,7 @@ pub const VPC_LOGICAL_ID: &str = "EmrVpc";
 /// the earlier versions rendered them for an `emr` stage.
 pub fn template(c: &StageConfig) -> crate::template::Template {
     let mut p = Pipeline::new(c);
-    p.key = super::encryption::key(&mut p);
+    p.key = super::encryption::key(&mut p).map(|k| k.get_att(crate::resource::kms::KeyAttr::Arn));
     let storage = super::storage::buckets(&mut p);
     emr(&mut p, &storage);
     p.t

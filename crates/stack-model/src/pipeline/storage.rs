@@ -4,13 +4,15 @@
 //! [`super::markers`].
 
 use super::Pipeline;
-use crate::resource::iam::{Condition, Effect, PolicyDocument, Principal, Statement};
+use crate::constructs::{
+    add_secure_bucket, clean_up_rule, secure_bucket, tls_only_policy, to_event_bridge,
+};
+use crate::resource::iam::{Condition, Effect, Principal, Statement};
 use crate::resource::s3::{
-    AbortIncompleteMultipartUpload, Bucket, BucketAttr, BucketEncryption, BucketPolicy,
-    EventBridgeConfiguration, LifecycleConfiguration, LifecycleRule, LoggingConfiguration,
-    NoncurrentVersionExpiration, NotificationConfiguration, ObjectOwnership, OwnershipControls,
-    OwnershipControlsRule, PublicAccessBlockConfiguration, RuleStatus, SseAlgorithm,
-    VersioningConfiguration, VersioningStatus,
+    Bucket, BucketAttr, BucketEncryption, BucketPolicy, LifecycleConfiguration, LifecycleRule,
+    LoggingConfiguration, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration, RuleStatus, SseAlgorithm, VersioningConfiguration,
+    VersioningStatus,
 };
 use crate::stage::BucketRole;
 use crate::template::{Handle, Options};
@@ -28,18 +30,6 @@ pub(super) struct Storage {
     /// policies that name it have always been.
     pub warehouse_arn: Value,
     pub warehouse_name: Value,
-}
-
-/// Every bucket's events go to EventBridge: the warehouse's markers reach the table refresher
-/// there (see [`markers_to_refresher`]), a rule of the user's can act on an export's arrival,
-/// and AWS Control Tower's CT.S3.PR.4 asks every bucket for event notifications. S3 charges
-/// nothing to deliver them.
-pub(crate) fn to_event_bridge() -> NotificationConfiguration {
-    NotificationConfiguration {
-        event_bridge_configuration: EventBridgeConfiguration {
-            event_bridge_enabled: true,
-        },
-    }
 }
 
 /// Where a hardened stage's buckets deliver their access logs (S3 user guide, "Enabling Amazon
@@ -205,76 +195,20 @@ fn bucket(
     p: &mut Pipeline,
     id: &str,
     role: BucketRole,
-    mut rules: Vec<LifecycleRule>,
+    rules: Vec<LifecycleRule>,
     logs: &AccessLogs,
 ) -> Handle<Bucket> {
-    rules.push(clean_up_rule());
-    let opts = Options::default().removal(p.removal_policy());
-    let tags = p.tags();
-    let bucket = p.t.add_with(
-        id,
-        Bucket {
-            bucket_name: Some(Value::sub(p.c.stage.bucket_name_sub(role))),
-            bucket_encryption: Some(match &p.key {
-                Some(key) => BucketEncryption::kms(key.clone()),
-                None => BucketEncryption::default_with(SseAlgorithm::Aes256),
-            }),
-            public_access_block_configuration: Some(PublicAccessBlockConfiguration::all_blocked()),
-            versioning_configuration: Some(VersioningConfiguration {
-                status: VersioningStatus::Enabled,
-            }),
-            lifecycle_configuration: Some(LifecycleConfiguration { rules }),
-            notification_configuration: Some(to_event_bridge()),
-            ownership_controls: Some(OwnershipControls {
-                rules: vec![OwnershipControlsRule {
-                    object_ownership: ObjectOwnership::BucketOwnerEnforced,
-                }],
-            }),
-            logging_configuration: logs.of(p, role),
-            tags,
-        },
-        opts,
-    );
-    // Retained with its bucket on protected stages: a bucket a forced teardown leaves stays
+    let encryption = match &p.key {
+        Some(key) => BucketEncryption::kms(key.clone()),
+        None => BucketEncryption::default_with(SseAlgorithm::Aes256),
+    };
+    let name = Some(Value::sub(p.c.stage.bucket_name_sub(role)));
+    let mut b = secure_bucket(name, encryption, rules, p.tags());
+    b.logging_configuration = logs.of(p, role);
+    // Retained with its policy on protected stages: a bucket a forced teardown leaves stays
     // TLS-only, and the next deploy adopts both (`deployer deploy`, an import change set).
     let opts = Options::default().removal(p.removal_policy());
-    p.t.add_with(&format!("{id}Policy"), tls_only_policy(&bucket), opts);
-    bucket
-}
-
-/// Expires noncurrent versions after 30 days and aborts uploads left incomplete for 7.
-pub(crate) fn clean_up_rule() -> LifecycleRule {
-    LifecycleRule {
-        id: "CleanUpOldVersionsAndUploads".into(),
-        status: RuleStatus::Enabled,
-        prefix: None,
-        expiration_in_days: None,
-        noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
-            noncurrent_days: 30,
-        }),
-        abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
-            days_after_initiation: 7,
-        }),
-    }
-}
-
-/// Denies every request to the bucket and its objects that does not use TLS. The objects are
-/// written `Fn::Join ["", [GetAtt Arn, "/*"]]`: the form AWS Control Tower's proactive control
-/// CT.S3.PR.10 (`s3_bucket_policy_ssl_requests_only_check`) reads; `Fn::Sub` says the same to
-/// IAM but fails that rule.
-pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
-    let arn = bucket.get_att(BucketAttr::Arn);
-    BucketPolicy {
-        bucket: bucket.r#ref(),
-        policy_document: PolicyDocument::new(vec![Statement {
-            sid: Some("DenyInsecureTransport".into()),
-            effect: Effect::Deny,
-            principal: Some(Principal::Everyone),
-            action: vec!["s3:*".into()],
-            resource: vec![arn.clone(), Value::join("", [arn, "/*".into()])],
-            condition: Condition::default().with("Bool", "aws:SecureTransport", "false"),
-        }]),
-    }
+    add_secure_bucket(&mut p.t, id, b, opts)
 }
 
 /// How long a run's record, its message's claim and an unused lease are kept.

@@ -605,3 +605,88 @@ fn every_function_sends_its_last_failure_to_the_stages_failure_queue() {
         }
     }
 }
+
+/// The public logical ids name resources of the templates, of the types their docs say, and
+/// the handles carry the same ids.
+#[test]
+fn the_public_ids_and_handles_name_the_templates_resources() {
+    use super::{compose, ids};
+    let mut hardened = emr("alice");
+    hardened.hardened = true;
+    let on_emr = compose(&hardened);
+    let on_function = compose(&config("alice", false));
+    let type_of = |s: &super::Stage, id: &str| s.template.type_of(id).map(str::to_owned);
+    for (id, ty) in [
+        (ids::SOURCE_BUCKET, "AWS::S3::Bucket"),
+        (ids::JOBS_BUCKET, "AWS::S3::Bucket"),
+        (ids::WAREHOUSE_BUCKET, "AWS::S3::Bucket"),
+        (ids::ETL_TOPIC, "AWS::SNS::Topic"),
+        (ids::EMR_TOPIC, "AWS::SNS::Topic"),
+        (ids::DATABASE, "AWS::Glue::Database"),
+        (ids::CRAWLER, "AWS::Glue::Crawler"),
+        (ids::ETL_FUNCTION, "AWS::Lambda::Function"),
+        (ids::ETL_LOG_GROUP, "AWS::Logs::LogGroup"),
+        (ids::TABLE_REFRESHER_FUNCTION, "AWS::Lambda::Function"),
+        (ids::FAILURE_QUEUE, "AWS::SQS::Queue"),
+        (ids::WORKGROUP, "AWS::Athena::WorkGroup"),
+    ] {
+        for s in [&on_emr, &on_function] {
+            assert_eq!(type_of(s, id).as_deref(), Some(ty), "{id}");
+        }
+    }
+    assert_eq!(
+        type_of(&on_function, ids::SITE_EVENTS_FUNCTION).as_deref(),
+        Some("AWS::Lambda::Function")
+    );
+    assert_eq!(
+        type_of(&on_emr, ids::EMR_STARTER_FUNCTION).as_deref(),
+        Some("AWS::Lambda::Function")
+    );
+    assert_eq!(
+        type_of(&on_emr, ids::EMR_APPLICATION).as_deref(),
+        Some("AWS::EMRServerless::Application")
+    );
+    assert_eq!(
+        type_of(&on_emr, ids::STAGE_KEY).as_deref(),
+        Some("AWS::KMS::Key")
+    );
+    assert_eq!(type_of(&on_function, ids::STAGE_KEY), None);
+    let h = &on_emr.handles;
+    assert_eq!(h.etl_function.id(), ids::ETL_FUNCTION);
+    assert_eq!(h.base_b_function.id(), ids::EMR_STARTER_FUNCTION);
+    assert_eq!(
+        on_function.handles.base_b_function.id(),
+        ids::SITE_EVENTS_FUNCTION
+    );
+    assert_eq!(
+        h.emr_application.as_ref().map(|a| a.id()),
+        Some(ids::EMR_APPLICATION)
+    );
+    assert_eq!(h.key.as_ref().map(|k| k.id()), Some(ids::STAGE_KEY));
+    assert_eq!(
+        [
+            h.source_bucket.id(),
+            h.jobs_bucket.id(),
+            h.warehouse_bucket.id(),
+            h.database.id(),
+            h.crawler.id(),
+            h.failure_queue.id(),
+            h.workgroup.id(),
+            h.etl_topic.id(),
+            h.emr_topic.id(),
+            h.table_refresher_function.id()
+        ],
+        [
+            ids::SOURCE_BUCKET,
+            ids::JOBS_BUCKET,
+            ids::WAREHOUSE_BUCKET,
+            ids::DATABASE,
+            ids::CRAWLER,
+            ids::FAILURE_QUEUE,
+            ids::WORKGROUP,
+            ids::ETL_TOPIC,
+            ids::EMR_TOPIC,
+            ids::TABLE_REFRESHER_FUNCTION
+        ]
+    );
+}
