@@ -131,6 +131,14 @@ impl Value {
     }
 }
 
+/// An empty literal: what a resource struct's `Default` holds in a field that must be set
+/// before rendering (the resource schemas refuse an empty name).
+impl Default for Value {
+    fn default() -> Self {
+        Value::Lit(String::new())
+    }
+}
+
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
         Value::Lit(s.to_string())

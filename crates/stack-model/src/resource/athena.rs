@@ -5,8 +5,9 @@ use crate::value::Value;
 use serde::Serialize;
 
 /// `AWS::Athena::WorkGroup`. `Ref` returns the work group name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct WorkGroup {
     /// Update: **Replacement** (saved queries and history of the old one are lost).
     pub name: Value,
@@ -29,15 +30,17 @@ impl Resource for WorkGroup {
     type Attr = NoAttributes;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum WorkGroupState {
+    #[default]
     Enabled,
     Disabled,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct WorkGroupConfiguration {
     /// Clients cannot override the result location or encryption.
     pub enforce_work_group_configuration: bool,
@@ -48,16 +51,18 @@ pub struct WorkGroupConfiguration {
     pub result_configuration: ResultConfiguration,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ResultConfiguration {
     /// `s3://bucket/prefix/`.
     pub output_location: Value,
     pub encryption_configuration: EncryptionConfiguration,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct EncryptionConfiguration {
     pub encryption_option: EncryptionOption,
     /// The key of `SSE_KMS`.
@@ -65,9 +70,10 @@ pub struct EncryptionConfiguration {
     pub kms_key: Option<Value>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum EncryptionOption {
     #[serde(rename = "SSE_S3")]
+    #[default]
     SseS3,
     #[serde(rename = "SSE_KMS")]
     SseKms,

@@ -6,8 +6,9 @@ use crate::value::Value;
 use serde::Serialize;
 
 /// `AWS::EC2::VPC`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Vpc {
     /// Update: **Replacement**.
     pub cidr_block: String,
@@ -26,8 +27,9 @@ impl Resource for Vpc {
 }
 
 /// `AWS::EC2::Subnet`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Subnet {
     /// Update: **Replacement**.
     pub vpc_id: Value,
@@ -48,8 +50,9 @@ impl Resource for Subnet {
 }
 
 /// `AWS::EC2::RouteTable`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct RouteTable {
     /// Update: **Replacement**.
     pub vpc_id: Value,
@@ -64,8 +67,9 @@ impl Resource for RouteTable {
 }
 
 /// `AWS::EC2::SubnetRouteTableAssociation`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct SubnetRouteTableAssociation {
     /// Update: **Replacement**.
     pub subnet_id: Value,
@@ -80,8 +84,9 @@ impl Resource for SubnetRouteTableAssociation {
 
 /// `AWS::EC2::VPCEndpoint`, here the S3 gateway endpoint (free; the private subnet's only
 /// route out, to S3).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct VpcEndpoint {
     /// Update: **Replacement**.
     pub vpc_id: Value,
@@ -97,8 +102,9 @@ pub struct VpcEndpoint {
     pub tags: Vec<Tag>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum VpcEndpointType {
+    #[default]
     Gateway,
     Interface,
 }

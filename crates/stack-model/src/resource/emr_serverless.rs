@@ -16,8 +16,9 @@ use serde::Serialize;
 /// (**Replacement**); every other property is *conditionally* create-only
 /// (`conditionalCreateOnlyProperties`): EMR Serverless changes it in place on a `CREATED` or
 /// `STOPPED` application, and CloudFormation may replace the application otherwise.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Application {
     /// Update: **Replacement**.
     pub name: Value,
@@ -64,33 +65,37 @@ attributes!(
 );
 
 /// The application's engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ApplicationType {
     /// Apache Spark.
+    #[default]
     Spark,
 }
 
 /// The workers' processor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Architecture {
     /// x86-64.
+    #[default]
     X86_64,
     /// Graviton.
     Arm64,
 }
 
 /// Whether a submitted job run starts the application.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct AutoStartConfiguration {
     /// On: a job run submitted to a stopped application starts it.
     pub enabled: bool,
 }
 
 /// When an idle application stops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct AutoStopConfiguration {
     /// On: the application stops after `idle_timeout_minutes` without job runs.
     pub enabled: bool,
@@ -99,8 +104,9 @@ pub struct AutoStopConfiguration {
 }
 
 /// The application's total capacity, across its workers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct MaximumCapacity {
     /// Such as `32 vCPU`.
     pub cpu: String,
@@ -112,8 +118,9 @@ pub struct MaximumCapacity {
 }
 
 /// The subnets and security groups of a job that needs a VPC.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct NetworkConfiguration {
     /// One to 16 subnets.
     pub subnet_ids: Vec<String>,
@@ -122,16 +129,18 @@ pub struct NetworkConfiguration {
 }
 
 /// Where job runs' logs go.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct MonitoringConfiguration {
     /// Logs in Amazon S3.
     pub s3_monitoring_configuration: S3MonitoringConfiguration,
 }
 
 /// Logs in Amazon S3.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct S3MonitoringConfiguration {
     /// `s3://bucket/prefix/`.
     pub log_uri: Value,

@@ -5,8 +5,9 @@ use crate::value::Value;
 use serde::Serialize;
 
 /// `AWS::Events::Rule` on the default event bus. `Ref` returns the rule's name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Rule {
     /// Update: **Replacement**.
     pub name: String,
@@ -26,7 +27,8 @@ pub struct Rule {
 /// The pattern of S3's "Object Created" events of one bucket whose key ends with `suffix`
 /// (S3 user guide, "EventBridge event message structure": `detail.bucket.name`,
 /// `detail.object.key`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct S3ObjectCreatedPattern {
     pub source: [&'static str; 1],
     #[serde(rename = "detail-type")]
@@ -51,35 +53,41 @@ impl S3ObjectCreatedPattern {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct S3Detail {
     pub bucket: BucketMatch,
     pub object: ObjectMatch,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct BucketMatch {
     pub name: [Value; 1],
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct ObjectMatch {
     pub key: [Suffix; 1],
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Suffix {
     pub suffix: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RuleState {
+    #[default]
     Enabled,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Target {
     pub id: String,
     pub arn: Value,

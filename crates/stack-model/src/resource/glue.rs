@@ -6,8 +6,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// `AWS::Glue::Database`. `Ref` returns the database name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Database {
     /// The account id. Update: in place.
     pub catalog_id: Value,
@@ -16,8 +17,9 @@ pub struct Database {
     pub database_input: DatabaseInput,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct DatabaseInput {
     /// Lowercase letters, digits and underscores suit Athena best.
     pub name: Value,
@@ -31,8 +33,9 @@ impl Resource for Database {
 }
 
 /// `AWS::Glue::Table`. `Ref` returns the table name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Table {
     /// Update: **Replacement**.
     pub catalog_id: Value,
@@ -47,8 +50,9 @@ impl Resource for Table {
     type Attr = NoAttributes;
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct TableInput {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,14 +64,16 @@ pub struct TableInput {
     pub storage_descriptor: StorageDescriptor,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum TableType {
     #[serde(rename = "EXTERNAL_TABLE")]
+    #[default]
     External,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct StorageDescriptor {
     pub columns: Vec<Column>,
     /// `s3://bucket/prefix/`.
@@ -78,16 +84,18 @@ pub struct StorageDescriptor {
     pub compressed: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct SerdeInfo {
     pub serialization_library: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Column {
     pub name: String,
     /// A Hive type: `string`, `bigint`, `timestamp`, `date`...
@@ -98,8 +106,9 @@ pub struct Column {
 }
 
 /// `AWS::Glue::Crawler`. `Ref` returns the crawler name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Crawler {
     /// Update: **Replacement**.
     pub name: Value,
@@ -131,6 +140,7 @@ impl Resource for Crawler {
 
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Targets {
     /// Crawl existing catalog tables (their own locations) rather than invent tables from
     /// folder names.
@@ -138,46 +148,52 @@ pub struct Targets {
     pub catalog_targets: Vec<CatalogTarget>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct CatalogTarget {
     pub database_name: Value,
     pub tables: Vec<Value>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct SchemaChangePolicy {
     pub update_behavior: UpdateBehavior,
     pub delete_behavior: DeleteBehavior,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UpdateBehavior {
     /// Log a changed schema, leave the table as declared. (`UPDATE_IN_DATABASE`, which
     /// rewrote the declared tables, is not offered: see the catalog part.)
+    #[default]
     Log,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeleteBehavior {
     /// Required for catalog targets.
+    #[default]
     Log,
     DeleteFromDatabase,
     DeprecateInDatabase,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct RecrawlPolicy {
     pub recrawl_behavior: RecrawlBehavior,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RecrawlBehavior {
+    #[default]
     CrawlEverything,
     CrawlNewFoldersOnly,
     CrawlEventMode,

@@ -7,8 +7,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// An IAM policy document (version 2012-10-17).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct PolicyDocument {
     pub version: &'static str,
     pub statement: Vec<Statement>,
@@ -38,8 +39,9 @@ impl PolicyDocument {
 }
 
 /// One statement of a policy.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Statement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
@@ -68,13 +70,15 @@ impl Statement {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Effect {
+    #[default]
     Allow,
     Deny,
 }
 
-/// Who a resource policy or trust policy applies to.
+/// Who a resource policy or trust policy applies to. No default: everyone is never granted by
+/// accident.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Principal {
     /// `"*"`: everyone (used with `Deny` conditions such as TLS-only).
@@ -123,16 +127,18 @@ impl Condition {
 }
 
 /// An inline policy of a role.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct InlinePolicy {
     pub policy_name: String,
     pub policy_document: PolicyDocument,
 }
 
 /// `AWS::IAM::Role`. `Ref` returns the role name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Role {
     /// At most 64 characters; a named role needs `CAPABILITY_NAMED_IAM`. Update: **Replacement**.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,8 +173,9 @@ impl Resource for Role {
 }
 
 /// `AWS::IAM::InstanceProfile`. `Ref` returns the instance profile name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct InstanceProfile {
     /// Update: **Replacement**.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,8 +198,9 @@ impl Resource for InstanceProfile {
 
 /// `AWS::IAM::ManagedPolicy`: a customer managed policy, attached to the given roles. `Ref`
 /// returns its ARN.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ManagedPolicy {
     /// Update: **Replacement**.
     #[serde(skip_serializing_if = "Option::is_none")]

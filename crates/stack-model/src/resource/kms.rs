@@ -6,8 +6,9 @@ use crate::value::Value;
 use serde::Serialize;
 
 /// `AWS::KMS::Key`, a symmetric key. `Ref` returns the key id.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Key {
     /// Update: in place.
     pub description: String,
@@ -36,8 +37,9 @@ impl Resource for Key {
 }
 
 /// `AWS::KMS::Alias`: a name for the key (`alias/...`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Alias {
     /// Update: **Replacement**.
     pub alias_name: String,

@@ -6,8 +6,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// `AWS::Lambda::Function`. `Ref` returns the function name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Function {
     /// At most 64 characters. Update: **Replacement**.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,67 +56,76 @@ impl Resource for Function {
     type Attr = FunctionAttr;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Runtime {
     /// Amazon Linux 2023 custom runtime: the zip holds an executable `bootstrap`.
     #[serde(rename = "provided.al2023")]
+    #[default]
     ProvidedAl2023,
     #[serde(rename = "python3.12")]
     Python312,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Architecture {
     #[serde(rename = "x86_64")]
+    #[default]
     X86_64,
     #[serde(rename = "arm64")]
     Arm64,
 }
 
 /// A deployment package in S3.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Code {
     pub s3_bucket: Value,
     pub s3_key: Value,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct TracingConfig {
     pub mode: TracingMode,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum TracingMode {
+    #[default]
     Active,
     PassThrough,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Environment {
     pub variables: BTreeMap<String, Value>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct LoggingConfig {
     /// Log group name.
     pub log_group: Value,
     pub log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum LogFormat {
+    #[default]
     Text,
     #[serde(rename = "JSON")]
     Json,
 }
 
 /// `AWS::Lambda::Permission`: lets a service invoke a function. Every property is create-only.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Permission {
     /// `lambda:InvokeFunction`. Update: **Replacement**.
     pub action: String,
@@ -139,8 +149,9 @@ impl Resource for Permission {
 /// `AWS::Lambda::EventInvokeConfig`: how Lambda handles a function's asynchronous
 /// invocations that fail: how often it retries them, for how long, and where it sends them
 /// after the last attempt.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct EventInvokeConfig {
     /// The function's name or ARN. Update: **Replacement**.
     pub function_name: Value,
@@ -157,16 +168,18 @@ pub struct EventInvokeConfig {
     pub destination_config: Option<DestinationConfig>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct DestinationConfig {
     /// Where an event goes once its last attempt failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<OnFailure>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct OnFailure {
     /// The ARN of a queue, topic, function or bus; the function's execution role must be
     /// allowed to send to it.

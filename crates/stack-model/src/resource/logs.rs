@@ -5,8 +5,9 @@ use crate::value::Value;
 use serde::{Serialize, Serializer};
 
 /// `AWS::Logs::LogGroup`. `Ref` returns the log group name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct LogGroup {
     /// Update: **Replacement** (the old group's events are deleted with it).
     #[serde(skip_serializing_if = "Option::is_none")]

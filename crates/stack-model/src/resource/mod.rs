@@ -4,6 +4,29 @@
 //! as CloudFormation names them (PascalCase on the wire). Each field's doc says what an update
 //! of it does, from the resource schema's `createOnlyProperties`: **Replacement** (a new
 //! physical resource is created and the old one deleted: data in it is lost) or **In place**.
+//!
+//! Every struct is `#[non_exhaustive]` and has a `Default`, so a property added in a later
+//! release breaks no user's code: start from the default (or a constructor) and set the fields
+//! you need. A required field's default is empty (an empty name, the first value of an enum):
+//! set it; the resource schemas refuse what stays empty.
+//!
+//! ```
+//! use stack_model::resource::sns::Topic;
+//! use stack_model::template::Template;
+//! let mut topic = Topic::default();
+//! topic.topic_name = Some("alerts".into());
+//! let mut t = Template::new("t");
+//! t.add("Alerts", topic);
+//! assert_eq!(t.to_json().unwrap()["Resources"]["Alerts"]["Properties"]["TopicName"], "alerts");
+//! ```
+//!
+//! A struct literal does not compile outside this crate, so no user's code depends on the set
+//! of fields:
+//!
+//! ```compile_fail
+//! // Every field given: only `#[non_exhaustive]` refuses it.
+//! let topic = stack_model::resource::sns::Topic { topic_name: None, display_name: None, kms_master_key_id: None, tags: vec![] };
+//! ```
 
 pub mod athena;
 pub mod ec2;
@@ -71,8 +94,9 @@ macro_rules! attributes {
 pub(crate) use attributes;
 
 /// A `Key`/`Value` tag, the list form most resource types take.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Tag {
     pub key: String,
     pub value: Value,

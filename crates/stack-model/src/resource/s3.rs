@@ -8,6 +8,7 @@ use serde::Serialize;
 /// `AWS::S3::Bucket`. `Ref` returns the bucket name.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Bucket {
     /// Globally unique, 3 to 63 characters. Update: **Replacement** (a new, empty bucket).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,8 +58,9 @@ impl Resource for Bucket {
     type Attr = BucketAttr;
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct BucketEncryption {
     pub server_side_encryption_configuration: Vec<ServerSideEncryptionRule>,
 }
@@ -91,15 +93,17 @@ impl BucketEncryption {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct ServerSideEncryptionRule {
     pub server_side_encryption_by_default: ServerSideEncryptionByDefault,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket_key_enabled: Option<bool>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct ServerSideEncryptionByDefault {
     #[serde(rename = "SSEAlgorithm")]
     pub sse_algorithm: SseAlgorithm,
@@ -108,10 +112,11 @@ pub struct ServerSideEncryptionByDefault {
     pub kms_master_key_id: Option<Value>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum SseAlgorithm {
     /// SSE-S3: keys managed by S3.
     #[serde(rename = "AES256")]
+    #[default]
     Aes256,
     /// SSE-KMS.
     #[serde(rename = "aws:kms")]
@@ -121,8 +126,9 @@ pub enum SseAlgorithm {
     AwsKmsDsse,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct PublicAccessBlockConfiguration {
     pub block_public_acls: bool,
     pub block_public_policy: bool,
@@ -142,26 +148,30 @@ impl PublicAccessBlockConfiguration {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct VersioningConfiguration {
     pub status: VersioningStatus,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum VersioningStatus {
+    #[default]
     Enabled,
     Suspended,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct LifecycleConfiguration {
     pub rules: Vec<LifecycleRule>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct LifecycleRule {
     pub id: String,
     pub status: RuleStatus,
@@ -175,20 +185,23 @@ pub struct LifecycleRule {
     pub abort_incomplete_multipart_upload: Option<AbortIncompleteMultipartUpload>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum RuleStatus {
+    #[default]
     Enabled,
     Disabled,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct NoncurrentVersionExpiration {
     pub noncurrent_days: u32,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct AbortIncompleteMultipartUpload {
     pub days_after_initiation: u32,
 }
@@ -196,8 +209,9 @@ pub struct AbortIncompleteMultipartUpload {
 /// Where S3 delivers a bucket's access logs (S3 user guide, "Enabling Amazon S3 server access
 /// logging"). Without a destination, the bucket itself: which AWS advises against (each
 /// delivery is logged again), so one is always named here.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct LoggingConfiguration {
     /// A bucket of the same account and Region, without default SSE-KMS encryption or
     /// object lock, whose policy lets `logging.s3.amazonaws.com` put objects.
@@ -208,41 +222,47 @@ pub struct LoggingConfiguration {
 
 /// Where the bucket's events go: EventBridge's default bus only (S3 user guide, "Using
 /// EventBridge"), where the stage's rule and any of the user's pick them up.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct NotificationConfiguration {
     pub event_bridge_configuration: EventBridgeConfiguration,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct EventBridgeConfiguration {
     pub event_bridge_enabled: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct OwnershipControls {
     pub rules: Vec<OwnershipControlsRule>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct OwnershipControlsRule {
     pub object_ownership: ObjectOwnership,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ObjectOwnership {
     /// ACLs disabled; the bucket owner owns every object.
+    #[default]
     BucketOwnerEnforced,
     BucketOwnerPreferred,
     ObjectWriter,
 }
 
 /// `AWS::S3::BucketPolicy`. `Ref` returns the bucket name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct BucketPolicy {
     /// Update: **Replacement** (the policy is detached and attached to the new bucket).
     pub bucket: Value,

@@ -7,6 +7,7 @@ use serde::Serialize;
 /// `AWS::SNS::Topic`. `Ref` returns the topic ARN.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Topic {
     /// At most 256 characters. Update: **Replacement** (subscribers of the old topic are lost).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,8 +37,9 @@ impl Resource for Topic {
 }
 
 /// `AWS::SNS::Subscription`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Subscription {
     /// Update: **Replacement**.
     pub topic_arn: Value,
@@ -47,9 +49,10 @@ pub struct Subscription {
     pub endpoint: Value,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    #[default]
     Lambda,
     Sqs,
     Email,

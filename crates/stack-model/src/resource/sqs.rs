@@ -7,6 +7,7 @@ use serde::Serialize;
 /// `AWS::SQS::Queue`. `Ref` returns the queue URL.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct Queue {
     /// At most 80 characters. Update: **Replacement** (its messages are lost).
     #[serde(skip_serializing_if = "Option::is_none")]
