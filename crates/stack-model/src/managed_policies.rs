@@ -4,15 +4,11 @@
 //!
 //! ```
 //! use stack_model::managed_policies::{split_into_managed_policies, MANAGED_POLICY_LIMIT};
-//! use stack_model::resource::iam::{Effect, PolicyDocument, Statement};
+//! use stack_model::resource::iam::{PolicyDocument, Statement};
 //!
-//! let statement = |i: usize| Statement {
-//!     sid: Some(format!("S{i}")),
-//!     effect: Effect::Allow,
-//!     principal: None,
-//!     action: vec!["s3:GetObject".into()],
-//!     resource: vec![format!("arn:aws:s3:::bucket-{i:0>200}/*").into()],
-//!     condition: Default::default(),
+//! let statement = |i: usize| {
+//!     let arn = format!("arn:aws:s3:::bucket-{i:0>200}/*");
+//!     Statement::allow(&format!("S{i}"), &["s3:GetObject"], vec![arn.into()])
 //! };
 //! let parts = split_into_managed_policies(PolicyDocument::new((0..60).map(statement).collect()), "p");
 //! assert!(parts.len() > 1 && parts[0].0 == "p-1");
