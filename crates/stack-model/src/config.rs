@@ -78,6 +78,7 @@ pub enum BaseBEngine {
 }
 
 impl BaseBEngine {
+    /// Its name in `pipeline.yaml` (`function`, `emr`).
     pub fn as_str(self) -> &'static str {
         match self {
             BaseBEngine::Function => "function",
@@ -85,6 +86,7 @@ impl BaseBEngine {
         }
     }
 
+    /// The engine named `s` in `pipeline.yaml`, if any.
     pub fn parse(s: &str) -> Option<BaseBEngine> {
         match s {
             "function" => Some(BaseBEngine::Function),
@@ -97,7 +99,9 @@ impl BaseBEngine {
 /// The validated settings of one stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageConfig {
+    /// The stage's name.
     pub stage: StageName,
+    /// The AWS region it lives in (part of its resources' names).
     pub region: String,
     /// Stateful resources are retained on delete and replacement, the stack gets termination
     /// protection, and teardown is refused unless forced.
@@ -110,8 +114,11 @@ pub struct StageConfig {
     /// of the account and region (an organization's log bucket), or `None` for a log bucket
     /// the stage's stack owns. Unused on stages that are not hardened.
     pub access_logs_bucket: Option<String>,
+    /// The functions' memory and timeout.
     pub lambda: LambdaSettings,
+    /// Base b's EMR Serverless application (`base_b_engine: emr`).
     pub emr: EmrSettings,
+    /// How long CloudWatch Logs keeps the functions' logs.
     pub log_retention: Retention,
     /// The file format of the base-a tables the ETL writes (and the Glue tables declare).
     pub table_format: DataFormat,
@@ -353,9 +360,11 @@ impl StageConfig {
 /// A configuration problem: which file, which key, what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The configuration file.
     pub file: PathBuf,
     /// A dotted path such as `stages.prod.lambda.memory_mb`; empty for the whole file.
     pub key: String,
+    /// What is wrong, and the rule.
     pub message: String,
     /// Line and column (1-based) where the parser saw it.
     pub location: Option<(usize, usize)>,

@@ -1,8 +1,11 @@
 //! The pipeline's infrastructure as typed values: stage names and settings, typed
-//! CloudFormation resources, the pipeline's template, and its canonical rendering.
+//! CloudFormation resources, the pipeline's template, and its canonical rendering. No AWS SDK
+//! and no I/O beyond reading the optional config file: everything here is unit-testable and
+//! fast.
 //!
-//! No AWS SDK and no I/O beyond reading the optional config file: everything here is
-//! unit-testable and fast.
+//! The guide below is the crate's README; its examples run as doc tests.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod bootstrap;
 pub mod cloudformation_role;

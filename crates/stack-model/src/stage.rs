@@ -28,30 +28,65 @@ pub const MAX_STAGE_LEN: usize =
 /// Why a stage name is refused. Each message names the rule.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StageNameError {
+    /// The name is empty.
     #[error("stage name is empty: a stage name is 1 to {MAX_STAGE_LEN} characters of lowercase letters, digits and hyphens")]
     Empty,
     #[error("stage name `{name}` is {len} characters long: at most {MAX_STAGE_LEN} are allowed, so that every bucket name of the stage fits S3's 63-character limit")]
-    TooLong { name: String, len: usize },
+    /// The name is longer than [`MAX_STAGE_LEN`].
+    TooLong {
+        /// The name.
+        name: String,
+        /// Its length.
+        len: usize,
+    },
+    /// The name has an uppercase letter.
     #[error("stage name `{name}` has an uppercase letter `{ch}` at position {position}: only lowercase letters, digits and hyphens are allowed (S3 bucket names are lowercase)")]
     Uppercase {
+        /// The name.
         name: String,
+        /// The letter.
         ch: char,
+        /// Its position, from 1.
         position: usize,
     },
     #[error("stage name `{name}` has a dot at position {position}: dots are not allowed (bucket names with dots break virtual-hosted HTTPS)")]
-    Dot { name: String, position: usize },
+    /// The name has a dot.
+    Dot {
+        /// The name.
+        name: String,
+        /// The dot's position, from 1.
+        position: usize,
+    },
     #[error("stage name `{name}` has an underscore at position {position}: underscores are not allowed (S3 bucket names forbid them); use a hyphen")]
-    Underscore { name: String, position: usize },
+    /// The name has an underscore.
+    Underscore {
+        /// The name.
+        name: String,
+        /// The underscore's position, from 1.
+        position: usize,
+    },
+    /// The name has another character than a lowercase letter, digit or hyphen.
     #[error("stage name `{name}` has `{ch}` at position {position}: only lowercase letters, digits and hyphens are allowed")]
     InvalidChar {
+        /// The name.
         name: String,
+        /// The character.
         ch: char,
+        /// Its position, from 1.
         position: usize,
     },
     #[error("stage name `{name}` must start with a lowercase letter")]
-    BadStart { name: String },
+    /// The name does not start with a lowercase letter.
+    BadStart {
+        /// The name.
+        name: String,
+    },
     #[error("stage name `{name}` must not end with a hyphen or contain two hyphens in a row")]
-    BadHyphen { name: String },
+    /// The name ends with a hyphen or has two in a row.
+    BadHyphen {
+        /// The name.
+        name: String,
+    },
 }
 
 /// A validated stage name.
@@ -118,6 +153,7 @@ impl StageName {
         Ok(StageName(name.to_string()))
     }
 
+    /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -273,9 +309,10 @@ macro_rules! name_roles {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $(#[doc = concat!("`", $text, "`.")] $variant),+ }
 
         impl $name {
+            /// Every role, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             /// The part of the physical name this role contributes.

@@ -29,35 +29,65 @@ use std::marker::PhantomData;
 /// How a template fails to render.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
+    /// Two resources, parameters or outputs share a logical id.
     #[error("logical id `{0}` is declared twice")]
     DuplicateLogicalId(String),
     #[error(
         "logical id `{0}` is invalid: CloudFormation allows 1 to 255 ASCII letters and digits"
     )]
+    /// A logical id CloudFormation refuses.
     InvalidLogicalId(String),
     #[error(
         "`{from}` refers to `{target}`, which is not a resource or parameter of this template"
     )]
-    UnknownReference { from: String, target: String },
-    #[error("`{from}` reads attribute `{attribute}` of `{target}` ({type_name}), which has no such attribute")]
-    UnknownAttribute {
+    /// A `Ref`, `Fn::GetAtt` or `DependsOn` names nothing the template declares.
+    UnknownReference {
+        /// Where the reference is.
         from: String,
+        /// What it names.
         target: String,
+    },
+    #[error("`{from}` reads attribute `{attribute}` of `{target}` ({type_name}), which has no such attribute")]
+    /// A `Fn::GetAtt` reads an attribute its target's type does not have.
+    UnknownAttribute {
+        /// Where the reference is.
+        from: String,
+        /// The resource it reads.
+        target: String,
+        /// That resource's type.
         type_name: String,
+        /// The attribute.
         attribute: String,
     },
     #[error("`{from}` uses `${{{name}}}` in a Fn::Sub text, which is neither a variable of that Fn::Sub nor a pseudo parameter")]
-    UnknownSubVariable { from: String, name: String },
+    /// A `${Name}` of a `Fn::Sub` text that is neither its variable nor a pseudo parameter.
+    UnknownSubVariable {
+        /// Where the `Fn::Sub` is.
+        from: String,
+        /// The name.
+        name: String,
+    },
     #[error("an override names `{0}`, which is not a resource of this template")]
+    /// A property override names a resource the template does not declare.
     UnknownOverrideTarget(String),
     #[error("the override of `{id}` at `{path}` cannot apply: {reason}")]
+    /// A property override's path goes through a value that is not a mapping or list.
     BadOverridePath {
+        /// The resource.
         id: String,
+        /// The path, `.` between keys.
         path: String,
+        /// Why it cannot apply.
         reason: String,
     },
     #[error("raw resource `{id}`: {reason}")]
-    BadRawResource { id: String, reason: String },
+    /// A raw resource's properties or keys are not what a template takes.
+    BadRawResource {
+        /// The resource.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// What to do with a resource's physical resource when CloudFormation deletes or replaces it.
@@ -151,6 +181,7 @@ pub struct ParameterHandle {
 }
 
 impl ParameterHandle {
+    /// The parameter's name.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -165,14 +196,19 @@ impl ParameterHandle {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Parameter {
+    /// `Type` (`String`).
     #[serde(rename = "Type")]
     pub kind: &'static str,
+    /// `Description`.
     pub description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// `AllowedPattern`: a regular expression the value must match.
     pub allowed_pattern: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// `ConstraintDescription`: what CloudFormation says when the pattern does not match.
     pub constraint_description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// `MinLength`.
     pub min_length: Option<u32>,
 }
 
@@ -323,11 +359,14 @@ pub struct Template {
 /// The text formats a template renders to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// JSON, two-space indent.
     Json,
+    /// YAML in block style, readable the same way by YAML 1.1 and 1.2 readers.
     Yaml,
 }
 
 impl Template {
+    /// An empty template with its `Description`.
     pub fn new(description: impl Into<String>) -> Template {
         Template {
             description: description.into(),

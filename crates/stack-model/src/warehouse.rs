@@ -28,12 +28,15 @@ impl Base {
 /// original wrote (every field in place), for readers that need it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum DataFormat {
+    /// Apache Parquet (Snappy), the default.
     #[default]
     Parquet,
+    /// Newline-delimited JSON, as the original wrote.
     Ndjson,
 }
 
 impl DataFormat {
+    /// Its name in `pipeline.yaml` (`parquet`, `ndjson`).
     pub fn as_str(self) -> &'static str {
         match self {
             DataFormat::Parquet => "parquet",
@@ -49,6 +52,7 @@ impl DataFormat {
         }
     }
 
+    /// The format named `s` in `pipeline.yaml`, if any.
     pub fn parse(s: &str) -> Option<DataFormat> {
         match s {
             "parquet" => Some(DataFormat::Parquet),
@@ -61,10 +65,15 @@ impl DataFormat {
 /// A column's type, as the writers produce it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColumnType {
+    /// Text (`string`).
     String,
+    /// A 64-bit integer (`bigint`).
     BigInt,
+    /// `boolean`.
     Boolean,
+    /// A point in time (`timestamp`).
     Timestamp,
+    /// A calendar day (`date`).
     Date,
 }
 
@@ -84,7 +93,9 @@ impl ColumnType {
 /// A column of a warehouse table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ColumnDef {
+    /// The column's name.
     pub name: &'static str,
+    /// Its type.
     pub kind: ColumnType,
 }
 
@@ -99,10 +110,13 @@ use ColumnType::{BigInt, Boolean, Date, String as Str, Timestamp};
 pub struct TableDef {
     /// The Glue/Athena table name (lowercase, underscores).
     pub name: &'static str,
+    /// The base that writes it (a: the ETL; b: site events).
     pub base: Base,
     /// The folder under the base's folder, as SYSTEM.md names it (`events-by-city`).
     pub folder: &'static str,
+    /// What a row is, as the Glue table's description says.
     pub description: &'static str,
+    /// Its columns, in order.
     pub columns: &'static [ColumnDef],
 }
 

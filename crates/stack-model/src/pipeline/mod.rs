@@ -4,12 +4,12 @@
 //!
 //! | part | module | resources |
 //! |---|---|---|
-//! | storage | [`storage`] | source, jobs and warehouse buckets, their TLS-only policies, the EventBridge rule that sends the warehouse's markers to the refresher |
-//! | catalog | [`catalog`] | Glue database, one table per warehouse table, the crawler and its role |
-//! | EMR | [`emr`] | the EMR Serverless application and its job runtime role (stages whose `base_b_engine` is `emr`) |
-//! | functions | [`functions`] | the ETL, the table refresher and base b's function (the site-events engine, or the EMR starter), one least-privilege role and one log group each |
-//! | triggers | [`triggers`] | the two SNS topics and their subscriptions (the EMR topic's subscriber: base b's function) |
-//! | Athena | [`athena`] | the work group |
+//! | storage | `storage` | source, jobs and warehouse buckets, their TLS-only policies, the EventBridge rule that sends the warehouse's markers to the refresher |
+//! | catalog | `catalog` | Glue database, one table per warehouse table, the crawler and its role |
+//! | EMR | `emr` | the EMR Serverless application and its job runtime role (stages whose `base_b_engine` is `emr`) |
+//! | functions | `functions` | the ETL, the table refresher and base b's function (the site-events engine, or the EMR starter), one least-privilege role and one log group each |
+//! | triggers | `triggers` | the two SNS topics and their subscriptions (the EMR topic's subscriber: base b's function) |
+//! | Athena | `athena` | the work group |
 //! | outputs | [`outputs`] | the names the CLI and users read after a deploy |
 //!
 //! Compared with the original Serverless deployment: bucket names without dots and globally

@@ -9,22 +9,39 @@ use super::triggers::Topics;
 use super::Pipeline;
 use crate::value::Value;
 
+/// Output: The stage's name.
 pub const STAGE: &str = "Stage";
+/// Output: The source bucket's name (exports go here).
 pub const SOURCE_BUCKET: &str = "SourceBucketName";
+/// Output: The warehouse bucket's name.
 pub const WAREHOUSE_BUCKET: &str = "WarehouseBucketName";
+/// Output: The jobs bucket's name.
 pub const JOBS_BUCKET: &str = "JobsBucketName";
+/// Output: The ARN of the topic that starts the ETL.
 pub const ETL_TOPIC: &str = "EtlTriggerTopicArn";
+/// Output: The ARN of the topic that starts base b.
 pub const EMR_TOPIC: &str = "EmrTriggerTopicArn";
+/// Output: The ETL function's name.
 pub const ETL_FUNCTION: &str = "EtlFunctionName";
+/// Output: The EMR starter's name (`emr` stages).
 pub const EMR_STARTER_FUNCTION: &str = "EmrStarterFunctionName";
+/// Output: The site-events function's name (`function` stages).
 pub const SITE_EVENTS_FUNCTION: &str = "SiteEventsFunctionName";
+/// Output: The table refresher's name.
 pub const TABLE_REFRESHER_FUNCTION: &str = "TableRefresherFunctionName";
+/// Output: The Glue database's name.
 pub const DATABASE: &str = "GlueDatabaseName";
+/// Output: The crawler's name.
 pub const CRAWLER: &str = "CrawlerName";
+/// Output: The Athena work group's name.
 pub const WORKGROUP: &str = "AthenaWorkGroupName";
+/// Output: The EMR Serverless application's id (`emr` stages).
 pub const EMR_APPLICATION: &str = "EmrApplicationId";
+/// Output: The ARN of the job runtime role (`emr` stages).
 pub const EMR_JOB_ROLE: &str = "EmrJobRoleArn";
+/// Output: Where Athena writes query results (`s3://...`).
 pub const ATHENA_RESULTS: &str = "AthenaResultsLocation";
+/// Output: The Spark job script's S3 URI.
 pub const SPARK_JOB: &str = "SparkJobUri";
 
 /// Everything the outputs name.

@@ -102,10 +102,13 @@ pub struct VpcEndpoint {
     pub tags: Vec<Tag>,
 }
 
+/// The values [`VpcEndpoint::vpc_endpoint_type`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum VpcEndpointType {
+    /// `Gateway`.
     #[default]
     Gateway,
+    /// `Interface`.
     Interface,
 }
 

@@ -30,13 +30,17 @@ pub struct Rule {
 #[derive(Default, Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct S3ObjectCreatedPattern {
+    /// `source`: the service that sent the event (`aws.s3`).
     pub source: [&'static str; 1],
+    /// `detail-type`: the kind of event (`Object Created`).
     #[serde(rename = "detail-type")]
     pub detail_type: [&'static str; 1],
+    /// `detail`: what the event is about.
     pub detail: S3Detail,
 }
 
 impl S3ObjectCreatedPattern {
+    /// S3's `Object Created` events of `bucket` whose key ends with `suffix`.
     pub fn new(bucket: Value, suffix: &str) -> Self {
         S3ObjectCreatedPattern {
             source: ["aws.s3"],
@@ -53,43 +57,57 @@ impl S3ObjectCreatedPattern {
     }
 }
 
+/// The value of [`S3ObjectCreatedPattern::detail`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct S3Detail {
+    /// `bucket`: which bucket.
     pub bucket: BucketMatch,
+    /// `object`: which objects.
     pub object: ObjectMatch,
 }
 
+/// The value of [`S3Detail::bucket`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct BucketMatch {
+    /// `name`: the bucket's name.
     pub name: [Value; 1],
 }
 
+/// The value of [`S3Detail::object`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct ObjectMatch {
+    /// `key`: a match on the object's key.
     pub key: [Suffix; 1],
 }
 
+/// The value of [`ObjectMatch::key`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct Suffix {
+    /// `suffix`: the key ends with it.
     pub suffix: String,
 }
 
+/// The values [`Rule::state`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RuleState {
+    /// `ENABLED`.
     #[default]
     Enabled,
 }
 
+/// The value of [`Rule::targets`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct Target {
+    /// `Id`.
     pub id: String,
+    /// `Arn`.
     pub arn: Value,
 }
 

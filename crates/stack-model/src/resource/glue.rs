@@ -17,12 +17,14 @@ pub struct Database {
     pub database_input: DatabaseInput,
 }
 
+/// The value of [`Database::database_input`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct DatabaseInput {
     /// Lowercase letters, digits and underscores suit Athena best.
     pub name: Value,
+    /// `Description`: A description of the database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -50,57 +52,78 @@ impl Resource for Table {
     type Attr = NoAttributes;
 }
 
+/// The value of [`Table::table_input`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct TableInput {
+    /// `Name`: The table name.
     pub name: String,
+    /// `Description`: A description of the table.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `TableType`: The type of this table.
     pub table_type: TableType,
+    /// `Parameters`.
     pub parameters: BTreeMap<String, String>,
+    /// `PartitionKeys`: A list of columns by which the table is partitioned.
     #[serde(skip_serializing_if = "is_empty")]
     pub partition_keys: Vec<Column>,
+    /// `StorageDescriptor`: A storage descriptor containing information about the physical storage of this table.
     pub storage_descriptor: StorageDescriptor,
 }
 
+/// The values [`TableInput::table_type`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum TableType {
+    /// `EXTERNAL_TABLE`.
     #[serde(rename = "EXTERNAL_TABLE")]
     #[default]
     External,
 }
 
+/// The value of [`TableInput::storage_descriptor`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct StorageDescriptor {
+    /// `Columns`: A list of the Columns in the table.
     pub columns: Vec<Column>,
     /// `s3://bucket/prefix/`.
     pub location: Value,
+    /// `InputFormat`: The input format: SequenceFileInputFormat (binary), or TextInputFormat, or a custom format.
     pub input_format: String,
+    /// `OutputFormat`: The output format: SequenceFileOutputFormat (binary), or IgnoreKeyTextOutputFormat, or a custom format.
     pub output_format: String,
+    /// `SerdeInfo`: The serialization/deserialization (SerDe) information.
     pub serde_info: SerdeInfo,
+    /// `Compressed`: True if the data in the table is compressed, or False if not.
     pub compressed: bool,
 }
 
+/// The value of [`StorageDescriptor::serde_info`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct SerdeInfo {
+    /// `SerializationLibrary`: Usually the class that implements the SerDe.
     pub serialization_library: String,
+    /// `Parameters`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
 }
 
+/// The value of [`TableInput::partition_keys`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct Column {
+    /// `Name`: The name of the Column.
     pub name: String,
     /// A Hive type: `string`, `bigint`, `timestamp`, `date`...
     #[serde(rename = "Type")]
     pub kind: String,
+    /// `Comment`: A free-form text comment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
 }
@@ -138,6 +161,7 @@ impl Resource for Crawler {
     type Attr = NoAttributes;
 }
 
+/// The value of [`Crawler::targets`].
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
@@ -148,22 +172,29 @@ pub struct Targets {
     pub catalog_targets: Vec<CatalogTarget>,
 }
 
+/// The value of [`Targets::catalog_targets`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct CatalogTarget {
+    /// `DatabaseName`: The name of the database to be synchronized.
     pub database_name: Value,
+    /// `Tables`: A list of the tables to be synchronized.
     pub tables: Vec<Value>,
 }
 
+/// The value of [`Crawler::schema_change_policy`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct SchemaChangePolicy {
+    /// `UpdateBehavior`: The update behavior when the crawler finds a changed schema.
     pub update_behavior: UpdateBehavior,
+    /// `DeleteBehavior`: The deletion behavior when the crawler finds a deleted object.
     pub delete_behavior: DeleteBehavior,
 }
 
+/// The values [`SchemaChangePolicy::update_behavior`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UpdateBehavior {
@@ -173,28 +204,37 @@ pub enum UpdateBehavior {
     Log,
 }
 
+/// The values [`SchemaChangePolicy::delete_behavior`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeleteBehavior {
     /// Required for catalog targets.
     #[default]
     Log,
+    /// `DELETE_FROM_DATABASE`.
     DeleteFromDatabase,
+    /// `DEPRECATE_IN_DATABASE`.
     DeprecateInDatabase,
 }
 
+/// The value of [`Crawler::recrawl_policy`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct RecrawlPolicy {
+    /// `RecrawlBehavior`: Specifies whether to crawl the entire dataset again or to crawl only folders that were added since the last crawler run.
     pub recrawl_behavior: RecrawlBehavior,
 }
 
+/// The values [`RecrawlPolicy::recrawl_behavior`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RecrawlBehavior {
+    /// `CRAWL_EVERYTHING`.
     #[default]
     CrawlEverything,
+    /// `CRAWL_NEW_FOLDERS_ONLY`.
     CrawlNewFoldersOnly,
+    /// `CRAWL_EVENT_MODE`.
     CrawlEventMode,
 }

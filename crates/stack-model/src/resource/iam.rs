@@ -11,11 +11,14 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct PolicyDocument {
+    /// `Version`.
     pub version: &'static str,
+    /// `Statement`.
     pub statement: Vec<Statement>,
 }
 
 impl PolicyDocument {
+    /// A policy (version `2012-10-17`) of `statements`.
     pub fn new(statements: Vec<Statement>) -> PolicyDocument {
         PolicyDocument {
             version: "2012-10-17",
@@ -43,15 +46,20 @@ impl PolicyDocument {
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct Statement {
+    /// `Sid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// `Effect`.
     pub effect: Effect,
+    /// `Principal`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal: Option<Principal>,
+    /// `Action`.
     pub action: Vec<String>,
     /// Empty only in trust policies.
     #[serde(skip_serializing_if = "is_empty")]
     pub resource: Vec<Value>,
+    /// `Condition`.
     #[serde(skip_serializing_if = "Condition::is_empty")]
     pub condition: Condition,
 }
@@ -70,10 +78,13 @@ impl Statement {
     }
 }
 
+/// The values [`Statement::effect`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Effect {
+    /// `Allow`.
     #[default]
     Allow,
+    /// `Deny`.
     Deny,
 }
 
@@ -112,6 +123,7 @@ impl Serialize for Principal {
 pub struct Condition(pub BTreeMap<String, BTreeMap<String, Value>>);
 
 impl Condition {
+    /// Whether it has no operator (rendered as no `Condition`).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -131,7 +143,9 @@ impl Condition {
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct InlinePolicy {
+    /// `PolicyName`: The friendly name (not ARN) identifying the policy.
     pub policy_name: String,
+    /// `PolicyDocument`: The entire contents of the policy that defines permissions.
     pub policy_document: PolicyDocument,
 }
 

@@ -56,21 +56,26 @@ impl Resource for Function {
     type Attr = FunctionAttr;
 }
 
+/// The values [`Function::runtime`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Runtime {
     /// Amazon Linux 2023 custom runtime: the zip holds an executable `bootstrap`.
     #[serde(rename = "provided.al2023")]
     #[default]
     ProvidedAl2023,
+    /// `python3.12`.
     #[serde(rename = "python3.12")]
     Python312,
 }
 
+/// The values [`Function::architectures`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Architecture {
+    /// `x86_64`.
     #[serde(rename = "x86_64")]
     #[default]
     X86_64,
+    /// `arm64`.
     #[serde(rename = "arm64")]
     Arm64,
 }
@@ -80,44 +85,58 @@ pub enum Architecture {
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct Code {
+    /// `S3Bucket`: An Amazon S3 bucket in the same AWS-Region as your function.
     pub s3_bucket: Value,
+    /// `S3Key`: The Amazon S3 key of the deployment package.
     pub s3_key: Value,
 }
 
+/// The value of [`Function::tracing_config`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct TracingConfig {
+    /// `Mode`: The tracing mode.
     pub mode: TracingMode,
 }
 
+/// The values [`TracingConfig::mode`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum TracingMode {
+    /// `Active`.
     #[default]
     Active,
+    /// `PassThrough`.
     PassThrough,
 }
 
+/// The value of [`Function::environment`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct Environment {
+    /// `Variables`: Environment variable key-value pairs.
     pub variables: BTreeMap<String, Value>,
 }
 
+/// The value of [`Function::logging_config`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct LoggingConfig {
     /// Log group name.
     pub log_group: Value,
+    /// `LogFormat`: The format in which Lambda sends your function's application and system logs to CloudWatch.
     pub log_format: LogFormat,
 }
 
+/// The values [`LoggingConfig::log_format`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum LogFormat {
+    /// `Text`.
     #[default]
     Text,
+    /// `JSON`.
     #[serde(rename = "JSON")]
     Json,
 }
@@ -168,6 +187,7 @@ pub struct EventInvokeConfig {
     pub destination_config: Option<DestinationConfig>,
 }
 
+/// The value of [`EventInvokeConfig::destination_config`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
@@ -177,6 +197,7 @@ pub struct DestinationConfig {
     pub on_failure: Option<OnFailure>,
 }
 
+/// The value of [`DestinationConfig::on_failure`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]

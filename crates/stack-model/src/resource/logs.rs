@@ -40,7 +40,7 @@ macro_rules! retention {
     ($($variant:ident = $days:literal),+ $(,)?) => {
         /// The retention periods CloudWatch Logs accepts, in days.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Retention { $($variant),+ }
+        pub enum Retention { $(#[doc = concat!(stringify!($days), " days.")] $variant),+ }
 
         impl Retention {
             /// Every accepted value.

@@ -78,8 +78,9 @@ impl Attribute for NoAttributes {
 macro_rules! attributes {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
+        /// `pub`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
+        pub enum $name { $($(#[$vmeta])* #[doc = concat!("`", $text, "`.")] $variant),+ }
 
         impl $crate::resource::Attribute for $name {
             fn name(self) -> &'static str {
@@ -98,11 +99,14 @@ pub(crate) use attributes;
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct Tag {
+    /// `Key`.
     pub key: String,
+    /// `Value`.
     pub value: Value,
 }
 
 impl Tag {
+    /// A tag.
     pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Tag {
         Tag {
             key: key.into(),

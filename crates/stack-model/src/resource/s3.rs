@@ -58,10 +58,12 @@ impl Resource for Bucket {
     type Attr = BucketAttr;
 }
 
+/// The value of [`Bucket::bucket_encryption`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct BucketEncryption {
+    /// `ServerSideEncryptionConfiguration`: Specifies the default server-side-encryption configuration.
     pub server_side_encryption_configuration: Vec<ServerSideEncryptionRule>,
 }
 
@@ -93,18 +95,23 @@ impl BucketEncryption {
     }
 }
 
+/// The value of [`BucketEncryption::server_side_encryption_configuration`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct ServerSideEncryptionRule {
+    /// `ServerSideEncryptionByDefault`: Specifies the default server-side encryption to apply to new objects in the bucket.
     pub server_side_encryption_by_default: ServerSideEncryptionByDefault,
+    /// `BucketKeyEnabled`: Specifies whether Amazon S3 should use an S3 Bucket Key with server-side encryption using KMS (SSE-KMS) for new objects in the bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket_key_enabled: Option<bool>,
 }
 
+/// The value of [`ServerSideEncryptionRule::server_side_encryption_by_default`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct ServerSideEncryptionByDefault {
+    /// `SSEAlgorithm`: Server-side encryption algorithm to use for the default encryption.
     #[serde(rename = "SSEAlgorithm")]
     pub sse_algorithm: SseAlgorithm,
     /// Without it, `aws:kms` uses the account's AWS managed key `aws/s3`.
@@ -112,6 +119,7 @@ pub struct ServerSideEncryptionByDefault {
     pub kms_master_key_id: Option<Value>,
 }
 
+/// The values [`ServerSideEncryptionByDefault::sse_algorithm`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum SseAlgorithm {
     /// SSE-S3: keys managed by S3.
@@ -126,13 +134,18 @@ pub enum SseAlgorithm {
     AwsKmsDsse,
 }
 
+/// The value of [`Bucket::public_access_block_configuration`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct PublicAccessBlockConfiguration {
+    /// `BlockPublicAcls`: Specifies whether Amazon S3 should block public access control lists (ACLs) for this bucket and objects in this bucket.
     pub block_public_acls: bool,
+    /// `BlockPublicPolicy`: Specifies whether Amazon S3 should block public bucket policies for this bucket.
     pub block_public_policy: bool,
+    /// `IgnorePublicAcls`: Specifies whether Amazon S3 should ignore public ACLs for this bucket and objects in this bucket.
     pub ignore_public_acls: bool,
+    /// `RestrictPublicBuckets`: Specifies whether Amazon S3 should restrict public bucket policies for this bucket.
     pub restrict_public_buckets: bool,
 }
 
@@ -148,61 +161,82 @@ impl PublicAccessBlockConfiguration {
     }
 }
 
+/// The value of [`Bucket::versioning_configuration`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct VersioningConfiguration {
+    /// `Status`: The versioning state of the bucket.
     pub status: VersioningStatus,
 }
 
+/// The values [`VersioningConfiguration::status`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum VersioningStatus {
+    /// `Enabled`.
     #[default]
     Enabled,
+    /// `Suspended`.
     Suspended,
 }
 
+/// The value of [`Bucket::lifecycle_configuration`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct LifecycleConfiguration {
+    /// `Rules`: A lifecycle rule for individual objects in an Amazon S3 bucket.
     pub rules: Vec<LifecycleRule>,
 }
 
+/// The value of [`LifecycleConfiguration::rules`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct LifecycleRule {
+    /// `Id`: Unique identifier for the rule.
     pub id: String,
+    /// `Status`: If `Enabled`, the rule is currently being applied.
     pub status: RuleStatus,
+    /// `Prefix`: Object key prefix that identifies one or more objects to which this rule applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// `ExpirationInDays`: Indicates the number of days after creation when objects are deleted from Amazon S3 and Amazon S3 Glacier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiration_in_days: Option<u32>,
+    /// `NoncurrentVersionExpiration`: Specifies when noncurrent object versions expire.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub noncurrent_version_expiration: Option<NoncurrentVersionExpiration>,
+    /// `AbortIncompleteMultipartUpload`: Specifies a lifecycle rule that stops incomplete multipart uploads to an Amazon S3 bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abort_incomplete_multipart_upload: Option<AbortIncompleteMultipartUpload>,
 }
 
+/// The values [`LifecycleRule::status`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum RuleStatus {
+    /// `Enabled`.
     #[default]
     Enabled,
+    /// `Disabled`.
     Disabled,
 }
 
+/// The value of [`LifecycleRule::noncurrent_version_expiration`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct NoncurrentVersionExpiration {
+    /// `NoncurrentDays`: Specifies the number of days an object is noncurrent before S3 can perform the associated action.
     pub noncurrent_days: u32,
 }
 
+/// The value of [`LifecycleRule::abort_incomplete_multipart_upload`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct AbortIncompleteMultipartUpload {
+    /// `DaysAfterInitiation`: Specifies the number of days after which Amazon S3 stops an incomplete multipart upload.
     pub days_after_initiation: u32,
 }
 
@@ -226,36 +260,46 @@ pub struct LoggingConfiguration {
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct NotificationConfiguration {
+    /// `EventBridgeConfiguration`: Enables delivery of events to Amazon EventBridge.
     pub event_bridge_configuration: EventBridgeConfiguration,
 }
 
+/// The value of [`NotificationConfiguration::event_bridge_configuration`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct EventBridgeConfiguration {
+    /// `EventBridgeEnabled`: Enables delivery of events to Amazon EventBridge.
     pub event_bridge_enabled: bool,
 }
 
+/// The value of [`Bucket::ownership_controls`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct OwnershipControls {
+    /// `Rules`: Specifies the container element for Object Ownership rules.
     pub rules: Vec<OwnershipControlsRule>,
 }
 
+/// The value of [`OwnershipControls::rules`].
 #[derive(Default, Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct OwnershipControlsRule {
+    /// `ObjectOwnership`: Specifies an object ownership rule.
     pub object_ownership: ObjectOwnership,
 }
 
+/// The values [`OwnershipControlsRule::object_ownership`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ObjectOwnership {
     /// ACLs disabled; the bucket owner owns every object.
     #[default]
     BucketOwnerEnforced,
+    /// `BucketOwnerPreferred`.
     BucketOwnerPreferred,
+    /// `ObjectWriter`.
     ObjectWriter,
 }
 

@@ -49,13 +49,18 @@ pub struct Subscription {
     pub endpoint: Value,
 }
 
+/// The values [`Subscription::protocol`] takes.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// `lambda`.
     #[default]
     Lambda,
+    /// `sqs`.
     Sqs,
+    /// `email`.
     Email,
+    /// `https`.
     Https,
 }
 
