@@ -396,6 +396,34 @@ impl ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Refusals of what `resources:` and `overrides:` hold, where the user wrote it.
+impl Origin {
+    /// A refusal of something at `below` (a dotted path under this key; empty: the key itself).
+    pub fn error(&self, below: &str, message: String) -> ConfigError {
+        let key = if below.is_empty() {
+            self.key.clone()
+        } else {
+            format!("{}.{below}", self.key)
+        };
+        // The nearest key the file shows: the path itself, else its parents.
+        let mut location = self.location;
+        let mut probe = below;
+        while !probe.is_empty() {
+            if let Some(l) = self.inner.get(probe) {
+                location = Some(*l);
+                break;
+            }
+            probe = probe.rsplit_once('.').map(|(head, _)| head).unwrap_or("");
+        }
+        ConfigError {
+            file: self.file.clone(),
+            key,
+            message,
+            location,
+        }
+    }
+}
+
 /// `pipeline.yaml`: settings for every stage (`defaults`) and for each stage by name
 /// (`stages`); a stage not named gets the defaults, then the built-in ones.
 #[derive(Debug, Default, Deserialize, JsonSchema)]

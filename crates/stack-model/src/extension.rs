@@ -24,15 +24,13 @@
 //!
 //! This module holds them as read ([`Extensions`]), each with where it was written
 //! ([`Origin`]), so every later refusal names the file, the line and the key. The file's
-//! structure is checked when it is read ([`crate::config`]); the types, properties and
+//! structure is checked when `pipeline.yaml` is read; the types, properties and
 //! references when the stage's template is composed ([`crate::pipeline::check_extensions`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value as Json};
-
-use crate::config::ConfigError;
 
 /// Everything a stage's `resources:` and `overrides:` add (the defaults', then the stage's).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,33 +68,6 @@ pub struct Origin {
     pub location: Option<(usize, usize)>,
     /// Lines and columns of the keys below it, by their path below `key` (`Properties.Name`).
     pub inner: BTreeMap<String, (usize, usize)>,
-}
-
-impl Origin {
-    /// A refusal of something at `below` (a dotted path under this key; empty: the key itself).
-    pub fn error(&self, below: &str, message: String) -> ConfigError {
-        let key = if below.is_empty() {
-            self.key.clone()
-        } else {
-            format!("{}.{below}", self.key)
-        };
-        // The nearest key the file shows: the path itself, else its parents.
-        let mut location = self.location;
-        let mut probe = below;
-        while !probe.is_empty() {
-            if let Some(l) = self.inner.get(probe) {
-                location = Some(*l);
-                break;
-            }
-            probe = probe.rsplit_once('.').map(|(head, _)| head).unwrap_or("");
-        }
-        ConfigError {
-            file: self.file.clone(),
-            key,
-            message,
-            location,
-        }
-    }
 }
 
 /// A resource added under `resources.Resources`.

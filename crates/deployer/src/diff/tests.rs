@@ -211,13 +211,26 @@ fn with_added(ty: &str, props: Value) -> Value {
 /// use: a DynamoDB table's create-only `TableName` replaces it and its data is lost.
 #[test]
 fn an_added_tables_rename_is_a_replacement_with_data_at_risk() {
-    let old = with_added("AWS::DynamoDB::Table", json!({"TableName": "a", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}));
-    let new = with_added("AWS::DynamoDB::Table", json!({"TableName": "b", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}));
+    let old = with_added(
+        "AWS::DynamoDB::Table",
+        json!({"TableName": "a", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}),
+    );
+    let new = with_added(
+        "AWS::DynamoDB::Table",
+        json!({"TableName": "b", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}),
+    );
     let (out, report) = text(&old, &new, &params("a"));
-    let r = report.resources.iter().find(|r| r.logical_id == "Added").unwrap();
+    let r = report
+        .resources
+        .iter()
+        .find(|r| r.logical_id == "Added")
+        .unwrap();
     assert!(r.replacement && r.data_loss && !r.unknown_type, "{r:?}");
     assert_eq!(report.data_at_risk, ["Added"]);
-    assert!(out.contains("~ Added (AWS::DynamoDB::Table) [REPLACEMENT] [DATA LOSS]"), "{out}");
+    assert!(
+        out.contains("~ Added (AWS::DynamoDB::Table) [REPLACEMENT] [DATA LOSS]"),
+        "{out}"
+    );
 }
 
 /// A conditionally create-only property (a table's `KeySchema`) may replace: on a stateful
@@ -230,7 +243,11 @@ fn a_conditionally_create_only_change_of_a_stateful_type_is_data_at_risk() {
         &with_added("AWS::DynamoDB::Table", key("pk")),
         &params("a"),
     );
-    let r = report.resources.iter().find(|r| r.logical_id == "Added").unwrap();
+    let r = report
+        .resources
+        .iter()
+        .find(|r| r.logical_id == "Added")
+        .unwrap();
     assert!(!r.replacement && r.may_replace && r.data_loss, "{r:?}");
     assert_eq!(report.data_at_risk, ["Added"]);
     assert!(out.contains("[MAY BE REPLACED] [DATA LOSS]"), "{out}");
@@ -240,7 +257,11 @@ fn a_conditionally_create_only_change_of_a_stateful_type_is_data_at_risk() {
         &with_added("AWS::CloudWatch::Alarm", json!({"MetricName": "Throttles"})),
         &params("a"),
     );
-    let r = report.resources.iter().find(|r| r.logical_id == "Added").unwrap();
+    let r = report
+        .resources
+        .iter()
+        .find(|r| r.logical_id == "Added")
+        .unwrap();
     assert!(!r.replacement && !r.data_loss && !r.unknown_type, "{r:?}");
 }
 
@@ -248,13 +269,28 @@ fn a_conditionally_create_only_change_of_a_stateful_type_is_data_at_risk() {
 #[test]
 fn a_type_the_schemas_do_not_know_is_said_unknown() {
     let (out, report) = text(
-        &with_added("Custom::Seeder", json!({"ServiceToken": "arn:x", "Rows": 1})),
-        &with_added("Custom::Seeder", json!({"ServiceToken": "arn:x", "Rows": 2})),
+        &with_added(
+            "Custom::Seeder",
+            json!({"ServiceToken": "arn:x", "Rows": 1}),
+        ),
+        &with_added(
+            "Custom::Seeder",
+            json!({"ServiceToken": "arn:x", "Rows": 2}),
+        ),
         &params("a"),
     );
-    let r = report.resources.iter().find(|r| r.logical_id == "Added").unwrap();
+    let r = report
+        .resources
+        .iter()
+        .find(|r| r.logical_id == "Added")
+        .unwrap();
     assert!(r.unknown_type && !r.replacement, "{r:?}");
-    assert!(out.contains("~ Added (Custom::Seeder) [REPLACEMENT UNKNOWN: no schema facts for this type]"), "{out}");
+    assert!(
+        out.contains(
+            "~ Added (Custom::Seeder) [REPLACEMENT UNKNOWN: no schema facts for this type]"
+        ),
+        "{out}"
+    );
     let md = render(&report, Style::Markdown).unwrap();
     assert!(md.contains("**unknown** (no schema facts)"), "{md}");
 }
