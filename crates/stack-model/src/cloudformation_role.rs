@@ -214,6 +214,22 @@ mod tests {
         })
     }
 
+    /// What the deployed stack holds keeps its delete calls (an added resource taken out of
+    /// `resources:`, the old name of a replaced one), and gains nothing else.
+    #[test]
+    fn the_deployed_stacks_resources_keep_their_delete_calls() {
+        let mut c = config("alice", false);
+        let old = "arn:aws:sns:us-east-1:123456789012:pdcase-alice-old-alerts";
+        assert!(!grants(&policy(&c, "123456789012"), "sns:DeleteTopic", old));
+        c.extensions.deployed.insert(
+            "OldAlerts".into(),
+            serde_json::json!({"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "pdcase-alice-old-alerts"}}),
+        );
+        let p = policy(&c, "123456789012");
+        assert!(grants(&p, "sns:DeleteTopic", old));
+        assert!(!grants(&p, "sns:CreateTopic", old));
+    }
+
     #[test]
     fn the_two_blockers_a_review_found_are_granted() {
         let p = policy(&config("alice", true), "123456789012");
