@@ -14,7 +14,34 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIG = "stages:\n  prod:\n    protected: true\n    region: eu-west-1\n"
+CONFIG = """\
+stages:
+  prod:
+    protected: true
+    region: eu-west-1
+  extended:
+    resources:
+      Resources:
+        UsageTable:
+          Type: AWS::DynamoDB::Table
+          Properties:
+            BillingMode: PAY_PER_REQUEST
+            AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+            KeySchema: [{AttributeName: id, KeyType: HASH}]
+        EtlErrorsAlarm:
+          Type: AWS::CloudWatch::Alarm
+          Properties:
+            Namespace: AWS/Lambda
+            MetricName: Errors
+            Dimensions: [{Name: FunctionName, Value: !Ref EtlFunction}]
+            Statistic: Sum
+            Period: 300
+            EvaluationPeriods: 1
+            Threshold: 1
+            ComparisonOperator: GreaterThanOrEqualToThreshold
+    overrides:
+      EtlFunction: {Description: extended}
+"""
 
 
 def timed(cmd, runs):
@@ -36,7 +63,9 @@ def main():
     tmp = Path(tempfile.mkdtemp())
     (tmp / "pipeline.yaml").write_text(CONFIG)
     print(f"{'stage':<20} {'synth median':>13} {'cfn-lint median':>16} {'cfn-lint / synth':>17}")
-    for stage in ["alice", "prod", "abcdefghij-123456"]:
+    # `extended` adds a table and an alarm (`resources:`) and overrides a property: synth then
+    # unpacks the schema digest and checks them.
+    for stage in ["alice", "prod", "abcdefghij-123456", "extended"]:
         out = tmp / f"{stage}.yaml"
         cmd = [args.deployer, "--config", tmp / "pipeline.yaml", "synth", "--stage", stage, "--out", out]
         synth = timed(cmd, args.runs)
