@@ -27,10 +27,11 @@
 //! assert!(create.contains(&"iam:PassRole"));
 //! ```
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 /// The generated file, parsed once.
@@ -181,54 +182,103 @@ pub fn facts() -> &'static Facts {
     })
 }
 
-static REGISTERED: OnceLock<Facts> = OnceLock::new();
+/// The registered digest: its text, kept for the process, indexed by type and action; each
+/// entry is parsed when first asked for. Parsing all of it (4.4 MB of JSON) takes about 15 ms,
+/// the index about 3 ms, and a stage asks for a few types.
+struct Registered {
+    types: HashMap<&'static str, &'static RawValue>,
+    actions: HashMap<&'static str, &'static RawValue>,
+    parsed_types: Mutex<HashMap<&'static str, &'static TypeFacts>>,
+    parsed_actions: Mutex<HashMap<&'static str, &'static ActionFacts>>,
+}
 
-/// Registers the facts of every other type (the deployer's embedded schema digest, parsed):
-/// looked up where this crate's own file has no entry. Only the first call registers; later
-/// ones return `false`.
+/// The digest's top level, as an index.
+#[derive(Deserialize)]
+struct Index<'a> {
+    #[serde(borrow)]
+    types: HashMap<&'a str, &'a RawValue>,
+    #[serde(borrow)]
+    actions: HashMap<&'a str, &'a RawValue>,
+}
+
+static REGISTERED: OnceLock<Registered> = OnceLock::new();
+
+/// Registers the facts of every other type: the JSON text of a digest in the shape of this
+/// crate's own file (`types`, `actions`), such as the deployer's embedded
+/// `resource_schemas.json.gz` unpacked. They are looked up where this crate's own file has no
+/// entry. Only the first call registers (later ones return `Ok(false)`); a text that is not
+/// such a digest is an error.
 ///
 /// ```
 /// use stack_model::facts;
-/// // Without the digest, a type the pipeline does not use is unknown.
+/// // Without a digest, a type the pipeline does not use is unknown.
 /// assert!(facts::type_facts("AWS::Example::Widget").is_none());
 /// ```
-pub fn register(more: Facts) -> bool {
-    REGISTERED.set(more).is_ok()
+pub fn register(digest: String) -> Result<bool, serde_json::Error> {
+    if REGISTERED.get().is_some() {
+        return Ok(false);
+    }
+    // Kept for the process: the index and every parsed entry borrow from it.
+    let text: &'static str = Box::leak(digest.into_boxed_str());
+    let index: Index<'static> = serde_json::from_str(text)?;
+    Ok(REGISTERED
+        .set(Registered {
+            types: index.types,
+            actions: index.actions,
+            parsed_types: Mutex::default(),
+            parsed_actions: Mutex::default(),
+        })
+        .is_ok())
 }
 
-/// The registered facts of other types, if any.
-fn registered() -> Option<&'static Facts> {
-    REGISTERED.get()
-}
-
-/// Whether the schema digest of every type was registered ([`register`]).
+/// Whether a digest of every type was registered ([`register`]).
 pub fn all_types_registered() -> bool {
-    registered().is_some()
+    REGISTERED.get().is_some()
 }
 
 /// Every type the facts know (the pipeline's own and the registered ones).
 pub fn known_types() -> impl Iterator<Item = &'static str> {
-    facts()
-        .types
-        .keys()
-        .chain(registered().into_iter().flat_map(|r| r.types.keys()))
-        .map(String::as_str)
+    facts().types.keys().map(String::as_str).chain(
+        REGISTERED
+            .get()
+            .into_iter()
+            .flat_map(|r| r.types.keys().copied()),
+    )
+}
+
+/// Parses `name`'s entry of a registered index once, and keeps it.
+fn lazily<T: serde::de::DeserializeOwned>(
+    index: &HashMap<&'static str, &'static RawValue>,
+    parsed: &Mutex<HashMap<&'static str, &'static T>>,
+    name: &str,
+) -> Option<&'static T> {
+    let (key, raw) = index.get_key_value(name)?;
+    let mut cache = parsed.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = cache.get(key) {
+        return Some(v);
+    }
+    let value: &'static T = Box::leak(Box::new(
+        serde_json::from_str(raw.get())
+            .expect("a registered digest's entries have the facts' shape"),
+    ));
+    cache.insert(key, value);
+    Some(value)
 }
 
 /// The facts of one type: the pipeline's own, else the registered ones.
 pub fn type_facts(ty: &str) -> Option<&'static TypeFacts> {
-    facts()
-        .types
-        .get(ty)
-        .or_else(|| registered().and_then(|r| r.types.get(ty)))
+    facts().types.get(ty).or_else(|| {
+        let r = REGISTERED.get()?;
+        lazily(&r.types, &r.parsed_types, ty)
+    })
 }
 
 /// The facts of one IAM action.
 pub fn action_facts(action: &str) -> Option<&'static ActionFacts> {
-    facts()
-        .actions
-        .get(action)
-        .or_else(|| registered().and_then(|r| r.actions.get(action)))
+    facts().actions.get(action).or_else(|| {
+        let r = REGISTERED.get()?;
+        lazily(&r.actions, &r.parsed_actions, action)
+    })
 }
 
 /// What a prediction about a type rests on.
