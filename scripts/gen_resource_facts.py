@@ -144,6 +144,13 @@ def action_facts(action: str, iam: dict) -> dict | None:
     return None
 
 
+def stateful_types(decisions: dict) -> set:
+    """Data at risk: cfn-lint's list of stateful types, and the documented additions."""
+    stateful = set(json.loads((SCHEMAS.parent / "AdditionalSpecs" / "StatefulResources.json")
+                              .read_text())["ResourceTypes"])
+    return stateful | {t for t in decisions["stateful_additions"] if t != "about"}
+
+
 def generate() -> dict:
     decisions = json.loads((DATA / "handler_decisions.json").read_text())
     iam = iam_definitions()
@@ -152,10 +159,7 @@ def generate() -> dict:
         for h in d["handlers"]:
             by_action[(d["type"], h, d["action"])] = d
     types, actions = {}, {}
-    # Data at risk: cfn-lint's list of stateful types, and the documented additions.
-    stateful = set(json.loads((SCHEMAS.parent / "AdditionalSpecs" / "StatefulResources.json")
-                              .read_text())["ResourceTypes"])
-    stateful |= {t for t in decisions["stateful_additions"] if t != "about"}
+    stateful = stateful_types(decisions)
     for t in decisions["types"]:
         schema = schema_for(t)
         handlers, unknown = {}, set()
@@ -200,10 +204,7 @@ def generate() -> dict:
 def digest() -> dict:
     """Every type of the pinned schemas, without decisions (see the module's doc)."""
     iam = iam_definitions()
-    stateful = set(json.loads((SCHEMAS.parent / "AdditionalSpecs" / "StatefulResources.json")
-                              .read_text())["ResourceTypes"])
-    decisions = json.loads((DATA / "handler_decisions.json").read_text())
-    stateful |= {t for t in decisions["stateful_additions"] if t != "about"}
+    stateful = stateful_types(json.loads((DATA / "handler_decisions.json").read_text()))
     # cfn-lint's providers also hold `sam` (the SAM transform's types): not a region.
     regions = sorted(p.stem for p in (SCHEMAS / "providers").glob("*-*.json"))
     indexes = {r: json.loads((SCHEMAS / "providers" / f"{r}.json").read_text()) for r in regions}

@@ -4,15 +4,11 @@
 //! [`super::markers`].
 
 use super::Pipeline;
-use crate::constructs::{
-    add_secure_bucket, clean_up_rule, secure_bucket, tls_only_policy, to_event_bridge,
-};
+use crate::constructs::{add_secure_bucket, secure_bucket, tls_only_policy};
 use crate::resource::iam::{Condition, Effect, Principal, Statement};
 use crate::resource::s3::{
-    Bucket, BucketAttr, BucketEncryption, BucketPolicy, LifecycleConfiguration, LifecycleRule,
-    LoggingConfiguration, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
-    PublicAccessBlockConfiguration, RuleStatus, SseAlgorithm, VersioningConfiguration,
-    VersioningStatus,
+    Bucket, BucketAttr, BucketEncryption, BucketPolicy, LifecycleRule, LoggingConfiguration,
+    RuleStatus, SseAlgorithm,
 };
 use crate::stage::BucketRole;
 use crate::template::{Handle, Options};
@@ -73,41 +69,24 @@ fn own_access_logs_bucket(p: &mut Pipeline) -> Handle<Bucket> {
     let opts = Options::default().removal(p.removal_policy());
     let tags = p.tags();
     let days = p.c.log_retention.days();
-    p.t.add_with(
-        "AccessLogsBucket",
-        Bucket {
-            bucket_name: Some(Value::sub(
-                p.c.stage.bucket_name_sub(BucketRole::AccessLogs),
-            )),
-            bucket_encryption: Some(BucketEncryption::default_with(SseAlgorithm::Aes256)),
-            public_access_block_configuration: Some(PublicAccessBlockConfiguration::all_blocked()),
-            versioning_configuration: Some(VersioningConfiguration {
-                status: VersioningStatus::Enabled,
-            }),
-            lifecycle_configuration: Some(LifecycleConfiguration {
-                rules: vec![
-                    LifecycleRule {
-                        id: "ExpireAccessLogs".into(),
-                        status: RuleStatus::Enabled,
-                        prefix: None,
-                        expiration_in_days: Some(days),
-                        noncurrent_version_expiration: None,
-                        abort_incomplete_multipart_upload: None,
-                    },
-                    clean_up_rule(),
-                ],
-            }),
-            notification_configuration: Some(to_event_bridge()),
-            ownership_controls: Some(OwnershipControls {
-                rules: vec![OwnershipControlsRule {
-                    object_ownership: ObjectOwnership::BucketOwnerEnforced,
-                }],
-            }),
-            logging_configuration: None,
-            tags,
-        },
-        opts,
-    )
+    let name = Some(Value::sub(
+        p.c.stage.bucket_name_sub(BucketRole::AccessLogs),
+    ));
+    let expire = LifecycleRule {
+        id: "ExpireAccessLogs".into(),
+        status: RuleStatus::Enabled,
+        prefix: None,
+        expiration_in_days: Some(days),
+        noncurrent_version_expiration: None,
+        abort_incomplete_multipart_upload: None,
+    };
+    let bucket = secure_bucket(
+        name,
+        BucketEncryption::default_with(SseAlgorithm::Aes256),
+        vec![expire],
+        tags,
+    );
+    p.t.add_with("AccessLogsBucket", bucket, opts)
 }
 
 /// The log bucket's policy: TLS only, and S3's log delivery for the stage's buckets of this
