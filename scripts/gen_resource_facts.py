@@ -144,6 +144,23 @@ def action_facts(action: str, iam: dict) -> dict | None:
     return None
 
 
+def handler_entries(schema: dict, names, iam: dict, actions: dict) -> tuple[dict, set]:
+    """Each handler's actions IAM defines (`{"action": a}`, in the schema's order, their IAM
+    facts added to `actions`), and the actions it does not define."""
+    handlers, unknown = {}, set()
+    for h in names:
+        out = []
+        for a in schema.get("handlers", {}).get(h, {}).get("permissions", []):
+            f = action_facts(a, iam)
+            if f is None:
+                unknown.add(a)
+                continue
+            actions[a] = f
+            out.append({"action": a})
+        handlers[h] = out
+    return handlers, unknown
+
+
 def stateful_types(decisions: dict) -> set:
     """Data at risk: cfn-lint's list of stateful types, and the documented additions."""
     stateful = set(json.loads((SCHEMAS.parent / "AdditionalSpecs" / "StatefulResources.json")
@@ -162,22 +179,13 @@ def generate() -> dict:
     stateful = stateful_types(decisions)
     for t in decisions["types"]:
         schema = schema_for(t)
-        handlers, unknown = {}, set()
-        for h in decisions["handlers"]:
-            out = []
-            for a in schema.get("handlers", {}).get(h, {}).get("permissions", []):
-                facts = action_facts(a, iam)
-                if facts is None:
-                    unknown.add(a)
-                    continue
-                actions[a] = facts
-                entry = {"action": a}
-                d = by_action.get((t, h, a))
+        handlers, unknown = handler_entries(schema, decisions["handlers"], iam, actions)
+        for h, out in handlers.items():
+            for entry in out:
+                d = by_action.get((t, h, entry["action"]))
                 if d:
                     entry["when"] = d["when"]
                     entry["source"] = d["source"]
-                out.append(entry)
-            handlers[h] = out
         types[t] = {
             "create_only": sorted(p.removeprefix("/properties/") for p in schema.get("createOnlyProperties", [])),
             # Replaced or not by the resource's state (an EMR Serverless application's
@@ -212,18 +220,8 @@ def digest() -> dict:
     types, actions = {}, {}
     for t in sorted(index):
         schema = json.loads((SCHEMAS / "resources" / f"{index[t]}.json").read_text())
-        handlers, unknown, listed = {}, set(), []
-        for h in ("create", "read", "update", "delete"):
-            out = []
-            for a in schema.get("handlers", {}).get(h, {}).get("permissions", []):
-                f = action_facts(a, iam)
-                if f is None:
-                    unknown.add(a)
-                    continue
-                actions[a] = f
-                out.append({"action": a})
-                listed.append(a)
-            handlers[h] = out
+        handlers, unknown = handler_entries(schema, ("create", "read", "update", "delete"), iam, actions)
+        listed = [e["action"] for out in handlers.values() for e in out]
         types[t] = {
             "create_only": sorted(p.removeprefix("/properties/") for p in schema.get("createOnlyProperties", [])),
             "conditional_create_only": sorted(
