@@ -30,12 +30,20 @@ const THREADS: usize = 2;
 fn share(files: &[PathBuf]) -> Vec<Vec<PathBuf>> {
     let mut sized: Vec<(u64, PathBuf)> = files
         .iter()
-        .map(|f| (std::fs::metadata(f).map(|m| m.len()).unwrap_or(0), f.clone()))
+        .map(|f| {
+            (
+                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+                f.clone(),
+            )
+        })
         .collect();
-    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    sized.sort_by_key(|b| std::cmp::Reverse(b.0));
     let mut out = vec![(0u64, Vec::new()); THREADS];
     for (size, f) in sized {
-        let least = out.iter_mut().min_by_key(|(load, _)| *load).expect("threads");
+        let least = out
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("threads");
         least.0 += size;
         least.1.push(f);
     }
@@ -73,24 +81,40 @@ fn work_units(files: &[PathBuf], chunk: usize) -> Vec<Work> {
         let bytes = std::fs::read(path).expect("an input");
         let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
         if first.is_none_or(|i| bytes[i] != b'[') {
-            out.push(Work { path: path.clone(), range: 0..bytes.len(), array: false });
+            out.push(Work {
+                path: path.clone(),
+                range: 0..bytes.len(),
+                array: false,
+            });
             continue;
         }
         let start = first.unwrap() + 1;
-        let end = bytes.iter().rposition(|b| *b == b']').expect("an array's end");
+        let end = bytes
+            .iter()
+            .rposition(|b| *b == b']')
+            .expect("an array's end");
         let mut at = start;
         while at < end {
             let mut cut = (at + chunk).min(end);
             // The next record start: a newline, spaces, then `{`.
             while cut < end {
-                let line = cut + 1 + bytes[cut + 1..end].iter().take_while(|b| **b == b' ').count();
+                let line = cut
+                    + 1
+                    + bytes[cut + 1..end]
+                        .iter()
+                        .take_while(|b| **b == b' ')
+                        .count();
                 if bytes[cut] == b'\n' && line < end && bytes[line] == b'{' {
                     cut = line;
                     break;
                 }
                 cut += 1;
             }
-            out.push(Work { path: path.clone(), range: at..cut.min(end), array: true });
+            out.push(Work {
+                path: path.clone(),
+                range: at..cut.min(end),
+                array: true,
+            });
             at = cut;
         }
     }
@@ -120,7 +144,8 @@ fn tokenize(w: &Work, bytes: &[u8], buffers: &mut simd_json::Buffers) -> f64 {
             }
             line_buf.clear();
             line_buf.extend_from_slice(line);
-            let tape = simd_json::to_tape_with_buffers(&mut line_buf, buffers).expect("an NDJSON line");
+            let tape =
+                simd_json::to_tape_with_buffers(&mut line_buf, buffers).expect("an NDJSON line");
             std::hint::black_box(tape.0.len());
         }
     }
@@ -129,7 +154,10 @@ fn tokenize(w: &Work, bytes: &[u8], buffers: &mut simd_json::Buffers) -> f64 {
 
 /// This thread's CPU time, seconds (CLOCK_THREAD_CPUTIME_ID).
 fn cpu_now() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
@@ -137,8 +165,9 @@ fn cpu_now() -> f64 {
 
 fn write_bytes(dir: &Path, n: u64, i: usize) {
     let chunk = vec![0x5au8; 1 << 20];
-    let mut file =
-        std::io::BufWriter::new(std::fs::File::create(dir.join(format!("floor-{i}"))).expect("an output"));
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(dir.join(format!("floor-{i}"))).expect("an output"),
+    );
     let mut left = n;
     while left > 0 {
         let k = left.min(chunk.len() as u64) as usize;
@@ -153,7 +182,12 @@ fn main() {
     let (mut out_bytes, mut out_dir, mut files) = (0u64, PathBuf::from("/tmp"), Vec::new());
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--out-bytes" => out_bytes = args.next().and_then(|v| v.parse().ok()).expect("--out-bytes N"),
+            "--out-bytes" => {
+                out_bytes = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--out-bytes N")
+            }
             "--out-dir" => out_dir = args.next().map(PathBuf::from).expect("--out-dir DIR"),
             _ => files.push(PathBuf::from(a)),
         }
@@ -162,7 +196,10 @@ fn main() {
 
     let t = Instant::now();
     let bytes: u64 = std::thread::scope(|s| {
-        let hs: Vec<_> = shares.iter().map(|f| s.spawn(move || read_all(f))).collect();
+        let hs: Vec<_> = shares
+            .iter()
+            .map(|f| s.spawn(move || read_all(f)))
+            .collect();
         hs.into_iter().map(|h| h.join().expect("a reader")).sum()
     });
     let read = t.elapsed().as_secs_f64();
