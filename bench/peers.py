@@ -45,7 +45,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TABLES = ["students", "follows", "sessions", "subscriptions"]
 
-COMMON = r"""
+# The exports' columns, each `str` or `int`: every peer gets them (no inference pass, which
+# would also read the dates as timestamps in DuckDB and chDB), in its own dialect.
+EXPORTS = {
+    "students": [("Id", "str"), ("RegisteredDate", "str"), ("State", "str"), ("City", "str"),
+                 ("UniversityId", "int"), ("CourseId", "int"), ("SignupSource", "str")],
+    "courses": [("Id", "int"), ("Name", "str")],
+    "universities": [("Id", "int"), ("Name", "str")],
+    "subjects": [("Id", "int"), ("Name", "str")],
+    "student_follow_subject": [("StudentId", "str"), ("SubjectId", "int"), ("FollowDate", "str")],
+    "sessions": [("StudentId", "str"), ("SessionStartTime", "str"), ("StudentClient", "str")],
+    "subscriptions": [("StudentId", "str"), ("PaymentDate", "str"), ("PlanType", "str")],
+}
+
+COMMON = f"EXPORTS = {EXPORTS!r}\n" + r"""
 import sys, threading
 src, out = sys.argv[1] + "/a", sys.argv[2]
 def side_by_side(jobs):
@@ -57,15 +70,8 @@ def side_by_side(jobs):
 DUCKDB = COMMON + r"""
 import duckdb
 con = duckdb.connect()
-# The exports' columns given: no inference (which would also read the dates as timestamps).
-COLUMNS = {
- "students": "{Id: 'VARCHAR', RegisteredDate: 'VARCHAR', State: 'VARCHAR', City: 'VARCHAR', UniversityId: 'BIGINT', CourseId: 'BIGINT', SignupSource: 'VARCHAR'}",
- "courses": "{Id: 'BIGINT', Name: 'VARCHAR'}", "universities": "{Id: 'BIGINT', Name: 'VARCHAR'}",
- "subjects": "{Id: 'BIGINT', Name: 'VARCHAR'}",
- "student_follow_subject": "{StudentId: 'VARCHAR', SubjectId: 'BIGINT', FollowDate: 'VARCHAR'}",
- "sessions": "{StudentId: 'VARCHAR', SessionStartTime: 'VARCHAR', StudentClient: 'VARCHAR'}",
- "subscriptions": "{StudentId: 'VARCHAR', PaymentDate: 'VARCHAR', PlanType: 'VARCHAR'}",
-}
+COLUMNS = {name: "{" + ", ".join(f"{c}: '{'BIGINT' if t == 'int' else 'VARCHAR'}'" for c, t in cols) + "}"
+           for name, cols in EXPORTS.items()}
 def j(name):
     return f"read_json('{src}/{name}.json', format='array', columns={COLUMNS[name]})"
 SQL = {
@@ -89,14 +95,14 @@ side_by_side([lambda t=t: copy(t) for t in SQL])
 
 POLARS = COMMON + r"""
 import polars as pl
-S, I = pl.String, pl.Int64
-def read(name, schema):
+S = pl.String
+def read(name):
+    schema = {c: pl.Int64 if t == "int" else S for c, t in EXPORTS[name]}
     return pl.read_json(f"{src}/{name}.json", schema=schema)
 def dim(name):
-    return read(name, {"Id": I, "Name": S}).select(pl.col("Id").cast(S), pl.col("Name"))
+    return read(name).select(pl.col("Id").cast(S), pl.col("Name"))
 def students():
-    s = read("students", {"Id": S, "RegisteredDate": S, "State": S, "City": S, "UniversityId": I,
-                          "CourseId": I, "SignupSource": S})
+    s = read("students")
     c, u = dim("courses").rename({"Name": "Course"}), dim("universities").rename({"Name": "University"})
     s = (s.with_columns(pl.col("CourseId").cast(S), pl.col("UniversityId").cast(S))
           .join(c, left_on="CourseId", right_on="Id", how="left", maintain_order="left")
@@ -104,18 +110,18 @@ def students():
     s.select("Id", pl.col("RegisteredDate").alias("Date"), "State", "City", "University", "Course",
              "SignupSource").write_parquet(f"{out}/students.parquet", compression="snappy")
 def follows():
-    f = read("student_follow_subject", {"StudentId": S, "SubjectId": I, "FollowDate": S})
+    f = read("student_follow_subject")
     sub = dim("subjects").rename({"Name": "Subject"})
     (f.with_columns(pl.col("SubjectId").cast(S))
       .join(sub, left_on="SubjectId", right_on="Id", how="left", maintain_order="left")
       .select("StudentId", "Subject", pl.col("FollowDate").alias("Date"))
       .write_parquet(f"{out}/follows.parquet", compression="snappy"))
 def sessions():
-    (read("sessions", {"StudentId": S, "SessionStartTime": S, "StudentClient": S})
+    (read("sessions")
       .select("StudentId", pl.col("SessionStartTime").alias("StartTime"), pl.col("StudentClient").alias("Client"))
       .write_parquet(f"{out}/sessions.parquet", compression="snappy"))
 def subscriptions():
-    (read("subscriptions", {"StudentId": S, "PaymentDate": S, "PlanType": S})
+    (read("subscriptions")
       .select("StudentId", pl.col("PaymentDate").alias("Date"), pl.col("PlanType").alias("Type"))
       .write_parquet(f"{out}/subscriptions.parquet", compression="snappy"))
 side_by_side([students, follows, sessions, subscriptions])
@@ -123,15 +129,8 @@ side_by_side([students, follows, sessions, subscriptions])
 
 CHDB = COMMON + r"""
 import chdb
-# The exports' structure given: no inference (which would also read the dates as DateTime64).
-STRUCTURE = {
- "students": "Id Nullable(String), RegisteredDate Nullable(String), State Nullable(String), City Nullable(String), UniversityId Nullable(Int64), CourseId Nullable(Int64), SignupSource Nullable(String)",
- "courses": "Id Nullable(Int64), Name Nullable(String)", "universities": "Id Nullable(Int64), Name Nullable(String)",
- "subjects": "Id Nullable(Int64), Name Nullable(String)",
- "student_follow_subject": "StudentId Nullable(String), SubjectId Nullable(Int64), FollowDate Nullable(String)",
- "sessions": "StudentId Nullable(String), SessionStartTime Nullable(String), StudentClient Nullable(String)",
- "subscriptions": "StudentId Nullable(String), PaymentDate Nullable(String), PlanType Nullable(String)",
-}
+STRUCTURE = {name: ", ".join(f"{c} Nullable({'Int64' if t == 'int' else 'String'})" for c, t in cols)
+             for name, cols in EXPORTS.items()}
 def f(name):
     return f"file('{src}/{name}.json', 'JSONEachRow', '{STRUCTURE[name]}')"
 SQL = {
@@ -157,14 +156,8 @@ side_by_side([lambda t=t: copy(t) for t in SQL])
 
 DATAFUSION = COMMON + r"""
 import datafusion
-SCHEMAS = {
- "students": '"Id" VARCHAR, "RegisteredDate" VARCHAR, "State" VARCHAR, "City" VARCHAR, "UniversityId" BIGINT, "CourseId" BIGINT, "SignupSource" VARCHAR',
- "courses": '"Id" BIGINT, "Name" VARCHAR', "universities": '"Id" BIGINT, "Name" VARCHAR',
- "subjects": '"Id" BIGINT, "Name" VARCHAR',
- "student_follow_subject": '"StudentId" VARCHAR, "SubjectId" BIGINT, "FollowDate" VARCHAR',
- "sessions": '"StudentId" VARCHAR, "SessionStartTime" VARCHAR, "StudentClient" VARCHAR',
- "subscriptions": '"StudentId" VARCHAR, "PaymentDate" VARCHAR, "PlanType" VARCHAR',
-}
+SCHEMAS = {name: ", ".join(f'"{c}" {"BIGINT" if t == "int" else "VARCHAR"}' for c, t in cols)
+           for name, cols in EXPORTS.items()}
 SQL = {
  "students": '''SELECT s."Id", s."RegisteredDate" AS "Date", s."State", s."City", u."Name" AS "University",
         c."Name" AS "Course", s."SignupSource"
