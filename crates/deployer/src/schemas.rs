@@ -29,6 +29,14 @@ pub fn register() {
     });
 }
 
+/// Registers the digest when one of `types` is outside stack-model's own facts (the pipeline's
+/// types): a template of the pipeline alone does not pay for unpacking it.
+pub fn register_for<'a>(mut types: impl Iterator<Item = &'a str>) {
+    if types.any(|t| stack_model::facts::type_facts(t).is_none()) {
+        register();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use stack_model::facts;

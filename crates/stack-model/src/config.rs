@@ -21,7 +21,7 @@ use crate::extension::{
 };
 use crate::resource::logs::Retention;
 use crate::stage::{StageName, MAX_REGION_LEN};
-use crate::template::RAW_RESOURCE_KEYS;
+use crate::template::{valid_logical_id, RAW_RESOURCE_KEYS};
 use crate::warehouse::DataFormat;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -927,7 +927,7 @@ impl Overrides {
 /// accepts, a `Type`, `Properties` a mapping, only the resource-level keys a stage's template
 /// allows, and no tag the tool sets.
 fn added_resource(id: &str, r: Json, at: &Origin) -> Result<AddedResource, ConfigError> {
-    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !valid_logical_id(id) {
         return Err(at.error(
             "",
             "a logical id is 1 to 255 ASCII letters and digits".into(),
@@ -970,13 +970,8 @@ fn added_resource(id: &str, r: Json, at: &Origin) -> Result<AddedResource, Confi
     }
     if let Some(Json::Array(tags)) = properties.get("Tags") {
         for (i, t) in tags.iter().enumerate() {
-            if let Some(k) = t.get("Key").and_then(Json::as_str) {
-                if ["Project", "Stage"]
-                    .iter()
-                    .any(|x| x.eq_ignore_ascii_case(k))
-                {
-                    return Err(at.error(&format!("Properties.Tags.{i}.Key"), format!("`{k}` is set by the tool (the stage's policies find its resources by `Project` and `Stage`): choose another key")));
-                }
+            if let Some(refusal) = t.get("Key").and_then(Json::as_str).and_then(tool_tag) {
+                return Err(at.error(&format!("Properties.Tags.{i}.Key"), refusal));
             }
         }
     }
@@ -990,7 +985,7 @@ fn added_resource(id: &str, r: Json, at: &Origin) -> Result<AddedResource, Confi
 
 /// An output under `resources.Outputs`: a mapping with a `Value`.
 fn check_output(name: &str, body: &Json, at: &Origin) -> Result<(), ConfigError> {
-    if name.is_empty() || name.len() > 255 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !valid_logical_id(name) {
         return Err(at.error(
             "",
             "an output's name is 1 to 255 ASCII letters and digits".into(),
@@ -1069,17 +1064,21 @@ fn in_range(v: u32, min: u32, max: u32, what: &str) -> Result<(), String> {
     }
 }
 
+/// The refusal of a tag key the tool sets itself (`Project`, `Stage`, in any case), if `key` is
+/// one: in `tags:` and in an added resource's `Tags`.
+fn tool_tag(key: &str) -> Option<String> {
+    ["Project", "Stage"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(key))
+        .then(|| format!("`{key}` is set by the tool (the stage's policies find its resources by `Project` and `Stage`): choose another key"))
+}
+
 /// A tag the user adds: not one the tool sets, not AWS's prefix, within AWS's tag rules
 /// ("Tag naming limits and requirements", Tagging AWS Resources user guide: a key of 1 to 128
 /// characters, a value of up to 256, letters, numbers, spaces and `_ . : / = + - @`).
 fn check_tag(key: &str, value: &str) -> Result<(), String> {
-    if ["Project", "Stage"]
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(key))
-    {
-        return Err(format!(
-            "`{key}` is set by the tool (the stage's policies find its resources by `Project` and `Stage`): choose another key"
-        ));
+    if let Some(refusal) = tool_tag(key) {
+        return Err(refusal);
     }
     if key.to_ascii_lowercase().starts_with("aws:") {
         return Err("keys starting with `aws:` are reserved for AWS's own tags".into());

@@ -30,12 +30,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 /// The generated file, parsed once.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct Facts {
     /// By CloudFormation type name.
     pub types: BTreeMap<String, TypeFacts>,
@@ -279,26 +279,6 @@ pub fn action_facts(action: &str) -> Option<&'static ActionFacts> {
         let r = REGISTERED.get()?;
         lazily(&r.actions, &r.parsed_actions, action)
     })
-}
-
-/// What a prediction about a type rests on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Knowledge {
-    /// The type's schema facts are known.
-    Known,
-    /// Neither the pipeline's facts nor the registered digest hold the type: nothing can be
-    /// predicted (never "in place").
-    Unknown,
-}
-
-/// Whether the facts know `ty`.
-pub fn knowledge(ty: &str) -> Knowledge {
-    if type_facts(ty).is_some() {
-        Knowledge::Known
-    } else {
-        Knowledge::Unknown
-    }
 }
 
 /// Whether changing `path` (property names joined by `/`, list indexes included) of a

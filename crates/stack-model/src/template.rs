@@ -871,7 +871,8 @@ fn apply_override(
     Ok(())
 }
 
-fn valid_logical_id(id: &str) -> bool {
+/// Whether CloudFormation accepts `id` as a logical id (1 to 255 ASCII letters and digits).
+pub(crate) fn valid_logical_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 

@@ -14,7 +14,7 @@ use crate::stage_stack::{body, deployed};
 use stack_model::bootstrap;
 
 pub async fn run(global: &Global, args: &BootstrapArgs) -> Result<(), ApplyError> {
-    let c = global.stage_config(&args.stage)?;
+    let mut c = global.stage_config(&args.stage)?;
     let aws = Aws::connect(&c.region).await;
     let name = c.stage.bootstrap_stack_name();
     eprintln!(
@@ -25,13 +25,12 @@ pub async fn run(global: &Global, args: &BootstrapArgs) -> Result<(), ApplyError
             .map(|e| format!(" at {e}"))
             .unwrap_or_default()
     );
-    let mut c = c;
     // What the deployed stage holds: the role keeps its delete calls (an added resource taken
     // out of `resources:`, the old physical resource of a replacement), or the next deploy or
     // teardown could not remove it.
-    crate::schemas::register();
     if let Some(d) = deployed(&aws, &c.stage.stack_name()).await? {
         if let Some(resources) = d.template["Resources"].as_object() {
+            crate::schemas::register_for(resources.values().filter_map(|r| r["Type"].as_str()));
             c.extensions.deployed = resources.clone();
         }
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use stack_model::facts::{knowledge, may_replace, replaces, stateful, Knowledge};
+use stack_model::facts::{may_replace, replaces, stateful, type_facts};
 use stack_model::guard::Guard;
 use stack_model::pipeline::params;
 
@@ -237,12 +237,17 @@ pub fn compare(
     new: &Value,
     new_params: &[(String, String)],
 ) -> Report {
-    // Predictions for every type, not only the pipeline's own.
-    crate::schemas::register();
     let empty = Value::Object(Default::default());
     let (old_t, old_p) = old.unwrap_or((&empty, &[]));
     let old_res = old_t["Resources"].as_object().cloned().unwrap_or_default();
     let new_res = new["Resources"].as_object().cloned().unwrap_or_default();
+    // Predictions for every type, not only the pipeline's own.
+    crate::schemas::register_for(
+        old_res
+            .values()
+            .chain(new_res.values())
+            .filter_map(|r| r["Type"].as_str()),
+    );
     let ids: BTreeSet<&String> = old_res.keys().chain(new_res.keys()).collect();
     let mut resources = Vec::new();
     for id in ids {
@@ -252,7 +257,7 @@ pub fn compare(
             .and_then(|r| r["Type"].as_str())
             .unwrap_or("?")
             .to_owned();
-        let unknown_type = knowledge(&ty) == Knowledge::Unknown;
+        let unknown_type = type_facts(&ty).is_none();
         let change = match (a, b) {
             (None, Some(_)) => ResourceChange {
                 logical_id: id.clone(),

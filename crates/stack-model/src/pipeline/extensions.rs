@@ -118,20 +118,9 @@ pub fn guard_lowered(c: &StageConfig) -> Vec<String> {
     lowered
 }
 
-/// Whether `v` references logical id `id` (`Ref`, `Fn::GetAtt`, or `${id...}` in a `Fn::Sub`).
+/// Whether `v` references logical id `id` ([`reference_path`]).
 fn mentions(v: &Json, id: &str) -> bool {
-    match v {
-        Json::Object(m) => {
-            m.get("Ref").is_some_and(|r| r == id)
-                || m.get("Fn::GetAtt")
-                    .and_then(|g| g.get(0))
-                    .is_some_and(|r| r == id)
-                || m.values().any(|x| mentions(x, id))
-        }
-        Json::Array(a) => a.iter().any(|x| mentions(x, id)),
-        Json::String(s) => s.contains(&format!("${{{id}}}")) || s.contains(&format!("${{{id}.")),
-        _ => false,
-    }
+    reference_path(v, id).is_some()
 }
 
 /// What synth says about the stage's additions: one line per added type whose permissions
@@ -318,12 +307,13 @@ fn refusal(c: &StageConfig, e: TemplateError) -> ConfigError {
     let needle = match &e {
         TemplateError::UnknownReference { target, .. }
         | TemplateError::UnknownAttribute { target, .. } => Some(target.clone()),
-        TemplateError::UnknownSubVariable { name, .. } => Some(format!("${{{name}}}")),
+        TemplateError::UnknownSubVariable { name, .. } => Some(name.clone()),
         _ => None,
     };
     let below = match (&from, &needle) {
         (Some(id), Some(n)) => ext.resources.get(id).and_then(|r| {
-            path_to(&Json::Object(r.properties.clone()), n).map(|p| format!("Properties.{p}"))
+            reference_path(&Json::Object(r.properties.clone()), n)
+                .map(|p| format!("Properties.{p}"))
         }),
         _ => None,
     };
@@ -343,45 +333,46 @@ fn refusal(c: &StageConfig, e: TemplateError) -> ConfigError {
     }
 }
 
-/// The dotted path of the first value below `v` that is, or whose text contains, `needle` (a
-/// `Ref`'s or `Fn::GetAtt`'s target, a `${Name}`).
-fn path_to(v: &Json, needle: &str) -> Option<String> {
+/// The dotted path below `v` of the first value that references logical id (or `Fn::Sub`
+/// variable) `id`: a `Ref`, a `Fn::GetAtt` (either form), or `${id}` / `${id.Attr}` in a
+/// `Fn::Sub` text. The path stops at the property: an intrinsic's own key is not one. `Some("")`
+/// when `v` itself is the reference.
+fn reference_path(v: &Json, id: &str) -> Option<String> {
+    let join = |head: String, tail: String| match (head.is_empty(), tail.is_empty()) {
+        (true, _) => tail,
+        (_, true) => head,
+        _ => format!("{head}.{tail}"),
+    };
     match v {
         Json::Object(m) => {
-            let here = m.get("Ref").is_some_and(|r| r == needle)
+            let here = m.get("Ref").is_some_and(|r| r == id)
                 || m.get("Fn::GetAtt").is_some_and(|g| {
-                    g.get(0).is_some_and(|r| r == needle)
-                        || g.as_str()
-                            .is_some_and(|t| t.split('.').next() == Some(needle))
+                    g.get(0).is_some_and(|r| r == id)
+                        || g.as_str().is_some_and(|t| t.split('.').next() == Some(id))
                 });
             if here {
                 return Some(String::new());
             }
             m.iter().find_map(|(k, x)| {
-                path_to(x, needle).map(|p| {
-                    if p.is_empty() || k.contains("::") || k == "Ref" {
-                        // An intrinsic's own key is not a property: stop at the property.
-                        if k.contains("::") || k == "Ref" {
-                            String::new()
-                        } else {
-                            k.clone()
-                        }
+                let intrinsic = k == "Ref" || k.contains("::");
+                reference_path(x, id).map(|p| {
+                    if intrinsic {
+                        String::new()
                     } else {
-                        format!("{k}.{p}")
+                        join(k.clone(), p)
                     }
                 })
             })
         }
-        Json::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
-            path_to(x, needle).map(|p| {
-                if p.is_empty() {
-                    i.to_string()
-                } else {
-                    format!("{i}.{p}")
-                }
-            })
-        }),
-        Json::String(s) if s.contains(needle) => Some(String::new()),
+        Json::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| reference_path(x, id).map(|p| join(i.to_string(), p))),
+        Json::String(s)
+            if s.contains(&format!("${{{id}}}")) || s.contains(&format!("${{{id}.")) =>
+        {
+            Some(String::new())
+        }
         _ => None,
     }
 }

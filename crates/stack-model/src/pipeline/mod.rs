@@ -219,11 +219,7 @@ pub fn compose(config: &StageConfig) -> Stage {
             athena: &athena,
         },
     );
-    let tags: Vec<(String, String)> = p
-        .tags()
-        .into_iter()
-        .filter_map(|t| Some((t.key, t.value.as_literal()?.to_string())))
-        .collect();
+    let tags = p.tag_pairs();
     extensions::apply(config, &mut p.t, &tags);
     let base_b_function = match &functions.base_b {
         functions::BaseB::SiteEvents(f) | functions::BaseB::EmrStarter(f) => f.clone(),
@@ -298,11 +294,19 @@ impl<'a> Pipeline<'a> {
     /// `Project` and `Stage` (the policies' conditions find the stage's resources by them),
     /// then the user's `tags:` in key order.
     fn tags(&self) -> Vec<Tag> {
+        self.tag_pairs()
+            .into_iter()
+            .map(|(k, v)| Tag::new(k, v))
+            .collect()
+    }
+
+    /// [`Pipeline::tags`] as key and value text, for the stage's added resources.
+    fn tag_pairs(&self) -> Vec<(String, String)> {
         let mut tags = vec![
-            Tag::new("Project", PROJECT),
-            Tag::new("Stage", self.c.stage.as_str()),
+            ("Project".to_owned(), PROJECT.to_owned()),
+            ("Stage".to_owned(), self.c.stage.as_str().to_owned()),
         ];
-        tags.extend(self.c.tags.iter().map(|(k, v)| Tag::new(k, v.as_str())));
+        tags.extend(self.c.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
         tags
     }
 
