@@ -506,6 +506,12 @@ pub struct InvokeArgs {
     /// the warehouse's students table.
     #[arg(long, value_enum)]
     pub table_format: Option<TableFormatArg>,
+    /// etl: cut each export into N spans read side by side, each written as its own part of
+    /// its table (fewer where an export has fewer records, or is not one record per line);
+    /// 1 reads each whole. Default: spans sized to this machine's cores. The tables and any
+    /// refusal are the same whatever N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: Option<u32>,
     /// site-events: names the run's folders and markers (default: a new one).
     #[arg(long)]
     pub run_id: Option<String>,

@@ -10,6 +10,10 @@
 //! Every refusal names the file, the line and column, and the record index where it applies:
 //! a document that is not an array, an empty array, malformed JSON, invalid UTF-8, a record
 //! that is not an object, trailing content.
+//!
+//! A reader can also take one [`Span`] of a document: the records that start in a byte range
+//! ([`crate::shard`] finds where records start and checks that the spans tile the document).
+//! Its places are then counted from the span's start; [`Spanned::rebase`] moves them.
 
 use std::io::{ErrorKind, Read};
 
@@ -97,8 +101,54 @@ fn line_col(window: &[u8], base_line: usize, base_col: usize, offset: usize) -> 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     Start,
+    /// A span's first record, at `pos`.
+    First,
     Elements,
     Done,
+}
+
+/// The part of a document one reader takes: the records whose `{` lies in `start..stop`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The byte offset of the first record's `{` (0: the document's start, read whole).
+    pub start: u64,
+    /// Its 1-based column (a span starts on a record's line, after its indentation).
+    pub column: usize,
+    /// Where the next span's first record starts; `None`: through the document's end, with
+    /// every check of its end.
+    pub stop: Option<u64>,
+}
+
+impl Span {
+    /// The whole document.
+    pub const WHOLE: Span = Span {
+        start: 0,
+        column: 1,
+        stop: None,
+    };
+}
+
+/// What a reader of a span saw: its records and lines, and where it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Spanned {
+    /// Records read.
+    pub records: u64,
+    /// Newlines between the span's start and where it ended.
+    pub newlines: u64,
+    /// The byte offset where it stopped: the next record's `{` at or after the span's stop
+    /// (the span's stop itself when the spans tile), or the document's end.
+    pub ended_at: u64,
+}
+
+impl Spanned {
+    /// Moves a place read in a span to the whole document's: `lines` newlines and `records`
+    /// records came before the span.
+    pub fn rebase(place: &mut Place, lines: u64, records: u64) {
+        place.line += lines as usize;
+        if let Some(r) = place.record.as_mut() {
+            *r += records as usize;
+        }
+    }
 }
 
 /// Reads the records of one document. See the module doc.
@@ -112,9 +162,16 @@ pub struct ArrayReader<R> {
     end: usize,
     checked: usize,
     eof: bool,
-    /// Line and column of `buf[0]`.
+    /// Line and column of `buf[0]`, counted from the span's start.
     base_line: usize,
     base_col: usize,
+    /// The document's byte offset of `buf[0]`.
+    base_offset: u64,
+    /// Invalid UTF-8 at `checked`: refused when the reader gets there, so that the refusal
+    /// names the record it is in, wherever the reads happened to end.
+    bad_utf8: bool,
+    /// Where to stop ([`Span::stop`]).
+    stop: Option<u64>,
     index: usize,
     state: State,
     /// The flat reader's memory of what came before each value of the last record.
@@ -133,6 +190,11 @@ fn recycle<'b>(mut fields: Vec<(Name<'_>, Raw<'_>)>) -> Vec<(Name<'b>, Raw<'b>)>
 impl<R: Read> ArrayReader<R> {
     /// `file` names the document in messages (`s3://bucket/a/students.json`).
     pub fn new(src: R, file: impl Into<String>) -> Self {
+        Self::span(src, file, Span::WHOLE)
+    }
+
+    /// Reads the records of `span`, from `src` positioned at its start.
+    pub fn span(src: R, file: impl Into<String>, span: Span) -> Self {
         ArrayReader {
             src,
             file: file.into(),
@@ -142,9 +204,16 @@ impl<R: Read> ArrayReader<R> {
             checked: 0,
             eof: false,
             base_line: 1,
-            base_col: 1,
+            base_col: span.column,
+            base_offset: span.start,
+            bad_utf8: false,
+            stop: span.stop,
             index: 0,
-            state: State::Start,
+            state: if span.start == 0 {
+                State::Start
+            } else {
+                State::First
+            },
             gaps: flat::LastGaps::default(),
             spare: Vec::new(),
         }
@@ -156,14 +225,28 @@ impl<R: Read> ArrayReader<R> {
     }
 
     /// Calls `f` with each record, in order, then checks the document ends after the array.
-    pub fn for_each<F>(mut self, mut f: F) -> Result<usize, EtlError>
+    pub fn for_each<F>(self, f: F) -> Result<usize, EtlError>
+    where
+        F: FnMut(&Element<'_>) -> Result<(), EtlError>,
+    {
+        Ok(self.for_each_spanned(f)?.records as usize)
+    }
+
+    /// [`ArrayReader::for_each`] over a span: stops before the first record starting at or
+    /// after the span's stop (or checks the document's end when it has none).
+    pub fn for_each_spanned<F>(mut self, mut f: F) -> Result<Spanned, EtlError>
     where
         F: FnMut(&Element<'_>) -> Result<(), EtlError>,
     {
         while self.state != State::Done {
             self.step(&mut f)?;
         }
-        Ok(self.index)
+        let (line, _) = line_col(&self.buf, self.base_line, self.base_col, self.pos);
+        Ok(Spanned {
+            records: self.index as u64,
+            newlines: (line - 1) as u64,
+            ended_at: self.offset(),
+        })
     }
 
     fn step<F>(&mut self, f: &mut F) -> Result<(), EtlError>
@@ -203,13 +286,26 @@ impl<R: Read> ArrayReader<R> {
                 }
                 self.element(f)
             }
+            State::First => {
+                self.state = State::Elements;
+                self.element(f)
+            }
             State::Elements => match self.skip_ws()? {
                 Some(b',') => {
                     self.pos += 1;
                     match self.skip_ws()? {
                         Some(b']') => Err(self
-                            .error_here(format!("trailing comma after record {}", self.index - 1))
+                            .error_at_byte(
+                                self.pos,
+                                Some(self.index - 1),
+                                "trailing comma after the record",
+                            )
                             .into()),
+                        Some(_) if self.stop.is_some_and(|s| self.offset() >= s) => {
+                            // The next span's: stop before it.
+                            self.state = State::Done;
+                            Ok(())
+                        }
                         Some(_) => self.element(f),
                         None => Err(self.unterminated().into()),
                     }
@@ -227,11 +323,14 @@ impl<R: Read> ArrayReader<R> {
                     }
                 }
                 Some(b) => Err(self
-                    .error_here(format!(
-                        "expected `,` or `]` after record {}, found {}",
-                        self.index - 1,
-                        describe_start(b)
-                    ))
+                    .error_at_byte(
+                        self.pos,
+                        Some(self.index - 1),
+                        format!(
+                            "expected `,` or `]` after the record, found {}",
+                            describe_start(b)
+                        ),
+                    )
                     .into()),
                 None => Err(self.unterminated().into()),
             },
@@ -327,8 +426,16 @@ impl<R: Read> ArrayReader<R> {
         }
     }
 
+    /// The document's byte offset of `pos`.
+    fn offset(&self) -> u64 {
+        self.base_offset + self.pos as u64
+    }
+
     /// Reads more input into the window; `false` at the end of the input.
     fn fill(&mut self) -> Result<bool, EtlError> {
+        if self.bad_utf8 {
+            return Err(self.invalid_utf8().into());
+        }
         if self.eof {
             return Ok(false);
         }
@@ -336,6 +443,7 @@ impl<R: Read> ArrayReader<R> {
             let (line, col) = line_col(&self.buf, self.base_line, self.base_col, self.pos);
             self.base_line = line;
             self.base_col = col;
+            self.base_offset += self.pos as u64;
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
             self.checked -= self.pos;
@@ -356,39 +464,43 @@ impl<R: Read> ArrayReader<R> {
         if n == 0 {
             self.eof = true;
         }
-        self.check_utf8()?;
-        Ok(n > 0)
+        self.check_utf8();
+        Ok(n > 0 || self.bad_utf8)
     }
 
-    fn check_utf8(&mut self) -> Result<(), InputError> {
+    fn check_utf8(&mut self) {
         // simdutf8's `compat` check reports the same position and length as std's, faster.
         match simdutf8::compat::from_utf8(&self.buf[self.checked..self.end]) {
             Ok(_) => self.checked = self.end,
             Err(e) => {
-                let bad = self.checked + e.valid_up_to();
-                if e.error_len().is_none() && !self.eof {
-                    // A character cut by the end of this read: finish it on the next one.
-                    self.checked = bad;
-                } else {
-                    return Err(self.error_at_byte(
-                        bad,
-                        (self.state == State::Elements).then_some(self.index),
-                        format!(
-                            "invalid UTF-8 (byte 0x{:02X}): exports must be UTF-8 text",
-                            self.buf[bad]
-                        ),
-                    ));
-                }
+                // Up to the bad byte (or a character cut by the end of this read, finished on
+                // the next one) the window is text; past it, `fill` refuses.
+                self.checked += e.valid_up_to();
+                self.bad_utf8 = e.error_len().is_some() || self.eof;
             }
         }
-        Ok(())
     }
 
     fn error_here(&self, problem: impl Into<String>) -> InputError {
         self.error_at_byte(self.pos, None, problem)
     }
 
+    fn invalid_utf8(&self) -> InputError {
+        self.error_at_byte(
+            self.checked,
+            (self.state == State::Elements).then_some(self.index),
+            format!(
+                "invalid UTF-8 (byte 0x{:02X}): exports must be UTF-8 text",
+                self.buf[self.checked]
+            ),
+        )
+    }
+
     fn unterminated(&self) -> InputError {
+        if self.bad_utf8 {
+            // A character cut by the end of the document.
+            return self.invalid_utf8();
+        }
         self.error_at_byte(
             self.end,
             Some(self.index),
@@ -541,11 +653,11 @@ mod tests {
         );
         assert_eq!(
             input_error(b"[{\"Id\": 1}\n{\"Id\": 2}]"),
-            "t.json:2:1: expected `,` or `]` after record 0, found an object (`{`)"
+            "t.json:2:1 (record 0): expected `,` or `]` after the record, found an object (`{`)"
         );
         assert_eq!(
             input_error(b"[{\"Id\": 1},]"),
-            "t.json:1:12: trailing comma after record 0"
+            "t.json:1:12 (record 0): trailing comma after the record"
         );
         assert_eq!(
             input_error(b"[{\"Id\": 1}] x"),

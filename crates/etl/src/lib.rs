@@ -20,6 +20,7 @@ pub mod publish;
 pub mod record;
 pub mod run;
 pub mod runs;
+pub mod shard;
 mod short_eq;
 pub mod sink;
 pub mod site_events;

@@ -48,6 +48,31 @@ impl<'a> Raw<'a> {
     pub fn get(self) -> &'a str {
         self.json
     }
+
+    /// The value's JSON text without whitespace between tokens, as `JSON.stringify` writes an
+    /// object or array (an export's nested values are pretty-printed over several lines, which
+    /// an NDJSON row cannot hold). Borrowed unless the value is an object or array with
+    /// whitespace in it.
+    pub fn compact(self) -> Cow<'a, str> {
+        let b = self.json.as_bytes();
+        if !matches!(b[0], b'{' | b'[') || !b.iter().any(|c| c.is_ascii_whitespace()) {
+            return Cow::Borrowed(self.json);
+        }
+        let mut out = Vec::with_capacity(b.len());
+        let (mut in_string, mut escaped) = (false, false);
+        for &c in b {
+            if in_string {
+                in_string = escaped || c != b'"';
+                escaped = !escaped && c == b'\\';
+            } else if c == b'"' {
+                in_string = true;
+            } else if c.is_ascii_whitespace() {
+                continue;
+            }
+            out.push(c);
+        }
+        Cow::Owned(String::from_utf8(out).expect("whitespace removed from UTF-8 between tokens"))
+    }
 }
 
 /// The fields of one JSON object, in document order. Values stay raw JSON text until a
@@ -152,7 +177,7 @@ pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     match s.as_bytes()[0] {
         b'"' => Some(unquote(raw)),
         b'n' => None,
-        _ => Some(Cow::Borrowed(s)),
+        _ => Some(raw.compact()),
     }
 }
 
@@ -216,7 +241,12 @@ mod tests {
     fn text_decodes_strings_and_keeps_other_json() {
         assert_eq!(text(raw("\"S\\u00e3o\"")).unwrap(), "São");
         assert_eq!(text(raw("12")).unwrap(), "12");
-        assert_eq!(text(raw("[1, 2]")).unwrap(), "[1, 2]");
+        assert_eq!(text(raw("[1, 2]")).unwrap(), "[1,2]");
+        assert_eq!(
+            text(raw("{\"a b\": [1,\n  {\"c\": \" \\\" \\\\\"}]}")).unwrap(),
+            "{\"a b\":[1,{\"c\":\" \\\" \\\\\"}]}"
+        );
+        assert!(matches!(raw("[1,2]").compact(), Cow::Borrowed(_)));
         assert_eq!(text(raw("null")), None);
     }
 

@@ -2,16 +2,17 @@
 //! folders, then publish them as base b does ([`crate::publish`]): each manifest switched by
 //! one write, its marker naming the run, older runs removed.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::error::{EtlError, StorageError};
-use crate::json_array::ArrayReader;
+use crate::json_array::{ArrayReader, Spanned};
 use crate::lease::{self, Lease, Terms};
 use crate::publish;
+use crate::shard::{self, Plan};
 use crate::sink;
 use crate::storage::Storage;
 use crate::transform::tables::Dimensions;
@@ -24,8 +25,10 @@ pub struct Options {
     pub format: DataFormat,
     /// Names the run's folders and the markers; sortable by time.
     pub run_id: String,
-    /// Tables staged at once (each is one stream: read, transform, write).
+    /// Spans staged at once (each is one stream: read, transform, write).
     pub workers: usize,
+    /// How each export is cut into spans ([`crate::shard`]).
+    pub split: Split,
     /// What runs it, as base a's lease names its holder (`etl function`, `local`).
     pub holder: String,
     /// How long to wait for base a's lease, and to hold it.
@@ -50,6 +53,40 @@ impl Options {
                 .clamp(1, 4),
             holder: lease::local_holder("etl"),
             lease: LOCAL_LEASE,
+            split: Split::Auto,
+        }
+    }
+}
+
+/// How the exports are cut into spans read side by side ([`crate::shard`]); every choice
+/// writes the same rows in the same order, and refuses a bad input the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Each export read whole by one worker.
+    Whole,
+    /// Spans of about a quarter of each worker's share, so that the workers, taking the
+    /// largest first, finish together: the sessions export alone is 60% of base a's bytes.
+    Auto,
+    /// Each export cut into this many spans (fewer where it has fewer records, or is not laid
+    /// out one record per line): `deployer invoke etl --local --shards N`.
+    Pieces(usize),
+}
+
+/// Spans smaller than this are not worth their own object.
+const MIN_AUTO_SPAN: u64 = 16 << 20;
+
+impl Split {
+    /// How many pieces to cut an export of `size` bytes into, when the facts' exports hold
+    /// `total` bytes and `workers` read them.
+    fn pieces(self, size: u64, total: u64, workers: usize) -> usize {
+        match self {
+            Split::Whole => 1,
+            Split::Pieces(n) => n.max(1),
+            Split::Auto if workers <= 1 => 1,
+            Split::Auto => {
+                let span = (total / (workers as u64 * 4)).max(MIN_AUTO_SPAN);
+                size.div_ceil(span).max(1) as usize
+            }
         }
     }
 }
@@ -84,7 +121,8 @@ pub struct DimensionReport {
 pub struct TableReport {
     pub table: &'static str,
     pub rows: u64,
-    pub object: String,
+    /// The table's objects in this run, in the rows' order (one per span read).
+    pub objects: Vec<String>,
 }
 
 /// Runs the ETL from `source` (holding `a/<entity>.json`) into `warehouse`.
@@ -117,7 +155,7 @@ fn run_holding(
     opts: &Options,
     lease: &mut Lease<'_>,
 ) -> Result<(Vec<DimensionReport>, Vec<TableReport>), EtlError> {
-    check_inputs(source)?;
+    let sizes = check_inputs(source)?;
     let mut dims = Vec::with_capacity(3);
     for kind in DimensionKind::ALL {
         dims.push(read_dimension(source, kind)?);
@@ -136,7 +174,7 @@ fn run_holding(
         subjects: &dims[2],
     };
     // Written where no reader looks; then, still holding the lease, switched.
-    let staged = stage_all(source, warehouse, &joined, opts).and_then(|rows| {
+    let staged = stage_all(source, warehouse, &joined, opts, &sizes).and_then(|rows| {
         lease.confirm()?;
         Ok(rows)
     });
@@ -160,6 +198,19 @@ pub fn data_key(table: Table, run: &str, format: DataFormat) -> String {
     )
 }
 
+/// The key of span `k` of `spans` of `table` in `run`: [`data_key`] for one span, else
+/// `data-00000.<ext>` and on, in the rows' order.
+pub fn part_key(table: Table, run: &str, format: DataFormat, k: usize, spans: usize) -> String {
+    if spans == 1 {
+        return data_key(table, run, format);
+    }
+    format!(
+        "{}data-{k:05}.{}",
+        publish::run_folder(table.def(), run),
+        format.extension()
+    )
+}
+
 fn all_exports() -> impl Iterator<Item = &'static str> {
     DimensionKind::ALL
         .iter()
@@ -167,17 +218,17 @@ fn all_exports() -> impl Iterator<Item = &'static str> {
         .chain(Table::ALL.iter().map(|t| t.source_key()))
 }
 
-/// Fails before any work when an export is missing, naming it.
-fn check_inputs(source: &dyn Storage) -> Result<(), EtlError> {
-    let present = source.list("a/")?;
+/// Fails before any work when an export is missing, naming it; the exports' sizes.
+fn check_inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, EtlError> {
+    let present = source.list_sizes("a/")?;
     for key in all_exports() {
-        if present.binary_search_by(|k| k.as_str().cmp(key)).is_err() {
+        if present.binary_search_by(|(k, _)| k.as_str().cmp(key)).is_err() {
             return Err(EtlError::MissingInput {
                 file: source.describe(key),
             });
         }
     }
-    Ok(())
+    Ok(present)
 }
 
 fn open(
@@ -198,49 +249,148 @@ fn read_dimension(source: &dyn Storage, kind: DimensionKind) -> Result<Dimension
     Ok(dim)
 }
 
-/// Stages the four tables, `opts.workers` at a time, biggest export first. The first
-/// failure stops the others.
+/// What a run wrote of one table: its rows, and its objects in the rows' order.
+#[derive(Clone, Debug, Default)]
+pub struct Staged {
+    pub rows: u64,
+    pub objects: Vec<String>,
+}
+
+/// No table has failed yet ([`Cancel::failed`]).
+const NONE: usize = usize::MAX;
+
+/// Which spans stop early: every span of the other tables once one table fails, and the spans
+/// of that table after its failed one (those before it go on: the refusal reported is the
+/// first in the document).
+struct Cancel {
+    failed: AtomicUsize,
+    first_bad: [AtomicUsize; 4],
+}
+
+impl Cancel {
+    fn new() -> Self {
+        Cancel {
+            failed: AtomicUsize::new(NONE),
+            first_bad: std::array::from_fn(|_| AtomicUsize::new(NONE)),
+        }
+    }
+
+    fn stops(&self, t: usize, k: usize) -> bool {
+        let failed = self.failed.load(Ordering::Relaxed);
+        (failed != NONE && failed != t) || self.first_bad[t].load(Ordering::Relaxed) < k
+    }
+
+    fn failed(&self, t: usize, k: usize) {
+        self.first_bad[t].fetch_min(k, Ordering::Relaxed);
+        let _ = self
+            .failed
+            .compare_exchange(NONE, t, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+type SpanResult = Result<(Spanned, u64, String), EtlError>;
+
+/// Stages the four tables: each export is cut into spans ([`Options::split`]), and
+/// `opts.workers` threads take the spans, largest first. The first failure stops the others
+/// (see [`Cancel`]). An export whose spans did not tile is read again whole.
 fn stage_all(
     source: &dyn Storage,
     warehouse: &dyn Storage,
     dims: &Dimensions<'_>,
     opts: &Options,
-) -> Result<Vec<(Table, u64)>, EtlError> {
-    // Sessions are 10 rows per student, follows 5: start them first.
-    const ORDER: [Table; 4] = [
-        Table::Sessions,
-        Table::Follows,
-        Table::Students,
-        Table::Subscriptions,
-    ];
+    sizes: &[(String, u64)],
+) -> Result<Vec<(Table, Staged)>, EtlError> {
+    let size_of = |key: &str| {
+        sizes
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .map_or(0, |i| sizes[i].1)
+    };
+    let total: u64 = Table::ALL.iter().map(|t| size_of(t.source_key())).sum();
+    let mut plans = Vec::with_capacity(Table::ALL.len());
+    for table in Table::ALL {
+        let size = size_of(table.source_key());
+        let pieces = opts.split.pieces(size, total, opts.workers);
+        plans.push(shard::plan(source, table.source_key(), size, pieces)?);
+    }
+    let mut units: Vec<(usize, usize)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(t, p)| (0..p.len()).map(move |k| (t, k)))
+        .collect();
+    units.sort_by_key(|&(t, k)| std::cmp::Reverse(plans[t].bytes(k)));
+
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let results = Mutex::new(Vec::new());
+    let cancel = Cancel::new();
+    let results: Mutex<Vec<Vec<Option<SpanResult>>>> =
+        Mutex::new(plans.iter().map(|p| (0..p.len()).map(|_| None).collect()).collect());
     std::thread::scope(|s| {
-        for _ in 0..opts.workers.max(1) {
+        for _ in 0..opts.workers.max(1).min(units.len()) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= ORDER.len() || stop.load(Ordering::Relaxed) {
+                let Some(&(t, k)) = units.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     break;
+                };
+                let r = if cancel.stops(t, k) {
+                    Err(EtlError::Cancelled)
+                } else {
+                    let stop = || cancel.stops(t, k);
+                    stage_span(source, warehouse, dims, opts, Table::ALL[t], &plans[t], k, &stop)
+                };
+                if matches!(&r, Err(e) if !matches!(e, EtlError::Cancelled)) {
+                    cancel.failed(t, k);
                 }
-                let table = ORDER[i];
-                let r = stage_one(source, warehouse, dims, opts, table, &stop);
-                if r.is_err() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                results
-                    .lock()
-                    .expect("no worker panics holding it")
-                    .push((table, r));
+                results.lock().expect("no worker panics holding it")[t][k] = Some(r);
             });
         }
     });
-    let mut rows = Vec::new();
+
+    let failed = cancel.failed.load(Ordering::Relaxed);
+    let mut staged = Vec::with_capacity(Table::ALL.len());
     let mut first_error = None;
-    for (table, r) in results.into_inner().expect("workers are done") {
-        match r {
-            Ok(n) => rows.push((table, n)),
+    let results = results.into_inner().expect("workers are done");
+    for (t, (table, spans)) in Table::ALL.into_iter().zip(results).enumerate() {
+        let plan = &plans[t];
+        let mut outcomes = Vec::with_capacity(spans.len());
+        let mut parts = Staged::default();
+        for r in spans {
+            outcomes.push(r.map(|r| {
+                r.map(|(spanned, rows, key)| {
+                    parts.rows += rows;
+                    parts.objects.push(key);
+                    spanned
+                })
+            }));
+        }
+        let outcome = match shard::check_tiling(plan, &mut outcomes) {
+            Ok(Ok(())) => Ok(parts),
+            Ok(Err(e)) => Err(e),
+            Err(untiled) if failed == NONE || failed == t => {
+                tracing::warn!(
+                    export = table.source_key(),
+                    span = untiled.span,
+                    ended_at = untiled.ended_at,
+                    next = untiled.next,
+                    "the spans did not tile the export (a nested object looked like a record \
+                     start): reading it whole"
+                );
+                let mut written = parts.objects;
+                written.extend(plan_keys(table, opts, plan));
+                written.sort();
+                written.dedup();
+                warehouse.delete(&written)?;
+                let whole = Plan::whole(&plan.key, plan.size);
+                stage_span(source, warehouse, dims, opts, table, &whole, 0, &|| false).map(
+                    |(_, rows, key)| Staged {
+                        rows,
+                        objects: vec![key],
+                    },
+                )
+            }
+            Err(_) => Err(EtlError::Cancelled),
+        };
+        match outcome {
+            Ok(parts) => staged.push((table, parts)),
             Err(EtlError::Cancelled) => {}
+            Err(e) if t == failed => first_error = Some(e),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -248,29 +398,50 @@ fn stage_all(
     }
     match first_error {
         Some(e) => Err(e),
-        None if rows.len() == ORDER.len() => Ok(rows),
+        None if staged.len() == Table::ALL.len() => Ok(staged),
         None => Err(EtlError::Cancelled),
     }
 }
 
-fn stage_one(
+/// Every key the spans of `plan` may have written.
+fn plan_keys<'p>(
+    table: Table,
+    opts: &'p Options,
+    plan: &'p Plan,
+) -> impl Iterator<Item = String> + 'p {
+    (0..plan.len()).map(move |k| part_key(table, &opts.run_id, opts.format, k, plan.len()))
+}
+
+/// Reads span `k` of `plan` and writes its rows to its own object: where the span ended, its
+/// rows and its object's key.
+#[allow(clippy::too_many_arguments)]
+fn stage_span(
     source: &dyn Storage,
     warehouse: &dyn Storage,
     dims: &Dimensions<'_>,
     opts: &Options,
     table: Table,
-    stop: &AtomicBool,
-) -> Result<u64, EtlError> {
-    let reader = open(source, table.source_key())?;
-    let key = data_key(table, &opts.run_id, opts.format);
+    plan: &Plan,
+    k: usize,
+    stop: &dyn Fn() -> bool,
+) -> SpanResult {
+    let file = source.describe(table.source_key());
+    let bytes = match shard::open_span(source, plan, k) {
+        Err(EtlError::Storage(StorageError::NotFound(file))) => {
+            return Err(EtlError::MissingInput { file })
+        }
+        r => r?,
+    };
+    let reader = ArrayReader::span(bytes, file, plan.span(k));
+    let key = part_key(table, &opts.run_id, opts.format, k, plan.len());
     let write_error = |e: std::io::Error| EtlError::Write {
         table: table.def().name.to_owned(),
         message: format!("{}: {e}", warehouse.describe(&key)),
     };
     let out = warehouse.create(&key)?;
     let mut sink = sink::for_format(opts.format, table, out).map_err(write_error)?;
-    reader.for_each(|e| {
-        if stop.load(Ordering::Relaxed) {
+    let spanned = reader.for_each_spanned(|e| {
+        if stop() {
             return Err(EtlError::Cancelled);
         }
         if table.picks_three() {
@@ -283,7 +454,8 @@ fn stage_one(
         table.transform(e, dims, &mut row)?;
         sink.push(&row).map_err(write_error)
     })?;
-    sink.finish().map_err(write_error)
+    let rows = sink.finish().map_err(write_error)?;
+    Ok((spanned, rows, key))
 }
 
 /// Switches each table's manifest to this run's file (its marker naming the run), then
@@ -291,18 +463,18 @@ fn stage_one(
 fn publish_all(
     warehouse: &dyn Storage,
     opts: &Options,
-    rows: &[(Table, u64)],
+    staged: &[(Table, Staged)],
 ) -> Result<Vec<TableReport>, EtlError> {
     let base = warehouse.uri(Base::A.folder());
-    let objects: Vec<[String; 1]> = Table::ALL
-        .iter()
-        .map(|t| [data_key(*t, &opts.run_id, opts.format)])
-        .collect();
-    let count = |table: Table| {
-        rows.iter()
+    let of = |table: Table| {
+        &staged
+            .iter()
             .find(|(t, _)| *t == table)
-            .map_or(0, |(_, n)| *n)
+            .expect("every table is staged")
+            .1
     };
+    let objects: Vec<Vec<String>> = Table::ALL.iter().map(|t| of(*t).objects.clone()).collect();
+    let count = |table: Table| of(table).rows;
     let switches: Vec<publish::Switch<'_>> = Table::ALL
         .iter()
         .zip(&objects)
@@ -339,10 +511,10 @@ fn publish_all(
     Ok(Table::ALL
         .iter()
         .zip(objects)
-        .map(|(t, [object])| TableReport {
+        .map(|(t, objects)| TableReport {
             table: t.def().name,
             rows: count(*t),
-            object,
+            objects,
         })
         .collect())
 }

@@ -649,7 +649,7 @@ fn bad_inputs_are_refused_with_file_place_and_problem() {
             "subscriptions.json",
             b"[{\"StudentId\": \"1\", \"PlanType\": \"Anual\xE7\"}]"
         ),
-        "bad input: subscriptions.json:1:39: invalid UTF-8 (byte 0xE7): exports must be UTF-8 text"
+        "bad input: subscriptions.json:1:39 (record 0): invalid UTF-8 (byte 0xE7): exports must be UTF-8 text"
     );
     assert_eq!(
         refused("universities.json", b"[{\"Id\": 1, \"Name\": \"U\"}"),

@@ -53,7 +53,7 @@ fn extras_json(row: &Row<'_>, out: &mut Vec<u8>) -> bool {
         out.push(if out.is_empty() { b'{' } else { b',' });
         crate::record::write_name(out, &f.name);
         out.push(b':');
-        out.extend_from_slice(f.value.get().as_bytes());
+        out.extend_from_slice(f.value.compact().as_bytes());
     }
     if out.is_empty() {
         return false;

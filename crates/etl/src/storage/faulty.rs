@@ -89,6 +89,14 @@ impl Storage for FaultyDir {
     fn open(&self, key: &str) -> Result<Box<dyn std::io::Read + Send>, StorageError> {
         self.inner.open(key)
     }
+    fn open_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Box<dyn std::io::Read + Send>, StorageError> {
+        self.inner.open_range(key, start, end)
+    }
     fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError> {
         if self.creates.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_create {
             return Ok(Box::new(Broken));

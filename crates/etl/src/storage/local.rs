@@ -99,6 +99,25 @@ impl Storage for LocalDir {
         }
     }
 
+    fn open_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Box<dyn Read + Send>, StorageError> {
+        let path = self.path(key);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(path.display().to_string()))
+            }
+            Err(e) => return Err(StorageError::io(path.display().to_string(), e)),
+        };
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
+            .map_err(|e| StorageError::io(path.display().to_string(), e))?;
+        Ok(Box::new(file.take(end.saturating_sub(start))))
+    }
+
     fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError> {
         let target = self.path(key);
         self.parent_dirs(&target)?;

@@ -39,6 +39,15 @@ pub trait Storage: Send + Sync {
     /// Streams an object. [`StorageError::NotFound`] when it does not exist.
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StorageError>;
 
+    /// Streams bytes `start..end` of an object (`end` at most its size): one ranged read,
+    /// which S3 serves from any byte, so that parts of one object are read side by side.
+    fn open_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Box<dyn Read + Send>, StorageError>;
+
     /// Starts writing an object; it replaces `key` atomically when finished.
     fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError>;
 

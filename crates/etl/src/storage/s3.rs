@@ -63,17 +63,19 @@ impl S3Bucket {
     }
 }
 
-impl Storage for S3Bucket {
-    fn describe(&self, key: &str) -> String {
-        format!("s3://{}/{}", self.bucket, key)
-    }
-
-    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StorageError> {
+impl S3Bucket {
+    /// `GetObject`, whole or one range, as a blocking stream.
+    fn get_stream(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<Box<dyn Read + Send>, StorageError> {
         let out = self.handle.block_on(
             self.client
                 .get_object()
                 .bucket(&self.bucket)
                 .key(key)
+                .set_range(range)
                 .send(),
         );
         match out {
@@ -89,6 +91,30 @@ impl Storage for S3Bucket {
             }
             Err(e) => Err(sdk_error(format!("reading {}", self.describe(key)), e)),
         }
+    }
+}
+
+impl Storage for S3Bucket {
+    fn describe(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, key)
+    }
+
+    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StorageError> {
+        self.get_stream(key, None)
+    }
+
+    fn open_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Box<dyn Read + Send>, StorageError> {
+        if end <= start {
+            return Ok(Box::new(std::io::empty()));
+        }
+        // RFC 9110's `bytes=first-last`, both inclusive; one range per GET ("Amazon S3 doesn't
+        // support retrieving multiple ranges of data per GET request", GetObject's `Range`).
+        self.get_stream(key, Some(format!("bytes={start}-{}", end - 1)))
     }
 
     fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError> {

@@ -31,13 +31,13 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             folder("--source", source, "")?;
             std::fs::create_dir_all(warehouse)
                 .with_context(|| format!("--warehouse {}", warehouse.display()))?;
-            let opts = etl::run::Options::new(format);
+            let opts = etl_options(args, format);
             let report = etl::run::run(&LocalDir::new(source), &LocalDir::new(warehouse), &opts)
                 .context("the ETL failed; the warehouse folder's published tables are unchanged")?;
             crate::output::print_json(&report)
         }
         (FunctionArg::Etl, None, None) => match &args.stage {
-            Some(stage) => crate::runtime().block_on(on_stage::invoke_etl_on_stage(global, stage)),
+            Some(stage) => crate::runtime().block_on(on_stage::invoke_etl_on_stage(global, stage, args)),
             None => bail!("give the folders to run on (--source DIR --warehouse DIR) or a deployed stage (--stage S)"),
         },
         (FunctionArg::Etl, _, _) => bail!("give both folders: --source DIR --warehouse DIR"),
@@ -59,6 +59,15 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
         }
         (_, _, _) => bail!("--source/--warehouse folders are for the etl, site-events and table-refresher functions only"),
     }
+}
+
+/// The ETL's options: `--shards` as the split, else spans sized to this machine.
+pub(super) fn etl_options(args: &InvokeArgs, format: DataFormat) -> etl::run::Options {
+    let mut opts = etl::run::Options::new(format);
+    if let Some(n) = args.shards {
+        opts.split = etl::run::Split::Pieces(n as usize);
+    }
+    opts
 }
 
 /// Base b on local folders: the function engine's code, publishing under `<warehouse>/b/`.

@@ -11,7 +11,11 @@ use crate::cloudformation::status::{describe, output, stack_outputs};
 use stack_model::pipeline::outputs;
 
 /// `invoke etl --stage S --local`: the ETL's code in this process, on the stage's buckets.
-pub async fn invoke_etl_on_stage(global: &Global, stage: &str) -> anyhow::Result<()> {
+pub async fn invoke_etl_on_stage(
+    global: &Global,
+    stage: &str,
+    args: &crate::cli::InvokeArgs,
+) -> anyhow::Result<()> {
     let c = global.stage_config(stage)?;
     let aws = Aws::connect(&c.region).await;
     let outs = stack_outputs(&aws, &c).await?;
@@ -32,7 +36,7 @@ pub async fn invoke_etl_on_stage(global: &Global, stage: &str) -> anyhow::Result
         format: c.table_format,
         failures: None,
     });
-    match etl::handlers::etl::run_blocking(ctx, etl::run::Options::new(c.table_format)).await {
+    match etl::handlers::etl::run_blocking(ctx, super::etl_options(args, c.table_format)).await {
         Ok(report) => crate::output::print_json(&report),
         Err(e) => bail!("the ETL failed; the stage's published tables are unchanged: {e}"),
     }

@@ -1,0 +1,160 @@
+"""Base a with each export cut into spans (`deployer invoke etl --local --shards N`, issue 29):
+the same tables row for row in the same order, and the same refusal (file, line, column,
+record), as the export read whole (`--shards 1`), with spans small enough that their
+boundaries fall on every record: inside a record, inside a string, on the last byte.
+
+Relies on: the local-folder storage, the debug build of the deployer, and DuckDB (PyPI) to read
+the Parquet parts back in their manifest's order.
+"""
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from conftest import SHARED, run
+from expected_a import ENTITIES, generate
+
+TABLES = ["students", "follows", "sessions", "subscriptions"]
+
+
+def table_parts(warehouse, table):
+    """The files a table's manifest names, in its order (the rows' order)."""
+    manifest = warehouse / "a" / table / "_symlink_format_manifest" / "manifest"
+    return [line[len("file:"):] for line in manifest.read_text().splitlines()]
+
+
+def etl(deployer, src, wh, shards, fmt="ndjson"):
+    return run([deployer, "invoke", "etl", "--source", src, "--warehouse", wh, "--table-format", fmt,
+                "--shards", str(shards)])
+
+
+def ndjson_tables(wh):
+    """Each table's lines, its parts concatenated in the manifest's order, and its part count."""
+    out = {}
+    for t in TABLES:
+        parts = table_parts(wh, t)
+        out[t] = ("".join(open(p).read() for p in parts), len(parts))
+    return out
+
+
+def spans_equal_whole(deployer, src, tmp_path, shard_counts, fmt="ndjson"):
+    """Runs whole and with each shard count; asserts the tables are equal; returns the largest
+    part count seen per table (so a test can say it split)."""
+    whole = tmp_path / "whole"
+    r = etl(deployer, src, whole, 1, fmt)
+    assert r.returncode == 0, r.stderr
+    expected = read_tables(whole, fmt)
+    most = {t: 1 for t in TABLES}
+    for n in shard_counts:
+        wh = tmp_path / f"shards-{n}"
+        r = etl(deployer, src, wh, n, fmt)
+        assert r.returncode == 0, r.stderr
+        report = json.loads(r.stdout)
+        got = read_tables(wh, fmt)
+        for t in TABLES:
+            assert got[t][0] == expected[t][0], f"{t} with --shards {n}"
+            most[t] = max(most[t], got[t][1])
+        rows = {t["table"]: t["rows"] for t in report["tables"]}
+        assert rows == {t: len(expected[t][0]) if fmt == "parquet" else expected[t][0].count("\n") for t in TABLES}
+        shutil.rmtree(wh)
+    return most
+
+
+def read_tables(wh, fmt):
+    if fmt == "ndjson":
+        return ndjson_tables(wh)
+    out = {}
+    for t in TABLES:
+        parts = table_parts(wh, t)
+        files = ", ".join(f"'{p}'" for p in parts)
+        # file_row_number and filename keep each part's own order; parts in manifest order.
+        order = {p: i for i, p in enumerate(parts)}
+        rows = duckdb.sql(f"SELECT * EXCLUDE (filename, file_row_number), filename, file_row_number "
+                          f"FROM read_parquet([{files}], filename = true, file_row_number = true, "
+                          f"hive_partitioning = false)").fetchall()
+        rows.sort(key=lambda r: (order[r[-2]], r[-1]))
+        out[t] = ([r[:-2] for r in rows], len(parts))
+    return out
+
+
+def test_the_reference_fixtures_give_the_same_tables_at_every_cut(deployer, tmp_path):
+    src = SHARED / "fixtures" / "reference" / "inputs"
+    size = max(p.stat().st_size for p in (src / "a").glob("*.json"))
+    most = spans_equal_whole(deployer, src, tmp_path, [2, 3, 7, size])
+    # A span per record: each table has as many parts as the reference has records.
+    assert most == {"students": 3, "follows": 4, "sessions": 3, "subscriptions": 4}, most
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_generated_data_gives_the_same_tables_split_or_whole(deployer, tmp_path, fmt):
+    src, _ = generate(SHARED / "bench" / "gen.py", tmp_path / "gen", 400, 11)
+    most = spans_equal_whole(deployer, src, tmp_path, [2, 5, 3000], fmt)
+    assert all(n > 100 for n in most.values()), most
+
+
+def pretty(rows):
+    return json.dumps(rows, indent=2, ensure_ascii=False)
+
+
+def exports_with(tmp_path, name, text):
+    """The reference exports with `name` replaced by `text` (bytes or str)."""
+    src = tmp_path / name.replace(".json", "")
+    shutil.copytree(SHARED / "fixtures" / "reference" / "inputs", src)
+    data = text.encode() if isinstance(text, str) else text
+    (src / "a" / name).write_bytes(data)
+    return src
+
+
+SESSIONS = [{"StudentId": str(i), "SessionStartTime": f"2019-01-01 00:00:{i:02}", "StudentClient": "Web, \"app\""}
+            for i in range(12)]
+
+
+def refusals():
+    """(export, bytes) pairs each refused, with the fault in the middle and at the ends."""
+    good = pretty(SESSIONS)
+    middle = good.index('"StudentId": "6"')
+    last = good.rindex('"StudentId"')
+    return {
+        "malformed in the middle": ("sessions.json", good[:middle] + '"StudentId" "6"' + good[middle + 16:]),
+        "a record that is not an object": ("sessions.json", good[:middle - 6] + "7,\n  " + good[middle - 6:]),
+        "invalid UTF-8 in the middle": ("sessions.json", good[:middle].encode() + b'"X": "\xff",' + good[middle:].encode()),
+        "missing key in the last record": ("sessions.json", good[:last] + '"Student"' + good[last + 11:]),
+        "a null key in the middle": ("students.json", pretty([{"Id": "1"}, {"Id": None}, {"Id": "3"}])),
+        "trailing comma": ("sessions.json", good[:-2] + ",\n]"),
+        "content after the array": ("sessions.json", good + "\n  ,\n  {}"),
+        "cut short inside a record": ("sessions.json", good[:last + 8]),
+        "cut character at the end": ("sessions.json", good.encode()[:-2] + b"\xc3"),
+        "a missing comma between records": ("sessions.json", good[:middle - 6].rstrip()[:-1] + "\n  " + good[middle - 6:]),
+    }
+
+
+@pytest.mark.parametrize("case", list(refusals()))
+def test_a_bad_export_is_refused_alike_at_every_cut(deployer, tmp_path, case):
+    name, text = refusals()[case]
+    src = exports_with(tmp_path, name, text)
+    whole = etl(deployer, src, tmp_path / "whole", 1)
+    assert whole.returncode != 0, case
+    first = [l for l in whole.stderr.splitlines() if "bad input" in l]
+    assert first and name in first[0], whole.stderr
+    size = (src / "a" / name).stat().st_size
+    for n in (2, 3, 5, size):
+        r = etl(deployer, src, tmp_path / f"wh{n}", n)
+        assert r.returncode == whole.returncode, (case, n, r.stderr)
+        assert [l for l in r.stderr.splitlines() if "bad input" in l] == first, (case, n)
+        assert not (tmp_path / f"wh{n}" / "a" / "sessions" / "_symlink_format_manifest").exists()
+
+
+def test_a_nested_object_laid_out_as_a_record_is_read_whole_and_right(deployer, tmp_path):
+    # A record whose nested list holds an object at the records' own indentation after `,`:
+    # a span may start there; the tiling check sees the span before it end elsewhere, and the
+    # export is read again whole.
+    rows = pretty(SESSIONS[:4])
+    nested = rows.replace('"StudentClient": "Web, \\"app\\""\n  },\n  {\n    "StudentId": "2"',
+                          '"StudentClient": [1,\n  {"x": 2}]\n  },\n  {\n    "StudentId": "2"', 1)
+    assert nested != rows
+    src = exports_with(tmp_path, "sessions.json", nested)
+    size = (src / "a" / "sessions.json").stat().st_size
+    most = spans_equal_whole(deployer, src, tmp_path, [size])
+    # Read whole: one part, where the other exports split into one per record.
+    assert most["sessions"] == 1 and most["students"] == 3, most
