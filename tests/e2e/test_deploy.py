@@ -334,11 +334,12 @@ def test_a_table_larger_than_one_part_goes_up_as_a_multipart_upload(deployer, em
     s3 = emulator.client("s3")
     for f in sorted((src / "a").glob("*.json")):
         s3.upload_file(str(f), f"pdcase-{stage}-source-000000000000-us-east-1", f"a/{f.name}")
-    r = deployer_cmd(deployer, emulator, "invoke", "etl", "--local", "--stage", stage)
+    # Each export read whole: one sessions object, above one part.
+    r = deployer_cmd(deployer, emulator, "invoke", "etl", "--local", "--stage", stage, "--shards", "1")
     assert r.returncode == 0, r.stderr
     warehouse = f"pdcase-{stage}-warehouse-000000000000-us-east-1"
     report = json.loads(r.stdout)
-    key = next(t["object"] for t in report["tables"] if t["table"] == "sessions")
+    (key,) = next(t["objects"] for t in report["tables"] if t["table"] == "sessions")
     assert key.startswith("a/sessions/run=") and key.endswith("/data.parquet"), key
     head = s3.head_object(Bucket=warehouse, Key=key)
     assert head["ContentLength"] > 8 * 2**20
@@ -346,3 +347,18 @@ def test_a_table_larger_than_one_part_goes_up_as_a_multipart_upload(deployer, em
     path = tmp_path / "sessions.parquet"
     path.write_bytes(s3.get_object(Bucket=warehouse, Key=key)["Body"].read())
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false)").fetchall()[0][0] == len(expected["sessions"])
+
+    # Each export in 4 ranges (S3 ranged GETs through the emulator): 4 sessions objects in the
+    # manifest, in order, holding the same rows in the same order.
+    r = deployer_cmd(deployer, emulator, "invoke", "etl", "--local", "--stage", stage, "--shards", "4")
+    assert r.returncode == 0, r.stderr
+    keys = next(t["objects"] for t in json.loads(r.stdout)["tables"] if t["table"] == "sessions")
+    assert [k.rsplit("/", 1)[1] for k in keys] == [f"data-0000{i}.parquet" for i in range(4)], keys
+    manifest = s3.get_object(Bucket=warehouse, Key="a/sessions/_symlink_format_manifest/manifest")["Body"].read().decode()
+    assert [line.split(f"{warehouse}/", 1)[1] for line in manifest.splitlines()] == keys
+    parts = []
+    for i, k in enumerate(keys):
+        part = tmp_path / f"part-{i}.parquet"
+        part.write_bytes(s3.get_object(Bucket=warehouse, Key=k)["Body"].read())
+        parts += duckdb.sql(f"SELECT * FROM read_parquet('{part}', hive_partitioning = false)").fetchall()
+    assert parts == duckdb.sql(f"SELECT * FROM read_parquet('{path}', hive_partitioning = false)").fetchall()

@@ -222,7 +222,10 @@ fn all_exports() -> impl Iterator<Item = &'static str> {
 fn check_inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, EtlError> {
     let present = source.list_sizes("a/")?;
     for key in all_exports() {
-        if present.binary_search_by(|(k, _)| k.as_str().cmp(key)).is_err() {
+        if present
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .is_err()
+        {
             return Err(EtlError::MissingInput {
                 file: source.describe(key),
             });
@@ -321,24 +324,36 @@ fn stage_all(
 
     let next = AtomicUsize::new(0);
     let cancel = Cancel::new();
-    let results: Mutex<Vec<Vec<Option<SpanResult>>>> =
-        Mutex::new(plans.iter().map(|p| (0..p.len()).map(|_| None).collect()).collect());
+    let results: Mutex<Vec<Vec<Option<SpanResult>>>> = Mutex::new(
+        plans
+            .iter()
+            .map(|p| (0..p.len()).map(|_| None).collect())
+            .collect(),
+    );
     std::thread::scope(|s| {
         for _ in 0..opts.workers.max(1).min(units.len()) {
-            s.spawn(|| loop {
-                let Some(&(t, k)) = units.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let r = if cancel.stops(t, k) {
-                    Err(EtlError::Cancelled)
-                } else {
-                    let stop = || cancel.stops(t, k);
-                    stage_span(source, warehouse, dims, opts, Table::ALL[t], &plans[t], k, &stop)
-                };
-                if matches!(&r, Err(e) if !matches!(e, EtlError::Cancelled)) {
-                    cancel.failed(t, k);
+            s.spawn(|| {
+                while let Some(&(t, k)) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let r = if cancel.stops(t, k) {
+                        Err(EtlError::Cancelled)
+                    } else {
+                        let stop = || cancel.stops(t, k);
+                        stage_span(
+                            source,
+                            warehouse,
+                            dims,
+                            opts,
+                            Table::ALL[t],
+                            &plans[t],
+                            k,
+                            &stop,
+                        )
+                    };
+                    if matches!(&r, Err(e) if !matches!(e, EtlError::Cancelled)) {
+                        cancel.failed(t, k);
+                    }
+                    results.lock().expect("no worker panics holding it")[t][k] = Some(r);
                 }
-                results.lock().expect("no worker panics holding it")[t][k] = Some(r);
             });
         }
     });

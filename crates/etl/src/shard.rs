@@ -206,9 +206,7 @@ pub fn open_span<'s>(
     k: usize,
 ) -> Result<SpanBytes<'s>, EtlError> {
     let span = plan.span(k);
-    let first_end = span
-        .stop
-        .map_or(plan.size, |s| (s + SLACK).min(plan.size));
+    let first_end = span.stop.map_or(plan.size, |s| (s + SLACK).min(plan.size));
     Ok(SpanBytes {
         source,
         key: plan.key.clone(),
@@ -270,8 +268,8 @@ pub fn check_tiling(
     spans: &mut [Option<Result<Spanned, EtlError>>],
 ) -> Result<Result<(), EtlError>, Untiled> {
     let (mut lines, mut records) = (0u64, 0u64);
-    for k in 0..plan.len() {
-        match spans[k].take() {
+    for (k, span) in spans.iter_mut().enumerate().take(plan.len()) {
+        match span.take() {
             Some(Ok(s)) => {
                 let next = plan.starts.get(k + 1).copied().unwrap_or(plan.size);
                 // The last span ends at the document's end, having checked it.
@@ -324,7 +322,12 @@ mod tests {
         let l = Layout::learn(b"[\n  {").unwrap();
         let doc = b"[\n  {\"a\": [\n  {\"b\": 1}],\n    \"c\": 2},\n  {\"a\": 3}\n]";
         let second = doc.windows(5).position(|w| w == b"{\"a\":").unwrap();
-        let second = second + 1 + doc[second + 1..].windows(5).position(|w| w == b"{\"a\":").unwrap();
+        let second = second
+            + 1
+            + doc[second + 1..]
+                .windows(5)
+                .position(|w| w == b"{\"a\":")
+                .unwrap();
         // The nested `{` after `[` and a newline is not taken; the one after `,` is.
         assert_eq!(l.find(doc, 5), Some(second));
         assert_eq!(l.find(doc, second), Some(second));
@@ -352,7 +355,12 @@ mod tests {
             let bytes = open_span(store, &plan, k).unwrap();
             let mut mine = Vec::new();
             let r = ArrayReader::span(bytes, "d.json", plan.span(k)).for_each_spanned(|e| {
-                mine.push(e.record.get("Id").map(|v| v.get().to_owned()).unwrap_or_default());
+                mine.push(
+                    e.record
+                        .get("Id")
+                        .map(|v| v.get().to_owned())
+                        .unwrap_or_default(),
+                );
                 Ok(())
             });
             ids.push(mine);
@@ -368,7 +376,12 @@ mod tests {
         let mut ids = Vec::new();
         ArrayReader::new(doc, "d.json")
             .for_each(|e| {
-                ids.push(e.record.get("Id").map(|v| v.get().to_owned()).unwrap_or_default());
+                ids.push(
+                    e.record
+                        .get("Id")
+                        .map(|v| v.get().to_owned())
+                        .unwrap_or_default(),
+                );
                 Ok(())
             })
             .map(|_| ids)
@@ -383,9 +396,14 @@ mod tests {
             // Refusals in the second and third records, a trailing comma, content after `]`,
             // invalid UTF-8 and a cut character, a document that ends inside a record.
             good.replace("\"Id\": 2", "\"Id\" 2").into_bytes(),
-            good.replace("{\"Id\": \"3\"}", "{\"Id\": \"3\"},").into_bytes(),
+            good.replace("{\"Id\": \"3\"}", "{\"Id\": \"3\"},")
+                .into_bytes(),
             format!("{good}  x\n  ,\n  {{}}").into_bytes(),
-            good.replacen("\"a,", "\"a\u{1}", 1).into_bytes().iter().map(|&b| if b == 1 { 0xFF } else { b }).collect(),
+            good.replacen("\"a,", "\"a\u{1}", 1)
+                .into_bytes()
+                .iter()
+                .map(|&b| if b == 1 { 0xFF } else { b })
+                .collect(),
             [&good.as_bytes()[..good.len() - 3], b"\xC3"].concat(),
             good.as_bytes()[..good.len() - 8].to_vec(),
         ];

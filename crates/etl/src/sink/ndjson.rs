@@ -34,8 +34,7 @@ impl TableSink for NdjsonSink {
             }
             write_name(&mut self.line, &f.name);
             self.line.push(b':');
-            self.line
-                .extend_from_slice(f.value.compact().as_bytes());
+            self.line.extend_from_slice(f.value.compact().as_bytes());
         }
         self.line.extend_from_slice(b"}\n");
         self.rows += 1;
