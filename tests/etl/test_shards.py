@@ -1,6 +1,8 @@
-"""Base a with each export cut into spans (`deployer invoke etl --local --shards N`, issue 29):
-the same tables row for row in the same order, and the same refusal (file, line, column,
-record), as the export read whole (`--shards 1`), with spans small enough that their
+"""Base a with each export cut into spans (`deployer invoke etl --local --shards N`, issue 29),
+read by one process's threads (`--engine function`) or as the sharded protocol (`--engine
+sharded`: a plan, one worker per span writing its part and a report, a publisher reading the
+reports): the same tables row for row in the same order, and the same refusal (file, line,
+column, record), as the export read whole (`--shards 1`), with spans small enough that their
 boundaries fall on every record: inside a record, inside a string, on the last byte.
 
 Relies on: the local-folder storage, the debug build of the deployer, and DuckDB (PyPI) to read
@@ -24,9 +26,12 @@ def table_parts(warehouse, table):
     return [line[len("file:"):] for line in manifest.read_text().splitlines()]
 
 
-def etl(deployer, src, wh, shards, fmt="ndjson"):
+ENGINES = ["function", "sharded"]
+
+
+def etl(deployer, src, wh, shards, fmt="ndjson", engine="function"):
     return run([deployer, "invoke", "etl", "--source", src, "--warehouse", wh, "--table-format", fmt,
-                "--shards", str(shards)])
+                "--shards", str(shards), "--engine", engine])
 
 
 def ndjson_tables(wh):
@@ -38,9 +43,10 @@ def ndjson_tables(wh):
     return out
 
 
-def spans_equal_whole(deployer, src, tmp_path, shard_counts, fmt="ndjson"):
-    """Runs whole and with each shard count; asserts the tables are equal; returns the largest
-    part count seen per table (so a test can say it split)."""
+def spans_equal_whole(deployer, src, tmp_path, shard_counts, fmt="ndjson", engine="function"):
+    """Runs whole (one process, each export whole) and with each shard count on `engine`;
+    asserts the tables are equal; returns the largest part count seen per table (so a test
+    can say it split)."""
     whole = tmp_path / "whole"
     r = etl(deployer, src, whole, 1, fmt)
     assert r.returncode == 0, r.stderr
@@ -48,8 +54,9 @@ def spans_equal_whole(deployer, src, tmp_path, shard_counts, fmt="ndjson"):
     most = {t: 1 for t in TABLES}
     for n in shard_counts:
         wh = tmp_path / f"shards-{n}"
-        r = etl(deployer, src, wh, n, fmt)
+        r = etl(deployer, src, wh, n, fmt, engine)
         assert r.returncode == 0, r.stderr
+        assert not (wh / "a" / "_runs" / report_run(r)).exists(), "a sharded run's plan and reports are removed"
         report = json.loads(r.stdout)
         got = read_tables(wh, fmt)
         for t in TABLES:
@@ -59,6 +66,10 @@ def spans_equal_whole(deployer, src, tmp_path, shard_counts, fmt="ndjson"):
         assert rows == {t: len(expected[t][0]) if fmt == "parquet" else expected[t][0].count("\n") for t in TABLES}
         shutil.rmtree(wh)
     return most
+
+
+def report_run(r):
+    return json.loads(r.stdout)["run"]
 
 
 def read_tables(wh, fmt):
@@ -78,18 +89,19 @@ def read_tables(wh, fmt):
     return out
 
 
-def test_the_reference_fixtures_give_the_same_tables_at_every_cut(deployer, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_reference_fixtures_give_the_same_tables_at_every_cut(deployer, tmp_path, engine):
     src = SHARED / "fixtures" / "reference" / "inputs"
     size = max(p.stat().st_size for p in (src / "a").glob("*.json"))
-    most = spans_equal_whole(deployer, src, tmp_path, [2, 3, 7, size])
+    most = spans_equal_whole(deployer, src, tmp_path, [2, 3, 7, size], engine=engine)
     # A span per record: each table has as many parts as the reference has records.
     assert most == {"students": 3, "follows": 4, "sessions": 3, "subscriptions": 4}, most
 
 
-@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
-def test_generated_data_gives_the_same_tables_split_or_whole(deployer, tmp_path, fmt):
+@pytest.mark.parametrize("fmt,engine", [("ndjson", "function"), ("parquet", "function"), ("parquet", "sharded")])
+def test_generated_data_gives_the_same_tables_split_or_whole(deployer, tmp_path, fmt, engine):
     src, _ = generate(SHARED / "bench" / "gen.py", tmp_path / "gen", 400, 11)
-    most = spans_equal_whole(deployer, src, tmp_path, [2, 5, 3000], fmt)
+    most = spans_equal_whole(deployer, src, tmp_path, [2, 5, 3000], fmt, engine)
     assert all(n > 100 for n in most.values()), most
 
 
@@ -129,8 +141,9 @@ def refusals():
     }
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("case", list(refusals()))
-def test_a_bad_export_is_refused_alike_at_every_cut(deployer, tmp_path, case):
+def test_a_bad_export_is_refused_alike_at_every_cut(deployer, tmp_path, case, engine):
     name, text = refusals()[case]
     src = exports_with(tmp_path, name, text)
     whole = etl(deployer, src, tmp_path / "whole", 1)
@@ -139,10 +152,12 @@ def test_a_bad_export_is_refused_alike_at_every_cut(deployer, tmp_path, case):
     assert first and name in first[0], whole.stderr
     size = (src / "a" / name).stat().st_size
     for n in (2, 3, 5, size):
-        r = etl(deployer, src, tmp_path / f"wh{n}", n)
+        r = etl(deployer, src, tmp_path / f"wh{n}", n, engine=engine)
         assert r.returncode == whole.returncode, (case, n, r.stderr)
         assert [l for l in r.stderr.splitlines() if "bad input" in l] == first, (case, n)
-        assert not (tmp_path / f"wh{n}" / "a" / "sessions" / "_symlink_format_manifest").exists()
+        # Nothing published, and nothing of the run left: parts, plan, reports.
+        left = sorted(str(p.relative_to(tmp_path / f"wh{n}")) for p in (tmp_path / f"wh{n}").rglob("*") if p.is_file())
+        assert left == ["a/_runs/.lease.json.lock", "a/_runs/lease.json"], (case, n, left)
 
 
 def test_a_nested_object_laid_out_as_a_record_is_read_whole_and_right(deployer, tmp_path):
@@ -158,3 +173,17 @@ def test_a_nested_object_laid_out_as_a_record_is_read_whole_and_right(deployer, 
     most = spans_equal_whole(deployer, src, tmp_path, [size])
     # Read whole: one part, where the other exports split into one per record.
     assert most["sessions"] == 1 and most["students"] == 3, most
+
+
+def test_the_sharded_engine_refuses_an_export_its_spans_did_not_tile(deployer, tmp_path):
+    # A shard cannot read the whole export again: the publisher refuses the run, naming the
+    # export and the bytes, and says what reads it whole.
+    rows = pretty(SESSIONS[:4])
+    nested = rows.replace('"StudentClient": "Web, \\"app\\""\n  },\n  {\n    "StudentId": "2"',
+                          '"StudentClient": [1,\n  {"x": 2}]\n  },\n  {\n    "StudentId": "2"', 1)
+    src = exports_with(tmp_path, "sessions.json", nested)
+    size = (src / "a" / "sessions.json").stat().st_size
+    r = etl(deployer, src, tmp_path / "wh", size, engine="sharded")
+    assert r.returncode != 0
+    assert "did not tile it" in r.stderr and "sessions.json" in r.stderr and "base_a_engine: function" in r.stderr, r.stderr
+    assert not (tmp_path / "wh" / "a" / "sessions").exists()

@@ -512,6 +512,11 @@ pub struct InvokeArgs {
     /// refusal are the same whatever N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub shards: Option<u32>,
+    /// etl: `function` (default) reads the spans on this process's threads; `sharded` runs
+    /// the sharded protocol a state machine runs past one function (a plan, one worker per
+    /// span writing its part and report, a publisher reading the reports), on threads here.
+    #[arg(long, value_enum, default_value_t = EtlEngineArg::Function)]
+    pub engine: EtlEngineArg,
     /// site-events: names the run's folders and markers (default: a new one).
     #[arg(long)]
     pub run_id: Option<String>,
@@ -522,6 +527,15 @@ pub struct InvokeArgs {
     /// manifests (default: the folder's `file:` URI).
     #[arg(long, value_name = "URI")]
     pub manifest_base: Option<String>,
+}
+
+/// How `invoke etl` runs base a.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EtlEngineArg {
+    /// One process reads every export, its spans side by side.
+    Function,
+    /// Plan, shards and publisher, as a sharded stage's state machine runs them.
+    Sharded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

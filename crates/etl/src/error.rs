@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Where in an input document something is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Place {
     /// The object's name as the user knows it: `s3://bucket/a/students.json` or a local path.
     pub file: String,
@@ -25,7 +25,7 @@ impl fmt::Display for Place {
 }
 
 /// An input document the ETL refuses. Nothing is published when one is found.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{place}: {problem}")]
 pub struct InputError {
     pub place: Place,
@@ -78,6 +78,10 @@ pub enum EtlError {
     /// Base a's lease: another run holds it, or this run lost it.
     #[error(transparent)]
     Lease(#[from] crate::lease::LeaseError),
+    /// A sharded run's plan or reports are not what its publisher needs, or its spans did not
+    /// tile an export.
+    #[error("sharded run: {0}")]
+    Plan(String),
     /// A worker stopped because another table had already failed.
     #[error("stopped because another table failed")]
     Cancelled,

@@ -147,6 +147,43 @@ pub fn read(storage: &dyn Storage, base: Base) -> Result<Option<LeaseBody>, Stor
         .and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
+/// The lease `run` took in another process (a sharded run's planner), to confirm and release
+/// it here (its publisher), held for `hold` from the next confirmation. [`LeaseError::Lost`]
+/// when another run holds it now, or it was released.
+pub fn resume<'a>(
+    storage: &'a dyn Storage,
+    base: Base,
+    run: &str,
+    hold: Duration,
+) -> Result<Lease<'a>, LeaseError> {
+    match storage.get_tagged(&lease_key(base))? {
+        Some((bytes, etag)) => match serde_json::from_slice::<LeaseBody>(&bytes) {
+            Ok(body) if body.run == run && !body.released => Ok(Lease {
+                storage,
+                base,
+                body,
+                etag,
+                hold,
+            }),
+            Ok(body) => Err(LeaseError::Lost {
+                base: base.folder(),
+                run: run.to_owned(),
+                by: body.run,
+            }),
+            Err(_) => Err(LeaseError::Lost {
+                base: base.folder(),
+                run: run.to_owned(),
+                by: "(not a lease)".into(),
+            }),
+        },
+        None => Err(LeaseError::Lost {
+            base: base.folder(),
+            run: run.to_owned(),
+            by: "(none)".into(),
+        }),
+    }
+}
+
 /// Takes `base`'s lease for `run`, waiting up to `terms.wait` while another run holds it.
 ///
 /// A lease held by a process of this machine that is gone is free at once

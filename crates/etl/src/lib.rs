@@ -21,6 +21,7 @@ pub mod record;
 pub mod run;
 pub mod runs;
 pub mod shard;
+pub mod sharded;
 mod short_eq;
 pub mod sink;
 pub mod site_events;

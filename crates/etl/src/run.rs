@@ -12,7 +12,7 @@ use crate::error::{EtlError, StorageError};
 use crate::json_array::{ArrayReader, Spanned};
 use crate::lease::{self, Lease, Terms};
 use crate::publish;
-use crate::shard::{self, Plan};
+use crate::shard::{self, Part, Plan};
 use crate::sink;
 use crate::storage::Storage;
 use crate::transform::tables::Dimensions;
@@ -219,7 +219,7 @@ fn all_exports() -> impl Iterator<Item = &'static str> {
 }
 
 /// Fails before any work when an export is missing, naming it; the exports' sizes.
-fn check_inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, EtlError> {
+pub(crate) fn check_inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, EtlError> {
     let present = source.list_sizes("a/")?;
     for key in all_exports() {
         if present
@@ -245,7 +245,7 @@ fn open(
     }
 }
 
-fn read_dimension(source: &dyn Storage, kind: DimensionKind) -> Result<Dimension, EtlError> {
+pub(crate) fn read_dimension(source: &dyn Storage, kind: DimensionKind) -> Result<Dimension, EtlError> {
     let mut dim = Dimension::new(kind);
     open(source, kind.source_key())?.for_each(|e| dim.add(e))?;
     dim.seal();
@@ -344,8 +344,7 @@ fn stage_all(
                             dims,
                             opts,
                             Table::ALL[t],
-                            &plans[t],
-                            k,
+                            &plans[t].part(k),
                             &stop,
                         )
                     };
@@ -393,7 +392,7 @@ fn stage_all(
                 written.dedup();
                 warehouse.delete(&written)?;
                 let whole = Plan::whole(&plan.key, plan.size);
-                stage_span(source, warehouse, dims, opts, table, &whole, 0, &|| false).map(
+                stage_span(source, warehouse, dims, opts, table, &whole.part(0), &|| false).map(
                     |(_, rows, key)| Staged {
                         rows,
                         objects: vec![key],
@@ -427,28 +426,26 @@ fn plan_keys<'p>(
     (0..plan.len()).map(move |k| part_key(table, &opts.run_id, opts.format, k, plan.len()))
 }
 
-/// Reads span `k` of `plan` and writes its rows to its own object: where the span ended, its
-/// rows and its object's key.
-#[allow(clippy::too_many_arguments)]
-fn stage_span(
+/// Reads `part` and writes its rows to its own object: where the span ended, its rows and
+/// its object's key.
+pub(crate) fn stage_span(
     source: &dyn Storage,
     warehouse: &dyn Storage,
     dims: &Dimensions<'_>,
     opts: &Options,
     table: Table,
-    plan: &Plan,
-    k: usize,
+    part: &Part,
     stop: &dyn Fn() -> bool,
 ) -> SpanResult {
     let file = source.describe(table.source_key());
-    let bytes = match shard::open_span(source, plan, k) {
+    let bytes = match shard::open_span(source, part) {
         Err(EtlError::Storage(StorageError::NotFound(file))) => {
             return Err(EtlError::MissingInput { file })
         }
         r => r?,
     };
-    let reader = ArrayReader::span(bytes, file, plan.span(k));
-    let key = part_key(table, &opts.run_id, opts.format, k, plan.len());
+    let reader = ArrayReader::span(bytes, file, part.span);
+    let key = part_key(table, &opts.run_id, opts.format, part.k, part.spans);
     let write_error = |e: std::io::Error| EtlError::Write {
         table: table.def().name.to_owned(),
         message: format!("{}: {e}", warehouse.describe(&key)),
@@ -475,7 +472,7 @@ fn stage_span(
 
 /// Switches each table's manifest to this run's file (its marker naming the run), then
 /// removes the runs older than the one each manifest named before.
-fn publish_all(
+pub(crate) fn publish_all(
     warehouse: &dyn Storage,
     opts: &Options,
     staged: &[(Table, Staged)],
@@ -537,7 +534,7 @@ fn publish_all(
 /// Best effort: removes what this run wrote to the tables not in `switched` (a run that did
 /// not switch a table leaves nothing of itself in it; the next run's clean-up removes what
 /// this misses).
-fn remove_run(warehouse: &dyn Storage, run: &str, switched: &[String]) {
+pub(crate) fn remove_run(warehouse: &dyn Storage, run: &str, switched: &[String]) {
     for table in Table::ALL {
         let def = table.def();
         if switched.iter().any(|t| t == def.name) {

@@ -132,6 +132,17 @@ impl Plan {
         self.starts.is_empty()
     }
 
+    /// Span `k` as its reader takes it.
+    pub fn part(&self, k: usize) -> Part {
+        Part {
+            key: self.key.clone(),
+            size: self.size,
+            span: self.span(k),
+            k,
+            spans: self.len(),
+        }
+    }
+
     /// The bytes span `k` covers, for scheduling.
     pub fn bytes(&self, k: usize) -> u64 {
         self.starts.get(k + 1).copied().unwrap_or(self.size) - self.starts[k]
@@ -198,21 +209,28 @@ fn read_all(source: &dyn Storage, key: &str, start: u64, end: u64) -> Result<Vec
     Ok(out)
 }
 
-/// Span `k`'s bytes: a first ranged read through a little past its stop, then, only if its
+/// One span of one export, all its reader needs: span `k` of `spans`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// The export's key and size.
+    pub key: String,
+    pub size: u64,
+    pub span: Span,
+    pub k: usize,
+    pub spans: usize,
+}
+
+/// A part's bytes: a first ranged read through a little past its stop, then, only if its
 /// last record runs further (a stop that was not a record start), the rest of the document.
-pub fn open_span<'s>(
-    source: &'s dyn Storage,
-    plan: &Plan,
-    k: usize,
-) -> Result<SpanBytes<'s>, EtlError> {
-    let span = plan.span(k);
-    let first_end = span.stop.map_or(plan.size, |s| (s + SLACK).min(plan.size));
+pub fn open_span<'s>(source: &'s dyn Storage, part: &Part) -> Result<SpanBytes<'s>, EtlError> {
+    let span = part.span;
+    let first_end = span.stop.map_or(part.size, |s| (s + SLACK).min(part.size));
     Ok(SpanBytes {
         source,
-        key: plan.key.clone(),
+        key: part.key.clone(),
         at: first_end,
-        size: plan.size,
-        current: source.open_range(&plan.key, span.start, first_end)?,
+        size: part.size,
+        current: source.open_range(&part.key, span.start, first_end)?,
     })
 }
 
@@ -352,7 +370,7 @@ mod tests {
         let mut ids = Vec::new();
         let mut outcomes = Vec::new();
         for k in 0..plan.len() {
-            let bytes = open_span(store, &plan, k).unwrap();
+            let bytes = open_span(store, &plan.part(k)).unwrap();
             let mut mine = Vec::new();
             let r = ArrayReader::span(bytes, "d.json", plan.span(k)).for_each_spanned(|e| {
                 mine.push(

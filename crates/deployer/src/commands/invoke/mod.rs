@@ -14,7 +14,7 @@ use etl::snapshot::{decide, read_markers};
 use etl::storage::LocalDir;
 use etl::warehouse::{Base, DataFormat};
 
-use crate::cli::{FunctionArg, Global, InvokeArgs, TableFormatArg};
+use crate::cli::{EtlEngineArg, FunctionArg, Global, InvokeArgs, TableFormatArg};
 
 pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
     let stage_format = match &args.stage {
@@ -32,8 +32,12 @@ pub fn run(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(warehouse)
                 .with_context(|| format!("--warehouse {}", warehouse.display()))?;
             let opts = etl_options(args, format);
-            let report = etl::run::run(&LocalDir::new(source), &LocalDir::new(warehouse), &opts)
-                .context("the ETL failed; the warehouse folder's published tables are unchanged")?;
+            let (source, warehouse) = (LocalDir::new(source), LocalDir::new(warehouse));
+            let report = match args.engine {
+                EtlEngineArg::Function => etl::run::run(&source, &warehouse, &opts),
+                EtlEngineArg::Sharded => etl::sharded::run_local(&source, &warehouse, &opts),
+            }
+            .context("the ETL failed; the warehouse folder's published tables are unchanged")?;
             crate::output::print_json(&report)
         }
         (FunctionArg::Etl, None, None) => match &args.stage {

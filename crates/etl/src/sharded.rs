@@ -1,0 +1,392 @@
+//! Base a as shards, each run on its own (issue 29): what a Step Functions Distributed Map
+//! runs past one function, and `deployer invoke etl --engine sharded` runs on threads.
+//!
+//! - [`plan`] takes base a's lease for the run, cuts every export into spans
+//!   ([`crate::shard::plan`]) and writes one [`Item`] per span, as a JSON array, to
+//!   `a/_runs/<run>/plan.json` (the Map's S3 item reader reads it).
+//! - [`run_item`] reads the dimensions its table joins, whole, then its span, and writes its
+//!   part of the table and a [`ShardReport`] beside the run's plan: where its first and last
+//!   records lay, its rows, and its refusal if its span holds bad input. The reports go to S3
+//!   because a Distributed Map's own results are capped (256 KiB), and the emulator has no
+//!   result writer.
+//! - [`publish`] reads the reports, checks that every export's spans tiled it exactly
+//!   ([`crate::shard::check_tiling`]), moves the first refusal of a file to the file's own
+//!   line and record, refuses the whole run on any refusal (removing its parts), else switches
+//!   each table in one step ([`crate::publish`]); it releases the lease in every case.
+//!
+//! A shard delivered twice writes the same part and report again: the keys are the item's.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EtlError, InputError};
+use crate::json_array::{Span, Spanned};
+use crate::lease::{self, Terms};
+use crate::run::{self, Options, Report, Split};
+use crate::shard::{self, Part, Plan};
+use crate::storage::Storage;
+use crate::transform::tables::Dimensions;
+use crate::transform::{DimensionKind, Table};
+use crate::warehouse::{Base, DataFormat};
+
+/// One span for one shard: the Map's item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub run: String,
+    /// `parquet` or `ndjson`.
+    pub format: String,
+    /// The table's name (`sessions`).
+    pub table: String,
+    /// The export's key and size.
+    pub export: String,
+    pub size: u64,
+    /// Span `span` of `spans`: the records whose `{` lies in `start..stop`.
+    pub span: usize,
+    pub spans: usize,
+    pub start: u64,
+    pub stop: Option<u64>,
+    /// The column of the span's first record.
+    pub column: usize,
+}
+
+/// What one shard did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardReport {
+    pub item: Item,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// A shard's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Its part is written.
+    Written {
+        spanned: Spanned,
+        rows: u64,
+        object: String,
+    },
+    /// Its span holds bad input, placed in the span (see [`Spanned::rebase`]).
+    Refused { refusal: InputError },
+}
+
+/// `a/_runs/<run>/`: the run's plan and its shards' reports.
+pub fn run_folder(run: &str) -> String {
+    format!("{}/_runs/{run}/", Base::A.folder())
+}
+
+/// The run's plan: the items, a JSON array.
+pub fn plan_key(run: &str) -> String {
+    format!("{}plan.json", run_folder(run))
+}
+
+/// Where the shard of `item` writes its report.
+pub fn report_key(item: &Item) -> String {
+    format!(
+        "{}shards/{}/{:05}.json",
+        run_folder(&item.run),
+        item.table,
+        item.span
+    )
+}
+
+fn table_named(name: &str) -> Result<Table, EtlError> {
+    Table::ALL
+        .into_iter()
+        .find(|t| t.def().name == name)
+        .ok_or_else(|| EtlError::Plan(format!("no base-a table is named `{name}`")))
+}
+
+fn format_named(name: &str) -> Result<DataFormat, EtlError> {
+    DataFormat::parse(name).ok_or_else(|| EtlError::Plan(format!("no table format `{name}`")))
+}
+
+impl Item {
+    fn part(&self) -> Part {
+        Part {
+            key: self.export.clone(),
+            size: self.size,
+            span: Span {
+                start: self.start,
+                column: self.column,
+                stop: self.stop,
+            },
+            k: self.span,
+            spans: self.spans,
+        }
+    }
+}
+
+/// Takes base a's lease for `opts.run_id`, held for `hold` (at least the state machine's
+/// timeout), plans the spans (`pieces` per export) and writes the plan. The lease stays taken:
+/// [`publish`] releases it.
+pub fn plan(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+    pieces: usize,
+    hold: Duration,
+) -> Result<Vec<Item>, EtlError> {
+    let terms = Terms { hold, ..opts.lease };
+    let lease = lease::take(warehouse, Base::A, &opts.run_id, &opts.holder, terms)?;
+    let planned = plan_holding(source, warehouse, opts, pieces);
+    match planned {
+        // Held on: the publisher releases it.
+        Ok(items) => {
+            std::mem::forget(lease);
+            Ok(items)
+        }
+        Err(e) => {
+            lease.release();
+            Err(e)
+        }
+    }
+}
+
+fn plan_holding(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+    pieces: usize,
+) -> Result<Vec<Item>, EtlError> {
+    let sizes = run::check_inputs(source)?;
+    let mut items = Vec::new();
+    for table in Table::ALL {
+        let key = table.source_key();
+        let size = sizes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0, |(_, s)| *s);
+        let plan = shard::plan(source, key, size, pieces)?;
+        for k in 0..plan.len() {
+            let span = plan.span(k);
+            items.push(Item {
+                run: opts.run_id.clone(),
+                format: opts.format.as_str().to_owned(),
+                table: table.def().name.to_owned(),
+                export: key.to_owned(),
+                size,
+                span: k,
+                spans: plan.len(),
+                start: span.start,
+                stop: span.stop,
+                column: span.column,
+            });
+        }
+    }
+    let body = serde_json::to_vec(&items).expect("items serialize");
+    warehouse.put(&plan_key(&opts.run_id), &body)?;
+    Ok(items)
+}
+
+/// Runs one shard: reads the dimensions its table joins and its span, writes its part and its
+/// report. Bad input in the span is a report, not an error (the publisher refuses the run);
+/// an error is a failure to read or write, which a retry may fix.
+pub fn run_item(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    item: &Item,
+) -> Result<ShardReport, EtlError> {
+    let table = table_named(&item.table)?;
+    let mut opts = Options::new(format_named(&item.format)?);
+    opts.run_id = item.run.clone();
+    let wanted: &[DimensionKind] = match table {
+        Table::Students => &[DimensionKind::Courses, DimensionKind::Universities],
+        Table::Follows => &[DimensionKind::Subjects],
+        Table::Sessions | Table::Subscriptions => &[],
+    };
+    let mut dims = Vec::with_capacity(3);
+    for kind in DimensionKind::ALL {
+        dims.push(if wanted.contains(&kind) {
+            run::read_dimension(source, kind)?
+        } else {
+            crate::transform::Dimension::new(kind)
+        });
+    }
+    let joined = Dimensions {
+        courses: &dims[0],
+        universities: &dims[1],
+        subjects: &dims[2],
+    };
+    let outcome = match run::stage_span(
+        source,
+        warehouse,
+        &joined,
+        &opts,
+        table,
+        &item.part(),
+        &|| false,
+    ) {
+        Ok((spanned, rows, object)) => Outcome::Written {
+            spanned,
+            rows,
+            object,
+        },
+        Err(EtlError::Input(refusal)) => Outcome::Refused { refusal },
+        Err(e) => return Err(e),
+    };
+    let report = ShardReport {
+        item: item.clone(),
+        outcome,
+    };
+    let body = serde_json::to_vec(&report).expect("a report serializes");
+    warehouse.put(&report_key(item), &body)?;
+    Ok(report)
+}
+
+/// Reads the run's plan and its shards' reports, and publishes the four tables, or refuses the
+/// run naming the first bad input of a file (its own line and record), or the export whose
+/// spans did not tile it. Releases base a's lease in every case.
+pub fn publish(warehouse: &dyn Storage, run_id: &str, hold: Duration) -> Result<Report, EtlError> {
+    let started = std::time::Instant::now();
+    let mut lease = lease::resume(warehouse, Base::A, run_id, hold)?;
+    let result = publish_holding(warehouse, run_id, &mut lease);
+    lease.release();
+    if result.is_err() {
+        // Best effort, as a failed run's parts: the plan and the reports go too.
+        let left = warehouse.list(&run_folder(run_id)).unwrap_or_default();
+        if let Err(e) = warehouse.delete(&left) {
+            tracing::warn!(error = %e, "could not remove the failed run's plan and reports");
+        }
+    }
+    let (format, tables) = result?;
+    Ok(Report {
+        run: run_id.to_owned(),
+        format: format.as_str(),
+        dimensions: Vec::new(),
+        tables,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn publish_holding(
+    warehouse: &dyn Storage,
+    run_id: &str,
+    lease: &mut lease::Lease<'_>,
+) -> Result<(DataFormat, Vec<run::TableReport>), EtlError> {
+    let plan = warehouse
+        .get(&plan_key(run_id))?
+        .ok_or_else(|| EtlError::Plan(format!("{}: no plan", warehouse.describe(&plan_key(run_id)))))?;
+    let items: Vec<Item> = serde_json::from_slice(&plan)
+        .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&plan_key(run_id)))))?;
+    let format = format_named(&items.first().map_or("parquet", |i| i.format.as_str()))?;
+    let staged = combine(warehouse, &items).inspect_err(|_| {
+        run::remove_run(warehouse, run_id, &[]);
+    })?;
+    lease.confirm()?;
+    let mut opts = Options::new(format);
+    opts.run_id = run_id.to_owned();
+    let tables = run::publish_all(warehouse, &opts, &staged)?;
+    // The plan and reports have served; a leftover costs nothing but a listing.
+    let done = warehouse.list(&run_folder(run_id))?;
+    if let Err(e) = warehouse.delete(&done) {
+        tracing::warn!(error = %e, "could not remove the run's plan and reports");
+    }
+    Ok((format, tables))
+}
+
+/// Each table's parts from the reports, in order, after the checks of [`publish`].
+fn combine(
+    warehouse: &dyn Storage,
+    items: &[Item],
+) -> Result<Vec<(Table, run::Staged)>, EtlError> {
+    let mut staged = Vec::with_capacity(Table::ALL.len());
+    for table in Table::ALL {
+        let name = table.def().name;
+        let mine: Vec<&Item> = items.iter().filter(|i| i.table == name).collect();
+        let Some(first) = mine.first() else {
+            return Err(EtlError::Plan(format!("the plan has no span of `{name}`")));
+        };
+        let plan = Plan {
+            key: first.export.clone(),
+            size: first.size,
+            starts: mine.iter().map(|i| i.start).collect(),
+            column: mine.get(1).map_or(1, |i| i.column),
+        };
+        let mut parts = run::Staged::default();
+        let mut outcomes = Vec::with_capacity(mine.len());
+        for item in &mine {
+            let key = report_key(item);
+            let report: ShardReport = match warehouse.get(&key)? {
+                Some(body) => serde_json::from_slice(&body).map_err(|e| {
+                    EtlError::Plan(format!("{}: {e}", warehouse.describe(&key)))
+                })?,
+                None => {
+                    return Err(EtlError::Plan(format!(
+                        "{}: missing: span {} of {} of {} did not report",
+                        warehouse.describe(&key),
+                        item.span,
+                        item.spans,
+                        item.export
+                    )))
+                }
+            };
+            outcomes.push(Some(match report.outcome {
+                Outcome::Written {
+                    spanned,
+                    rows,
+                    object,
+                } => {
+                    parts.rows += rows;
+                    parts.objects.push(object);
+                    Ok(spanned)
+                }
+                Outcome::Refused { refusal } => Err(EtlError::Input(refusal)),
+            }));
+        }
+        match shard::check_tiling(&plan, &mut outcomes) {
+            Ok(Ok(())) => staged.push((table, parts)),
+            Ok(Err(e)) => return Err(e),
+            Err(u) => {
+                return Err(EtlError::Plan(format!(
+                    "the spans of {} did not tile it: span {} ended at byte {}, the next began at \
+                     byte {} (a nested object laid out as a record starts); run base a with \
+                     `base_a_engine: function`, which reads it whole",
+                    plan.key, u.span, u.ended_at, u.next
+                )))
+            }
+        }
+    }
+    Ok(staged)
+}
+
+/// The whole sharded protocol in this process: [`plan`], then `workers` threads taking the
+/// items ([`run_item`]), then [`publish`]. What `deployer invoke etl --engine sharded` runs,
+/// so that the state machine's steps are the code tested here.
+pub fn run_local(
+    source: &dyn Storage,
+    warehouse: &dyn Storage,
+    opts: &Options,
+) -> Result<Report, EtlError> {
+    let pieces = match opts.split {
+        Split::Pieces(n) => n,
+        Split::Whole => 1,
+        Split::Auto => opts.workers.max(1) * 4,
+    };
+    let hold = opts.lease.hold;
+    let items = plan(source, warehouse, opts, pieces, hold)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..opts.workers.max(1) {
+            s.spawn(|| {
+                while let Some(item) =
+                    items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = run_item(source, warehouse, item) {
+                        failure.lock().expect("no panic").get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    // A shard that failed leaves no report: the publisher refuses the run, naming it, and
+    // releases the lease.
+    let published = publish(warehouse, &opts.run_id, hold);
+    match failure.into_inner().expect("no panic") {
+        Some(e) => Err(e),
+        None => published,
+    }
+}
