@@ -245,7 +245,10 @@ fn open(
     }
 }
 
-pub(crate) fn read_dimension(source: &dyn Storage, kind: DimensionKind) -> Result<Dimension, EtlError> {
+pub(crate) fn read_dimension(
+    source: &dyn Storage,
+    kind: DimensionKind,
+) -> Result<Dimension, EtlError> {
     let mut dim = Dimension::new(kind);
     open(source, kind.source_key())?.for_each(|e| dim.add(e))?;
     dim.seal();
@@ -392,12 +395,19 @@ fn stage_all(
                 written.dedup();
                 warehouse.delete(&written)?;
                 let whole = Plan::whole(&plan.key, plan.size);
-                stage_span(source, warehouse, dims, opts, table, &whole.part(0), &|| false).map(
-                    |(_, rows, key)| Staged {
-                        rows,
-                        objects: vec![key],
-                    },
+                stage_span(
+                    source,
+                    warehouse,
+                    dims,
+                    opts,
+                    table,
+                    &whole.part(0),
+                    &|| false,
                 )
+                .map(|(_, rows, key)| Staged {
+                    rows,
+                    objects: vec![key],
+                })
             }
             Err(_) => Err(EtlError::Cancelled),
         };

@@ -155,10 +155,7 @@ fn plan_holding(
     let mut items = Vec::new();
     for table in Table::ALL {
         let key = table.source_key();
-        let size = sizes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or(0, |(_, s)| *s);
+        let size = sizes.iter().find(|(k, _)| k == key).map_or(0, |(_, s)| *s);
         let plan = shard::plan(source, key, size, pieces)?;
         for k in 0..plan.len() {
             let span = plan.span(k);
@@ -266,9 +263,12 @@ fn publish_holding(
     run_id: &str,
     lease: &mut lease::Lease<'_>,
 ) -> Result<(DataFormat, Vec<run::TableReport>), EtlError> {
-    let plan = warehouse
-        .get(&plan_key(run_id))?
-        .ok_or_else(|| EtlError::Plan(format!("{}: no plan", warehouse.describe(&plan_key(run_id)))))?;
+    let plan = warehouse.get(&plan_key(run_id))?.ok_or_else(|| {
+        EtlError::Plan(format!(
+            "{}: no plan",
+            warehouse.describe(&plan_key(run_id))
+        ))
+    })?;
     let items: Vec<Item> = serde_json::from_slice(&plan)
         .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&plan_key(run_id)))))?;
     let format = format_named(&items.first().map_or("parquet", |i| i.format.as_str()))?;
@@ -288,10 +288,7 @@ fn publish_holding(
 }
 
 /// Each table's parts from the reports, in order, after the checks of [`publish`].
-fn combine(
-    warehouse: &dyn Storage,
-    items: &[Item],
-) -> Result<Vec<(Table, run::Staged)>, EtlError> {
+fn combine(warehouse: &dyn Storage, items: &[Item]) -> Result<Vec<(Table, run::Staged)>, EtlError> {
     let mut staged = Vec::with_capacity(Table::ALL.len());
     for table in Table::ALL {
         let name = table.def().name;
@@ -310,9 +307,8 @@ fn combine(
         for item in &mine {
             let key = report_key(item);
             let report: ShardReport = match warehouse.get(&key)? {
-                Some(body) => serde_json::from_slice(&body).map_err(|e| {
-                    EtlError::Plan(format!("{}: {e}", warehouse.describe(&key)))
-                })?,
+                Some(body) => serde_json::from_slice(&body)
+                    .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&key))))?,
                 None => {
                     return Err(EtlError::Plan(format!(
                         "{}: missing: span {} of {} of {} did not report",
@@ -388,5 +384,122 @@ pub fn run_local(
     match failure.into_inner().expect("no panic") {
         Some(e) => Err(e),
         None => published,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LocalDir;
+
+    /// Base a's seven exports, pretty-printed, with `n` records per fact.
+    fn exports(dir: &std::path::Path, n: usize) {
+        let dim = |name: &str| format!("[\n  {{\"Id\": 1, \"Name\": \"{name}\"}}\n]");
+        let facts = |f: &dyn Fn(usize) -> String| {
+            let rows: Vec<String> = (0..n).map(|i| format!("  {}", f(i))).collect();
+            format!("[\n{}\n]\n", rows.join(",\n"))
+        };
+        let files = [
+            ("courses", dim("Math")),
+            ("universities", dim("UFRJ")),
+            ("subjects", dim("Algebra")),
+            (
+                "students",
+                facts(&|i| {
+                    format!(
+                        "{{\"Id\": \"{i}\", \"CourseId\": 1, \"UniversityId\": {}}}",
+                        i % 2
+                    )
+                }),
+            ),
+            (
+                "student_follow_subject",
+                facts(&|i| format!("{{\"StudentId\": \"{i}\", \"SubjectId\": 1}}")),
+            ),
+            (
+                "sessions",
+                facts(&|i| format!("{{\"StudentId\": \"{i}\", \"StudentClient\": \"Web\"}}")),
+            ),
+            (
+                "subscriptions",
+                facts(&|i| format!("{{\"StudentId\": \"{i}\", \"PlanType\": \"A\"}}")),
+            ),
+        ];
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.join("a").join(format!("{name}.json")), body).unwrap();
+        }
+    }
+
+    fn options(run: &str) -> Options {
+        let mut opts = Options::new(DataFormat::Ndjson);
+        opts.run_id = run.to_owned();
+        opts
+    }
+
+    /// Each table's NDJSON, its parts concatenated in the manifest's order.
+    fn tables(wh: &LocalDir) -> Vec<String> {
+        Table::ALL
+            .iter()
+            .map(|t| {
+                crate::publish::table_files(wh, t.def())
+                    .unwrap()
+                    .unwrap()
+                    .iter()
+                    .map(|k| String::from_utf8(wh.get(k).unwrap().unwrap()).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    const HOLD: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_shard_delivered_twice_changes_nothing() {
+        let src = tempfile::tempdir().unwrap();
+        exports(src.path(), 50);
+        let source = LocalDir::new(src.path());
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = LocalDir::new(one.path());
+        crate::run::run(&source, &whole, &options("r1")).unwrap();
+
+        let wh = LocalDir::new(two.path());
+        let items = plan(&source, &wh, &options("r2"), 4, HOLD).unwrap();
+        assert_eq!(items.len(), 4 * 4, "four spans of each export");
+        for item in items.iter().chain(items.iter().rev()) {
+            run_item(&source, &wh, item).unwrap();
+        }
+        let report = publish(&wh, "r2", HOLD).unwrap();
+        assert_eq!(report.tables.iter().map(|t| t.rows).sum::<u64>(), 4 * 50);
+        assert_eq!(tables(&wh), tables(&whole));
+        assert!(lease::read(&wh, Base::A).unwrap().unwrap().released);
+        assert!(wh.list(&run_folder("r2")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_shard_that_never_reported_fails_the_run_and_frees_the_lease() {
+        let src = tempfile::tempdir().unwrap();
+        exports(src.path(), 20);
+        let source = LocalDir::new(src.path());
+        let dir = tempfile::tempdir().unwrap();
+        let wh = LocalDir::new(dir.path());
+        let items = plan(&source, &wh, &options("r3"), 3, HOLD).unwrap();
+        // A second run waits for the lease the plan holds, then is refused naming it.
+        let mut second = options("r4");
+        second.lease.wait = Duration::from_millis(10);
+        let held = crate::run::run(&source, &wh, &second).unwrap_err();
+        assert!(held.to_string().contains("r3"), "{held}");
+        // The last span's shard was killed before its report.
+        for item in &items[..items.len() - 1] {
+            run_item(&source, &wh, item).unwrap();
+        }
+        let err = publish(&wh, "r3", HOLD).unwrap_err().to_string();
+        assert!(
+            err.contains("did not report") && err.contains("subscriptions"),
+            "{err}"
+        );
+        assert!(lease::read(&wh, Base::A).unwrap().unwrap().released);
+        let left: Vec<String> = wh.list("a/").unwrap();
+        assert_eq!(left, ["a/_runs/lease.json"], "no part, plan or report left");
     }
 }
