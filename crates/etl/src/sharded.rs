@@ -271,7 +271,7 @@ fn publish_holding(
     })?;
     let items: Vec<Item> = serde_json::from_slice(&plan)
         .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&plan_key(run_id)))))?;
-    let format = format_named(&items.first().map_or("parquet", |i| i.format.as_str()))?;
+    let format = format_named(items.first().map_or("parquet", |i| i.format.as_str()))?;
     let staged = combine(warehouse, &items).inspect_err(|_| {
         run::remove_run(warehouse, run_id, &[]);
     })?;
