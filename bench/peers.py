@@ -229,6 +229,33 @@ def check_equal(peer: str, peer_out: Path, etl_out: Path):
     print(f"{peer}: tables equal to the ETL's", flush=True)
 
 
+def alternate(ours: str, peers: list, run, repeat: int, prefix: str, title: str, header: dict):
+    """Runs `ours` then each peer, `repeat` times over, each in a fresh output folder; prints
+    every run (JSON) and a table of medians with the ratio of ours to each, and to the
+    fastest peer."""
+    tools = [ours, *peers]
+    runs = {t: [] for t in tools}
+    for _ in range(repeat):
+        for tool in tools:
+            out = Path(tempfile.mkdtemp(prefix=f"{prefix}{tool}-"))
+            try:
+                runs[tool].append(run(tool, out))
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+    med = {t: (statistics.median(r[0] for r in runs[t]), statistics.median(r[1] for r in runs[t]),
+               max(r[2] for r in runs[t])) for t in tools}
+    fastest = min(peers, key=lambda p: med[p][0])
+    print(json.dumps({**header, "runs": {t: [[round(x, 2) for x in r] for r in runs[t]] for t in tools}}))
+    print()
+    print(f"{title}, {repeat} alternated runs, medians")
+    print(f"| engine | wall s | CPU s | peak RSS MiB | {ours} / engine wall |")
+    print("|---|---:|---:|---:|---:|")
+    for t in tools:
+        w, c, r = med[t]
+        print(f"| {t} | {w:.2f} | {c:.2f} | {r:.0f} | {med[ours][0] / w:.2f} |")
+    print(f"\nfastest peer: {fastest}; {ours} at {med[ours][0] / med[fastest][0]:.2f}x its wall time")
+
+
 def main():
     if sys.argv[1:2] == ["--check"]:
         # In a process of its own: pyarrow's memory must not count in the runs' peak RSS (a
@@ -266,29 +293,9 @@ def main():
         shutil.rmtree(out)
     shutil.rmtree(etl_out)
 
-    tools = ["etl", *args.peers]
-    runs = {t: [] for t in tools}
-    for _ in range(args.repeat):
-        for tool in tools:
-            out = Path(tempfile.mkdtemp(prefix=f"peers-{tool}-"))
-            try:
-                runs[tool].append(run(tool, out))
-            finally:
-                shutil.rmtree(out, ignore_errors=True)
-    med = {t: (statistics.median(r[0] for r in runs[t]), statistics.median(r[1] for r in runs[t]),
-               max(r[2] for r in runs[t])) for t in tools}
-    fastest = min(args.peers, key=lambda p: med[p][0])
-    print(json.dumps({"students": args.students, "input_mb": round(size / 1e6),
-                      "runs": {t: [[round(x, 2) for x in r] for r in runs[t]] for t in tools}}))
-    print()
-    print(f"base a, {args.students:,} students ({size / 1e6:,.0f} MB of JSON arrays), {args.repeat} alternated runs, medians")
-    print("| engine | wall s | CPU s | peak RSS MiB | ETL / engine wall |")
-    print("|---|---:|---:|---:|---:|")
-    for t in tools:
-        w, c, r = med[t]
-        print(f"| {t} | {w:.2f} | {c:.2f} | {r:.0f} | {med['etl'][0] / w:.2f} |")
-    print(f"\nfastest peer: {fastest}; the ETL at {med['etl'][0] / med[fastest][0]:.2f}x its wall time")
-
+    alternate("etl", args.peers, run, args.repeat, "peers-",
+              f"base a, {args.students:,} students ({size / 1e6:,.0f} MB of JSON arrays)",
+              {"students": args.students, "input_mb": round(size / 1e6)})
 
 if __name__ == "__main__":
     main()

@@ -34,9 +34,7 @@ Runs alternate (function, then each peer) `--repeat` times; wall time from the p
 peak RSS from the child's rusage; ratios of medians.
 """
 import argparse
-import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,7 +42,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from peers import measure  # noqa: E402
+from peers import alternate, measure  # noqa: E402
 
 RENAMED = {
     "page_name": ["Page Name", "PageName"],
@@ -293,29 +291,9 @@ def main():
         subprocess.run([sys.executable, __file__, "--check", peer, str(out), str(warehouse)], check=True)
         shutil.rmtree(out)
 
-    tools = ["function", *args.peers]
-    runs = {t: [] for t in tools}
-    for _ in range(args.repeat):
-        for tool in tools:
-            out = Path(tempfile.mkdtemp(prefix=f"peers-b-{tool}-"))
-            try:
-                runs[tool].append(run(tool, out))
-            finally:
-                shutil.rmtree(out, ignore_errors=True)
-    med = {t: (statistics.median(r[0] for r in runs[t]), statistics.median(r[1] for r in runs[t]),
-               max(r[2] for r in runs[t])) for t in tools}
-    fastest = min(args.peers, key=lambda p: med[p][0])
-    print(json.dumps({"students": args.students, "input_mb": round(size / 1e6),
-                      "runs": {t: [[round(x, 2) for x in r] for r in runs[t]] for t in tools}}))
-    print()
-    print(f"base b, {args.students:,} students ({size / 1e6:,.0f} MB of NDJSON events), {args.repeat} alternated runs, medians")
-    print("| engine | wall s | CPU s | peak RSS MiB | function / engine wall |")
-    print("|---|---:|---:|---:|---:|")
-    for t in tools:
-        w, c, r = med[t]
-        print(f"| {t} | {w:.2f} | {c:.2f} | {r:.0f} | {med['function'][0] / w:.2f} |")
-    print(f"\nfastest peer: {fastest}; the function at {med['function'][0] / med[fastest][0]:.2f}x its wall time")
-
+    alternate("function", args.peers, run, args.repeat, "peers-b-",
+              f"base b, {args.students:,} students ({size / 1e6:,.0f} MB of NDJSON events)",
+              {"students": args.students, "input_mb": round(size / 1e6)})
 
 if __name__ == "__main__":
     main()

@@ -83,20 +83,24 @@ impl Drop for LocalWrite {
     }
 }
 
+impl LocalDir {
+    /// The file at `key`; [`StorageError::NotFound`] when there is none.
+    fn open_file(&self, key: &str) -> Result<File, StorageError> {
+        let path = self.path(key);
+        File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StorageError::NotFound(path.display().to_string()),
+            _ => StorageError::io(path.display().to_string(), e),
+        })
+    }
+}
+
 impl Storage for LocalDir {
     fn describe(&self, key: &str) -> String {
         self.path(key).display().to_string()
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StorageError> {
-        let path = self.path(key);
-        match File::open(&path) {
-            Ok(f) => Ok(Box::new(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StorageError::NotFound(path.display().to_string()))
-            }
-            Err(e) => Err(StorageError::io(path.display().to_string(), e)),
-        }
+        Ok(Box::new(self.open_file(key)?))
     }
 
     fn open_range(
@@ -105,16 +109,9 @@ impl Storage for LocalDir {
         start: u64,
         end: u64,
     ) -> Result<Box<dyn Read + Send>, StorageError> {
-        let path = self.path(key);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound(path.display().to_string()))
-            }
-            Err(e) => return Err(StorageError::io(path.display().to_string(), e)),
-        };
+        let mut file = self.open_file(key)?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
-            .map_err(|e| StorageError::io(path.display().to_string(), e))?;
+            .map_err(|e| StorageError::io(self.describe(key), e))?;
         Ok(Box::new(file.take(end.saturating_sub(start))))
     }
 
