@@ -187,3 +187,29 @@ def test_the_sharded_engine_refuses_an_export_its_spans_did_not_tile(deployer, t
     assert r.returncode != 0
     assert "did not tile it" in r.stderr and "sessions.json" in r.stderr and "base_a_engine: function" in r.stderr, r.stderr
     assert not (tmp_path / "wh" / "a" / "sessions").exists()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_semantics_exports_pretty_printed_give_the_same_tables_at_every_cut(deployer, tmp_path, engine):
+    # tests/etl/test_semantics_a.py's exports (joins, colliding names, a key written twice, a
+    # nested value), pretty-printed so that they split: the rows of docs/SEMANTICS.md's rules
+    # do not depend on where the cuts fall.
+    from test_semantics_a import EXPORTS
+
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    for entity in ENTITIES:
+        rows = [dict(r, Nested={"list": [1, {"x": "y"}]}) if entity == "students" else r for r in EXPORTS[entity]]
+        text = pretty(rows)
+        if entity == "students":
+            # A repeated key, which json.dumps of a dict cannot write.
+            text = text.replace('"Id": "3",\n    "Nick": "a",', '"Id": "3",\n    "Nick": "a",\n    "Id": "4",', 1)
+            assert '"Id": "4"' in text
+        (src / "a" / f"{entity}.json").write_text(text)
+    size = max(p.stat().st_size for p in (src / "a").glob("*.json"))
+    most = spans_equal_whole(deployer, src, tmp_path, [2, size], engine=engine)
+    assert most["students"] == 3 and most["follows"] == 3, most
+    whole = ndjson_tables(tmp_path / "whole")
+    assert '"Id":"4","Nick":"a"' in whole["students"][0], whole["students"][0]
+    # A nested value, pretty-printed over lines in the export, is one compact value in its row.
+    assert whole["students"][0].count('"Nested":{"list":[1,{"x":"y"}]}') == 3, whole["students"][0]
