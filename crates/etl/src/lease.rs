@@ -156,32 +156,27 @@ pub fn resume<'a>(
     run: &str,
     hold: Duration,
 ) -> Result<Lease<'a>, LeaseError> {
-    match storage.get_tagged(&lease_key(base))? {
+    let by = match storage.get_tagged(&lease_key(base))? {
         Some((bytes, etag)) => match serde_json::from_slice::<LeaseBody>(&bytes) {
-            Ok(body) if body.run == run && !body.released => Ok(Lease {
-                storage,
-                base,
-                body,
-                etag,
-                hold,
-            }),
-            Ok(body) => Err(LeaseError::Lost {
-                base: base.folder(),
-                run: run.to_owned(),
-                by: body.run,
-            }),
-            Err(_) => Err(LeaseError::Lost {
-                base: base.folder(),
-                run: run.to_owned(),
-                by: "(not a lease)".into(),
-            }),
+            Ok(body) if body.run == run && !body.released => {
+                return Ok(Lease {
+                    storage,
+                    base,
+                    body,
+                    etag,
+                    hold,
+                })
+            }
+            Ok(body) => body.run,
+            Err(_) => "(not a lease)".into(),
         },
-        None => Err(LeaseError::Lost {
-            base: base.folder(),
-            run: run.to_owned(),
-            by: "(none)".into(),
-        }),
-    }
+        None => "(none)".into(),
+    };
+    Err(LeaseError::Lost {
+        base: base.folder(),
+        run: run.to_owned(),
+        by,
+    })
 }
 
 /// Takes `base`'s lease for `run`, waiting up to `terms.wait` while another run holds it.

@@ -238,10 +238,15 @@ fn open(
     source: &dyn Storage,
     key: &str,
 ) -> Result<ArrayReader<Box<dyn std::io::Read + Send>>, EtlError> {
-    match source.open(key) {
-        Ok(r) => Ok(ArrayReader::new(r, source.describe(key))),
-        Err(StorageError::NotFound(file)) => Err(EtlError::MissingInput { file }),
-        Err(e) => Err(e.into()),
+    let src = source.open(key).map_err(missing_input)?;
+    Ok(ArrayReader::new(src, source.describe(key)))
+}
+
+/// An export gone since the listing is a missing input, as one never there.
+fn missing_input(e: impl Into<EtlError>) -> EtlError {
+    match e.into() {
+        EtlError::Storage(StorageError::NotFound(file)) => EtlError::MissingInput { file },
+        e => e,
     }
 }
 
@@ -294,7 +299,52 @@ impl Cancel {
     }
 }
 
-type SpanResult = Result<(Spanned, u64, String), EtlError>;
+/// What reading one span gave: where it ended, its rows and its object.
+pub(crate) type SpanResult = Result<(Spanned, u64, String), EtlError>;
+
+/// Each export's spans (`opts.split`), in [`Table::ALL`]'s order; `sizes` as
+/// [`check_inputs`] lists them.
+pub(crate) fn plan_exports(
+    source: &dyn Storage,
+    opts: &Options,
+    sizes: &[(String, u64)],
+) -> Result<Vec<Plan>, EtlError> {
+    let size_of = |key: &str| {
+        sizes
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .map_or(0, |i| sizes[i].1)
+    };
+    let total: u64 = Table::ALL.iter().map(|t| size_of(t.source_key())).sum();
+    Table::ALL
+        .iter()
+        .map(|t| {
+            let size = size_of(t.source_key());
+            let pieces = opts.split.pieces(size, total, opts.workers);
+            shard::plan(source, t.source_key(), size, pieces)
+        })
+        .collect()
+}
+
+/// A table's spans' results, in order, as [`shard::check_tiling`] takes them, and the rows and
+/// objects of those written (`None`: a span not read).
+pub(crate) fn gather(
+    spans: impl IntoIterator<Item = Option<SpanResult>>,
+) -> (Staged, Vec<Option<Result<Spanned, EtlError>>>) {
+    let mut parts = Staged::default();
+    let outcomes = spans
+        .into_iter()
+        .map(|r| {
+            r.map(|r| {
+                r.map(|(spanned, rows, key)| {
+                    parts.rows += rows;
+                    parts.objects.push(key);
+                    spanned
+                })
+            })
+        })
+        .collect();
+    (parts, outcomes)
+}
 
 /// Stages the four tables: each export is cut into spans ([`Options::split`]), and
 /// `opts.workers` threads take the spans, largest first. The first failure stops the others
@@ -306,18 +356,7 @@ fn stage_all(
     opts: &Options,
     sizes: &[(String, u64)],
 ) -> Result<Vec<(Table, Staged)>, EtlError> {
-    let size_of = |key: &str| {
-        sizes
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
-            .map_or(0, |i| sizes[i].1)
-    };
-    let total: u64 = Table::ALL.iter().map(|t| size_of(t.source_key())).sum();
-    let mut plans = Vec::with_capacity(Table::ALL.len());
-    for table in Table::ALL {
-        let size = size_of(table.source_key());
-        let pieces = opts.split.pieces(size, total, opts.workers);
-        plans.push(shard::plan(source, table.source_key(), size, pieces)?);
-    }
+    let plans = plan_exports(source, opts, sizes)?;
     let mut units: Vec<(usize, usize)> = plans
         .iter()
         .enumerate()
@@ -366,17 +405,7 @@ fn stage_all(
     let results = results.into_inner().expect("workers are done");
     for (t, (table, spans)) in Table::ALL.into_iter().zip(results).enumerate() {
         let plan = &plans[t];
-        let mut outcomes = Vec::with_capacity(spans.len());
-        let mut parts = Staged::default();
-        for r in spans {
-            outcomes.push(r.map(|r| {
-                r.map(|(spanned, rows, key)| {
-                    parts.rows += rows;
-                    parts.objects.push(key);
-                    spanned
-                })
-            }));
-        }
+        let (parts, mut outcomes) = gather(spans);
         let outcome = match shard::check_tiling(plan, &mut outcomes) {
             Ok(Ok(())) => Ok(parts),
             Ok(Err(e)) => Err(e),
@@ -389,10 +418,10 @@ fn stage_all(
                     "the spans did not tile the export (a nested object looked like a record \
                      start): reading it whole"
                 );
-                let mut written = parts.objects;
-                written.extend(plan_keys(table, opts, plan));
-                written.sort();
-                written.dedup();
+                // Every key a span of the plan may have written (the spans read wrote some).
+                let written: Vec<String> = (0..plan.len())
+                    .map(|k| part_key(table, &opts.run_id, opts.format, k, plan.len()))
+                    .collect();
                 warehouse.delete(&written)?;
                 let whole = Plan::whole(&plan.key, plan.size);
                 stage_span(
@@ -427,15 +456,6 @@ fn stage_all(
     }
 }
 
-/// Every key the spans of `plan` may have written.
-fn plan_keys<'p>(
-    table: Table,
-    opts: &'p Options,
-    plan: &'p Plan,
-) -> impl Iterator<Item = String> + 'p {
-    (0..plan.len()).map(move |k| part_key(table, &opts.run_id, opts.format, k, plan.len()))
-}
-
 /// Reads `part` and writes its rows to its own object: where the span ended, its rows and
 /// its object's key.
 pub(crate) fn stage_span(
@@ -447,14 +467,8 @@ pub(crate) fn stage_span(
     part: &Part,
     stop: &dyn Fn() -> bool,
 ) -> SpanResult {
-    let file = source.describe(table.source_key());
-    let bytes = match shard::open_span(source, part) {
-        Err(EtlError::Storage(StorageError::NotFound(file))) => {
-            return Err(EtlError::MissingInput { file })
-        }
-        r => r?,
-    };
-    let reader = ArrayReader::span(bytes, file, part.span);
+    let bytes = shard::open_span(source, part).map_err(missing_input)?;
+    let reader = ArrayReader::span(bytes, source.describe(&part.key), part.span);
     let key = part_key(table, &opts.run_id, opts.format, part.k, part.spans);
     let write_error = |e: std::io::Error| EtlError::Write {
         table: table.def().name.to_owned(),

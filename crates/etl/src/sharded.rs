@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EtlError, InputError};
 use crate::json_array::{Span, Spanned};
 use crate::lease::{self, Terms};
-use crate::run::{self, Options, Report, Split};
+use crate::run::{self, Options, Report};
 use crate::shard::{self, Part, Plan};
 use crate::storage::Storage;
 use crate::transform::tables::Dimensions;
@@ -120,18 +120,17 @@ impl Item {
 }
 
 /// Takes base a's lease for `opts.run_id`, held for `hold` (at least the state machine's
-/// timeout), plans the spans (`pieces` per export) and writes the plan. The lease stays taken:
-/// [`publish`] releases it.
+/// timeout), plans the spans (`opts.split`, as the function engine cuts them) and writes the
+/// plan. The lease stays taken: [`publish`] releases it.
 pub fn plan(
     source: &dyn Storage,
     warehouse: &dyn Storage,
     opts: &Options,
-    pieces: usize,
     hold: Duration,
 ) -> Result<Vec<Item>, EtlError> {
     let terms = Terms { hold, ..opts.lease };
     let lease = lease::take(warehouse, Base::A, &opts.run_id, &opts.holder, terms)?;
-    let planned = plan_holding(source, warehouse, opts, pieces);
+    let planned = plan_holding(source, warehouse, opts);
     match planned {
         // Held on: the publisher releases it.
         Ok(items) => {
@@ -149,22 +148,19 @@ fn plan_holding(
     source: &dyn Storage,
     warehouse: &dyn Storage,
     opts: &Options,
-    pieces: usize,
 ) -> Result<Vec<Item>, EtlError> {
     let sizes = run::check_inputs(source)?;
+    let plans = run::plan_exports(source, opts, &sizes)?;
     let mut items = Vec::new();
-    for table in Table::ALL {
-        let key = table.source_key();
-        let size = sizes.iter().find(|(k, _)| k == key).map_or(0, |(_, s)| *s);
-        let plan = shard::plan(source, key, size, pieces)?;
+    for (table, plan) in Table::ALL.into_iter().zip(&plans) {
         for k in 0..plan.len() {
             let span = plan.span(k);
             items.push(Item {
                 run: opts.run_id.clone(),
                 format: opts.format.as_str().to_owned(),
                 table: table.def().name.to_owned(),
-                export: key.to_owned(),
-                size,
+                export: plan.key.clone(),
+                size: plan.size,
                 span: k,
                 spans: plan.len(),
                 start: span.start,
@@ -189,14 +185,9 @@ pub fn run_item(
     let table = table_named(&item.table)?;
     let mut opts = Options::new(format_named(&item.format)?);
     opts.run_id = item.run.clone();
-    let wanted: &[DimensionKind] = match table {
-        Table::Students => &[DimensionKind::Courses, DimensionKind::Universities],
-        Table::Follows => &[DimensionKind::Subjects],
-        Table::Sessions | Table::Subscriptions => &[],
-    };
     let mut dims = Vec::with_capacity(3);
     for kind in DimensionKind::ALL {
-        dims.push(if wanted.contains(&kind) {
+        dims.push(if table.joins().contains(&kind) {
             run::read_dimension(source, kind)?
         } else {
             crate::transform::Dimension::new(kind)
@@ -241,12 +232,11 @@ pub fn publish(warehouse: &dyn Storage, run_id: &str, hold: Duration) -> Result<
     let mut lease = lease::resume(warehouse, Base::A, run_id, hold)?;
     let result = publish_holding(warehouse, run_id, &mut lease);
     lease.release();
-    if result.is_err() {
-        // Best effort, as a failed run's parts: the plan and the reports go too.
-        let left = warehouse.list(&run_folder(run_id)).unwrap_or_default();
-        if let Err(e) = warehouse.delete(&left) {
-            tracing::warn!(error = %e, "could not remove the failed run's plan and reports");
-        }
+    // The plan and reports have served, published or not. Best effort: a leftover costs
+    // nothing but a listing.
+    let left = warehouse.list(&run_folder(run_id)).unwrap_or_default();
+    if let Err(e) = warehouse.delete(&left) {
+        tracing::warn!(error = %e, "could not remove the run's plan and reports");
     }
     let (format, tables) = result?;
     Ok(Report {
@@ -263,14 +253,12 @@ fn publish_holding(
     run_id: &str,
     lease: &mut lease::Lease<'_>,
 ) -> Result<(DataFormat, Vec<run::TableReport>), EtlError> {
-    let plan = warehouse.get(&plan_key(run_id))?.ok_or_else(|| {
-        EtlError::Plan(format!(
-            "{}: no plan",
-            warehouse.describe(&plan_key(run_id))
-        ))
-    })?;
+    let key = plan_key(run_id);
+    let plan = warehouse
+        .get(&key)?
+        .ok_or_else(|| EtlError::Plan(format!("{}: no plan", warehouse.describe(&key))))?;
     let items: Vec<Item> = serde_json::from_slice(&plan)
-        .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&plan_key(run_id)))))?;
+        .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&key))))?;
     let format = format_named(items.first().map_or("parquet", |i| i.format.as_str()))?;
     let staged = combine(warehouse, &items).inspect_err(|_| {
         run::remove_run(warehouse, run_id, &[]);
@@ -279,11 +267,6 @@ fn publish_holding(
     let mut opts = Options::new(format);
     opts.run_id = run_id.to_owned();
     let tables = run::publish_all(warehouse, &opts, &staged)?;
-    // The plan and reports have served; a leftover costs nothing but a listing.
-    let done = warehouse.list(&run_folder(run_id))?;
-    if let Err(e) = warehouse.delete(&done) {
-        tracing::warn!(error = %e, "could not remove the run's plan and reports");
-    }
     Ok((format, tables))
 }
 
@@ -302,8 +285,7 @@ fn combine(warehouse: &dyn Storage, items: &[Item]) -> Result<Vec<(Table, run::S
             starts: mine.iter().map(|i| i.start).collect(),
             column: mine.get(1).map_or(1, |i| i.column),
         };
-        let mut parts = run::Staged::default();
-        let mut outcomes = Vec::with_capacity(mine.len());
+        let mut reports = Vec::with_capacity(mine.len());
         for item in &mine {
             let key = report_key(item);
             let report: ShardReport = match warehouse.get(&key)? {
@@ -319,19 +301,16 @@ fn combine(warehouse: &dyn Storage, items: &[Item]) -> Result<Vec<(Table, run::S
                     )))
                 }
             };
-            outcomes.push(Some(match report.outcome {
+            reports.push(Some(match report.outcome {
                 Outcome::Written {
                     spanned,
                     rows,
                     object,
-                } => {
-                    parts.rows += rows;
-                    parts.objects.push(object);
-                    Ok(spanned)
-                }
+                } => Ok((spanned, rows, object)),
                 Outcome::Refused { refusal } => Err(EtlError::Input(refusal)),
             }));
         }
+        let (parts, mut outcomes) = run::gather(reports);
         match shard::check_tiling(&plan, &mut outcomes) {
             Ok(Ok(())) => staged.push((table, parts)),
             Ok(Err(e)) => return Err(e),
@@ -356,13 +335,8 @@ pub fn run_local(
     warehouse: &dyn Storage,
     opts: &Options,
 ) -> Result<Report, EtlError> {
-    let pieces = match opts.split {
-        Split::Pieces(n) => n,
-        Split::Whole => 1,
-        Split::Auto => opts.workers.max(1) * 4,
-    };
     let hold = opts.lease.hold;
-    let items = plan(source, warehouse, opts, pieces, hold)?;
+    let items = plan(source, warehouse, opts, hold)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failure = std::sync::Mutex::new(None);
     std::thread::scope(|s| {
@@ -390,6 +364,7 @@ pub fn run_local(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::Split;
     use crate::storage::LocalDir;
 
     /// Base a's seven exports, pretty-printed, with `n` records per fact.
@@ -464,7 +439,9 @@ mod tests {
         crate::run::run(&source, &whole, &options("r1")).unwrap();
 
         let wh = LocalDir::new(two.path());
-        let items = plan(&source, &wh, &options("r2"), 4, HOLD).unwrap();
+        let mut opts = options("r2");
+        opts.split = Split::Pieces(4);
+        let items = plan(&source, &wh, &opts, HOLD).unwrap();
         assert_eq!(items.len(), 4 * 4, "four spans of each export");
         for item in items.iter().chain(items.iter().rev()) {
             run_item(&source, &wh, item).unwrap();
@@ -483,7 +460,9 @@ mod tests {
         let source = LocalDir::new(src.path());
         let dir = tempfile::tempdir().unwrap();
         let wh = LocalDir::new(dir.path());
-        let items = plan(&source, &wh, &options("r3"), 3, HOLD).unwrap();
+        let mut opts = options("r3");
+        opts.split = Split::Pieces(3);
+        let items = plan(&source, &wh, &opts, HOLD).unwrap();
         // A second run waits for the lease the plan holds, then is refused naming it.
         let mut second = options("r4");
         second.lease.wait = Duration::from_millis(10);

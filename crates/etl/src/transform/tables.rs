@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::dimension::{Dimension, Joined};
+use super::dimension::{Dimension, DimensionKind, Joined};
 use crate::error::EtlError;
 use crate::json_array::Element;
 use crate::record::{key_text, Raw};
@@ -164,6 +164,15 @@ impl Table {
             }
         }
         Ok(())
+    }
+
+    /// The dimensions [`Table::transform`] joins this table's records to.
+    pub fn joins(self) -> &'static [DimensionKind] {
+        match self {
+            Table::Students => &[DimensionKind::Courses, DimensionKind::Universities],
+            Table::Follows => &[DimensionKind::Subjects],
+            Table::Sessions | Table::Subscriptions => &[],
+        }
     }
 
     /// Whether the table's rows are three fields picked by name ([`Table::pick`]), in the
