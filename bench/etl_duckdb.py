@@ -63,6 +63,15 @@ def median(xs):
     return xs[len(xs) // 2]
 
 
+def warm(paths):
+    """Reads each file once, so that no timed run reads it from disk (the benches' inputs fit
+    in this machine's page cache)."""
+    for path in paths:
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
 def dataset(data: Path, n: int) -> Path:
     d = data / f"students-{n}"
     if not (d / "a" / "students.json").exists():
@@ -89,11 +98,7 @@ def main():
         # The tools alternate, ETL then DuckDB, `repeat` times: a slow spell of the machine
         # then slows both runs of a pair rather than all the runs of one tool. The ratio
         # reported is the median of the pairs' ratios; times are medians, RSS the largest.
-        # Read the exports once first, so that no run reads them from disk.
-        for path in (src / "a").iterdir():
-            with open(path, "rb") as f:
-                while f.read(1 << 24):
-                    pass
+        warm((src / "a").iterdir())
         runs = {"etl": [], "duckdb": []}
         for _ in range(args.repeat):
             for tool in ("etl", "duckdb"):

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from etl_duckdb import dataset, warm  # noqa: E402
 
 
 def files_size(folder: Path) -> int:
@@ -35,13 +37,6 @@ def timed(cmd) -> tuple:
     if p.returncode != 0:
         sys.exit(f"{cmd[:3]} failed:\n{p.stderr[-3000:]}")
     return time.perf_counter() - t0, p.stdout
-
-
-def warm(paths):
-    for path in paths:
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
 
 
 def compare(name, engine_cmd, out_dir: Path, inputs, floor_bin, repeat, reset):
@@ -76,8 +71,6 @@ def main():
     ap.add_argument("--data", type=Path, default=Path("/tmp/pdcase-bench"))
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    sys.path.insert(0, str(HERE))
-    from etl_duckdb import dataset
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from spark_site_events import prepare
 

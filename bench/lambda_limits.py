@@ -86,13 +86,6 @@ def run_limited(paths: dict, cmd: list) -> tuple:
     return wall, usage.ru_maxrss / 1024, group_peak, killed
 
 
-def warm(paths):
-    for path in paths:
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--deployer", type=Path, required=True, help="the release deployer")
@@ -103,7 +96,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
-    from etl_duckdb import dataset
+    from etl_duckdb import dataset, warm
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from spark_site_events import prepare
 

@@ -269,14 +269,11 @@ def main():
     ap.add_argument("--peers", nargs="+", default=list(PEERS))
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
-    from etl_duckdb import dataset
+    from etl_duckdb import dataset, warm
 
     src = dataset(args.data, args.students)
     size = sum(f.stat().st_size for f in (src / "a").iterdir())
-    for path in (src / "a").iterdir():
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
+    warm((src / "a").iterdir())
 
     def run(tool, out):
         if tool == "etl":

@@ -260,6 +260,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--peers", nargs="+", default=list(PEERS))
     args = ap.parse_args()
+    from etl_duckdb import warm
     from spark_site_events import prepare
 
     data = args.data / f"b-{args.students}"
@@ -272,10 +273,7 @@ def main():
                    .read_text().replace("file:", "").split()]
     events = sorted((data / "b").glob("part-*.json"))
     size = sum(p.stat().st_size for p in events)
-    for path in events:
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
+    warm(events)
 
     def run(tool, out):
         if tool == "function":
