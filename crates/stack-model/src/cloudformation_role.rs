@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{BaseBEngine, StageConfig};
+use crate::config::{BaseAEngine, BaseBEngine, StageConfig};
 use crate::facts::Handler;
 use crate::handler_calls::{calls_of, ArnEnv, Call};
 use crate::managed_policies::split_into_managed_policies;
@@ -63,22 +63,26 @@ pub fn arn_env(c: &StageConfig, account: &str) -> ArnEnv {
         .with_parameter(params::SPARK_JOB_KEY, "spark/*")
 }
 
-/// Every call CloudFormation makes for the stage's stack, on either engine.
+/// Every call CloudFormation makes for the stage's stack, on any engine of either base.
 pub fn stage_calls(c: &StageConfig, account: &str) -> Vec<Call> {
     stage_calls_of(c, account, &Handler::ALL)
 }
 
-/// The calls of the given handlers for the stage's stack, on either engine.
+/// The calls of the given handlers for the stage's stack, on any engine of either base: a
+/// change of engine is a deploy the role must already allow.
 pub fn stage_calls_of(c: &StageConfig, account: &str, handlers: &[Handler]) -> Vec<Call> {
     let env = arn_env(c, account);
     let mut all = Vec::new();
-    for engine in [BaseBEngine::Function, BaseBEngine::Emr] {
-        let mut variant = c.clone();
-        variant.base_b_engine = engine;
-        let t = pipeline::template(&variant)
-            .to_json()
-            .expect("the stage's template renders");
-        all.extend(calls_of(&t, &env, handlers));
+    for b in [BaseBEngine::Function, BaseBEngine::Emr] {
+        for a in [BaseAEngine::Function, BaseAEngine::Sharded] {
+            let mut variant = c.clone();
+            variant.base_b_engine = b;
+            variant.base_a_engine = a;
+            let t = pipeline::template(&variant)
+                .to_json()
+                .expect("the stage's template renders");
+            all.extend(calls_of(&t, &env, handlers));
+        }
     }
     // What the deployed stack holds (an added resource taken out, the old physical resource of
     // a replacement): only deleted.
@@ -294,7 +298,9 @@ mod tests {
                 for r in &s.resource {
                     let r = r.as_literal().unwrap();
                     assert!(r.contains(":role/pdcase-alice-"), "{r}");
-                    let expected = if r.contains("crawler") {
+                    let expected = if r.contains("etl-shards") {
+                        "states.amazonaws.com"
+                    } else if r.contains("crawler") {
                         "glue.amazonaws.com"
                     } else if r.contains("emr-instance") {
                         "ec2.amazonaws.com"

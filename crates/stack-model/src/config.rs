@@ -11,6 +11,7 @@
 //!     emr: { release_label: emr-7.5.0, max_vcpu: 64, max_memory_gb: 256 }
 //!     log_retention_days: 365
 //!     base_b_engine: emr  # the default for protected stages; `function` for the others
+//!     base_a_engine: auto # `function` (the default), `sharded` or `auto`
 //!     access_logs_bucket: acme-s3-access-logs-123456789012-us-east-1  # hardened stages
 //! ```
 //!
@@ -96,6 +97,46 @@ impl BaseBEngine {
     }
 }
 
+/// What computes base a (the seven exports' four tables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseAEngine {
+    /// The ETL function alone: every export read by one function, within its timeout.
+    Function,
+    /// The ETL function plans the run and starts the stage's state machine: a Step Functions
+    /// Distributed Map runs one shard (an invocation of the ETL function) per byte range of an
+    /// export, then a publisher switches the tables. For exports past one function.
+    Sharded,
+    /// Per run, from the exports' sizes: `function` while one function's measured throughput
+    /// reads them within half its timeout, `sharded` past that.
+    Auto,
+}
+
+impl BaseAEngine {
+    /// Its name in `pipeline.yaml` (`function`, `sharded`, `auto`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaseAEngine::Function => "function",
+            BaseAEngine::Sharded => "sharded",
+            BaseAEngine::Auto => "auto",
+        }
+    }
+
+    /// The engine named `s` in `pipeline.yaml`, if any.
+    pub fn parse(s: &str) -> Option<BaseAEngine> {
+        match s {
+            "function" => Some(BaseAEngine::Function),
+            "sharded" => Some(BaseAEngine::Sharded),
+            "auto" => Some(BaseAEngine::Auto),
+            _ => None,
+        }
+    }
+
+    /// Whether the stage holds the state machine (`sharded` and `auto`).
+    pub fn has_state_machine(self) -> bool {
+        !matches!(self, BaseAEngine::Function)
+    }
+}
+
 /// The validated settings of one stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageConfig {
@@ -126,6 +167,8 @@ pub struct StageConfig {
     /// events are production's and outgrow a function; `function` on the others, a
     /// developer's few megabytes, where EMR Serverless would cost minutes of start and a bill per run.
     pub base_b_engine: BaseBEngine,
+    /// What computes base a. Default: `function`.
+    pub base_a_engine: BaseAEngine,
     /// Tags of the user's (`tags:` under `defaults:` and the stage; the stage's win) on every
     /// taggable resource of the stage, after `Project` and `Stage`, which they may not set.
     pub tags: BTreeMap<String, String>,
@@ -185,6 +228,7 @@ impl StageConfig {
             log_retention: Retention::Days30,
             table_format: DataFormat::Parquet,
             base_b_engine: BaseBEngine::Function,
+            base_a_engine: BaseAEngine::Function,
             tags: BTreeMap::new(),
             extensions: Extensions::default(),
         }
@@ -319,6 +363,23 @@ impl StageConfig {
                 )
             })?,
         };
+        let engine = match own.and_then(|o| o.base_a_engine.as_deref()) {
+            Some(e) => Some((e, format!("stages.{}.base_a_engine", config.stage))),
+            None => parsed
+                .defaults
+                .base_a_engine
+                .as_deref()
+                .map(|e| (e, "defaults.base_a_engine".to_string())),
+        };
+        if let Some((e, key)) = engine {
+            config.base_a_engine = BaseAEngine::parse(e).ok_or_else(|| {
+                ConfigError::new(
+                    path,
+                    &key,
+                    format!("`{e}` is not an engine of base a; use `function` (the ETL function alone), `sharded` (shards under the stage's state machine) or `auto` (chosen per run by the exports' sizes)"),
+                )
+            })?;
+        }
         let retention_key = match own.and_then(|o| o.log_retention_days) {
             Some(_) => Some(format!("stages.{}.log_retention_days", config.stage)),
             None => parsed
@@ -469,6 +530,10 @@ struct Overrides {
     /// What builds base b: the site-events function, or a Spark job on EMR Serverless.
     #[schemars(extend("enum" = ["function", "emr"]))]
     base_b_engine: Option<String>,
+    /// What builds base a: the ETL function alone, shards under a Step Functions state
+    /// machine, or either chosen per run by the exports' sizes.
+    #[schemars(extend("enum" = ["function", "sharded", "auto"]))]
+    base_a_engine: Option<String>,
     /// Tags on every taggable resource of the stage (a stage's own win over the defaults'),
     /// besides `Project` and `Stage`, which the tool sets and its policies rely on.
     #[schemars(extend("maxProperties" = MAX_USER_TAGS))]
@@ -1365,6 +1430,23 @@ mod tests {
                 .starts_with("/nonexistent/pipeline.yaml: cannot read the file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn base_a_runs_in_the_function_unless_set() {
+        let prod = load("stages:\n  prod: {protected: true}\n", "prod").unwrap();
+        assert_eq!(prod.base_a_engine, BaseAEngine::Function);
+        let set = load(
+            "defaults: {base_a_engine: auto}\nstages:\n  prod: {base_a_engine: sharded}\n",
+            "prod",
+        )
+        .unwrap();
+        assert_eq!(set.base_a_engine, BaseAEngine::Sharded);
+        let alice = load("defaults: {base_a_engine: auto}\n", "alice").unwrap();
+        assert_eq!(alice.base_a_engine, BaseAEngine::Auto);
+        let e = load("stages:\n  alice: {base_a_engine: spark}\n", "alice").unwrap_err();
+        assert_eq!(e.key, "stages.alice.base_a_engine");
+        assert!(e.message.contains("use `function`"), "{e}");
     }
 
     #[test]

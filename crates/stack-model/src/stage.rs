@@ -238,6 +238,19 @@ impl StageName {
         self.prefix()
     }
 
+    /// The state machine that runs base a's shards on `sharded` and `auto` stages.
+    pub fn state_machine_name(&self) -> String {
+        format!("{}-etl-shards", self.prefix())
+    }
+
+    /// The state machine's log group: under `/aws/vendedlogs/`, the prefix CloudWatch Logs
+    /// gives vended logs, so that the delivery's resource policy covers every such group in
+    /// one statement instead of one per group (CloudWatch Logs user guide, "Enabling logging
+    /// from AWS services": "Logs sent to CloudWatch Logs", the resource policy's size limit).
+    pub fn state_machine_log_group_name(&self) -> String {
+        format!("/aws/vendedlogs/states/{}", self.state_machine_name())
+    }
+
     /// The EMR Serverless application that runs base b's Spark job on `emr` stages.
     pub fn emr_application_name(&self) -> String {
         format!("{}-spark", self.prefix())
@@ -260,6 +273,16 @@ impl StageName {
                 "EMR Serverless application name".to_string(),
                 self.emr_application_name(),
                 64,
+            ),
+            (
+                "state machine name".to_string(),
+                self.state_machine_name(),
+                80,
+            ),
+            (
+                "state machine log group name".to_string(),
+                self.state_machine_log_group_name(),
+                512,
             ),
         ];
         for &role in BucketRole::ALL {
@@ -362,6 +385,8 @@ name_roles!(
         EmrStarter => "emr-starter",
         TableRefresher => "table-refresher",
         Crawler => "crawler",
+        // The execution role of base a's state machine (`sharded` and `auto` stages).
+        EtlShards => "etl-shards",
         // The job runtime role of base b's Spark job on EMR Serverless.
         EmrJob => "emr-job",
         // The EMR-on-EC2 cluster's two roles, which stages deployed before EMR Serverless

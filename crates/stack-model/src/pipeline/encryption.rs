@@ -3,7 +3,7 @@
 //! for a customer key; the other stages keep the services' own keys, which cost nothing).
 //!
 //! The key policy lets the account's IAM policies grant the key (so each role's own policy
-//! says what it may do with it) and lets CloudWatch Logs use it for the stage's three log
+//! says what it may do with it) and lets CloudWatch Logs use it for the stage's log
 //! groups only: CloudWatch Logs encrypts with its own service principal, held to the group by
 //! the encryption context (CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs
 //! using AWS KMS").
@@ -43,10 +43,16 @@ pub(super) fn key(p: &mut Pipeline) -> Option<Handle<Key>> {
             .with("BoolIfExists", "kms:GrantIsForAWSResource", "false")
             .with("BoolIfExists", "aws:PrincipalIsAWSService", "false"),
     });
-    for f in FunctionRole::ALL {
-        let group = p.c.stage.log_group_name(*f);
+    let mut groups: Vec<(String, String)> = FunctionRole::ALL
+        .iter()
+        .map(|f| (pascal_case(f.as_str()), p.c.stage.log_group_name(*f)))
+        .collect();
+    if p.c.base_a_engine.has_state_machine() {
+        groups.push(("EtlShards".into(), p.c.stage.state_machine_log_group_name()));
+    }
+    for (name, group) in groups {
         statements.push(Statement {
-            sid: Some(format!("LogsEncrypt{}", pascal_case(f.as_str()))),
+            sid: Some(format!("LogsEncrypt{name}")),
             effect: Effect::Allow,
             principal: Some(Principal::Service(vec![format!(
                 "logs.{}.amazonaws.com",

@@ -9,6 +9,7 @@ use super::emr::Emr;
 use super::encryption::with_key;
 use super::failures::Failures;
 use super::policy::{logs_statement, objects, pass_role, xray_statement};
+use super::shards::{BASE_A_ENGINE_ENV, SHARD_BYTES, SHARD_BYTES_ENV, STATE_MACHINE_ARN_ENV};
 use super::storage::Storage;
 use super::{Pipeline, FUNCTION_ENV, TABLE_FORMAT_ENV};
 use crate::resource::emr_serverless::ApplicationAttr;
@@ -134,6 +135,9 @@ fn base_statements(s: &Storage, read: &str, write: &str, pattern: &str) -> Vec<S
 /// Reads `a/*.json` from the source, writes base a to the warehouse.
 fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog, failures: &Failures) -> Handle<Function> {
     let mut statements = base_statements(s, "ReadExports", "WriteBaseA", "a/*");
+    if p.c.base_a_engine.has_state_machine() {
+        statements.push(super::shards::start_statement(p));
+    }
     statements.extend([
         crawl(catalog),
         logs_statement(logs_arn(p, FunctionRole::Etl)),
@@ -147,7 +151,14 @@ fn etl(p: &mut Pipeline, s: &Storage, catalog: &Catalog, failures: &Failures) ->
         ("CRAWLER_NAME", catalog.crawler.r#ref()),
         ("DATABASE_NAME", catalog.database.r#ref()),
         (TABLE_FORMAT_ENV, p.c.table_format.as_str().into()),
+        (BASE_A_ENGINE_ENV, p.c.base_a_engine.as_str().into()),
     ]);
+    if p.c.base_a_engine.has_state_machine() {
+        env.extend([
+            (STATE_MACHINE_ARN_ENV, super::shards::state_machine_arn(p)),
+            (SHARD_BYTES_ENV, SHARD_BYTES.to_string().into()),
+        ]);
+    }
     function(p, &ETL, statements, env, failures)
 }
 

@@ -8,6 +8,7 @@
 //! | catalog | `catalog` | Glue database, one table per warehouse table, the crawler and its role |
 //! | EMR | `emr` | the EMR Serverless application and its job runtime role (stages whose `base_b_engine` is `emr`) |
 //! | functions | `functions` | the ETL, the table refresher and base b's function (the site-events engine, or the EMR starter), one least-privilege role and one log group each |
+//! | shards | `shards` | base a's state machine (a Distributed Map of ETL invocations, then the publisher), its role and log group (stages whose `base_a_engine` is `sharded` or `auto`) |
 //! | triggers | `triggers` | the two SNS topics and their subscriptions (the EMR topic's subscriber: base b's function) |
 //! | Athena | `athena` | the work group |
 //! | outputs | [`outputs`] | the names the CLI and users read after a deploy |
@@ -30,6 +31,7 @@ mod markers;
 pub mod outputs;
 mod policy;
 pub mod retired;
+pub mod shards;
 mod storage;
 mod triggers;
 
@@ -115,6 +117,9 @@ pub mod ids {
     pub const EMR_STARTER_FUNCTION: &str = "EmrStarterFunction";
     /// The EMR Serverless application, `emr` stages (`AWS::EMRServerless::Application`).
     pub const EMR_APPLICATION: &str = "EmrApplication";
+    /// Base a's state machine, stages whose `base_a_engine` is `sharded` or `auto`
+    /// (`AWS::StepFunctions::StateMachine`).
+    pub const ETL_STATE_MACHINE: &str = "EtlShardsStateMachine";
     /// The queue failed deliveries land in (`AWS::SQS::Queue`).
     pub const FAILURE_QUEUE: &str = "FailureQueue";
     /// The Athena work group (`AWS::Athena::WorkGroup`).
@@ -150,6 +155,8 @@ pub struct Handles {
     pub base_b_function: Handle<crate::resource::lambda::Function>,
     /// [`ids::EMR_APPLICATION`], on `emr` stages.
     pub emr_application: Option<Handle<crate::resource::emr_serverless::Application>>,
+    /// [`ids::ETL_STATE_MACHINE`], on `sharded` and `auto` stages.
+    pub state_machine: Option<Handle<crate::resource::stepfunctions::StateMachine>>,
     /// [`ids::FAILURE_QUEUE`].
     pub failure_queue: Handle<crate::resource::sqs::Queue>,
     /// [`ids::WORKGROUP`].
@@ -205,6 +212,7 @@ pub fn compose(config: &StageConfig) -> Stage {
     };
     let failures = failures::queue(&mut p);
     let functions = functions::functions(&mut p, &storage, &catalog, emr.as_ref(), &failures);
+    let state_machine = shards::shards(&mut p, &storage, &functions.etl);
     triggers::subscribe(&mut p, &topics, &functions);
     markers::markers_to_refresher(&mut p, &storage, &functions);
     let athena = athena::workgroup(&mut p, &storage);
@@ -238,6 +246,7 @@ pub fn compose(config: &StageConfig) -> Stage {
             table_refresher_function: functions.table_refresher,
             base_b_function,
             emr_application: emr.map(|e| e.application),
+            state_machine,
             failure_queue: failures.queue,
             workgroup: athena.workgroup,
             key,

@@ -690,3 +690,63 @@ fn the_public_ids_and_handles_name_the_templates_resources() {
         ]
     );
 }
+
+/// Issue 29: a `sharded` or `auto` stage holds base a's state machine, which invokes the ETL
+/// function it was deployed with and reads its plans from the warehouse, and whose execution
+/// role may start only this state machine's child executions; the ETL function is told the
+/// engine and the state machine's ARN, and may start it. A `function` stage holds none of it.
+#[test]
+fn a_sharded_stage_holds_the_state_machine_the_etl_function_starts() {
+    use crate::config::BaseAEngine;
+    let mut c = config("alice", false);
+    let plain = template(&c).to_json().unwrap();
+    assert!(plain["Resources"]["EtlShardsStateMachine"].is_null());
+    assert_eq!(
+        plain["Resources"]["EtlFunction"]["Properties"]["Environment"]["Variables"]
+            ["BASE_A_ENGINE"],
+        "function"
+    );
+    for engine in [BaseAEngine::Sharded, BaseAEngine::Auto] {
+        c.base_a_engine = engine;
+        let t = template(&c).to_json().unwrap();
+        let r = &t["Resources"];
+        let sm = &r["EtlShardsStateMachine"]["Properties"];
+        assert_eq!(sm["StateMachineName"], "pdcase-alice-etl-shards");
+        assert_eq!(
+            sm["DefinitionSubstitutions"]["EtlFunctionArn"],
+            serde_json::json!({"Fn::GetAtt": ["EtlFunction", "Arn"]})
+        );
+        let map = &sm["Definition"]["States"]["Shards"];
+        assert_eq!(
+            map["ItemProcessor"]["ProcessorConfig"]["Mode"],
+            "DISTRIBUTED"
+        );
+        assert_eq!(
+            map["ItemReader"]["Parameters"]["Bucket"],
+            "${WarehouseBucket}"
+        );
+        assert_eq!(
+            map["Catch"][0]["Next"], "Publish",
+            "the publisher always runs"
+        );
+        assert_eq!(sm["TracingConfiguration"]["Enabled"], true);
+        let role = &r["EtlShardsRole"]["Properties"];
+        assert_eq!(
+            role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+            serde_json::json!(["states.amazonaws.com"])
+        );
+        let text = role["Policies"].to_string();
+        assert!(
+            text.contains("execution:pdcase-alice-etl-shards/*"),
+            "{text}"
+        );
+        assert!(text.contains("a/_runs/*/plan.json"), "{text}");
+        let env = &r["EtlFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(env["BASE_A_ENGINE"], engine.as_str());
+        assert!(env["STATE_MACHINE_ARN"]
+            .to_string()
+            .contains("stateMachine:pdcase-alice-etl-shards"));
+        let etl_policy = r["EtlRole"]["Properties"]["Policies"].to_string();
+        assert!(etl_policy.contains("states:StartExecution"), "{etl_policy}");
+    }
+}

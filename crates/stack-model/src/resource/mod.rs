@@ -40,6 +40,7 @@ pub mod logs;
 pub mod s3;
 pub mod sns;
 pub mod sqs;
+pub mod stepfunctions;
 
 use crate::value::Value;
 use serde::Serialize;
