@@ -21,6 +21,8 @@ VENV_BIN = Path(sys.executable).parent
 # tags of the user's (`tags:`, on every taggable resource), resources of the user's (a DynamoDB
 # table under the stage's key and an alarm on the ETL's errors, `resources:`) and an override
 # of a pipeline resource's property (`overrides:`): every gate runs on the whole template.
+# Both hardened stages hold base a's state machine (`base_a_engine`: `auto` on prod, `sharded`
+# on the longest).
 MAX_STAGE = "abcdefghij-123456"
 STAGES = ["alice", "prod", MAX_STAGE]
 HARDENED_STAGES = {"prod", MAX_STAGE}
@@ -34,9 +36,11 @@ stages:
     emr: {{max_vcpu: 64, max_memory_gb: 256, idle_stop_minutes: 10}}
     log_retention_days: 365
     access_logs_bucket: acme-s3-access-logs-123456789012-eu-west-1
+    base_a_engine: auto
   {MAX_STAGE}:
     hardened: true
     base_b_engine: emr
+    base_a_engine: sharded
     tags: {{team: data-platform, cost-center: "4711"}}
     emr: {{subnet_ids: [subnet-0123456789abcdef0, subnet-0123456789abcdef1], security_group_ids: [sg-0123456789abcdef0]}}
     resources:

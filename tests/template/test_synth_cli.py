@@ -76,7 +76,11 @@ def test_stages_differ_only_where_they_should(rendered):
     site_events = {k for k in alice["Resources"] if k.startswith("SiteEvents")}
     assert site_events == {"SiteEventsFunction", "SiteEventsRole", "SiteEventsLogGroup", "SiteEventsSnsPermission",
                            "SiteEventsSubscription", "SiteEventsInvokeConfig"}
-    assert prod["Resources"].keys() - alice["Resources"].keys() == {"StageKey", "StageKeyAlias"} | emr_parts
+    # And its base a may run as shards (`base_a_engine: auto`): the state machine, its role and
+    # log group.
+    shards = {"EtlShardsStateMachine", "EtlShardsRole", "EtlShardsLogGroup"}
+    assert prod["Resources"]["EtlShardsLogGroup"]["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["StageKey", "Arn"]}
+    assert prod["Resources"].keys() - alice["Resources"].keys() == {"StageKey", "StageKeyAlias"} | emr_parts | shards
     assert alice["Resources"].keys() - prod["Resources"].keys() == site_events
     key_arn = {"Fn::GetAtt": ["StageKey", "Arn"]}
     assert prod["Resources"]["EtlLogGroup"]["Properties"]["KmsKeyId"] == key_arn
