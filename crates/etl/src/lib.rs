@@ -12,6 +12,7 @@
 //!   `tests/spark/`, against each other and against plain Python.
 //! - The warehouse contract both bases write by (re-exported from stack-model).
 
+pub mod engine;
 pub mod error;
 pub mod handlers;
 pub mod json_array;

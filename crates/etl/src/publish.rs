@@ -86,7 +86,9 @@ pub fn table_files(
 }
 
 /// Switches `def` to `run`'s `files` (keys, named in the manifest with `base` as the URI of
-/// the base's folder) and writes its marker; returns the runs the manifest named before.
+/// the base's folder) and writes its marker (naming `engine`, when given); returns the runs
+/// the manifest named before.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub fn switch(
     warehouse: &dyn Storage,
     def: &TableDef,
@@ -95,6 +97,7 @@ pub fn switch(
     files: &[String],
     rows: u64,
     format: &str,
+    engine: Option<&str>,
 ) -> Result<Vec<String>, StorageError> {
     let key = manifest_key(def);
     let previous = warehouse
@@ -115,6 +118,7 @@ pub fn switch(
         rows,
         format: format.into(),
         object: key,
+        engine: engine.map(str::to_owned),
     };
     warehouse.put(
         &format!("{}{SUCCESS_MARKER}", def.prefix()),
@@ -153,6 +157,7 @@ pub fn switch_all(
     base: &str,
     format: &str,
     tables: &[Switch<'_>],
+    engine: Option<&str>,
 ) -> Result<Vec<Vec<String>>, SwitchFailed> {
     // What each table names now, read before anything changes.
     let mut before: Vec<Named> = Vec::new();
@@ -172,7 +177,7 @@ pub fn switch_all(
     }
     let mut previous = Vec::new();
     for (i, t) in tables.iter().enumerate() {
-        match switch(warehouse, t.def, run, base, t.files, t.rows, format) {
+        match switch(warehouse, t.def, run, base, t.files, t.rows, format, engine) {
             Ok(p) => previous.push(p),
             Err(source) => {
                 // This table too: its manifest may have been written before its marker failed.
@@ -298,6 +303,7 @@ mod tests {
             "s3://w/a",
             "parquet",
             &switches(&tables, &files),
+            Some("function"),
         )
         .unwrap();
         let before: Vec<_> = tables
@@ -321,6 +327,7 @@ mod tests {
             "s3://w/a",
             "parquet",
             &switches(&tables, &r2),
+            None,
         )
         .unwrap_err();
         assert_eq!(e.table, tables[2].name);

@@ -33,6 +33,9 @@ pub struct Options {
     pub holder: String,
     /// How long to wait for base a's lease, and to hold it.
     pub lease: Terms,
+    /// What builds the run, as its report and the tables' markers name it: `function` (one
+    /// process reads every export) or `sharded` ([`crate::sharded`]).
+    pub engine: &'static str,
 }
 
 /// A local run's lease: held for an hour (a run on a laptop is not killed by a deadline),
@@ -54,6 +57,7 @@ impl Options {
             holder: lease::local_holder("etl"),
             lease: LOCAL_LEASE,
             split: Split::Auto,
+            engine: "function",
         }
     }
 }
@@ -70,6 +74,8 @@ pub enum Split {
     /// Each export cut into this many spans (fewer where it has fewer records, or is not laid
     /// out one record per line): `deployer invoke etl --local --shards N`.
     Pieces(usize),
+    /// Spans of about this many bytes: the sharded engine's, one shard per span.
+    Bytes(u64),
 }
 
 /// Spans smaller than this are not worth their own object.
@@ -82,6 +88,7 @@ impl Split {
         match self {
             Split::Whole => 1,
             Split::Pieces(n) => n.max(1),
+            Split::Bytes(b) => size.div_ceil(b.max(1)).max(1) as usize,
             Split::Auto if workers <= 1 => 1,
             Split::Auto => {
                 let span = (total / (workers as u64 * 4)).max(MIN_AUTO_SPAN);
@@ -105,6 +112,8 @@ pub fn new_run_id() -> String {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub run: String,
+    /// `function` or `sharded` ([`Options::engine`]).
+    pub engine: &'static str,
     pub format: &'static str,
     pub dimensions: Vec<DimensionReport>,
     pub tables: Vec<TableReport>,
@@ -142,6 +151,7 @@ pub fn run(
     let (dimensions, tables) = result?;
     Ok(Report {
         run: opts.run_id.clone(),
+        engine: opts.engine,
         format: opts.format.as_str(),
         dimensions,
         tables,
@@ -219,7 +229,7 @@ fn all_exports() -> impl Iterator<Item = &'static str> {
 }
 
 /// Fails before any work when an export is missing, naming it; the exports' sizes.
-pub(crate) fn check_inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, EtlError> {
+pub fn check_inputs(source: &dyn Storage) -> Result<Vec<(String, u64)>, EtlError> {
     let present = source.list_sizes("a/")?;
     for key in all_exports() {
         if present
@@ -526,6 +536,7 @@ pub(crate) fn publish_all(
         &base,
         opts.format.as_str(),
         &switches,
+        Some(opts.engine),
     )
     .map_err(|f| {
         let done: Vec<String> = f.not_put_back.iter().map(|t| t.to_string()).collect();

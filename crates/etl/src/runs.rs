@@ -42,6 +42,9 @@ pub struct RunRecord {
     /// The EMR Serverless job run of a Spark run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_run_id: Option<String>,
+    /// The Step Functions execution of a sharded run of base a.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
     /// RFC 3339.
     pub started: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +84,7 @@ impl RunRecord {
             engine: engine.to_owned(),
             message_id: message_id.map(str::to_owned),
             job_run_id: None,
+            execution_arn: None,
             started: now_rfc3339(),
             ended: None,
             state: RunState::Running,

@@ -174,6 +174,19 @@ fn plan_holding(
     Ok(items)
 }
 
+/// Gives back a planned run that will not run (its state machine could not be started): its
+/// plan, and base a's lease. Best effort: a lease left behind lapses at its expiry.
+pub fn abandon(warehouse: &dyn Storage, run_id: &str) {
+    let left = warehouse.list(&run_folder(run_id)).unwrap_or_default();
+    if let Err(e) = warehouse.delete(&left) {
+        tracing::warn!(error = %e, "could not remove the run's plan");
+    }
+    match lease::resume(warehouse, Base::A, run_id, Duration::from_secs(60)) {
+        Ok(lease) => lease.release(),
+        Err(e) => tracing::warn!(error = %e, "could not release base a's lease"),
+    }
+}
+
 /// Runs one shard: reads the dimensions its table joins and its span, writes its part and its
 /// report. Bad input in the span is a report, not an error (the publisher refuses the run);
 /// an error is a failure to read or write, which a retry may fix.
@@ -241,6 +254,7 @@ pub fn publish(warehouse: &dyn Storage, run_id: &str, hold: Duration) -> Result<
     let (format, tables) = result?;
     Ok(Report {
         run: run_id.to_owned(),
+        engine: "sharded",
         format: format.as_str(),
         dimensions: Vec::new(),
         tables,
@@ -266,6 +280,7 @@ fn publish_holding(
     lease.confirm()?;
     let mut opts = Options::new(format);
     opts.run_id = run_id.to_owned();
+    opts.engine = "sharded";
     let tables = run::publish_all(warehouse, &opts, &staged)?;
     Ok((format, tables))
 }

@@ -25,6 +25,10 @@ pub struct Marker {
     pub rows: u64,
     pub format: String,
     pub object: String,
+    /// What built the run: base a's `function` or `sharded` engine (issue 29). Markers of
+    /// base b and of older versions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// Parses a marker's body; `None` for an empty or foreign marker (no run id).
@@ -124,6 +128,7 @@ mod tests {
                 rows: 1,
                 format: "parquet".into(),
                 object: "o".into(),
+                engine: None,
             })
             .unwrap(),
         )

@@ -26,6 +26,16 @@ async fn main() -> Result<(), Error> {
             let settings = etl_handler::EtlSettings::from_env(&process_env)?;
             let mut ctx = etl_handler::EtlContext::s3(handlers::s3_client(&conf), &settings);
             ctx.failures = handlers::failure_queue(&conf);
+            ctx.shards = settings
+                .state_machine_arn
+                .clone()
+                .map(|arn| etl_handler::ShardsContext {
+                    engine: settings.engine,
+                    state_machine_arn: arn,
+                    shard_bytes: settings.shard_bytes,
+                    memory_mb: settings.memory_mb,
+                    sfn: aws_sdk_sfn::Client::new(&conf),
+                });
             let ctx = Arc::new(ctx);
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
                 etl_handler::handle(ev, ctx.clone())

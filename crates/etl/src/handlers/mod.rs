@@ -5,6 +5,7 @@
 pub mod emr_starter;
 pub mod etl;
 pub mod recorded;
+pub mod shards;
 pub mod site_events;
 pub mod table_refresher;
 

@@ -36,7 +36,7 @@ pub use stack_model::pipeline::FAILURE_QUEUE_ENV;
 
 impl FailureQueue {
     /// Sends `body` (blocking: call it from a blocking thread).
-    fn send(&self, handle: &tokio::runtime::Handle, body: &Value) -> Result<(), String> {
+    pub fn send(&self, handle: &tokio::runtime::Handle, body: &Value) -> Result<(), String> {
         handle
             .block_on(
                 self.client

@@ -367,13 +367,13 @@ fn stage_and_publish(
             }
         })
         .collect();
-    let previous = publish::switch_all(warehouse, &opts.run_id, base, "parquet", &switches)
+    let previous = publish::switch_all(warehouse, &opts.run_id, base, "parquet", &switches, None)
         .map_err(|f| SiteEventsError::Publish {
-            table: f.table,
-            run: opts.run_id.clone(),
-            done: f.not_put_back,
-            source: f.source,
-        })?;
+        table: f.table,
+        run: opts.run_id.clone(),
+        done: f.not_put_back,
+        source: f.source,
+    })?;
     for s in &switches {
         report.rows.insert(s.def.name, s.rows);
     }

@@ -35,6 +35,8 @@ pub async fn invoke_etl_on_stage(
         )),
         format: c.table_format,
         failures: None,
+        // A local run is one process: `--engine sharded` runs the shards on its threads.
+        shards: None,
     });
     match etl::handlers::etl::run_blocking(ctx, super::etl_options(args, c.table_format)).await {
         Ok(report) => crate::output::print_json(&report),
