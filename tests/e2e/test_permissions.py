@@ -22,7 +22,8 @@ import pytest
 from conftest import ROOT, run
 
 STAGE = "perm"
-CONFIG_TEXT = f"stages:\n  {STAGE}:\n    hardened: true\n    base_b_engine: emr\n"
+# Hardened, base b on EMR Serverless, base a's state machine: every resource type a stage holds.
+CONFIG_TEXT = f"stages:\n  {STAGE}:\n    hardened: true\n    base_b_engine: emr\n    base_a_engine: sharded\n"
 HAND_WRITTEN = Path(__file__).parent / "data" / "hand_written_deploy_policy_perm.json"
 
 
@@ -163,7 +164,7 @@ def test_an_emr_hardened_stage_deploys_through_its_role_and_tears_down(deployer,
     cfn = emulator.client("cloudformation")
     assert cfn.describe_stacks(StackName=f"pdcase-{STAGE}")["Stacks"][0]["RoleARN"] == role
     kinds = {x["LogicalResourceId"] for x in cfn.list_stack_resources(StackName=f"pdcase-{STAGE}")["StackResourceSummaries"]}
-    assert {"EmrApplication", "EmrJobRole", "StageKey"} <= kinds
+    assert {"EmrApplication", "EmrJobRole", "StageKey", "EtlShardsStateMachine", "EtlShardsRole"} <= kinds
     r = cli(deployer, emulator, config, "teardown", "--stage", STAGE, "--yes")
     assert r.returncode == 0, r.stderr
     names = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"}
@@ -211,6 +212,7 @@ CASES = [
     ("events:PutRule", "AWS::Events::Rule"),
     ("athena:CreateWorkGroup", "AWS::Athena::WorkGroup"),
     ("kms:TagResource", "AWS::KMS::Key"),
+    ("states:CreateStateMachine", "AWS::StepFunctions::StateMachine"),
 ]
 
 
@@ -275,7 +277,8 @@ def test_a_stack_deployed_without_a_role_gets_it_on_its_next_deploy(deployer, em
     template = json.loads(synth(deployer, config))
     template["Description"] = "made by an older deployer"
     cfn = emulator.client("cloudformation")
-    cfn.create_stack(StackName=f"pdcase-{STAGE}", TemplateBody=json.dumps(template),
+    # Compact, within CreateStack's 51,200 characters of inline template.
+    cfn.create_stack(StackName=f"pdcase-{STAGE}", TemplateBody=json.dumps(template, separators=(",", ":")),
                      Parameters=artifacts(emulator, package), Capabilities=["CAPABILITY_NAMED_IAM"])
     assert wait_settled(cfn, f"pdcase-{STAGE}") == "CREATE_COMPLETE"
     assert "RoleARN" not in cfn.describe_stacks(StackName=f"pdcase-{STAGE}")["Stacks"][0]

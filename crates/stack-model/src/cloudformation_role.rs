@@ -113,11 +113,32 @@ pub fn policy(c: &StageConfig, account: &str) -> PolicyDocument {
 
 /// The role's policy as managed policies within IAM's size limit, named
 /// `pdcase-<stage>-cloudformation-<n>`.
+///
+/// Cut where the bootstrap stack's policies are cut: they name the account as
+/// `${AWS::AccountId}`, longer than an account id, so a cut measured on `account` could fit
+/// fewer policies than the role holds; `deployer policy --role cloudformation` prints the
+/// role's own policies, one for one.
 pub fn policies(c: &StageConfig, account: &str) -> Vec<(String, PolicyDocument)> {
-    split_into_managed_policies(
-        policy(c, account),
-        &format!("{}-cloudformation", c.stage.prefix()),
-    )
+    const PLACEHOLDER: &str = "${AWS::AccountId}";
+    let name = format!("{}-cloudformation", c.stage.prefix());
+    let cut = split_into_managed_policies(policy(c, PLACEHOLDER), &name);
+    if account == PLACEHOLDER {
+        return cut;
+    }
+    let mut left = policy(c, account).statement;
+    let mut parts = Vec::with_capacity(cut.len());
+    for (part, doc) in &cut {
+        let sids: Vec<&Option<String>> = doc.statement.iter().map(|s| &s.sid).collect();
+        let (mine, rest): (Vec<_>, Vec<_>) = left.into_iter().partition(|s| sids.contains(&&s.sid));
+        left = rest;
+        parts.push((part.clone(), PolicyDocument::new(mine)));
+    }
+    if left.is_empty() && parts.iter().all(|(_, d)| !d.statement.is_empty()) {
+        parts
+    } else {
+        // The statements differ by account (none do today): the account's own cut.
+        split_into_managed_policies(policy(c, account), &name)
+    }
 }
 
 /// `(operator, key, value)` of a statement's condition.
@@ -285,6 +306,25 @@ mod tests {
                     .any(|s| s.action.iter().any(|a| a == action)),
                 "{action}"
             );
+        }
+    }
+
+    #[test]
+    fn the_printed_policies_are_the_bootstrap_stacks_one_for_one() {
+        let mut c = config("perm", true);
+        c.base_b_engine = BaseBEngine::Emr;
+        let printed = policies(&c, "000000000000");
+        let held = policies(&c, "${AWS::AccountId}");
+        assert_eq!(printed.len(), held.len());
+        for ((a, x), (b, y)) in printed.iter().zip(&held) {
+            assert_eq!(a, b);
+            let sids = |d: &PolicyDocument| {
+                d.statement
+                    .iter()
+                    .map(|s| s.sid.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(sids(x), sids(y), "{a}");
         }
     }
 
