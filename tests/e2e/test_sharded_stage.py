@@ -146,3 +146,56 @@ def test_a_bad_record_in_a_span_refuses_the_whole_run(deployer, emulator, stage,
         assert left == [], left
     finally:
         s3.upload_file(str(src / "a" / "sessions.json"), SOURCE, "a/sessions.json")
+
+
+def test_the_state_machines_role_allows_its_steps_and_nothing_else(emulator, stage):
+    """The execution role's policy, as deployed, through IAM's policy simulation (the emulator's
+    evaluator, which the emulator's Step Functions does not apply to its own calls): it may
+    invoke the stage's ETL function, read a run's plan and start its own map children, and
+    nothing beside them."""
+    iam = emulator.client("iam")
+    role = iam.get_role(RoleName=f"pdcase-{STAGE}-etl-shards-{REGION}")["Role"]["Arn"]
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:pdcase-{STAGE}-etl-shards"
+
+    def decision(action, resource):
+        r = iam.simulate_principal_policy(PolicySourceArn=role, ActionNames=[action], ResourceArns=[resource])
+        return r["EvaluationResults"][0]["EvalDecision"]
+    fn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:pdcase-{STAGE}"
+    allowed = [
+        ("lambda:InvokeFunction", f"{fn}-etl"),
+        ("s3:GetObject", f"arn:aws:s3:::{WAREHOUSE}/a/_runs/20261207T000000Z-abcdef/plan.json"),
+        ("states:StartExecution", machine),
+        ("states:DescribeExecution", f"arn:aws:states:{REGION}:{ACCOUNT}:execution:pdcase-{STAGE}-etl-shards/Shards:x"),
+    ]
+    denied = [
+        ("lambda:InvokeFunction", f"{fn}-site-events"),
+        ("s3:GetObject", f"arn:aws:s3:::{WAREHOUSE}/a/sessions/_SUCCESS"),
+        ("s3:GetObject", f"arn:aws:s3:::{SOURCE}/a/sessions.json"),
+        ("s3:PutObject", f"arn:aws:s3:::{WAREHOUSE}/a/_runs/20261207T000000Z-abcdef/plan.json"),
+        ("states:StartExecution", f"{machine}-other"),
+    ]
+    assert [decision(*c) for c in allowed] == ["allowed"] * len(allowed)
+    assert [decision(*c) for c in denied] == ["implicitDeny"] * len(denied)
+
+
+@pytest.mark.parametrize("timeout, engine", [(60, "function"), (10, "sharded")])
+def test_auto_runs_in_the_function_while_it_has_time_and_as_shards_past_it(
+        deployer, emulator, package, stage, tmp_path, timeout, engine):
+    """`base_a_engine: auto` decides per run with the capacity model: a function with a minute
+    reads the exports (560 KB) in a fraction of half its time; one whose timeout leaves nothing
+    past the model's margin (10 s) starts the state machine. The report and the markers name
+    the engine."""
+    s3 = emulator.client("s3")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"stages:\n  {STAGE}:\n    base_a_engine: auto\n    lambda: {{timeout_seconds: {timeout}}}\n"
+                      f"    overrides:\n      EtlFunction:\n        Environment.Variables.SHARD_BYTES: \"{SHARD_BYTES}\"\n")
+    r = deployer_cmd(deployer, emulator, "deploy", "--stage", STAGE, "--lambda-bootstrap",
+                     package["lambda"]["bootstrap"], config=config)
+    assert r.returncode == 0, r.stderr
+    r = deployer_cmd(deployer, emulator, "trigger", "etl", "--stage", STAGE, "--wait", config=config)
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}\nETL logs:\n{function_logs(emulator, 'etl', STAGE)}"
+    run = marker(s3, "students")["run"]
+    assert {t: marker(s3, t)["engine"] for t in TABLES} == {t: engine for t in TABLES}
+    record = json.loads(s3.get_object(Bucket=WAREHOUSE, Key=f"a/_runs/{run}.json")["Body"].read())
+    assert record["report"]["engine"] == engine
+    assert "base_a_engine auto" in function_logs(emulator, "etl", STAGE)

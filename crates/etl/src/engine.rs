@@ -3,8 +3,9 @@
 //!
 //! The model is the site-events function's ([`crate::site_events::fit`]), with base a's own
 //! speed: under a Lambda size's CPU the ETL parses about 409 MB/s per vCPU (docs/BENCHMARKS.md,
-//! "Lambda's limits, simulated"); one S3 stream inside a function is taken at
-//! [`S3_BYTES_PER_SECOND`], and the function reads one span per worker, each its own stream.
+//! "Lambda's limits, simulated"); one S3 connection inside a function is taken at
+//! [`S3_BYTES_PER_SECOND`], and the function reads one span per vCPU, each with
+//! [`crate::storage::prefetch::DEPTH`] ranged GETs in flight.
 //! A run goes to the function only when it needs at most half the time the function has, so a
 //! slower day than the model's still finishes; base a holds no per-row state, so memory does
 //! not bound it (65 to 84 MiB peak at 1M students, the same page).
@@ -47,7 +48,7 @@ pub struct Choice {
 /// The bytes a function of `limits` reads and transforms in half of the time it has.
 pub fn function_capacity(limits: Limits) -> u64 {
     let vcpus = (f64::from(limits.memory_mb) / MB_PER_VCPU).clamp(0.07, 6.0);
-    let streams = vcpus.ceil().max(1.0);
+    let streams = vcpus.ceil().max(1.0) * crate::storage::prefetch::DEPTH as f64;
     let speed = (BYTES_PER_SECOND_PER_VCPU * vcpus).min(S3_BYTES_PER_SECOND * streams);
     let seconds = limits.remaining.saturating_sub(MARGIN).as_secs_f64() / 2.0;
     (speed * seconds) as u64
@@ -81,10 +82,13 @@ mod tests {
 
     #[test]
     fn a_function_takes_what_it_reads_in_half_its_time_and_no_more() {
-        // 1,769 MB: one vCPU, one stream at 80 MB/s bounds it; 900 s less the margin, halved.
+        // 1,769 MB: one vCPU at 200 MB/s bounds it (its span's four connections would give
+        // 320 MB/s); 900 s less the margin, halved.
         let one = limits(1769, 900);
         let cap = function_capacity(one);
-        assert_eq!(cap, (80e6 * 445.0) as u64);
+        assert_eq!(cap, (200e6 * 445.0) as u64);
+        // Two vCPUs: twice the CPU, still under their spans' eight connections.
+        assert_eq!(function_capacity(limits(3538, 900)), (400e6 * 445.0) as u64);
         assert_eq!(choose(cap, one).engine, Engine::Function);
         assert_eq!(choose(cap + 1, one).engine, Engine::Sharded);
         // A larger function has more vCPUs and streams; less time left, less capacity.

@@ -6,6 +6,7 @@
 
 mod faulty;
 mod local;
+pub mod prefetch;
 mod s3;
 
 pub use faulty::FaultyDir;

@@ -61,6 +61,40 @@ impl S3Bucket {
     pub fn name(&self) -> &str {
         &self.bucket
     }
+
+    /// The runtime the SDK's futures run on.
+    pub(super) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Bytes `start..end` of `key`, whole, from one ranged GET.
+    pub(super) async fn get_range_bytes(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<bytes::Bytes, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={start}-{}", end - 1))
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(StorageError::NotFound(self.describe(key)))
+            }
+            Err(e) => return Err(sdk_error(format!("reading {}", self.describe(key)), e)),
+        };
+        out.body
+            .collect()
+            .await
+            .map(|b| b.into_bytes())
+            .map_err(|e| StorageError::service(format!("reading {}", self.describe(key)), e))
+    }
 }
 
 impl S3Bucket {
@@ -114,7 +148,17 @@ impl Storage for S3Bucket {
         }
         // RFC 9110's `bytes=first-last`, both inclusive; one range per GET ("Amazon S3 doesn't
         // support retrieving multiple ranges of data per GET request", GetObject's `Range`).
-        self.get_stream(key, Some(format!("bytes={start}-{}", end - 1)))
+        if end - start <= super::prefetch::CHUNK {
+            return self.get_stream(key, Some(format!("bytes={start}-{}", end - 1)));
+        }
+        // A larger range: several ranged GETs in flight.
+        Ok(Box::new(super::prefetch::Prefetch::open(
+            self,
+            key,
+            start,
+            end,
+            super::prefetch::DEPTH,
+        )?))
     }
 
     fn create(&self, key: &str) -> Result<Box<dyn ObjectWrite>, StorageError> {
