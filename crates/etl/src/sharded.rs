@@ -128,15 +128,31 @@ pub fn plan(
     opts: &Options,
     hold: Duration,
 ) -> Result<Vec<Item>, EtlError> {
-    let terms = Terms { hold, ..opts.lease };
-    let lease = lease::take(warehouse, Base::A, &opts.run_id, &opts.holder, terms)?;
-    let planned = plan_holding(source, warehouse, opts);
-    match planned {
-        // Held on: the publisher releases it.
-        Ok(items) => {
-            std::mem::forget(lease);
-            Ok(items)
-        }
+    let (items, lease) = plan_held(
+        source,
+        warehouse,
+        &Options {
+            lease: Terms { hold, ..opts.lease },
+            ..opts.clone()
+        },
+    )?;
+    // Held on: the publisher releases it.
+    std::mem::forget(lease);
+    Ok(items)
+}
+
+/// [`plan`], holding base a's lease for `opts.lease.hold` only and handing it to the caller:
+/// the ETL function holds it for its own deadline until the state machine has started, then
+/// extends it to the state machine's timeout ([`lease::Lease::confirm_as`]), so a function
+/// killed before it started nothing frees base a at its deadline, not hours later.
+pub fn plan_held<'a>(
+    source: &dyn Storage,
+    warehouse: &'a dyn Storage,
+    opts: &Options,
+) -> Result<(Vec<Item>, lease::Lease<'a>), EtlError> {
+    let lease = lease::take(warehouse, Base::A, &opts.run_id, &opts.holder, opts.lease)?;
+    match plan_holding(source, warehouse, opts) {
+        Ok(items) => Ok((items, lease)),
         Err(e) => {
             lease.release();
             Err(e)
@@ -174,16 +190,13 @@ fn plan_holding(
     Ok(items)
 }
 
-/// Gives back a planned run that will not run (its state machine could not be started): its
-/// plan, and base a's lease. Best effort: a lease left behind lapses at its expiry.
+/// Removes the plan of a run that will not run (its state machine could not be started); its
+/// planner gives base a's lease back ([`plan_held`]). Best effort: a plan left behind is
+/// never read again.
 pub fn abandon(warehouse: &dyn Storage, run_id: &str) {
     let left = warehouse.list(&run_folder(run_id)).unwrap_or_default();
     if let Err(e) = warehouse.delete(&left) {
         tracing::warn!(error = %e, "could not remove the run's plan");
-    }
-    match lease::resume(warehouse, Base::A, run_id, Duration::from_secs(60)) {
-        Ok(lease) => lease.release(),
-        Err(e) => tracing::warn!(error = %e, "could not release base a's lease"),
     }
 }
 
@@ -377,13 +390,13 @@ pub fn run_local(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::run::Split;
     use crate::storage::LocalDir;
 
     /// Base a's seven exports, pretty-printed, with `n` records per fact.
-    fn exports(dir: &std::path::Path, n: usize) {
+    pub(crate) fn exports(dir: &std::path::Path, n: usize) {
         let dim = |name: &str| format!("[\n  {{\"Id\": 1, \"Name\": \"{name}\"}}\n]");
         let facts = |f: &dyn Fn(usize) -> String| {
             let rows: Vec<String> = (0..n).map(|i| format!("  {}", f(i))).collect();

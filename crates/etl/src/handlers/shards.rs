@@ -2,9 +2,10 @@
 //! `base_a_engine` is `sharded` or `auto` (stack-model, `pipeline::shards`):
 //!
 //! - [`start`]: a message on the ETL topic claims its message, records the run as running,
-//!   plans it (taking base a's lease for the state machine's timeout and a margin) and starts
-//!   an execution of the stage's state machine named by the run. A failure to start gives the
-//!   lease and the plan back and fails the invocation, so Lambda retries it.
+//!   plans it (taking base a's lease for the invocation's deadline) and starts an execution of
+//!   the stage's state machine named by the run, to which it then hands the lease, for the
+//!   state machine's timeout and a margin. A failure to start gives the lease and the plan
+//!   back and fails the invocation, so Lambda retries it.
 //! - [`Step::Shard`]: the state machine's Distributed Map invokes the function once per span.
 //! - [`Step::Publish`]: then once to publish (or refuse) the run, which ends its run record.
 //!   A repeated publish (Step Functions' retry after a lost response) finds the record ended
@@ -63,11 +64,13 @@ pub fn start(
             return Ok(json!({"duplicate_of": prior}));
         }
     }
-    let expires = chrono::Utc::now().timestamp() + HOLD.as_secs() as i64;
+    // Until the state machine has started, the run lives as long as this invocation (its
+    // lease's hold, `opts.lease`): a function killed before then frees base a at its deadline.
+    let expires = chrono::Utc::now().timestamp() + opts.lease.hold.as_secs() as i64;
     let record = RunRecord::started(Base::A, run, ENGINE, message_id, expires);
     record.write(wh)?;
-    let items = match sharded::plan(ctx.source.as_ref(), wh, opts, HOLD) {
-        Ok(items) => items,
+    let (items, mut lease) = match sharded::plan_held(ctx.source.as_ref(), wh, opts) {
+        Ok(planned) => planned,
         Err(e) => {
             let bad = e.is_bad_input();
             let message = format!("{e}; the published tables are unchanged");
@@ -92,8 +95,16 @@ pub fn start(
     );
     match started {
         Ok(out) => {
+            // The execution holds the lease now, for as long as it may run; its publisher
+            // releases it.
+            lease.confirm_as(
+                &format!("etl state machine execution {}", out.execution_arn()),
+                HOLD,
+            )?;
+            std::mem::forget(lease);
             let mut record = record;
             record.execution_arn = Some(out.execution_arn().to_owned());
+            record.expires = chrono::Utc::now().timestamp() + HOLD.as_secs() as i64;
             record.write(wh)?;
             tracing::info!(
                 run,
@@ -114,6 +125,7 @@ pub fn start(
                 aws_sdk_sfn::error::DisplayErrorContext(e)
             );
             sharded::abandon(wh, run);
+            lease.release();
             record.failed(message.clone(), true, None).write(wh)?;
             Err(message.into())
         }
@@ -200,6 +212,138 @@ fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::LocalDir;
+    use aws_sdk_sfn::operation::start_execution::{StartExecutionError, StartExecutionOutput};
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+    use std::sync::Arc;
+
+    /// A Step Functions client whose StartExecution answers `ok` or fails (relies on:
+    /// aws-smithy-mocks, no network).
+    fn sfn(ok: bool) -> aws_sdk_sfn::Client {
+        let rule = if ok {
+            mock!(aws_sdk_sfn::Client::start_execution).then_output(|| {
+                StartExecutionOutput::builder()
+                    .execution_arn("arn:aws:states:us-east-1:1:execution:m:r")
+                    .start_date(aws_smithy_types::DateTime::from_secs(0))
+                    .build()
+                    .unwrap()
+            })
+        } else {
+            mock!(aws_sdk_sfn::Client::start_execution)
+                .then_error(|| StartExecutionError::unhandled("service unavailable"))
+        };
+        let interceptor = MockResponseInterceptor::new()
+            .rule_mode(RuleMode::MatchAny)
+            .with_rule(&rule);
+        let conf = aws_sdk_sfn::Config::builder()
+            .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
+            .region(aws_sdk_sfn::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sfn::config::Credentials::new(
+                "a", "b", None, None, "t",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        aws_sdk_sfn::Client::from_conf(conf)
+    }
+
+    fn context(src: &std::path::Path, wh: &std::path::Path) -> EtlContext {
+        EtlContext {
+            source: Arc::new(LocalDir::new(src)),
+            warehouse: Arc::new(LocalDir::new(wh)),
+            format: crate::warehouse::DataFormat::Ndjson,
+            failures: None,
+            shards: None,
+        }
+    }
+
+    fn options(run: &str) -> Options {
+        let mut opts = Options::new(crate::warehouse::DataFormat::Ndjson);
+        opts.run_id = run.into();
+        opts.lease.hold = std::time::Duration::from_secs(120);
+        opts
+    }
+
+    #[test]
+    fn a_started_execution_holds_the_lease_for_the_state_machines_timeout() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        crate::sharded::tests::exports(src.path(), 20);
+        let ctx = context(src.path(), wh.path());
+        let out = start(
+            &ctx,
+            rt.handle(),
+            &sfn(true),
+            "arn:m",
+            &options("r1"),
+            Some("m1"),
+        )
+        .unwrap();
+        assert_eq!(
+            out["execution_arn"],
+            "arn:aws:states:us-east-1:1:execution:m:r"
+        );
+        let lease = crate::lease::read(ctx.warehouse.as_ref(), Base::A)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !lease.released && lease.holder.contains("execution:m:r"),
+            "{lease:?}"
+        );
+        let now = chrono::Utc::now().timestamp();
+        assert!(
+            lease.expires > now + HOLD.as_secs() as i64 - 60,
+            "{lease:?}"
+        );
+        let record = runs::read(ctx.warehouse.as_ref(), Base::A, "r1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.state, RunState::Running);
+        assert!(record.expires > now + HOLD.as_secs() as i64 - 60);
+        assert!(ctx
+            .warehouse
+            .get(&sharded::plan_key("r1"))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn a_state_machine_that_did_not_start_gives_back_the_lease_and_the_plan() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        crate::sharded::tests::exports(src.path(), 20);
+        let ctx = context(src.path(), wh.path());
+        let e = start(
+            &ctx,
+            rt.handle(),
+            &sfn(false),
+            "arn:m",
+            &options("r2"),
+            Some("m2"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("StartExecution") && e.contains("service unavailable"),
+            "{e}"
+        );
+        let lease = crate::lease::read(ctx.warehouse.as_ref(), Base::A)
+            .unwrap()
+            .unwrap();
+        assert!(lease.released, "{lease:?}");
+        assert!(ctx
+            .warehouse
+            .get(&sharded::plan_key("r2"))
+            .unwrap()
+            .is_none());
+        let record = runs::read(ctx.warehouse.as_ref(), Base::A, "r2")
+            .unwrap()
+            .unwrap();
+        assert!(
+            record.state == RunState::Failed && record.retry,
+            "{record:?}"
+        );
+    }
 
     #[test]
     fn the_state_machines_payloads_parse_as_steps() {
