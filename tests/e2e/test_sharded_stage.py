@@ -199,3 +199,15 @@ def test_auto_runs_in_the_function_while_it_has_time_and_as_shards_past_it(
     record = json.loads(s3.get_object(Bucket=WAREHOUSE, Key=f"a/_runs/{run}.json")["Body"].read())
     assert record["report"]["engine"] == engine
     assert "base_a_engine auto" in function_logs(emulator, "etl", STAGE)
+
+
+def test_a_sharded_stage_names_its_state_machine_and_tears_down(deployer, emulator, stage):
+    """`info` names the state machine; `teardown`, as the deploy identity through the stage's
+    role, removes it with the stack (its executions have ended)."""
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:pdcase-{STAGE}-etl-shards"
+    r = deployer_cmd(deployer, emulator, "info", "--stage", STAGE)
+    assert r.returncode == 0 and f"EtlStateMachineArn: {machine}" in r.stdout, r.stdout + r.stderr
+    r = deployer_cmd(deployer, emulator, "teardown", "--stage", STAGE, "--yes")
+    assert r.returncode == 0, r.stderr
+    names = [m["name"] for m in emulator.client("stepfunctions").list_state_machines()["stateMachines"]]
+    assert f"pdcase-{STAGE}-etl-shards" not in names, names

@@ -225,6 +225,7 @@ pub fn compose(config: &StageConfig) -> Stage {
             emr: emr.as_ref(),
             functions: &functions,
             athena: &athena,
+            state_machine: state_machine.as_ref(),
         },
     );
     let tags = p.tag_pairs();

@@ -7,6 +7,8 @@ use super::functions::{BaseB, Functions};
 use super::storage::Storage;
 use super::triggers::Topics;
 use super::Pipeline;
+use crate::resource::stepfunctions::StateMachine;
+use crate::template::Handle;
 use crate::value::Value;
 
 /// Output: The stage's name.
@@ -43,6 +45,8 @@ pub const EMR_JOB_ROLE: &str = "EmrJobRoleArn";
 pub const ATHENA_RESULTS: &str = "AthenaResultsLocation";
 /// Output: The Spark job script's S3 URI.
 pub const SPARK_JOB: &str = "SparkJobUri";
+/// Output: The ARN of base a's state machine (`sharded` and `auto` stages).
+pub const ETL_STATE_MACHINE: &str = "EtlStateMachineArn";
 
 /// Everything the outputs name.
 pub(super) struct Parts<'p> {
@@ -52,6 +56,7 @@ pub(super) struct Parts<'p> {
     pub emr: Option<&'p Emr>,
     pub functions: &'p Functions,
     pub athena: &'p Athena,
+    pub state_machine: Option<&'p Handle<StateMachine>>,
 }
 
 pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
@@ -62,6 +67,7 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         emr,
         functions,
         athena,
+        state_machine,
     } = parts;
     let warehouse = &storage.warehouse;
     let stage = p.c.stage.as_str();
@@ -139,6 +145,13 @@ pub(super) fn add(p: &mut Pipeline, parts: &Parts) {
         "Where Athena writes query results",
         athena.results.clone(),
     );
+    if let Some(machine) = state_machine {
+        t.output(
+            ETL_STATE_MACHINE,
+            "Base a's state machine: its executions are the sharded runs",
+            machine.r#ref(),
+        );
+    }
     let Some(emr) = emr else {
         return;
     };
