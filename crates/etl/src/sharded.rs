@@ -313,10 +313,11 @@ fn combine(warehouse: &dyn Storage, items: &[Item]) -> Result<Vec<(Table, run::S
             starts: mine.iter().map(|i| i.start).collect(),
             column: mine.get(1).map_or(1, |i| i.column),
         };
+        let bodies = read_reports(warehouse, &mine);
         let mut reports = Vec::with_capacity(mine.len());
-        for item in &mine {
+        for (item, body) in mine.iter().zip(bodies) {
             let key = report_key(item);
-            let report: ShardReport = match warehouse.get(&key)? {
+            let report: ShardReport = match body? {
                 Some(body) => serde_json::from_slice(&body)
                     .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&key))))?,
                 None => {
@@ -353,6 +354,39 @@ fn combine(warehouse: &dyn Storage, items: &[Item]) -> Result<Vec<(Table, run::S
         }
     }
     Ok(staged)
+}
+
+/// Reports read side by side at once: the publisher is one invocation, within the function's
+/// timeout, and each report is one GET (tens of milliseconds from S3), so one after another a
+/// run of some thousands of spans would not fit a minute.
+const REPORT_READERS: usize = 16;
+
+/// The reports of `items`, in their order, read [`REPORT_READERS`] at a time.
+fn read_reports(
+    warehouse: &dyn Storage,
+    items: &[&Item],
+) -> Vec<Result<Option<Vec<u8>>, crate::error::StorageError>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<_>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..REPORT_READERS.min(items.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let body = warehouse.get(&report_key(item));
+                *slots[i].lock().expect("no panic") = Some(body);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("no panic")
+                .expect("every report was read")
+        })
+        .collect()
 }
 
 /// The whole sharded protocol in this process: [`plan`], then `workers` threads taking the
