@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::engine::Engine;
 use crate::error::{EtlError, StorageError};
 use crate::json_array::{ArrayReader, Spanned};
 use crate::lease::{self, Lease, Terms};
@@ -33,9 +34,9 @@ pub struct Options {
     pub holder: String,
     /// How long to wait for base a's lease, and to hold it.
     pub lease: Terms,
-    /// What builds the run, as its report and the tables' markers name it: `function` (one
-    /// process reads every export) or `sharded` ([`crate::sharded`]).
-    pub engine: &'static str,
+    /// What builds the run, as its report and the tables' markers name it: one process reads
+    /// every export, or shards do ([`crate::sharded`]).
+    pub engine: Engine,
 }
 
 /// A local run's lease: held for an hour (a run on a laptop is not killed by a deadline),
@@ -57,7 +58,7 @@ impl Options {
             holder: lease::local_holder("etl"),
             lease: LOCAL_LEASE,
             split: Split::Auto,
-            engine: "function",
+            engine: Engine::Function,
         }
     }
 }
@@ -112,8 +113,8 @@ pub fn new_run_id() -> String {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub run: String,
-    /// `function` or `sharded` ([`Options::engine`]).
-    pub engine: &'static str,
+    /// [`Options::engine`].
+    pub engine: Engine,
     pub format: &'static str,
     pub dimensions: Vec<DimensionReport>,
     pub tables: Vec<TableReport>,
@@ -536,7 +537,7 @@ pub(crate) fn publish_all(
         &base,
         opts.format.as_str(),
         &switches,
-        Some(opts.engine),
+        Some(opts.engine.as_str()),
     )
     .map_err(|f| {
         let done: Vec<String> = f.not_put_back.iter().map(|t| t.to_string()).collect();

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Engine;
 use crate::error::{EtlError, InputError};
 use crate::json_array::{Span, Spanned};
 use crate::lease::{self, Terms};
@@ -190,13 +191,13 @@ fn plan_holding(
     Ok(items)
 }
 
-/// Removes the plan of a run that will not run (its state machine could not be started); its
-/// planner gives base a's lease back ([`plan_held`]). Best effort: a plan left behind is
-/// never read again.
-pub fn abandon(warehouse: &dyn Storage, run_id: &str) {
+/// Removes the run's plan and reports: once it is published or refused, or when it will not
+/// run (its state machine could not be started; its planner gives base a's lease back,
+/// [`plan_held`]). Best effort: a leftover is never read again.
+pub fn remove_run_folder(warehouse: &dyn Storage, run_id: &str) {
     let left = warehouse.list(&run_folder(run_id)).unwrap_or_default();
     if let Err(e) = warehouse.delete(&left) {
-        tracing::warn!(error = %e, "could not remove the run's plan");
+        tracing::warn!(error = %e, "could not remove the run's plan and reports");
     }
 }
 
@@ -258,16 +259,12 @@ pub fn publish(warehouse: &dyn Storage, run_id: &str, hold: Duration) -> Result<
     let mut lease = lease::resume(warehouse, Base::A, run_id, hold)?;
     let result = publish_holding(warehouse, run_id, &mut lease);
     lease.release();
-    // The plan and reports have served, published or not. Best effort: a leftover costs
-    // nothing but a listing.
-    let left = warehouse.list(&run_folder(run_id)).unwrap_or_default();
-    if let Err(e) = warehouse.delete(&left) {
-        tracing::warn!(error = %e, "could not remove the run's plan and reports");
-    }
+    // The plan and reports have served, published or not.
+    remove_run_folder(warehouse, run_id);
     let (format, tables) = result?;
     Ok(Report {
         run: run_id.to_owned(),
-        engine: "sharded",
+        engine: Engine::Sharded,
         format: format.as_str(),
         dimensions: Vec::new(),
         tables,
@@ -293,7 +290,7 @@ fn publish_holding(
     lease.confirm()?;
     let mut opts = Options::new(format);
     opts.run_id = run_id.to_owned();
-    opts.engine = "sharded";
+    opts.engine = Engine::Sharded;
     let tables = run::publish_all(warehouse, &opts, &staged)?;
     Ok((format, tables))
 }
@@ -361,32 +358,29 @@ fn combine(warehouse: &dyn Storage, items: &[Item]) -> Result<Vec<(Table, run::S
 /// run of some thousands of spans would not fit a minute.
 const REPORT_READERS: usize = 16;
 
-/// The reports of `items`, in their order, read [`REPORT_READERS`] at a time.
+/// The reports of `items`, in their order, read [`REPORT_READERS`] at a time: each reader
+/// takes a run of them (a report is one small GET, so the runs take about as long).
 fn read_reports(
     warehouse: &dyn Storage,
     items: &[&Item],
 ) -> Vec<Result<Option<Vec<u8>>, crate::error::StorageError>> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<_>>> =
-        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let per_reader = items.len().div_ceil(REPORT_READERS).max(1);
     std::thread::scope(|s| {
-        for _ in 0..REPORT_READERS.min(items.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                let body = warehouse.get(&report_key(item));
-                *slots[i].lock().expect("no panic") = Some(body);
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("no panic")
-                .expect("every report was read")
-        })
-        .collect()
+        let readers: Vec<_> = items
+            .chunks(per_reader)
+            .map(|run| {
+                s.spawn(move || {
+                    run.iter()
+                        .map(|item| warehouse.get(&report_key(item)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .flat_map(|r| r.join().expect("a reader does not panic"))
+            .collect()
+    })
 }
 
 /// The whole sharded protocol in this process: [`plan`], then `workers` threads taking the

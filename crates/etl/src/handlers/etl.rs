@@ -183,7 +183,7 @@ fn on_message(
             }
         };
         if engine == Engine::Sharded {
-            opts.engine = "sharded";
+            opts.engine = engine;
             opts.holder = "etl state machine".into();
             opts.split = Split::Bytes(sh.shard_bytes);
             return shards::start(

@@ -124,7 +124,7 @@ pub fn start(
                 "StartExecution: {}",
                 aws_sdk_sfn::error::DisplayErrorContext(e)
             );
-            sharded::abandon(wh, run);
+            sharded::remove_run_folder(wh, run);
             lease.release();
             record.failed(message.clone(), true, None).write(wh)?;
             Err(message.into())

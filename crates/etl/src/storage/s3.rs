@@ -75,25 +75,36 @@ impl S3Bucket {
         end: u64,
     ) -> Result<bytes::Bytes, StorageError> {
         let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes={start}-{}", end - 1))
-            .send()
-            .await;
-        let out = match out {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Err(StorageError::NotFound(self.describe(key)))
-            }
-            Err(e) => return Err(sdk_error(format!("reading {}", self.describe(key)), e)),
-        };
+            .get_object(key, Some(format!("bytes={start}-{}", end - 1)))
+            .await?;
         out.body
             .collect()
             .await
             .map(|b| b.into_bytes())
             .map_err(|e| StorageError::service(format!("reading {}", self.describe(key)), e))
+    }
+
+    /// `GetObject`, whole or one range: [`StorageError::NotFound`] for a missing key.
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(StorageError::NotFound(self.describe(key)))
+            }
+            Err(e) => Err(sdk_error(format!("reading {}", self.describe(key)), e)),
+        }
     }
 }
 
@@ -104,27 +115,12 @@ impl S3Bucket {
         key: &str,
         range: Option<String>,
     ) -> Result<Box<dyn Read + Send>, StorageError> {
-        let out = self.handle.block_on(
-            self.client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .set_range(range)
-                .send(),
-        );
-        match out {
-            Ok(out) => {
-                let reader = Box::pin(out.body.into_async_read());
-                Ok(Box::new(SyncIoBridge::new_with_handle(
-                    reader,
-                    self.handle.clone(),
-                )))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                Err(StorageError::NotFound(self.describe(key)))
-            }
-            Err(e) => Err(sdk_error(format!("reading {}", self.describe(key)), e)),
-        }
+        let out = self.handle.block_on(self.get_object(key, range))?;
+        let reader = Box::pin(out.body.into_async_read());
+        Ok(Box::new(SyncIoBridge::new_with_handle(
+            reader,
+            self.handle.clone(),
+        )))
     }
 }
 
