@@ -272,17 +272,22 @@ pub fn publish(warehouse: &dyn Storage, run_id: &str, hold: Duration) -> Result<
     })
 }
 
+/// The items of `run_id`'s plan, as [`plan`] wrote them.
+pub fn read_plan(warehouse: &dyn Storage, run_id: &str) -> Result<Vec<Item>, EtlError> {
+    let key = plan_key(run_id);
+    let plan = warehouse
+        .get(&key)?
+        .ok_or_else(|| EtlError::Plan(format!("{}: no plan", warehouse.describe(&key))))?;
+    serde_json::from_slice(&plan)
+        .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&key))))
+}
+
 fn publish_holding(
     warehouse: &dyn Storage,
     run_id: &str,
     lease: &mut lease::Lease<'_>,
 ) -> Result<(DataFormat, Vec<run::TableReport>), EtlError> {
-    let key = plan_key(run_id);
-    let plan = warehouse
-        .get(&key)?
-        .ok_or_else(|| EtlError::Plan(format!("{}: no plan", warehouse.describe(&key))))?;
-    let items: Vec<Item> = serde_json::from_slice(&plan)
-        .map_err(|e| EtlError::Plan(format!("{}: {e}", warehouse.describe(&key))))?;
+    let items = read_plan(warehouse, run_id)?;
     let format = format_named(items.first().map_or("parquet", |i| i.format.as_str()))?;
     let staged = combine(warehouse, &items).inspect_err(|_| {
         run::remove_run(warehouse, run_id, &[]);

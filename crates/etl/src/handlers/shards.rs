@@ -307,6 +307,74 @@ mod tests {
             .is_some());
     }
 
+    /// SNS delivers a message at least once: a second delivery of a message whose sharded
+    /// run is running starts nothing and names that run.
+    #[test]
+    fn a_repeated_delivery_starts_no_second_execution() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        crate::sharded::tests::exports(src.path(), 20);
+        let ctx = context(src.path(), wh.path());
+        start(
+            &ctx,
+            rt.handle(),
+            &sfn(true),
+            "arn:m",
+            &options("r1"),
+            Some("m1"),
+        )
+        .unwrap();
+        // The second delivery would start its own run, r2, were it not a duplicate; its
+        // StartExecution would fail here.
+        let again = start(
+            &ctx,
+            rt.handle(),
+            &sfn(false),
+            "arn:m",
+            &options("r2"),
+            Some("m1"),
+        );
+        assert_eq!(again.unwrap()["duplicate_of"], "r1");
+        assert!(runs::read(ctx.warehouse.as_ref(), Base::A, "r2")
+            .unwrap()
+            .is_none());
+        assert!(ctx
+            .warehouse
+            .get(&sharded::plan_key("r2"))
+            .unwrap()
+            .is_none());
+        let lease = crate::lease::read(ctx.warehouse.as_ref(), Base::A)
+            .unwrap()
+            .unwrap();
+        assert_eq!(lease.run, "r1");
+    }
+
+    /// Step Functions retries a publish whose response it lost: the second finds the run's
+    /// record ended and returns its outcome, without publishing again or failing.
+    #[test]
+    fn a_repeated_publish_returns_the_recorded_outcome() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        crate::sharded::tests::exports(src.path(), 20);
+        let ctx = context(src.path(), wh.path());
+        start(&ctx, rt.handle(), &sfn(true), "arn:m", &options("r1"), None).unwrap();
+        let items = sharded::read_plan(ctx.warehouse.as_ref(), "r1").unwrap();
+        for item in &items {
+            shard(&ctx, item).unwrap();
+        }
+        let first = publish(&ctx, rt.handle(), "r1").unwrap();
+        assert_eq!(first["outcome"], "published");
+        let marker = |c: &EtlContext| c.warehouse.get("a/sessions/_SUCCESS").unwrap().unwrap();
+        let published = marker(&ctx);
+        let second = publish(&ctx, rt.handle(), "r1").unwrap();
+        assert_eq!(second, first);
+        assert_eq!(marker(&ctx), published);
+        let record = runs::read(ctx.warehouse.as_ref(), Base::A, "r1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.state, RunState::Succeeded);
+    }
+
     #[test]
     fn a_state_machine_that_did_not_start_gives_back_the_lease_and_the_plan() {
         let rt = tokio::runtime::Runtime::new().unwrap();
