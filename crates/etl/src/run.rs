@@ -69,8 +69,9 @@ impl Options {
 pub enum Split {
     /// Each export read whole by one worker.
     Whole,
-    /// Spans of about a quarter of each worker's share, so that the workers, taking the
-    /// largest first, finish together: the sessions export alone is 60% of base a's bytes.
+    /// Spans of about a quarter of each worker's share of the work ([`Table::work`]), so that
+    /// the workers, taking the most work first, finish together: the sessions export alone
+    /// is 60% of base a's bytes.
     Auto,
     /// Each export cut into this many spans (fewer where it has fewer records, or is not laid
     /// out one record per line): `deployer invoke etl --local --shards N`.
@@ -83,9 +84,9 @@ pub enum Split {
 const MIN_AUTO_SPAN: u64 = 16 << 20;
 
 impl Split {
-    /// How many pieces to cut an export of `size` bytes into, when the facts' exports hold
-    /// `total` bytes and `workers` read them.
-    fn pieces(self, size: u64, total: u64, workers: usize) -> usize {
+    /// How many pieces to cut an export of `size` bytes (`work` in [`Table::work`]'s units)
+    /// into, when the facts' exports hold `total` work and `workers` read them.
+    fn pieces(self, size: u64, work: u64, total: u64, workers: usize) -> usize {
         match self {
             Split::Whole => 1,
             Split::Pieces(n) => n.max(1),
@@ -93,7 +94,7 @@ impl Split {
             Split::Auto if workers <= 1 => 1,
             Split::Auto => {
                 let span = (total / (workers as u64 * 4)).max(MIN_AUTO_SPAN);
-                size.div_ceil(span).max(1) as usize
+                work.div_ceil(span).max(1) as usize
             }
         }
     }
@@ -325,12 +326,15 @@ pub(crate) fn plan_exports(
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .map_or(0, |i| sizes[i].1)
     };
-    let total: u64 = Table::ALL.iter().map(|t| size_of(t.source_key())).sum();
+    let total: u64 = Table::ALL
+        .iter()
+        .map(|t| t.work(size_of(t.source_key())))
+        .sum();
     Table::ALL
         .iter()
         .map(|t| {
             let size = size_of(t.source_key());
-            let pieces = opts.split.pieces(size, total, opts.workers);
+            let pieces = opts.split.pieces(size, t.work(size), total, opts.workers);
             shard::plan(source, t.source_key(), size, pieces)
         })
         .collect()
@@ -358,7 +362,7 @@ pub(crate) fn gather(
 }
 
 /// Stages the four tables: each export is cut into spans ([`Options::split`]), and
-/// `opts.workers` threads take the spans, largest first. The first failure stops the others
+/// `opts.workers` threads take the spans, most work first ([`Table::work`]). The first failure stops the others
 /// (see [`Cancel`]). An export whose spans did not tile is read again whole.
 fn stage_all(
     source: &dyn Storage,
@@ -373,7 +377,7 @@ fn stage_all(
         .enumerate()
         .flat_map(|(t, p)| (0..p.len()).map(move |k| (t, k)))
         .collect();
-    units.sort_by_key(|&(t, k)| std::cmp::Reverse(plans[t].bytes(k)));
+    units.sort_by_key(|&(t, k)| std::cmp::Reverse(Table::ALL[t].work(plans[t].bytes(k))));
 
     let next = AtomicUsize::new(0);
     let cancel = Cancel::new();
@@ -579,5 +583,50 @@ pub(crate) fn remove_run(warehouse: &dyn Storage, run: &str, switched: &[String]
         if let Err(e) = publish::remove_run(warehouse, def, run) {
             tracing::warn!(error = %e, table = def.name, "could not remove the failed run's files");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exports of 1M generated students (bytes), in `Table::ALL`'s order.
+    const GENERATED: [(Table, u64); 4] = [
+        (Table::Students, 208_283_162),
+        (Table::Follows, 520_583_557),
+        (Table::Sessions, 1_171_157_497),
+        (Table::Subscriptions, 53_506_920),
+    ];
+
+    fn auto_pieces(workers: usize) -> Vec<usize> {
+        let total: u64 = GENERATED.iter().map(|(t, b)| t.work(*b)).sum();
+        GENERATED
+            .iter()
+            .map(|(t, b)| Split::Auto.pieces(*b, t.work(*b), total, workers))
+            .collect()
+    }
+
+    #[test]
+    fn auto_cuts_the_work_not_the_bytes() {
+        // Two workers: eight shares of the work. Students, a sixth of the sessions' bytes,
+        // are cut in two as their work is twice a byte of sessions'.
+        assert_eq!(auto_pieces(2), vec![2, 3, 4, 1]);
+        // Spans end up with about the same work each, whatever their bytes.
+        let total: u64 = GENERATED.iter().map(|(t, b)| t.work(*b)).sum();
+        for ((t, b), n) in GENERATED.iter().zip(auto_pieces(2)) {
+            let per_span = t.work(*b) / n as u64;
+            assert!(per_span <= total / 8 + 1, "{t:?}: {per_span}");
+        }
+        // One worker reads each export whole.
+        assert_eq!(auto_pieces(1), vec![1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn work_weighs_joined_tables_more() {
+        assert_eq!(Table::Sessions.work(1000), 1000);
+        assert_eq!(Table::Subscriptions.work(1000), 1000);
+        assert_eq!(Table::Students.work(1000), 2000);
+        assert_eq!(Table::Follows.work(1000), 1750);
+        assert_eq!(Table::Students.work(u64::MAX), u64::MAX / 4);
     }
 }

@@ -250,17 +250,18 @@ fn picked_tables_write_in_parquet_what_their_ndjson_rows_hold() {
     );
 }
 
-/// docs/SEMANTICS.md, "Formats": min/max statistics for the time columns only, and only they
-/// prefix-coded without compression, every other column snappy. Relies on the parquet crate's
-/// reader of the files this run wrote (nothing AWS-specific).
+/// docs/SEMANTICS.md, "Formats": min/max statistics for the time columns only; the time
+/// columns prefix-coded and the id columns length-coded, both without compression; every
+/// other column snappy. Relies on the parquet crate's reader of the files this run wrote
+/// (nothing AWS-specific).
 #[test]
-fn parquet_files_keep_statistics_and_prefix_coding_for_time_columns_only() {
+fn parquet_files_keep_statistics_for_time_columns_and_delta_coding_for_times_and_ids() {
     use parquet::basic::{Compression, Encoding};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let src = source_from_reference();
     let wh = tempfile::tempdir().unwrap();
     run_on(src.path(), wh.path(), DataFormat::Parquet, "r1");
-    let mut time_columns = 0;
+    let (mut time_columns, mut ids) = (0, 0);
     for (table, _) in PAIRS {
         let file = table_file(wh.path(), table);
         let reader = SerializedFileReader::new(fs::File::open(&file).unwrap()).unwrap();
@@ -271,7 +272,19 @@ fn parquet_files_keep_statistics_and_prefix_coding_for_time_columns_only() {
                     .statistics()
                     .and_then(|s| Some((s.min_bytes_opt()?.to_vec(), s.max_bytes_opt()?.to_vec())));
                 let prefix_coded = column.encodings().any(|e| e == Encoding::DELTA_BYTE_ARRAY);
-                if name == "Date" || name == "StartTime" {
+                let length_coded = column
+                    .encodings()
+                    .any(|e| e == Encoding::DELTA_LENGTH_BYTE_ARRAY);
+                if name == "Id" || name == "StudentId" {
+                    ids += 1;
+                    assert_eq!(min_max, None, "{table}.{name}");
+                    assert!(length_coded && !prefix_coded, "{table}.{name}");
+                    assert_eq!(
+                        column.compression(),
+                        Compression::UNCOMPRESSED,
+                        "{table}.{name}"
+                    );
+                } else if name == "Date" || name == "StartTime" {
                     time_columns += 1;
                     let (min, max) = min_max.unwrap_or_else(|| panic!("{table}.{name}"));
                     assert!(min <= max, "{table}.{name}");
@@ -283,13 +296,14 @@ fn parquet_files_keep_statistics_and_prefix_coding_for_time_columns_only() {
                     );
                 } else {
                     assert_eq!(min_max, None, "{table}.{name}");
-                    assert!(!prefix_coded, "{table}.{name}");
+                    assert!(!prefix_coded && !length_coded, "{table}.{name}");
                     assert_eq!(column.compression(), Compression::SNAPPY, "{table}.{name}");
                 }
             }
         }
     }
     assert_eq!(time_columns, 4, "one time column per table");
+    assert_eq!(ids, 4, "one id column per table");
 }
 
 /// Prefix-coded time columns read back as written, over several pages of times in no order

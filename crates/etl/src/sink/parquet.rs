@@ -37,23 +37,39 @@ fn is_time_column(column: &str) -> bool {
     matches!(column, "Date" | "StartTime")
 }
 
+/// The columns of record ids (`Id`, `StudentId`): short text, nearly unique, in no order.
+fn is_id_column(column: &str) -> bool {
+    matches!(column, "Id" | "StudentId")
+}
+
 /// How a column's pages are written (docs/SEMANTICS.md, "Formats").
 ///
 /// The time columns are prefix-coded (DELTA_BYTE_ARRAY: each value stores the length of the
 /// prefix it shares with the one before, then the rest) and not compressed. Consecutive times
 /// share 17 of their 23 or 24 characters on average (generated sessions), so these columns
 /// come out 6% to 20% smaller than plain text through snappy; and snappy, 20% of a run, no
-/// longer reads the columns that held three quarters of its input (docs/BENCHMARKS.md). The
-/// warehouse's readers decode it: Athena engine 3 (Trino's Parquet reader), Spark 3.3 and
-/// later (EMR 7; PySpark 3.5 in `tests/spark/test_reads_base_a.py`) and DuckDB; the Glue
+/// longer reads the columns that held three quarters of its input (docs/BENCHMARKS.md).
+///
+/// The id columns are length-coded (DELTA_LENGTH_BYTE_ARRAY: the lengths bit-packed as
+/// deltas, then the bytes one after another) and not compressed. Plain pages give each id
+/// its 4-byte length, which is most of what snappy then found to remove: length-coded, the
+/// sessions' ids take 61.6 MB where plain and snappy took 62.7 MB, and the run no longer
+/// spends a tenth of its CPU compressing them (docs/BENCHMARKS.md, stop 37).
+///
+/// The warehouse's readers decode both: Athena engine 3 (Trino's Parquet reader), Spark 3.3
+/// and later (EMR 7; PySpark 3.5 in `tests/spark/test_reads_base_a.py`) and DuckDB; the Glue
 /// crawler infers the schema, which the encoding does not change.
 fn column_encoding(props: WriterPropertiesBuilder, column: &str) -> WriterPropertiesBuilder {
-    if !is_time_column(column) {
+    let encoding = if is_time_column(column) {
+        Encoding::DELTA_BYTE_ARRAY
+    } else if is_id_column(column) {
+        Encoding::DELTA_LENGTH_BYTE_ARRAY
+    } else {
         return props;
-    }
+    };
     let path = || ColumnPath::from(column);
     props
-        .set_column_encoding(path(), Encoding::DELTA_BYTE_ARRAY)
+        .set_column_encoding(path(), encoding)
         .set_column_compression(path(), Compression::UNCOMPRESSED)
 }
 

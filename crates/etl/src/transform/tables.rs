@@ -166,6 +166,21 @@ impl Table {
         Ok(())
     }
 
+    /// The work of reading `bytes` of this table's export, in bytes of sessions: what
+    /// [`crate::run::Split::Auto`] cuts into equal shares and the workers take largest first.
+    /// A byte of students or follows costs about twice a byte of sessions (joins, more
+    /// columns, `extra`): measured alone at 1M students, 3.4 and 3.0 ns of CPU a byte against
+    /// 1.7 (docs/BENCHMARKS.md). Weighed by bytes alone, a follows span started last ran
+    /// alone for a tenth of the run.
+    pub fn work(self, bytes: u64) -> u64 {
+        let quarters: u64 = match self {
+            Table::Students => 8,
+            Table::Follows => 7,
+            Table::Sessions | Table::Subscriptions => 4,
+        };
+        bytes.saturating_mul(quarters) / 4
+    }
+
     /// The dimensions [`Table::transform`] joins this table's records to.
     pub fn joins(self) -> &'static [DimensionKind] {
         match self {
