@@ -160,6 +160,7 @@ fn is_integer(raw: Raw<'_>) -> bool {
 
 /// The text form of a join key, as the original compared keys (`"1"` matches `1`).
 /// `Ok(None)` for null (no match); `Err(kind)` for a value that cannot be a key.
+#[inline]
 pub fn key_text(raw: Raw<'_>) -> Result<Option<Cow<'_, str>>, &'static str> {
     let s = raw.get();
     match s.as_bytes()[0] {
@@ -172,6 +173,7 @@ pub fn key_text(raw: Raw<'_>) -> Result<Option<Cow<'_, str>>, &'static str> {
 
 /// The text of a raw value as a string column holds it: strings unescaped, null as `None`,
 /// numbers, booleans, objects and arrays as their JSON text.
+#[inline]
 pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     let s = raw.get();
     match s.as_bytes()[0] {
@@ -182,10 +184,20 @@ pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
 }
 
 /// A JSON string literal's content; borrowed when it has no escapes (the common case).
+///
+/// Inlined, and sliced without `str`'s boundary checks: called once per text value of every
+/// row, the call and the two checks were 3% of base a's run (docs/BENCHMARKS.md, stop 37).
+#[inline]
 fn unquote(raw: Raw<'_>) -> Cow<'_, str> {
     let s = raw.json;
     if !raw.escaped {
-        Cow::Borrowed(&s[1..s.len() - 1])
+        debug_assert!(
+            s.len() >= 2 && s.starts_with('"') && s.ends_with('"'),
+            "{s}"
+        );
+        // SAFETY: `raw` is a string literal the reader parsed (see `Raw`): it starts and ends
+        // with an ASCII `"`, so bytes 1 and `len - 1` are character boundaries in its range.
+        Cow::Borrowed(unsafe { s.get_unchecked(1..s.len() - 1) })
     } else {
         // The reader already parsed this literal, so it is valid JSON.
         Cow::Owned(serde_json::from_str(s).expect("a string literal the parser accepted"))

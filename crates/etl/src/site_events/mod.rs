@@ -1,14 +1,14 @@
 //! Base b without a cluster: the site events' eight tables, computed in this process with the
 //! Spark job's semantics (docs/SEMANTICS.md, base b; `spark/site_events.py`).
 //!
-//! One pass over the events, on every core: a reader cuts each input object into blocks of
-//! whole lines, and workers parse them ([`line`]), derive the typed columns ([`derive`]),
+//! One pass over the events, on every core: each input object is cut into spans of lines,
+//! which workers read side by side ([`spans`]) and parse ([`line`]), derive the typed columns ([`derive`]),
 //! buffer the `events` rows and write them one file per date ([`events`]), and count every
 //! aggregate ([`counts`]). The counts join the students ([`students`]) at the end. Nothing is
 //! published until every table is written; then each table switches to this run through its
 //! manifest ([`publish`]).
 //!
-//! Memory is bounded by the blocks in flight, each worker's event buffer and the groups
+//! Memory is bounded by each worker's window and event buffer and the groups
 //! (students, pages, campaigns' distinct sessions), not by the number of events.
 
 pub mod counts;
@@ -16,12 +16,11 @@ pub mod derive;
 pub mod events;
 pub mod fit;
 pub mod line;
+pub mod spans;
 pub mod students;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -395,12 +394,7 @@ fn stage_and_publish(
     Ok(())
 }
 
-/// A block of whole lines of one input.
-struct Block {
-    file: usize,
-    bytes: Vec<u8>,
-}
-
+/// What the workers counted and wrote.
 #[derive(Default)]
 struct Scan {
     tally: Tally,
@@ -410,10 +404,10 @@ struct Scan {
     files: Vec<String>,
 }
 
-const BLOCK: usize = 4 << 20;
 const SAMPLE: usize = 3;
 
-/// The one pass over the events: a reader thread cuts blocks, `opts.workers` parse them.
+/// The one pass over the events: `opts.workers` workers take the objects' spans
+/// ([`spans`]), largest first, and each reads and parses its own.
 fn scan(
     source: &dyn Storage,
     warehouse: &dyn Storage,
@@ -422,20 +416,29 @@ fn scan(
     events_folder: &str,
 ) -> Result<Scan, SiteEventsError> {
     let workers = opts.workers.max(1);
-    let (tx, rx) = sync_channel::<Block>(workers * 2);
-    let rx = Mutex::new(rx);
-    // Blocks go back to the reader once parsed, to be filled again.
-    let (free_tx, free_rx) = channel::<Vec<u8>>();
+    let plan = spans::plan(files, workers);
+    let next = AtomicUsize::new(0);
+    // The first failure stops the other workers at their next window.
+    let failed = AtomicBool::new(false);
     let budget = (opts.buffer_bytes / workers).max(1 << 20);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read_blocks(source, files, tx, free_rx));
-        let handles: Vec<_> = (0..workers)
+        let handles: Vec<_> = (0..workers.min(plan.len().max(1)))
             .map(|w| {
-                let (rx, free) = (&rx, free_tx.clone());
-                s.spawn(move || work(w, rx, free, warehouse, files, events_folder, budget))
+                let (plan, next, failed) = (&plan, &next, &failed);
+                s.spawn(move || {
+                    let taken = || {
+                        plan.get(next.fetch_add(1, Ordering::Relaxed))
+                            .filter(|_| !failed.load(Ordering::Relaxed))
+                            .copied()
+                    };
+                    let part = work(w, taken, source, warehouse, files, events_folder, budget);
+                    if part.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    part
+                })
             })
             .collect();
-        drop(free_tx);
         let mut total: Option<Scan> = None;
         let mut first_error = None;
         for h in handles {
@@ -456,8 +459,6 @@ fn scan(
                 }
             }
         }
-        // The reader stops when the workers hang up; its error comes first.
-        reader.join().expect("the reader does not panic")?;
         if let Some(e) = first_error {
             return Err(e);
         }
@@ -467,66 +468,13 @@ fn scan(
     })
 }
 
-fn read_blocks(
-    source: &dyn Storage,
-    files: &[(String, u64)],
-    tx: std::sync::mpsc::SyncSender<Block>,
-    free: Receiver<Vec<u8>>,
-) -> Result<(), SiteEventsError> {
-    for (i, (key, _)) in files.iter().enumerate() {
-        let mut input = source.open(key)?;
-        let mut carry: Vec<u8> = Vec::new();
-        loop {
-            // A buffer the workers are done with, when there is one: its pages are mapped
-            // already (fresh 4 MiB buffers cost a page fault per 4 kB).
-            let mut buf = free
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(BLOCK + BLOCK / 2));
-            buf.clear();
-            buf.append(&mut carry);
-            let start = buf.len();
-            let n = (&mut input)
-                .take(BLOCK as u64)
-                .read_to_end(&mut buf)
-                .map_err(|e| StorageError::io(source.describe(key), e))?;
-            let eof = n < BLOCK;
-            if !eof {
-                // Whole lines only; the rest starts the next block. A line longer than the
-                // block grows the next one.
-                match memchr::memrchr(b'\n', &buf[start..]) {
-                    Some(at) => {
-                        carry.extend_from_slice(&buf[start + at + 1..]);
-                        buf.truncate(start + at + 1);
-                    }
-                    None => {
-                        carry = buf;
-                        continue;
-                    }
-                }
-            }
-            if !buf.is_empty()
-                && tx
-                    .send(Block {
-                        file: i,
-                        bytes: buf,
-                    })
-                    .is_err()
-            {
-                return Ok(()); // the workers stopped; their error is reported
-            }
-            if eof {
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
+/// One worker: reads the spans `taken` gives until there are none, parsing each window of
+/// lines as it is read.
 #[allow(clippy::too_many_arguments)]
 fn work(
     worker: usize,
-    rx: &Mutex<Receiver<Block>>,
-    free: Sender<Vec<u8>>,
+    taken: impl Fn() -> Option<spans::LineSpan>,
+    source: &dyn Storage,
     warehouse: &dyn Storage,
     files: &[(String, u64)],
     events_folder: &str,
@@ -535,23 +483,22 @@ fn work(
     let mut part = Scan::default();
     let mut batch = EventBatch::new(events_folder, worker);
     let mut keys = line::KeyOrder::default();
+    let mut window = Vec::new();
     let write_error = |e: std::io::Error| SiteEventsError::Write {
         table: "events",
         message: e.to_string(),
     };
-    let next = || rx.lock().expect("no worker panics holding it").recv().ok();
-    let mut process = |block: Block| -> Result<(), SiteEventsError> {
-        // One buffer of events per block, reused line after line.
+    let mut process = |file: usize, bytes: &[u8]| -> Result<(), SiteEventsError> {
+        // One buffer of events per window, reused line after line.
         let mut events: Vec<line::Event<'_>> = Vec::with_capacity(4);
-        // The block's UTF-8 is checked whole; only a block with invalid UTF-8 somewhere has
+        // The window's UTF-8 is checked whole; only a window with invalid UTF-8 somewhere has
         // its lines checked one by one (a malformed line each). A `\n` is a character of its
-        // own, so a valid block's lines are slices of its text.
-        let text = simdutf8::basic::from_utf8(&block.bytes).ok();
+        // own, so a valid window's lines are slices of its text.
+        let text = simdutf8::basic::from_utf8(bytes).ok();
         let mut from = 0;
-        while from < block.bytes.len() {
-            let end =
-                memchr::memchr(b'\n', &block.bytes[from..]).map_or(block.bytes.len(), |n| from + n);
-            let raw = &block.bytes[from..end];
+        while from < bytes.len() {
+            let end = memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |n| from + n);
+            let raw = &bytes[from..end];
             let parsed = match text {
                 Some(text) => line::parse_str_into(&text[from..end], &mut events, &mut keys),
                 None => line::parse_into(raw, &mut events, &mut keys),
@@ -565,7 +512,7 @@ fn work(
                     if part.sample.len() < SAMPLE {
                         let text = String::from_utf8_lossy(raw);
                         part.sample.push(BadLine {
-                            file: files[block.file].0.clone(),
+                            file: files[file].0.clone(),
                             line: text.chars().take(200).collect(),
                         });
                     }
@@ -582,19 +529,17 @@ fn work(
             }
         }
         drop(events);
-        let _ = free.send(block.bytes);
         if batch.bytes() >= budget {
             part.files
                 .extend(batch.flush(warehouse).map_err(write_error)?);
         }
         Ok(())
     };
-    while let Some(block) = next() {
-        if let Err(e) = process(block) {
-            // Drain the blocks still coming so the reader finishes, then report.
-            while next().is_some() {}
-            return Err(e);
-        }
+    while let Some(span) = taken() {
+        let (key, size) = &files[span.file];
+        spans::read_lines(source, key, *size, span, &mut window, |bytes| {
+            process(span.file, bytes)
+        })?;
     }
     part.files
         .extend(batch.flush(warehouse).map_err(write_error)?);

@@ -142,16 +142,25 @@ pub struct Dimension {
 
 /// `Some(n)` when `text` is the canonical decimal form of `n` (no sign, no leading zero), so
 /// that equal texts and equal numbers are the same keys.
+///
+/// One pass that checks and accumulates the digits: every fact's join key goes through it,
+/// and `str::parse` after a check read each key twice (docs/BENCHMARKS.md, stop 37). Up to 19
+/// digits cannot overflow a `u64`.
+#[inline]
 fn canonical_int(text: &str) -> Option<u64> {
     let b = text.as_bytes();
-    if b.is_empty()
-        || b.len() > 19
-        || (b[0] == b'0' && b.len() > 1)
-        || !b.iter().all(u8::is_ascii_digit)
-    {
+    if b.is_empty() || b.len() > 19 || (b[0] == b'0' && b.len() > 1) {
         return None;
     }
-    text.parse().ok()
+    let mut n = 0u64;
+    for &c in b {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+    }
+    Some(n)
 }
 
 impl Dimension {
@@ -439,5 +448,12 @@ mod tests {
         assert_eq!(canonical_int("1a"), None);
         assert_eq!(canonical_int(""), None);
         assert_eq!(canonical_int("99999999999999999999"), None);
+        assert_eq!(
+            canonical_int("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(canonical_int("1/"), None, "a byte just below `0`");
+        assert_eq!(canonical_int("1:"), None, "a byte just above `9`");
+        assert_eq!(canonical_int("١"), None, "a digit outside ASCII");
     }
 }

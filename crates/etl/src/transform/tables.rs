@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 use super::dimension::{Dimension, DimensionKind, Joined};
 use crate::error::EtlError;
 use crate::json_array::Element;
-use crate::record::{key_text, Raw};
+use crate::record::{key_text, kind_of, Raw};
 use crate::short_eq::short_eq;
 use crate::warehouse::{self, TableDef};
 
@@ -199,6 +199,7 @@ impl Table {
     /// For sessions and subscriptions: the three fields picked by name, in the order of
     /// [`Table::output_names`] (`None`: absent); the rest of the record is dropped. The same
     /// fields [`Table::transform`] puts in their row.
+    #[inline]
     pub fn pick<'x>(self, e: &Element<'x>) -> Result<[Option<Raw<'x>>; 3], EtlError> {
         let (time_field, kind_field) = match self {
             Table::Sessions => ("SessionStartTime", "StudentClient"),
@@ -263,29 +264,54 @@ impl Table {
         }
     }
 
-    /// Checks the record's own id: present, and a string or an integer.
+    /// Checks the record's own id: present, and a string or an integer. The check is inlined
+    /// (every fact record makes it) and the refusal is not.
+    #[inline]
     fn required_key<'x>(
         self,
         e: &Element<'x>,
         field: &str,
         value: Option<Raw<'x>>,
     ) -> Result<Raw<'x>, EtlError> {
-        let value = value.ok_or_else(|| e.at.error(format!("missing required field `{field}`")))?;
-        match key_text(value) {
-            Ok(Some(_)) => Ok(value),
-            Ok(None) => Err(e
-                .at
-                .error_at(value, format!("required field `{field}` is null"))
-                .into()),
-            Err(kind) => Err(e
-                .at
-                .error_at(
-                    value,
-                    format!("key field `{field}` must be a string or an integer, found {kind}"),
-                )
-                .into()),
+        match value {
+            Some(v) if is_key(v) => Ok(v),
+            _ => Err(key_refusal(e, field, value)),
         }
     }
+}
+
+/// Whether a value can be a key: a string or an integer ([`key_text`]'s `Ok(Some(_))`).
+#[inline]
+fn is_key(value: Raw<'_>) -> bool {
+    match value.get().as_bytes()[0] {
+        b'"' => true,
+        b'-' | b'0'..=b'9' => matches!(key_text(value), Ok(Some(_))),
+        _ => false,
+    }
+}
+
+/// Why a record's own id refuses it: missing, null, or neither a string nor an integer.
+#[cold]
+#[inline(never)]
+fn key_refusal(e: &Element<'_>, field: &str, value: Option<Raw<'_>>) -> EtlError {
+    let Some(value) = value else {
+        return e
+            .at
+            .error(format!("missing required field `{field}`"))
+            .into();
+    };
+    if value.get() == "null" {
+        return e
+            .at
+            .error_at(value, format!("required field `{field}` is null"))
+            .into();
+    }
+    let kind = kind_of(value);
+    e.at.error_at(
+        value,
+        format!("key field `{field}` must be a string or an integer, found {kind}"),
+    )
+    .into()
 }
 
 /// The row of three picked fields ([`Table::pick`]) in columns 0 to 2, into `row` (empty):
