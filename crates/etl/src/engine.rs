@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-pub use crate::site_events::fit::{Limits, MARGIN, MB_PER_VCPU, S3_BYTES_PER_SECOND};
+pub use crate::site_events::fit::{streams, Limits, MARGIN, MB_PER_VCPU, S3_BYTES_PER_SECOND};
 
 /// Base a's parse speed per vCPU, about half of what was measured (409 MB/s).
 pub const BYTES_PER_SECOND_PER_VCPU: f64 = 200e6;
@@ -48,8 +48,7 @@ pub struct Choice {
 /// The bytes a function of `limits` reads and transforms in half of the time it has.
 pub fn function_capacity(limits: Limits) -> u64 {
     let vcpus = (f64::from(limits.memory_mb) / MB_PER_VCPU).clamp(0.07, 6.0);
-    let streams = vcpus.ceil().max(1.0) * crate::storage::prefetch::DEPTH as f64;
-    let speed = (BYTES_PER_SECOND_PER_VCPU * vcpus).min(S3_BYTES_PER_SECOND * streams);
+    let speed = (BYTES_PER_SECOND_PER_VCPU * vcpus).min(S3_BYTES_PER_SECOND * streams(vcpus));
     let seconds = limits.remaining.saturating_sub(MARGIN).as_secs_f64() / 2.0;
     (speed * seconds) as u64
 }

@@ -9,8 +9,10 @@
 //! The model is linear and conservative, from `bench/site_events.py` (docs/BENCHMARKS.md):
 //! - time: the scan processes [`BYTES_PER_SECOND_PER_VCPU`] of NDJSON per vCPU, and Lambda gives
 //!   a function one vCPU per 1,769 MB of memory ("Configuring Lambda function memory", Lambda
-//!   developer guide); S3 delivers one stream at no more than [`S3_BYTES_PER_SECOND`];
-//! - memory: a fixed part (the runtime, the blocks in flight, the event buffer) and the
+//!   developer guide); S3 delivers no more than [`S3_BYTES_PER_SECOND`] per connection, and
+//!   the function reads one span per vCPU, each with [`crate::storage::prefetch::DEPTH`]
+//!   ranged GETs in flight ([`super::spans`]; one stream per object before stop 37);
+//! - memory: a fixed part (the runtime, the windows, the event buffer) and the
 //!   groups, which grow with the input at most [`GROUP_BYTES_PER_INPUT_BYTE`].
 
 use std::time::Duration;
@@ -18,7 +20,7 @@ use std::time::Duration;
 /// Scan speed per vCPU, well below what was measured here (1,533 MB in 4.7 to 6.1 s on
 /// two cores, docs/BENCHMARKS.md: 125 to 160 MB/s per core; a Lambda vCPU is not measured).
 pub const BYTES_PER_SECOND_PER_VCPU: f64 = 70e6;
-/// One S3 GET stream inside a function, conservatively.
+/// One S3 GET stream (connection) inside a function, conservatively.
 pub const S3_BYTES_PER_SECOND: f64 = 80e6;
 /// Memory of a run besides the groups: runtime, blocks in flight, event buffers, Parquet
 /// (measured: a peak of 360 to 421 MiB for 1,533 MB of events, groups included).
@@ -41,7 +43,7 @@ pub struct Limits {
 /// The largest input a function of `limits` handles, and which limit sets it.
 pub fn capacity(limits: Limits) -> (u64, Bound) {
     let vcpus = (f64::from(limits.memory_mb) / MB_PER_VCPU).clamp(0.07, 6.0);
-    let speed = (BYTES_PER_SECOND_PER_VCPU * vcpus).min(S3_BYTES_PER_SECOND);
+    let speed = (BYTES_PER_SECOND_PER_VCPU * vcpus).min(S3_BYTES_PER_SECOND * streams(vcpus));
     let seconds = limits.remaining.saturating_sub(MARGIN).as_secs_f64();
     let by_time = speed * seconds;
     let by_memory = ((f64::from(limits.memory_mb) * 1e6 - FIXED_MEMORY_BYTES)
@@ -52,6 +54,12 @@ pub fn capacity(limits: Limits) -> (u64, Bound) {
     } else {
         (by_memory as u64, Bound::Memory)
     }
+}
+
+/// The S3 connections a function of `vcpus` reads through: a span per vCPU, each with
+/// [`crate::storage::prefetch::DEPTH`] ranged GETs in flight.
+pub fn streams(vcpus: f64) -> f64 {
+    vcpus.ceil().max(1.0) * crate::storage::prefetch::DEPTH as f64
 }
 
 /// Which of the function's limits bounds its input.
@@ -108,8 +116,10 @@ mod tests {
         };
         let (bytes, bound) = capacity(default);
         assert_eq!(bound, Bound::Time);
-        // 50 s at the lower of S3's stream and 1.16 vCPU's scan.
-        let speed = S3_BYTES_PER_SECOND.min(BYTES_PER_SECOND_PER_VCPU * 2048.0 / MB_PER_VCPU);
+        // 50 s at 1.16 vCPU's scan: below S3's eight connections (two spans, four each).
+        assert_eq!(streams(2048.0 / MB_PER_VCPU), 8.0);
+        let speed = BYTES_PER_SECOND_PER_VCPU * 2048.0 / MB_PER_VCPU;
+        assert!(speed < 8.0 * S3_BYTES_PER_SECOND);
         assert_eq!(bytes, (50.0 * speed) as u64);
         let small = Limits {
             memory_mb: 512,
