@@ -1,6 +1,8 @@
 """The Spark job reads the base-a `students` table on EMR (Spark 3.5 on emr-7.5.0), and any
 Spark user may read the others: Spark reads every column of what the ETL writes, the
-prefix-coded time columns included (docs/SEMANTICS.md, "Formats"), as DuckDB reads it.
+prefix-coded time and id columns included (docs/SEMANTICS.md, "Formats"), as DuckDB reads
+it. (Length-coded ids, DELTA_LENGTH_BYTE_ARRAY, failed here: Spark 3.5 misread them past its
+first batch of 4,096 values, SPARK-52240.)
 
 Relies on: real PySpark (3.5.2, the Spark of emr-7.5.0, its vectorized Parquet reader on, as
 by default) and the real ETL (`deployer invoke etl --local`) on generated data. Not checked
@@ -33,3 +35,5 @@ def test_spark_reads_every_column_of_the_etl_parquet_as_duckdb_does(spark, deplo
         assert rows_sorted(by_spark) == rows_sorted(by_duckdb), table
         time_column = "StartTime" if table == "sessions" else "Date"
         assert frame.where(f"{time_column} IS NOT NULL").count() > 0, table
+        id_column = "Id" if table == "students" else "StudentId"
+        assert frame.where(f"{id_column} IS NOT NULL").count() == len(rows), table

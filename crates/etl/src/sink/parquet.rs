@@ -44,32 +44,32 @@ fn is_id_column(column: &str) -> bool {
 
 /// How a column's pages are written (docs/SEMANTICS.md, "Formats").
 ///
-/// The time columns are prefix-coded (DELTA_BYTE_ARRAY: each value stores the length of the
-/// prefix it shares with the one before, then the rest) and not compressed. Consecutive times
-/// share 17 of their 23 or 24 characters on average (generated sessions), so these columns
-/// come out 6% to 20% smaller than plain text through snappy; and snappy, 20% of a run, no
-/// longer reads the columns that held three quarters of its input (docs/BENCHMARKS.md).
+/// The time and id columns are prefix-coded (DELTA_BYTE_ARRAY: each value stores the length
+/// of the prefix it shares with the one before, then the rest; both lengths bit-packed as
+/// deltas) and not compressed.
 ///
-/// The id columns are length-coded (DELTA_LENGTH_BYTE_ARRAY: the lengths bit-packed as
-/// deltas, then the bytes one after another) and not compressed. Plain pages give each id
-/// its 4-byte length, which is most of what snappy then found to remove: length-coded, the
-/// sessions' ids take 61.6 MB where plain and snappy took 62.7 MB, and the run no longer
-/// spends a tenth of its CPU compressing them (docs/BENCHMARKS.md, stop 37).
+/// Consecutive times share 17 of their 23 or 24 characters on average (generated sessions),
+/// so these columns come out 6% to 20% smaller than plain text through snappy; and snappy,
+/// 20% of a run, no longer reads the columns that held three quarters of its input
+/// (docs/BENCHMARKS.md).
 ///
-/// The warehouse's readers decode both: Athena engine 3 (Trino's Parquet reader), Spark 3.3
-/// and later (EMR 7; PySpark 3.5 in `tests/spark/test_reads_base_a.py`) and DuckDB; the Glue
-/// crawler infers the schema, which the encoding does not change.
+/// Ids share little, but plain pages give each id a 4-byte length, which is most of what
+/// snappy then removed: prefix-coded, they are no larger, and the run no longer spends a
+/// tenth of its CPU compressing them (docs/BENCHMARKS.md, stop 37). Not DELTA_LENGTH_BYTE_ARRAY
+/// (the lengths without the prefixes), though it is as small and a little cheaper: Spark 3.5's
+/// vectorized reader (EMR 7's) misreads a column of it past its first batch of 4,096 values
+/// (SPARK-52240, fixed after 3.5), which `tests/spark/test_reads_base_a.py` caught.
+///
+/// The warehouse's readers decode the encoding: Athena engine 3 (Trino's Parquet reader),
+/// Spark 3.3 and later (EMR 7; PySpark 3.5 in `tests/spark/test_reads_base_a.py`) and DuckDB;
+/// the Glue crawler infers the schema, which the encoding does not change.
 fn column_encoding(props: WriterPropertiesBuilder, column: &str) -> WriterPropertiesBuilder {
-    let encoding = if is_time_column(column) {
-        Encoding::DELTA_BYTE_ARRAY
-    } else if is_id_column(column) {
-        Encoding::DELTA_LENGTH_BYTE_ARRAY
-    } else {
+    if !is_time_column(column) && !is_id_column(column) {
         return props;
-    };
+    }
     let path = || ColumnPath::from(column);
     props
-        .set_column_encoding(path(), encoding)
+        .set_column_encoding(path(), Encoding::DELTA_BYTE_ARRAY)
         .set_column_compression(path(), Compression::UNCOMPRESSED)
 }
 
