@@ -171,6 +171,13 @@ pub fn key_text(raw: Raw<'_>) -> Result<Option<Cow<'_, str>>, &'static str> {
     }
 }
 
+/// Whether `raw` can be a key, a string or an integer: what [`key_text`] gives a text for,
+/// told without unescaping a string (every fact record's own id is checked so).
+#[inline]
+pub fn is_key(raw: Raw<'_>) -> bool {
+    raw.get().as_bytes()[0] == b'"' || is_integer(raw)
+}
+
 /// The text of a raw value as a string column holds it: strings unescaped, null as `None`,
 /// numbers, booleans, objects and arrays as their JSON text.
 #[inline]

@@ -86,7 +86,7 @@ const MIN_AUTO_SPAN: u64 = 16 << 20;
 impl Split {
     /// How many pieces to cut an export of `size` bytes (`work` in [`Table::work`]'s units)
     /// into, when the facts' exports hold `total` work and `workers` read them.
-    fn pieces(self, size: u64, work: u64, total: u64, workers: usize) -> usize {
+    pub(crate) fn pieces(self, size: u64, work: u64, total: u64, workers: usize) -> usize {
         match self {
             Split::Whole => 1,
             Split::Pieces(n) => n.max(1),
@@ -362,8 +362,9 @@ pub(crate) fn gather(
 }
 
 /// Stages the four tables: each export is cut into spans ([`Options::split`]), and
-/// `opts.workers` threads take the spans, most work first ([`Table::work`]). The first failure stops the others
-/// (see [`Cancel`]). An export whose spans did not tile is read again whole.
+/// `opts.workers` threads take the spans, most work first ([`Table::work`]). The first
+/// failure stops the others (see [`Cancel`]). An export whose spans did not tile is read
+/// again whole.
 fn stage_all(
     source: &dyn Storage,
     warehouse: &dyn Storage,

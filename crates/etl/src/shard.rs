@@ -222,7 +222,7 @@ pub struct Part {
 
 /// A part's bytes: a first ranged read through a little past its stop, then, only if its
 /// last record runs further (a stop that was not a record start), the rest of the document.
-pub fn open_span<'s>(source: &'s dyn Storage, part: &Part) -> Result<SpanBytes<'s>, EtlError> {
+pub fn open_span<'s>(source: &'s dyn Storage, part: &Part) -> Result<SpanBytes<'s>, StorageError> {
     let span = part.span;
     let first_end = span.stop.map_or(part.size, |s| (s + SLACK).min(part.size));
     Ok(SpanBytes {

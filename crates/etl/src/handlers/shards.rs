@@ -257,6 +257,30 @@ mod tests {
         }
     }
 
+    /// A runtime, and a context over a source of generated exports and an empty warehouse
+    /// (the folders live as long as the returned pair).
+    fn fixture() -> (tokio::runtime::Runtime, EtlContext, [tempfile::TempDir; 2]) {
+        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        crate::sharded::tests::exports(src.path(), 20);
+        let ctx = context(src.path(), wh.path());
+        (tokio::runtime::Runtime::new().unwrap(), ctx, [src, wh])
+    }
+
+    /// Base a's lease as the warehouse holds it.
+    fn lease(ctx: &EtlContext) -> crate::lease::LeaseBody {
+        crate::lease::read(ctx.warehouse.as_ref(), Base::A)
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Whether the run's plan is in the warehouse.
+    fn has_plan(ctx: &EtlContext, run: &str) -> bool {
+        ctx.warehouse
+            .get(&sharded::plan_key(run))
+            .unwrap()
+            .is_some()
+    }
+
     fn options(run: &str) -> Options {
         let mut opts = Options::new(crate::warehouse::DataFormat::Ndjson);
         opts.run_id = run.into();
@@ -266,10 +290,7 @@ mod tests {
 
     #[test]
     fn a_started_execution_holds_the_lease_for_the_state_machines_timeout() {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        crate::sharded::tests::exports(src.path(), 20);
-        let ctx = context(src.path(), wh.path());
+        let (rt, ctx, _dirs) = fixture();
         let out = start(
             &ctx,
             rt.handle(),
@@ -283,9 +304,7 @@ mod tests {
             out["execution_arn"],
             "arn:aws:states:us-east-1:1:execution:m:r"
         );
-        let lease = crate::lease::read(ctx.warehouse.as_ref(), Base::A)
-            .unwrap()
-            .unwrap();
+        let lease = lease(&ctx);
         assert!(
             !lease.released && lease.holder.contains("execution:m:r"),
             "{lease:?}"
@@ -300,21 +319,14 @@ mod tests {
             .unwrap();
         assert_eq!(record.state, RunState::Running);
         assert!(record.expires > now + HOLD.as_secs() as i64 - 60);
-        assert!(ctx
-            .warehouse
-            .get(&sharded::plan_key("r1"))
-            .unwrap()
-            .is_some());
+        assert!(has_plan(&ctx, "r1"));
     }
 
     /// SNS delivers a message at least once: a second delivery of a message whose sharded
     /// run is running starts nothing and names that run.
     #[test]
     fn a_repeated_delivery_starts_no_second_execution() {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        crate::sharded::tests::exports(src.path(), 20);
-        let ctx = context(src.path(), wh.path());
+        let (rt, ctx, _dirs) = fixture();
         start(
             &ctx,
             rt.handle(),
@@ -338,14 +350,8 @@ mod tests {
         assert!(runs::read(ctx.warehouse.as_ref(), Base::A, "r2")
             .unwrap()
             .is_none());
-        assert!(ctx
-            .warehouse
-            .get(&sharded::plan_key("r2"))
-            .unwrap()
-            .is_none());
-        let lease = crate::lease::read(ctx.warehouse.as_ref(), Base::A)
-            .unwrap()
-            .unwrap();
+        assert!(!has_plan(&ctx, "r2"));
+        let lease = lease(&ctx);
         assert_eq!(lease.run, "r1");
     }
 
@@ -353,10 +359,7 @@ mod tests {
     /// record ended and returns its outcome, without publishing again or failing.
     #[test]
     fn a_repeated_publish_returns_the_recorded_outcome() {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        crate::sharded::tests::exports(src.path(), 20);
-        let ctx = context(src.path(), wh.path());
+        let (rt, ctx, _dirs) = fixture();
         start(&ctx, rt.handle(), &sfn(true), "arn:m", &options("r1"), None).unwrap();
         let items = sharded::read_plan(ctx.warehouse.as_ref(), "r1").unwrap();
         for item in &items {
@@ -377,10 +380,7 @@ mod tests {
 
     #[test]
     fn a_state_machine_that_did_not_start_gives_back_the_lease_and_the_plan() {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let (src, wh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        crate::sharded::tests::exports(src.path(), 20);
-        let ctx = context(src.path(), wh.path());
+        let (rt, ctx, _dirs) = fixture();
         let e = start(
             &ctx,
             rt.handle(),
@@ -395,15 +395,9 @@ mod tests {
             e.contains("StartExecution") && e.contains("service unavailable"),
             "{e}"
         );
-        let lease = crate::lease::read(ctx.warehouse.as_ref(), Base::A)
-            .unwrap()
-            .unwrap();
+        let lease = lease(&ctx);
         assert!(lease.released, "{lease:?}");
-        assert!(ctx
-            .warehouse
-            .get(&sharded::plan_key("r2"))
-            .unwrap()
-            .is_none());
+        assert!(!has_plan(&ctx, "r2"));
         let record = runs::read(ctx.warehouse.as_ref(), Base::A, "r2")
             .unwrap()
             .unwrap();

@@ -2,9 +2,9 @@
 //! Spark job's semantics (docs/SEMANTICS.md, base b; `spark/site_events.py`).
 //!
 //! One pass over the events, on every core: each input object is cut into spans of lines,
-//! which workers read side by side ([`spans`]) and parse ([`line`]), derive the typed columns ([`derive`]),
-//! buffer the `events` rows and write them one file per date ([`events`]), and count every
-//! aggregate ([`counts`]). The counts join the students ([`students`]) at the end. Nothing is
+//! which workers read side by side ([`spans`]) and parse ([`line`]), derive the typed
+//! columns ([`derive`]), buffer the `events` rows and write them one file per date
+//! ([`events`]), and count every aggregate ([`counts`]). The counts join the students ([`students`]) at the end. Nothing is
 //! published until every table is written; then each table switches to this run through its
 //! manifest ([`publish`]).
 //!
@@ -418,7 +418,7 @@ fn scan(
     let workers = opts.workers.max(1);
     let plan = spans::plan(files, workers);
     let next = AtomicUsize::new(0);
-    // The first failure stops the other workers at their next window.
+    // The first failure stops the other workers before their next span.
     let failed = AtomicBool::new(false);
     let budget = (opts.buffer_bytes / workers).max(1 << 20);
     std::thread::scope(|s| {

@@ -20,11 +20,9 @@ use std::io::Read;
 
 use crate::error::StorageError;
 use crate::json_array::Span;
+use crate::run::Split;
 use crate::shard::{open_span, Part};
 use crate::storage::Storage;
-
-/// Spans are never smaller than this (each is a ranged read of its own).
-const MIN_SPAN: u64 = 16 << 20;
 
 /// The window a worker reads a span through: small enough to stay in a core's cache between
 /// the copy and the parse; a line longer than it grows it.
@@ -39,22 +37,19 @@ pub struct LineSpan {
     pub stop: u64,
 }
 
-/// Cuts the objects (`(key, size)`) into spans for `workers`: about a quarter of a worker's
-/// share each (at least [`MIN_SPAN`]), so that workers taking the largest first end together;
-/// one span per object for one worker. Largest first.
+/// Cuts the objects (`(key, size)`) into spans for `workers` as base a cuts its exports
+/// ([`Split::Auto`]: about a quarter of a worker's share each, 16 MiB at least; each object
+/// whole for one worker), so that workers taking the largest first end together. Largest
+/// first.
 pub fn plan(files: &[(String, u64)], workers: usize) -> Vec<LineSpan> {
     let total: u64 = files.iter().map(|(_, size)| size).sum();
-    let span = if workers <= 1 {
-        u64::MAX
-    } else {
-        (total / (workers as u64 * 4)).max(MIN_SPAN)
-    };
     let mut spans: Vec<LineSpan> = files
         .iter()
         .enumerate()
         .filter(|(_, (_, size))| *size > 0)
         .flat_map(|(file, (_, size))| {
-            let pieces = size.div_ceil(span).max(1);
+            // Every byte of events weighs the same.
+            let pieces = Split::Auto.pieces(*size, *size, total, workers) as u64;
             let each = size.div_ceil(pieces);
             (0..pieces).map(move |k| LineSpan {
                 file,
@@ -95,10 +90,7 @@ pub fn read_lines<E: From<StorageError>>(
         spans: 1,
     };
     let io = |e: std::io::Error| StorageError::io(source.describe(key), e);
-    let mut input = open_span(source, &part).map_err(|e| match e {
-        crate::error::EtlError::Storage(s) => s,
-        other => StorageError::io(source.describe(key), std::io::Error::other(other)),
-    })?;
+    let mut input = open_span(source, &part)?;
     if window.is_empty() {
         window.resize(WINDOW, 0);
     }

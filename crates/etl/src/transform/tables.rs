@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 use super::dimension::{Dimension, DimensionKind, Joined};
 use crate::error::EtlError;
 use crate::json_array::Element;
-use crate::record::{key_text, kind_of, Raw};
+use crate::record::{is_key, kind_of, Raw};
 use crate::short_eq::short_eq;
 use crate::warehouse::{self, TableDef};
 
@@ -167,7 +167,7 @@ impl Table {
     }
 
     /// The work of reading `bytes` of this table's export, in bytes of sessions: what
-    /// [`crate::run::Split::Auto`] cuts into equal shares and the workers take largest first.
+    /// [`crate::run::Split::Auto`] cuts into equal shares and the workers take most first.
     /// A byte of students or follows costs about twice a byte of sessions (joins, more
     /// columns, `extra`): measured alone at 1M students, 3.4 and 3.0 ns of CPU a byte against
     /// 1.7 (docs/BENCHMARKS.md). Weighed by bytes alone, a follows span started last ran
@@ -277,16 +277,6 @@ impl Table {
             Some(v) if is_key(v) => Ok(v),
             _ => Err(key_refusal(e, field, value)),
         }
-    }
-}
-
-/// Whether a value can be a key: a string or an integer ([`key_text`]'s `Ok(Some(_))`).
-#[inline]
-fn is_key(value: Raw<'_>) -> bool {
-    match value.get().as_bytes()[0] {
-        b'"' => true,
-        b'-' | b'0'..=b'9' => matches!(key_text(value), Ok(Some(_))),
-        _ => false,
     }
 }
 
